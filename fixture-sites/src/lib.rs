@@ -1,0 +1,112 @@
+//! Fixture websites served on loopback under several host names, for siteward's tests, its demo
+//! and its benchmark.
+//!
+//! One server answers for every host in [`HOSTS`] (told apart by the `Host` header) on an HTTP
+//! port and an HTTPS port with a self-signed certificate. A scanner reaches them by mapping each
+//! name to 127.0.0.1 (`--resolve`) and trusting the certificate's key ([`FixtureSites::spki`]).
+//! Each page documents what a correct scan of it must find.
+#![forbid(unsafe_code)]
+
+mod pages;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+use base64::Engine;
+use rcgen::PublicKeyData;
+use sha2::{Digest, Sha256};
+
+pub use pages::{COOKIE_VALUES, STORAGE_VALUES};
+
+/// First party.
+pub const SHOP: &str = "shop.test";
+/// A CDN serving a library to the shop.
+pub const CDN: &str = "cdn.test";
+/// An analytics host: its script sets a first-party cookie and fires a beacon.
+pub const ANALYTICS: &str = "analytics.test";
+/// An ads host (HTTPS): its script is injected 1.5 s after load and sets a third-party cookie.
+pub const ADS: &str = "ads.test";
+/// A widget host (HTTPS) embedded as a third-party iframe that sets its own cookie.
+pub const WIDGET: &str = "widget.test";
+pub const HOSTS: [&str; 5] = [SHOP, CDN, ANALYTICS, ADS, WIDGET];
+
+/// Running fixture sites; stops when dropped.
+pub struct FixtureSites {
+    http: SocketAddr,
+    https: SocketAddr,
+    spki: String,
+    handle: ServerHandle,
+}
+
+#[derive(Clone)]
+pub(crate) struct Ports {
+    pub http: u16,
+    pub https: u16,
+}
+
+impl FixtureSites {
+    /// Starts the server on ephemeral loopback ports.
+    pub async fn start() -> std::io::Result<Self> {
+        let http_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let https_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let http = http_listener.local_addr()?;
+        let https = https_listener.local_addr()?;
+        let (tls, spki) = tls_config()?;
+        let ports = Ports { http: http.port(), https: https.port() };
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(ports.clone()))
+                .default_service(web::to(pages::route))
+        })
+        .workers(2)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(http_listener)?
+        .listen_rustls_0_23(https_listener, tls)?
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Ok(Self { http, https, spki, handle })
+    }
+
+    /// `http://HOST:PORT/PATH` on the fixture server.
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.http.port())
+    }
+
+    /// `https://HOST:PORT/PATH` on the fixture server.
+    pub fn https_url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.https.port())
+    }
+
+    /// `HOST=127.0.0.1` for every fixture host, as `--resolve` takes them.
+    pub fn resolve_args(&self) -> Vec<String> {
+        HOSTS.iter().map(|h| format!("{h}=127.0.0.1")).collect()
+    }
+
+    /// Base64 SHA-256 of the certificate's public key, for Chromium to trust.
+    pub fn spki(&self) -> &str {
+        &self.spki
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+fn tls_config() -> std::io::Result<(rustls::ServerConfig, String)> {
+    let to_io = |e: rcgen::Error| std::io::Error::other(e.to_string());
+    let key = rcgen::KeyPair::generate().map_err(to_io)?;
+    let names: Vec<String> = HOSTS.iter().map(|h| h.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names).map_err(to_io)?.self_signed(&key).map_err(to_io)?;
+    let spki = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(key.subject_public_key_info()));
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(vec![cert.der().clone()], key_der))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok((config, spki))
+}

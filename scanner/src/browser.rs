@@ -1,0 +1,399 @@
+//! Browser supervision: one Chromium process serves many scans, each in its own browser context.
+//!
+//! A watchdog checks the process and its DevTools connection every second. A browser that has
+//! exited or stopped answering is killed; scans running in it fail at once with a clear error, and
+//! the next scan launches a fresh browser. A semaphore bounds how many scans run at once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chromiumoxide::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::target::CreateBrowserContextParams;
+use futures::StreamExt;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::egress::{EgressPolicy, GuardProxy};
+use crate::error::ScanError;
+
+/// How the browser is launched and supervised.
+#[derive(Debug, Clone)]
+pub struct BrowserOptions {
+    /// The Chromium binary.
+    pub executable: PathBuf,
+    /// Scans that may run at once in the one browser.
+    pub max_concurrent_scans: usize,
+    pub launch_timeout: Duration,
+    /// V8 heap limit per renderer, so a page cannot eat the machine's memory.
+    pub js_heap_limit_mb: u32,
+    /// Allow third-party cookies, as desktop Chrome does by default. Headless Chromium blocks them
+    /// unless told otherwise, which would under-report what visitors receive.
+    pub third_party_cookies: bool,
+    /// Base64 SHA-256 hashes of certificate public keys to trust despite an unknown issuer
+    /// (Chromium's `--ignore-certificate-errors-spki-list`), for self-hosted and test sites.
+    pub trusted_spki: Vec<String>,
+    /// A DevTools call that takes longer than this marks the browser as hung.
+    pub hang_timeout: Duration,
+}
+
+impl Default for BrowserOptions {
+    fn default() -> Self {
+        Self {
+            executable: PathBuf::from("/usr/bin/chromium"),
+            max_concurrent_scans: 4,
+            launch_timeout: Duration::from_secs(20),
+            js_heap_limit_mb: 512,
+            third_party_cookies: true,
+            trusted_spki: Vec::new(),
+            hang_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+type DeathSender = Arc<watch::Sender<Option<Death>>>;
+
+/// Why a browser stopped serving scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    Exited,
+    Hung,
+}
+
+/// A launched browser. Dropping it kills the process.
+pub(crate) struct LiveBrowser {
+    browser: Mutex<Browser>,
+    pid: u32,
+    died: watch::Receiver<Option<Death>>,
+    product: String,
+    user_agent: String,
+    third_party_cookies: bool,
+    /// The handler pump and the watchdog; aborted on drop.
+    _tasks: JoinSet<()>,
+    /// The default context's proxy: a public-only guard, so nothing escapes outside scan contexts.
+    _default_guard: GuardProxy,
+    _profile: tempfile::TempDir,
+}
+
+impl LiveBrowser {
+    pub(crate) fn product(&self) -> &str {
+        &self.product
+    }
+
+    pub(crate) fn user_agent(&self) -> &str {
+        &self.user_agent
+    }
+
+    pub(crate) fn third_party_cookies(&self) -> bool {
+        self.third_party_cookies
+    }
+
+    pub(crate) fn death(&self) -> Option<Death> {
+        *self.died.borrow()
+    }
+
+    /// Resolves when the browser dies; never resolves while it is healthy.
+    pub(crate) async fn died(&self) -> Death {
+        let mut died = self.died.clone();
+        match died.wait_for(Option::is_some).await {
+            Ok(death) => death.unwrap_or(Death::Exited),
+            Err(_) => Death::Exited,
+        }
+    }
+
+    pub(crate) async fn with_browser<T>(
+        &self,
+        f: impl AsyncFnOnce(&Browser) -> Result<T, chromiumoxide::error::CdpError>,
+    ) -> Result<T, ScanError> {
+        let browser = self.browser.lock().await;
+        tokio::select! {
+            result = f(&browser) => result.map_err(ScanError::cdp),
+            death = self.died() => Err(ScanError::from(death)),
+        }
+    }
+
+    /// Creates an isolated browser context whose every connection goes through `proxy`.
+    pub(crate) async fn create_context(
+        &self,
+        proxy: &GuardProxy,
+    ) -> Result<chromiumoxide::cdp::browser_protocol::browser::BrowserContextId, ScanError> {
+        let params = CreateBrowserContextParams::builder()
+            .dispose_on_detach(true)
+            .proxy_server(proxy.proxy_server())
+            // Chromium bypasses proxies for loopback by default; `<-loopback>` removes that, so
+            // loopback destinations meet the guard too.
+            .proxy_bypass_list("<-loopback>")
+            .build();
+        self.with_browser(async |b| b.create_browser_context(params).await).await
+    }
+
+    fn kill(&self) {
+        kill_pid(self.pid);
+    }
+}
+
+impl Drop for LiveBrowser {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn kill_pid(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Owns the browser: launches it on demand, relaunches it after a crash or hang, and hands out
+/// scan slots.
+pub struct Supervisor {
+    options: BrowserOptions,
+    current: Mutex<Option<Arc<LiveBrowser>>>,
+    slots: Arc<Semaphore>,
+    launches: std::sync::atomic::AtomicU64,
+}
+
+/// A scan slot: holding it counts against `max_concurrent_scans`.
+pub(crate) struct Slot {
+    pub(crate) browser: Arc<LiveBrowser>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Supervisor {
+    pub fn new(options: BrowserOptions) -> Self {
+        let slots = Arc::new(Semaphore::new(options.max_concurrent_scans.max(1)));
+        Self { options, current: Mutex::new(None), slots, launches: Default::default() }
+    }
+
+    pub fn options(&self) -> &BrowserOptions {
+        &self.options
+    }
+
+    /// How many browser processes this supervisor has launched so far.
+    pub fn launches(&self) -> u64 {
+        self.launches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The process id of the current browser, if one is running.
+    pub async fn browser_pid(&self) -> Option<u32> {
+        self.current.lock().await.as_ref().filter(|b| b.death().is_none()).map(|b| b.pid)
+    }
+
+    /// Launches the browser now rather than at the first scan.
+    pub async fn warm_up(&self) -> Result<(), ScanError> {
+        self.live_browser().await.map(|_| ())
+    }
+
+    /// Kills the browser, if one is running; the next scan launches a new one.
+    pub async fn shutdown(&self) {
+        if let Some(browser) = self.current.lock().await.take() {
+            let mut browser_handle = browser.browser.lock().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), browser_handle.close()).await;
+            drop(browser_handle);
+            browser.kill();
+        }
+    }
+
+    pub(crate) async fn slot(&self) -> Result<Slot, ScanError> {
+        let permit = self.slots.clone().acquire_owned().await.map_err(|_| ScanError::ShuttingDown)?;
+        let browser = self.live_browser().await?;
+        Ok(Slot { browser, _permit: permit })
+    }
+
+    async fn live_browser(&self) -> Result<Arc<LiveBrowser>, ScanError> {
+        let mut current = self.current.lock().await;
+        if let Some(browser) = current.as_ref() {
+            if browser.death().is_none() {
+                return Ok(browser.clone());
+            }
+            tracing::warn!(death = ?browser.death(), "browser died; relaunching");
+        }
+        *current = None;
+        let (browser, died_tx) = launch(&self.options).await?;
+        let browser = Arc::new(browser);
+        watch(&browser, self.options.hang_timeout, died_tx);
+        self.launches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *current = Some(browser.clone());
+        Ok(browser)
+    }
+}
+
+async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), ScanError> {
+    if !options.executable.exists() {
+        return Err(ScanError::BrowserMissing(options.executable.clone()));
+    }
+    let profile = tempfile::Builder::new()
+        .prefix("siteward-chromium-")
+        .tempdir()
+        .map_err(|e| ScanError::BrowserLaunch(format!("cannot create a profile folder: {e}")))?;
+    if options.third_party_cookies {
+        write_cookie_preferences(profile.path())?;
+    }
+    let default_guard = GuardProxy::start(EgressPolicy::public_only(), u64::MAX)
+        .await
+        .map_err(|e| ScanError::BrowserLaunch(format!("cannot start the egress guard: {e}")))?;
+
+    let mut builder = BrowserConfig::builder()
+        .chrome_executable(&options.executable)
+        .no_sandbox()
+        .disable_default_args()
+        .respect_https_errors()
+        .viewport(None)
+        .user_data_dir(profile.path())
+        .launch_timeout(options.launch_timeout)
+        .request_timeout(options.hang_timeout * 4)
+        .args(FIXED_ARGS)
+        .arg(format!("disable-features={DISABLED_FEATURES}"))
+        .arg(format!("proxy-server={}", default_guard.proxy_server()))
+        .arg("proxy-bypass-list=<-loopback>")
+        .arg(format!("js-flags=--max-old-space-size={}", options.js_heap_limit_mb));
+    if !options.trusted_spki.is_empty() {
+        let spki = options.trusted_spki.join(",");
+        builder = builder.arg(format!("ignore-certificate-errors-spki-list={spki}"));
+    }
+    let config = builder.build().map_err(ScanError::BrowserLaunch)?;
+    let (mut browser, mut handler) = Browser::launch(config)
+        .await
+        .map_err(|e| ScanError::BrowserLaunch(e.to_string()))?;
+    let pid = browser
+        .get_mut_child()
+        .and_then(|child| child.inner.id())
+        .ok_or_else(|| ScanError::BrowserLaunch("browser process has no id".into()))?;
+
+    let (died_tx, died_rx) = watch::channel(None);
+    let died_tx = Arc::new(died_tx);
+    let mut tasks = JoinSet::new();
+    {
+        let died_tx = died_tx.clone();
+        tasks.spawn(async move {
+            // The handler must be polled for the browser's whole life. Errors are logged and
+            // polling goes on; a broken connection means the browser is gone.
+            while let Some(event) = handler.next().await {
+                if let Err(error) = event {
+                    if matches!(error, chromiumoxide::error::CdpError::Ws(_)) {
+                        tracing::warn!(%error, "DevTools connection lost");
+                        died_tx.send_if_modified(|d| mark(d, Death::Exited));
+                    } else {
+                        tracing::debug!(%error, "DevTools handler");
+                    }
+                }
+            }
+            died_tx.send_if_modified(|d| mark(d, Death::Exited));
+        });
+    }
+
+    let version = tokio::time::timeout(options.hang_timeout, browser.version())
+        .await
+        .map_err(|_| ScanError::BrowserLaunch("browser did not answer after launch".into()))?
+        .map_err(|e| ScanError::BrowserLaunch(e.to_string()))?;
+    let browser = Mutex::new(browser);
+    let live = LiveBrowser {
+        browser,
+        pid,
+        died: died_rx,
+        product: version.product,
+        user_agent: version.user_agent,
+        third_party_cookies: options.third_party_cookies,
+        _tasks: tasks,
+        _default_guard: default_guard,
+        _profile: profile,
+    };
+    Ok((live, died_tx))
+}
+
+/// Starts the watchdog for `live`; it stops when the browser dies or is dropped.
+fn watch(live: &Arc<LiveBrowser>, hang_timeout: Duration, died_tx: DeathSender) {
+    let weak = Arc::downgrade(live);
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            interval.tick().await;
+            let Some(live) = weak.upgrade() else { return };
+            if live.death().is_some() {
+                return;
+            }
+            if !process_alive(live.pid) {
+                died_tx.send_if_modified(|d| mark(d, Death::Exited));
+                return;
+            }
+            let answered = tokio::time::timeout(hang_timeout, async {
+                let browser = live.browser.lock().await;
+                browser.version().await.is_ok()
+            })
+            .await
+            .unwrap_or(false);
+            if !answered && live.death().is_none() {
+                tracing::warn!(pid = live.pid, "browser stopped answering; killing it");
+                live.kill();
+                died_tx.send_if_modified(|d| mark(d, Death::Hung));
+                return;
+            }
+        }
+    });
+}
+
+fn mark(slot: &mut Option<Death>, death: Death) -> bool {
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(death);
+    true
+}
+
+/// False once the process has exited (or is a zombie waiting to be reaped).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Headless Chromium blocks third-party cookies unless the profile says otherwise.
+fn write_cookie_preferences(profile: &std::path::Path) -> Result<(), ScanError> {
+    let default = profile.join("Default");
+    let prefs = serde_json::json!({
+        "profile": {
+            "cookie_controls_mode": 0,
+            "block_third_party_cookies": false,
+            "default_content_setting_values": { "cookies": 1 }
+        }
+    });
+    std::fs::create_dir_all(&default)
+        .and_then(|_| std::fs::write(default.join("Preferences"), prefs.to_string()))
+        .map_err(|e| ScanError::BrowserLaunch(format!("cannot write browser preferences: {e}")))
+}
+
+/// Flags for a quiet, headless, supervised browser on a closed or hostile network.
+const FIXED_ARGS: [&str; 21] = [
+    "disable-gpu",
+    "disable-quic",
+    "no-first-run",
+    "no-default-browser-check",
+    "disable-background-networking",
+    "disable-component-update",
+    "disable-sync",
+    "disable-default-apps",
+    "disable-breakpad",
+    "disable-dev-shm-usage",
+    "disable-client-side-phishing-detection",
+    "disable-domain-reliability",
+    "disable-hang-monitor",
+    "disable-prompt-on-repost",
+    "disable-renderer-backgrounding",
+    "disable-background-timer-throttling",
+    "disable-backgrounding-occluded-windows",
+    "metrics-recording-only",
+    "password-store=basic",
+    // Site isolation would move cross-site iframes into processes whose network events arrive on
+    // other DevTools sessions; keeping them in the page's process lets one session see them all.
+    "disable-site-isolation-trials",
+    // WebRTC may not open UDP paths around the proxy (and so around the egress guard).
+    "force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+];
+
+/// Features switched off in one flag (Chromium honours only the last `--disable-features`).
+const DISABLED_FEATURES: &str = "HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,IsolateOrigins,site-per-process,Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider,InterestFeedContentSuggestions,AutofillServerCommunication,CertificateTransparencyComponentUpdater,PrivacySandboxSettings4";

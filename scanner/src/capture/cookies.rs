@@ -1,0 +1,133 @@
+//! Cookies at the end of a scan, with the host that set each one where known.
+//!
+//! Two witnesses say who set a cookie: `Set-Cookie` response headers (the responding host), and the
+//! page instrumentation that reports `document.cookie` and Cookie Store writes with the calling
+//! script's URL. Values never enter this module's output.
+
+use crate::capture::network::host_of;
+use crate::party::party_of;
+use crate::snapshot::{Cookie, CookieSource, SameSite};
+
+/// One observed cookie write.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CookieWrite {
+    pub name: String,
+    /// The domain the cookie lands on: the Domain attribute, or the host it was set for.
+    pub domain: String,
+    /// Who set it: the responding host or the calling script's host.
+    pub setter_host: String,
+    pub source: CookieSource,
+}
+
+/// Parses a `Set-Cookie` line from a response of `response_url`. Only name and Domain are read.
+pub(crate) fn header_write(response_url: &str, line: &str) -> Option<CookieWrite> {
+    let host = host_of(response_url);
+    let mut parts = line.split(';');
+    let name = parts.next()?.split_once('=')?.0.trim().to_owned();
+    let domain = parts
+        .filter_map(|attr| attr.split_once('='))
+        .find(|(key, _)| key.trim().eq_ignore_ascii_case("domain"))
+        .map(|(_, value)| value.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| host.clone());
+    Some(CookieWrite { name, domain, setter_host: host, source: CookieSource::Header })
+}
+
+/// The instrumentation's report of a script cookie write, as JSON
+/// `{"name": …, "script": url-or-null, "documentHost": …}`.
+pub(crate) fn script_write(payload: &str) -> Option<CookieWrite> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let name = value.get("name")?.as_str()?.trim().to_owned();
+    let document_host = value.get("documentHost")?.as_str()?.to_ascii_lowercase();
+    let setter_host = value
+        .get("script")
+        .and_then(|s| s.as_str())
+        .map(host_of)
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| document_host.clone());
+    Some(CookieWrite { name, domain: document_host, setter_host, source: CookieSource::Script })
+}
+
+/// Whether `host` may set or read a cookie for `cookie_domain` (RFC 6265 domain-match).
+fn domain_matches(host: &str, cookie_domain: &str) -> bool {
+    host == cookie_domain || host.ends_with(&format!(".{cookie_domain}"))
+}
+
+/// Turns the browser's cookies into snapshot cookies, attributing each to its latest writer.
+pub(crate) fn attribute(
+    cookies: &[chromiumoxide::cdp::browser_protocol::network::Cookie],
+    writes: &[CookieWrite],
+    first_party_domain: &str,
+) -> Vec<Cookie> {
+    let mut out: Vec<Cookie> = cookies
+        .iter()
+        .map(|c| {
+            let domain = c.domain.trim_start_matches('.').to_ascii_lowercase();
+            let writer = writes.iter().rev().find(|w| {
+                w.name == c.name
+                    && match w.source {
+                        CookieSource::Header => w.domain == domain,
+                        CookieSource::Script => domain_matches(&w.domain, &domain),
+                    }
+            });
+            let session = c.session || c.expires <= 0.0;
+            Cookie {
+                name: c.name.clone(),
+                domain: c.domain.clone(),
+                path: c.path.clone(),
+                expires: (!session).then(|| rfc3339(c.expires)).flatten(),
+                session,
+                secure: c.secure,
+                http_only: c.http_only,
+                same_site: match c.same_site.as_ref().map(|s| s.as_ref()) {
+                    Some("Strict") => SameSite::Strict,
+                    Some("Lax") => SameSite::Lax,
+                    Some("None") => SameSite::None,
+                    _ => SameSite::Unspecified,
+                },
+                party: party_of(&domain, first_party_domain),
+                set_by_host: writer.map(|w| w.setter_host.clone()),
+                set_by: writer.map(|w| w.source),
+                value_size: c.size.max(0) as u64 - c.name.len().min(c.size.max(0) as usize) as u64,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.domain, &a.name, &a.path).cmp(&(&b.domain, &b.name, &b.path)));
+    out
+}
+
+fn rfc3339(unix_seconds: f64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_seconds.floor() as i64).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_writes_take_the_domain_attribute_or_the_host() {
+        let w = header_write("https://ads.example.net/p.gif", "uid=abc; Path=/; Domain=.Example.net; Secure")
+            .expect("parses");
+        assert_eq!((w.name.as_str(), w.domain.as_str(), w.setter_host.as_str()), ("uid", "example.net", "ads.example.net"));
+        let w = header_write("http://shop.test:8080/", "sid=1").expect("parses");
+        assert_eq!(w.domain, "shop.test");
+        assert!(header_write("http://x.test/", "no-equals-sign").is_none());
+    }
+
+    #[test]
+    fn script_writes_name_the_calling_script_host() {
+        let w = script_write(r#"{"name":"_ga","script":"https://analytics.test:9/a.js","documentHost":"shop.test"}"#)
+            .expect("parses");
+        assert_eq!((w.domain.as_str(), w.setter_host.as_str()), ("shop.test", "analytics.test"));
+        let inline = script_write(r#"{"name":"x","script":null,"documentHost":"shop.test"}"#).expect("parses");
+        assert_eq!(inline.setter_host, "shop.test");
+        assert!(script_write("not json").is_none());
+    }
+
+    #[test]
+    fn domain_match_does_not_accept_lookalikes() {
+        assert!(domain_matches("www.shop.test", "shop.test"));
+        assert!(!domain_matches("evilshop.test", "shop.test"));
+    }
+}

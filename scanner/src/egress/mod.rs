@@ -1,0 +1,9 @@
+//! The egress guard: what a scan's browser may connect to, enforced outside the page's reach.
+
+mod address;
+mod policy;
+mod proxy;
+
+pub use address::{NonPublic, classify};
+pub use policy::{EgressPolicy, InvalidResolve, Refusal};
+pub use proxy::GuardProxy;

@@ -1,0 +1,270 @@
+//! The guard proxy: a SOCKS5 server on loopback through which a scan's browser context makes every
+//! connection (documents, subresources, iframes, WebSockets, beacons).
+//!
+//! SOCKS5 hands us the host *name*, so the browser never resolves anything itself: the
+//! [`EgressPolicy`] resolves it, checks the address and the proxy connects to exactly that address.
+//! Refusals are recorded for the snapshot. The proxy also enforces the scan's transfer budget.
+//!
+//! Each scan gets its own proxy (browser contexts take a per-context proxy), so refusals and byte
+//! counts belong to exactly one scan.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::policy::EgressPolicy;
+use crate::snapshot::BlockedConnection;
+
+const SOCKS_VERSION: u8 = 5;
+const NO_AUTH: u8 = 0;
+const NO_ACCEPTABLE_METHOD: u8 = 0xff;
+const CMD_CONNECT: u8 = 1;
+const ATYP_V4: u8 = 1;
+const ATYP_DOMAIN: u8 = 3;
+const ATYP_V6: u8 = 4;
+const REPLY_OK: u8 = 0;
+const REPLY_GENERAL_FAILURE: u8 = 1;
+const REPLY_NOT_ALLOWED: u8 = 2;
+const REPLY_HOST_UNREACHABLE: u8 = 4;
+const REPLY_CONNECTION_REFUSED: u8 = 5;
+const REPLY_COMMAND_NOT_SUPPORTED: u8 = 7;
+const REPLY_ADDRESS_NOT_SUPPORTED: u8 = 8;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the proxy saw during one scan.
+#[derive(Debug, Default)]
+struct Ledger {
+    blocked: Mutex<Vec<BlockedConnection>>,
+    bytes: AtomicU64,
+    budget_exhausted: AtomicBool,
+}
+
+/// A running guard proxy; stops (and cuts every relayed connection) when dropped.
+pub struct GuardProxy {
+    address: SocketAddr,
+    ledger: Arc<Ledger>,
+    max_bytes: u64,
+    _server: JoinSet<()>,
+}
+
+impl GuardProxy {
+    /// Starts a proxy on an ephemeral loopback port.
+    pub async fn start(policy: EgressPolicy, max_bytes: u64) -> std::io::Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let address = listener.local_addr()?;
+        let ledger = Arc::new(Ledger::default());
+        let mut server = JoinSet::new();
+        let shared = Shared { policy: Arc::new(policy), ledger: ledger.clone(), max_bytes };
+        server.spawn(accept_loop(listener, shared));
+        Ok(Self { address, ledger, max_bytes, _server: server })
+    }
+
+    /// The proxy setting for the browser: `socks5://127.0.0.1:PORT`.
+    pub fn proxy_server(&self) -> String {
+        format!("socks5://{}", self.address)
+    }
+
+    pub fn blocked(&self) -> Vec<BlockedConnection> {
+        lock(&self.ledger.blocked).clone()
+    }
+
+    pub fn bytes_relayed(&self) -> u64 {
+        self.ledger.bytes.load(Ordering::Relaxed)
+    }
+
+    /// `Some(budget)` when the transfer budget ran out and connections were cut.
+    pub fn budget_exhausted(&self) -> Option<u64> {
+        self.ledger.budget_exhausted.load(Ordering::Relaxed).then_some(self.max_bytes)
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    policy: Arc<EgressPolicy>,
+    ledger: Arc<Ledger>,
+    max_bytes: u64,
+}
+
+async fn accept_loop(listener: TcpListener, shared: Shared) {
+    // Connections live in this set so that dropping the proxy aborts all of them.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, shared.clone()));
+                }
+                Err(error) => tracing::warn!(%error, "guard proxy accept failed"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(mut client: TcpStream, shared: Shared) {
+    let target = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut client)).await {
+        Ok(Ok(target)) => target,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "guard proxy handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let destination = match shared.policy.destination(&target.host, target.port).await {
+        Ok(destination) => destination,
+        Err(refusal) => {
+            tracing::info!(host = %target.host, port = target.port, %refusal, "egress refused");
+            lock(&shared.ledger.blocked).push(BlockedConnection {
+                host: target.host.clone(),
+                port: target.port,
+                address: refusal.address().map(|a| a.to_string()),
+                reason: refusal.to_string(),
+            });
+            let _ = reply(&mut client, REPLY_NOT_ALLOWED).await;
+            return;
+        }
+    };
+    if shared.ledger.budget_exhausted.load(Ordering::Relaxed) {
+        let _ = reply(&mut client, REPLY_NOT_ALLOWED).await;
+        return;
+    }
+    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await
+    {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(error)) => {
+            let code = match error.kind() {
+                std::io::ErrorKind::ConnectionRefused => REPLY_CONNECTION_REFUSED,
+                _ => REPLY_HOST_UNREACHABLE,
+            };
+            let _ = reply(&mut client, code).await;
+            return;
+        }
+        Err(_) => {
+            let _ = reply(&mut client, REPLY_HOST_UNREACHABLE).await;
+            return;
+        }
+    };
+    if reply(&mut client, REPLY_OK).await.is_err() {
+        return;
+    }
+    let _ = upstream.set_nodelay(true);
+    let _ = client.set_nodelay(true);
+    relay(client, upstream, &shared).await;
+}
+
+struct Target {
+    host: String,
+    port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not SOCKS5")]
+    Version,
+    #[error("client offers no unauthenticated method")]
+    NoMethod,
+    #[error("unsupported command {0}")]
+    Command(u8),
+    #[error("unsupported address type {0}")]
+    AddressType(u8),
+    #[error("host name is not UTF-8")]
+    HostName,
+}
+
+async fn handshake(client: &mut TcpStream) -> Result<Target, HandshakeError> {
+    let mut head = [0u8; 2];
+    client.read_exact(&mut head).await?;
+    if head[0] != SOCKS_VERSION {
+        return Err(HandshakeError::Version);
+    }
+    let mut methods = vec![0u8; usize::from(head[1])];
+    client.read_exact(&mut methods).await?;
+    if !methods.contains(&NO_AUTH) {
+        client.write_all(&[SOCKS_VERSION, NO_ACCEPTABLE_METHOD]).await?;
+        return Err(HandshakeError::NoMethod);
+    }
+    client.write_all(&[SOCKS_VERSION, NO_AUTH]).await?;
+
+    let mut request = [0u8; 4];
+    client.read_exact(&mut request).await?;
+    if request[0] != SOCKS_VERSION {
+        return Err(HandshakeError::Version);
+    }
+    if request[1] != CMD_CONNECT {
+        reply(client, REPLY_COMMAND_NOT_SUPPORTED).await?;
+        return Err(HandshakeError::Command(request[1]));
+    }
+    let host = match request[3] {
+        ATYP_V4 => {
+            let mut octets = [0u8; 4];
+            client.read_exact(&mut octets).await?;
+            IpAddr::V4(Ipv4Addr::from(octets)).to_string()
+        }
+        ATYP_V6 => {
+            let mut octets = [0u8; 16];
+            client.read_exact(&mut octets).await?;
+            IpAddr::V6(Ipv6Addr::from(octets)).to_string()
+        }
+        ATYP_DOMAIN => {
+            let len = client.read_u8().await?;
+            let mut name = vec![0u8; usize::from(len)];
+            client.read_exact(&mut name).await?;
+            String::from_utf8(name).map_err(|_| HandshakeError::HostName)?
+        }
+        other => {
+            reply(client, REPLY_ADDRESS_NOT_SUPPORTED).await?;
+            return Err(HandshakeError::AddressType(other));
+        }
+    };
+    let port = client.read_u16().await?;
+    Ok(Target { host, port })
+}
+
+async fn reply(client: &mut TcpStream, code: u8) -> std::io::Result<()> {
+    let code = if code > REPLY_ADDRESS_NOT_SUPPORTED { REPLY_GENERAL_FAILURE } else { code };
+    client
+        .write_all(&[SOCKS_VERSION, code, 0, ATYP_V4, 0, 0, 0, 0, 0, 0])
+        .await
+}
+
+async fn relay(client: TcpStream, upstream: TcpStream, shared: &Shared) {
+    let (client_read, client_write) = client.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    tokio::select! {
+        _ = pump(client_read, upstream_write, shared) => {}
+        _ = pump(upstream_read, client_write, shared) => {}
+    }
+}
+
+/// Copies one direction, counting bytes against the scan's budget.
+async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, shared: &Shared) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let total = shared.ledger.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if total > shared.max_bytes {
+            shared.ledger.budget_exhausted.store(true, Ordering::Relaxed);
+            break;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

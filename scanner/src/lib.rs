@@ -1,0 +1,26 @@
+//! siteward's capture engine.
+//!
+//! Turns one URL into a [`Snapshot`] of what a first-time visitor's browser receives, in a
+//! supervised headless Chromium, behind an egress guard that keeps hostile pages away from private
+//! networks. Knows nothing of databases, tenants or storage.
+#![forbid(unsafe_code)]
+
+mod browser;
+mod capture;
+pub mod egress;
+mod error;
+mod options;
+pub mod party;
+mod scan;
+pub mod snapshot;
+
+pub use browser::{BrowserOptions, Supervisor};
+pub use error::ScanError;
+pub use options::{Limits, ScanOptions};
+pub use scan::{ScanOutput, Scanner, Stage, validate_url};
+pub use snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};
+
+/// The JSON Schema of [`Snapshot`], as committed in `docs/snapshot.schema.json`.
+pub fn snapshot_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Snapshot)).unwrap_or_default()
+}

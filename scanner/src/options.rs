@@ -1,0 +1,70 @@
+//! What one scan does: viewport, waits, limits and the egress policy.
+
+use std::time::Duration;
+
+use crate::egress::EgressPolicy;
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub viewport_width: u32,
+    pub viewport_height: u32,
+    /// Overrides the browser's user agent.
+    pub user_agent: Option<String>,
+    /// The network must be idle this long after `load` before capture.
+    pub quiet_period: Duration,
+    /// How long to wait for `load` before capturing anyway.
+    pub load_timeout: Duration,
+    /// Hard limit on the whole scan; past it the scan fails.
+    pub scan_timeout: Duration,
+    /// Follow links to privacy, cookie and terms pages and keep their text.
+    pub policy_pages: bool,
+    pub egress: EgressPolicy,
+    pub limits: Limits,
+}
+
+/// Size limits that keep a hostile page from making a scan unbounded. Each one reached is reported
+/// in the snapshot.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_requests: usize,
+    pub max_scripts: usize,
+    pub max_dom_bytes: usize,
+    pub max_script_bytes: usize,
+    pub max_policy_text_bytes: usize,
+    pub max_full_page_height: u32,
+    /// Bytes the guard relays for one scan, both directions, all connections.
+    pub max_transfer_bytes: u64,
+    /// Characters kept of console messages and dialog texts.
+    pub max_message_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_requests: 5_000,
+            max_scripts: 1_000,
+            max_dom_bytes: 5 * 1024 * 1024,
+            max_script_bytes: 20 * 1024 * 1024,
+            max_policy_text_bytes: 512 * 1024,
+            max_full_page_height: 16_384,
+            max_transfer_bytes: 200 * 1024 * 1024,
+            max_message_chars: 2_000,
+        }
+    }
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            viewport_width: 1366,
+            viewport_height: 768,
+            user_agent: None,
+            quiet_period: Duration::from_millis(1_500),
+            load_timeout: Duration::from_secs(20),
+            scan_timeout: Duration::from_secs(60),
+            policy_pages: false,
+            egress: EgressPolicy::public_only(),
+            limits: Limits::default(),
+        }
+    }
+}

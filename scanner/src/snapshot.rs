@@ -1,0 +1,334 @@
+//! The snapshot: what a first-time visitor's browser received from one URL.
+//!
+//! This type is the contract between the runner and the app, so it is versioned: a change that
+//! would make an older reader misread a snapshot bumps [`SNAPSHOT_FORMAT_VERSION`]. The JSON Schema
+//! in `docs/snapshot.schema.json` is generated from these types (`siteward schema`) and tests check
+//! both that the committed schema is current and that real scans validate against it.
+//!
+//! Everything here came from a site we do not trust: strings are data, never markup. Cookie and
+//! storage *values* are never recorded, only their names and attributes.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the meaning or shape of a field changes incompatibly.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// Always [`SNAPSHOT_FORMAT_VERSION`] for snapshots written by this build.
+    pub format_version: u32,
+    /// Version of the scanner that produced the snapshot.
+    pub scanner_version: String,
+    /// The URL the scan was asked to load.
+    pub requested_url: String,
+    /// Where the main document ended up after all redirects.
+    pub final_url: String,
+    /// Every hop of the main document's redirect chain, in order, ending with the final URL.
+    pub redirect_chain: Vec<RedirectHop>,
+    /// HTTP status of the final main document response.
+    pub status: Option<u16>,
+    pub title: String,
+    /// Registrable domain (eTLD+1 by the public suffix list) of the final URL; hosts under it are
+    /// first party.
+    pub first_party_domain: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub timings: Timings,
+    pub browser: BrowserInfo,
+    /// The options the scan ran with, so a reader knows what was and was not looked at.
+    pub options: RecordedOptions,
+    pub dom: DomCapture,
+    pub scripts: Vec<Script>,
+    pub cookies: Vec<Cookie>,
+    pub storage: Vec<StorageKeys>,
+    pub requests: Vec<Request>,
+    /// Connections the egress guard refused, in the order they were attempted.
+    pub blocked: Vec<BlockedConnection>,
+    pub console_errors: Vec<ConsoleError>,
+    /// `alert`/`confirm`/`prompt`/`beforeunload` dialogs the page opened; each was dismissed.
+    pub dialogs: Vec<Dialog>,
+    /// Downloads the page tried to start; each was denied.
+    pub downloads: Vec<Download>,
+    /// Third-party hosts seen in requests, sorted.
+    pub third_party_hosts: Vec<String>,
+    pub screenshots: Screenshots,
+    pub policy_pages: Vec<PolicyPage>,
+    /// Limits that were reached during the scan; a non-empty list means the snapshot is partial in
+    /// the ways listed.
+    pub limits_hit: Vec<LimitHit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectHop {
+    pub url: String,
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timings {
+    /// From navigation start until the main document's `load` event; absent if it never fired.
+    pub load_ms: Option<u64>,
+    /// From navigation start until the network had been quiet for the configured period.
+    pub network_quiet_ms: Option<u64>,
+    /// The whole scan, capture included.
+    pub total_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserInfo {
+    pub product: String,
+    pub user_agent: String,
+    /// Whether third-party cookies were allowed, as in desktop Chrome's default.
+    pub third_party_cookies_allowed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedOptions {
+    pub viewport_width: u32,
+    pub viewport_height: u32,
+    pub quiet_period_ms: u64,
+    pub load_timeout_ms: u64,
+    pub scan_timeout_ms: u64,
+    pub consent_mode: ConsentMode,
+    pub policy_pages: bool,
+    /// Host names mapped to fixed addresses (`--resolve`), as `host=ip`.
+    pub resolve: Vec<String>,
+    /// True when the egress guard was switched off for this scan.
+    pub private_destinations_allowed: bool,
+}
+
+/// How the scan treated cookie-consent banners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentMode {
+    /// The page was loaded and left alone, as a visitor who has not answered the banner.
+    NoInteraction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomCapture {
+    /// Serialized DOM of the main frame after the quiet period, truncated to `size_limit_bytes`.
+    pub html: String,
+    /// Size of the full serialization before truncation.
+    pub size_bytes: u64,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    First,
+    Third,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Script {
+    /// A script loaded from its own URL.
+    External {
+        url: String,
+        host: String,
+        party: Party,
+        /// Hex SHA-256 of the script source as the browser ran it (UTF-8).
+        sha256: String,
+        size_bytes: u64,
+        /// The page's document URL of the frame that ran it.
+        frame_url: String,
+    },
+    /// A script embedded in a document (including ones injected as text by other scripts).
+    Inline {
+        sha256: String,
+        size_bytes: u64,
+        /// The first characters of the source, for recognising it.
+        first_bytes: String,
+        frame_url: String,
+    },
+}
+
+impl Script {
+    pub fn sha256(&self) -> &str {
+        match self {
+            Script::External { sha256, .. } | Script::Inline { sha256, .. } => sha256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+    /// No SameSite attribute was given.
+    Unspecified,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CookieSource {
+    /// A `Set-Cookie` response header.
+    Header,
+    /// `document.cookie` or the Cookie Store API, from a script.
+    Script,
+}
+
+/// A cookie present at the end of the scan. Its value is never recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cookie {
+    pub name: String,
+    pub domain: String,
+    pub path: String,
+    /// Expiry as an RFC 3339 time; absent for a session cookie.
+    pub expires: Option<String>,
+    pub session: bool,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: SameSite,
+    pub party: Party,
+    /// The host whose response header or script set the cookie, where known.
+    pub set_by_host: Option<String>,
+    pub set_by: Option<CookieSource>,
+    /// Length of the value in bytes (the value itself is never kept).
+    pub value_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageKind {
+    Local,
+    Session,
+}
+
+/// Keys present in one origin's Web Storage. Values are never recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageKeys {
+    pub origin: String,
+    pub kind: StorageKind,
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    pub url: String,
+    pub method: String,
+    /// The browser's resource type (Document, Script, Image, XHR, Fetch, Ping, WebSocket, ...).
+    pub resource_type: String,
+    pub host: String,
+    pub party: Party,
+    pub status: Option<u16>,
+    /// Why the request failed (the browser's net error), if it did.
+    pub failure: Option<String>,
+    /// True when the egress guard refused the connection this request needed.
+    pub blocked: bool,
+    /// Milliseconds from navigation start until the request was sent.
+    pub started_ms: u64,
+    /// Milliseconds the request took until it finished or failed; absent if it never finished.
+    pub duration_ms: Option<u64>,
+    /// Bytes received over the network, where the browser reported them.
+    pub encoded_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockedConnection {
+    pub host: String,
+    pub port: u16,
+    /// The address the guard resolved the host to, if it got that far.
+    pub address: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleError {
+    /// `console.error`, a log entry of level error, or an uncaught exception.
+    pub kind: String,
+    pub message: String,
+    pub source_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dialog {
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Download {
+    pub url: String,
+    pub suggested_filename: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Screenshots {
+    pub viewport: ScreenshotInfo,
+    pub full_page: ScreenshotInfo,
+    /// Height of the whole page in CSS pixels, before the cap.
+    pub page_height: u32,
+    /// True when the full-page screenshot was cut at `full_page_max_height`.
+    pub full_page_truncated: bool,
+    pub full_page_max_height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenshotInfo {
+    pub width: u32,
+    pub height: u32,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    Privacy,
+    Cookies,
+    Terms,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyPage {
+    pub kind: PolicyKind,
+    pub url: String,
+    /// The link text that led to it.
+    pub link_text: String,
+    pub status: Option<u16>,
+    /// Visible text of the page, truncated to the policy text limit.
+    pub text: String,
+    pub truncated: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "limit", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LimitHit {
+    /// The `load` event did not fire in time; capture went ahead with what had loaded.
+    LoadTimeout { after_ms: u64 },
+    /// The network never went quiet; capture went ahead when the wait ran out.
+    NetworkNeverQuiet { after_ms: u64 },
+    /// Requests beyond this many were not recorded.
+    RequestCount { max: usize },
+    /// The DOM was larger than this and was truncated.
+    DomSize { max_bytes: u64 },
+    /// The guard stopped relaying after this many bytes for the scan.
+    TransferBytes { max_bytes: u64 },
+    /// The full-page screenshot was cut at this height.
+    ScreenshotHeight { max_height: u32 },
+    /// Scripts beyond this many were not recorded.
+    ScriptCount { max: usize },
+}
