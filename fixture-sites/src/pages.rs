@@ -146,9 +146,11 @@ fn index_page(http: &dyn Fn(&str, &str) -> String, https: &dyn Fn(&str, &str) ->
 <link rel="stylesheet" href="{css}">
 <script src="{lib}"></script>
 <script>
-  document.cookie = "inline_pref={inline}; path=/";
-  localStorage.setItem("cart_token", "{local}");
-  sessionStorage.setItem("visit_id", "{session}");
+  // Values are assembled at run time so they never appear in the page source (or its DOM).
+  function reveal(s) {{ return s.split("").reverse().join(""); }}
+  document.cookie = "inline_pref=" + reveal("{inline}") + "; path=/";
+  localStorage.setItem("cart_token", reveal("{local}"));
+  sessionStorage.setItem("visit_id", reveal("{session}"));
   console.error("fixture console error");
 </script>
 </head>
@@ -172,13 +174,17 @@ fn index_page(http: &dyn Fn(&str, &str) -> String, https: &dyn Fn(&str, &str) ->
 </body></html>"#,
         css = http(CDN, "/style.css"),
         lib = http(CDN, "/lib.js"),
-        inline = COOKIE_VALUES[4],
-        local = STORAGE_VALUES[0],
-        session = STORAGE_VALUES[1],
+        inline = reversed(COOKIE_VALUES[4]),
+        local = reversed(STORAGE_VALUES[0]),
+        session = reversed(STORAGE_VALUES[1]),
         widget = https(WIDGET, "/frame"),
         analytics = http(ANALYTICS, "/a.js"),
         ads = https(ADS, "/ads.js"),
     )
+}
+
+fn reversed(value: &str) -> String {
+    value.chars().rev().collect()
 }
 
 fn policy_page(title: &str, text: &str) -> String {

@@ -187,10 +187,10 @@ impl Supervisor {
     /// Kills the browser, if one is running; the next scan launches a new one.
     pub async fn shutdown(&self) {
         if let Some(browser) = self.current.lock().await.take() {
-            let mut browser_handle = browser.browser.lock().await;
-            let _ = tokio::time::timeout(Duration::from_secs(2), browser_handle.close()).await;
-            drop(browser_handle);
-            browser.kill();
+            let mut handle = browser.browser.lock().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), handle.close()).await;
+            let _ = handle.kill().await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), handle.wait()).await;
         }
     }
 

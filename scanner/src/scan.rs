@@ -49,6 +49,8 @@ const POLICY_LINKS_JS: &str = include_str!("capture/policy_links.js");
 /// How long a single capture call may take before the browser is presumed stuck.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 const POLICY_PAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the waits look at the recorder.
+const POLL: Duration = Duration::from_millis(25);
 
 /// Where a scan is, for progress output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +111,9 @@ impl Scanner {
             let slot = self.supervisor.slot().await?;
             let browser = slot.browser.clone();
             tokio::select! {
-                result = run(&browser, &target, options, progress, started) => result,
+                result = with_session(&browser, &target, options, async |session| {
+                    drive(session, &target, options, progress, started).await
+                }) => result,
                 death = browser.died() => Err(ScanError::from(death)),
             }
         };
@@ -117,6 +121,43 @@ impl Scanner {
             Ok(result) => result,
             Err(_) => Err(ScanError::Timeout { seconds: timeout.as_secs(), during: "for the whole scan" }),
         }
+    }
+}
+
+impl Scanner {
+    /// The benchmark baseline: in the same browser and through the same guard, a fresh context, a
+    /// bare navigation, the same load-and-quiet wait and one viewport screenshot — nothing else.
+    /// Returns the time it took.
+    pub async fn bare_navigation(&self, url: &str, options: &ScanOptions) -> Result<Duration, ScanError> {
+        let target = validate_url(url)?;
+        let started = Instant::now();
+        let slot = self.supervisor.slot().await?;
+        let browser = slot.browser.clone();
+        with_session(&browser, &target, options, async |session| {
+            let page = &session.page;
+            call("enabling page events", page.execute(page::EnableParams::default())).await?;
+            call("enabling network events", page.execute(network::EnableParams::default())).await?;
+            call(
+                "setting the viewport",
+                page.execute(SetDeviceMetricsOverrideParams::new(
+                    i64::from(options.viewport_width),
+                    i64::from(options.viewport_height),
+                    1.0,
+                    false,
+                )),
+            )
+            .await?;
+            let nav_started = Instant::now();
+            call("navigating", page.execute(NavigateParams::new(target.to_string()))).await?;
+            wait_for_load_and_quiet(&session.recorder, nav_started, options).await?;
+            call(
+                "taking the viewport screenshot",
+                page.execute(CaptureScreenshotParams::builder().format(CaptureScreenshotFormat::Png).build()),
+            )
+            .await?;
+            Ok(started.elapsed())
+        })
+        .await
     }
 }
 
@@ -288,7 +329,11 @@ impl Recorder {
                     .unwrap_or_else(|| d.text.clone());
                 self.push_error("uncaught_exception", message, d.url.clone());
             }
-            Event::Log(e) if e.entry.level == LogEntryLevel::Error => {
+            // The browser's own favicon fetch is not the page's doing.
+            Event::Log(e)
+                if e.entry.level == LogEntryLevel::Error
+                    && !e.entry.url.as_deref().is_some_and(|u| u.ends_with("/favicon.ico")) =>
+            {
                 let (text, url) = (e.entry.text.clone(), e.entry.url.clone());
                 self.push_error("log", text, url);
             }
@@ -350,13 +395,24 @@ async fn call<T>(
 }
 
 /// The scan proper, inside a scan slot. The context is disposed whatever happens.
-async fn run(
+/// Everything a scan works with inside its slot: the browser, its own context behind its own
+/// guard, the tab, and the recorder fed by the tab's events.
+struct Session<'a> {
+    browser: &'a LiveBrowser,
+    context: BrowserContextId,
+    guard: GuardProxy,
+    page: Page,
+    recorder: Arc<Mutex<Recorder>>,
+    binding: String,
+}
+
+/// Opens a session for `target`, runs `body` in it and disposes of the context whatever happens.
+async fn with_session<T>(
     browser: &LiveBrowser,
     target: &url::Url,
     options: &ScanOptions,
-    progress: &(dyn Fn(Stage) + Send + Sync),
-    started: Instant,
-) -> Result<ScanOutput, ScanError> {
+    body: impl AsyncFnOnce(&Session<'_>) -> Result<T, ScanError>,
+) -> Result<T, ScanError> {
     let guard = GuardProxy::start(options.egress.clone(), options.limits.max_transfer_bytes)
         .await
         .map_err(|e| ScanError::BrowserLaunch(format!("cannot start the egress guard: {e}")))?;
@@ -371,7 +427,7 @@ async fn run(
         });
     }
     let context = browser.create_context(&guard).await?;
-    let result = scan_in_context(browser, &context, &guard, target, options, progress, started).await;
+    let result = in_context(browser, context.clone(), guard, options, body).await;
     let disposed = browser
         .with_browser(async |b| {
             tokio::time::timeout(CALL_TIMEOUT, b.dispose_browser_context(context.clone()))
@@ -385,16 +441,13 @@ async fn run(
     result
 }
 
-async fn scan_in_context(
+async fn in_context<T>(
     browser: &LiveBrowser,
-    context: &BrowserContextId,
-    guard: &GuardProxy,
-    target: &url::Url,
+    context: BrowserContextId,
+    guard: GuardProxy,
     options: &ScanOptions,
-    progress: &(dyn Fn(Stage) + Send + Sync),
-    started: Instant,
-) -> Result<ScanOutput, ScanError> {
-    let started_at = now_rfc3339();
+    body: impl AsyncFnOnce(&Session<'_>) -> Result<T, ScanError>,
+) -> Result<T, ScanError> {
     let downloads = browser
         .with_browser(async |b| {
             b.execute(
@@ -460,13 +513,11 @@ async fn scan_in_context(
             }
         })
     };
-    let result = drive(
-        &page, &recorder, &binding, guard, context, target, options, progress, started, started_at, browser,
-    )
-    .await;
+    let session = Session { browser, context, guard, page, recorder, binding };
+    let result = body(&session).await;
     pump.abort();
     download_pump.abort();
-    let _ = tokio::time::timeout(Duration::from_secs(2), page.close()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), session.page.close()).await;
     result
 }
 
@@ -481,20 +532,15 @@ fn rand_bytes() -> [u8; 8] {
     bytes
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn drive(
-    page: &Page,
-    recorder: &Arc<Mutex<Recorder>>,
-    binding: &str,
-    guard: &GuardProxy,
-    context: &BrowserContextId,
+    session: &Session<'_>,
     target: &url::Url,
     options: &ScanOptions,
     progress: &(dyn Fn(Stage) + Send + Sync),
     started: Instant,
-    started_at: String,
-    browser: &LiveBrowser,
 ) -> Result<ScanOutput, ScanError> {
+    let Session { browser, context, guard, page, recorder, binding } = session;
+    let started_at = now_rfc3339();
     // Domains and instrumentation, all before the first byte of the site arrives.
     call("enabling page events", page.execute(page::EnableParams::default())).await?;
     call("enabling network events", page.execute(network::EnableParams::default())).await?;
@@ -549,43 +595,7 @@ async fn drive(
     let main_request = navigation.loader_id.as_ref().map(|l| l.inner().clone()).unwrap_or_default();
 
     progress(Stage::Wait);
-    let mut limits_hit = Vec::new();
-    let load_deadline = nav_started + options.load_timeout;
-    let load_ms = loop {
-        {
-            let r = lock(recorder);
-            if r.crashed {
-                return Err(ScanError::RendererCrashed);
-            }
-            if let Some(at) = r.load_fired_at {
-                break Some(at.duration_since(nav_started).as_millis() as u64);
-            }
-        }
-        if Instant::now() >= load_deadline {
-            limits_hit.push(LimitHit::LoadTimeout { after_ms: options.load_timeout.as_millis() as u64 });
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
-    let quiet_from = Instant::now();
-    let quiet_deadline = quiet_from + options.load_timeout;
-    let network_quiet_ms = loop {
-        {
-            let r = lock(recorder);
-            if r.crashed {
-                return Err(ScanError::RendererCrashed);
-            }
-            let last = r.network.last_activity().map_or(quiet_from, |t| t.max(quiet_from));
-            if r.network.in_flight() == 0 && last.elapsed() >= options.quiet_period {
-                break Some((last + options.quiet_period).duration_since(nav_started).as_millis() as u64);
-            }
-        }
-        if Instant::now() >= quiet_deadline {
-            limits_hit.push(LimitHit::NetworkNeverQuiet { after_ms: options.load_timeout.as_millis() as u64 });
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let Waited { load_ms, network_quiet_ms, mut limits_hit } = wait_for_load_and_quiet(recorder, nav_started, options).await?;
 
     progress(Stage::Capture);
     let world = isolated_world(page, &main_frame).await?;
@@ -758,6 +768,59 @@ async fn drive(
         limits_hit,
     };
     Ok(ScanOutput { snapshot, viewport_png, full_page_png })
+}
+
+struct Waited {
+    load_ms: Option<u64>,
+    network_quiet_ms: Option<u64>,
+    limits_hit: Vec<LimitHit>,
+}
+
+/// Waits for the `load` event, then for the network to be quiet for the quiet period. Neither wait
+/// is fatal when it runs out: what has loaded is captured and the limit is reported.
+async fn wait_for_load_and_quiet(
+    recorder: &Mutex<Recorder>,
+    nav_started: Instant,
+    options: &ScanOptions,
+) -> Result<Waited, ScanError> {
+    let mut limits_hit = Vec::new();
+    let load_deadline = nav_started + options.load_timeout;
+    let load_ms = loop {
+        {
+            let r = lock(recorder);
+            if r.crashed {
+                return Err(ScanError::RendererCrashed);
+            }
+            if let Some(at) = r.load_fired_at {
+                break Some(at.duration_since(nav_started).as_millis() as u64);
+            }
+        }
+        if Instant::now() >= load_deadline {
+            limits_hit.push(LimitHit::LoadTimeout { after_ms: options.load_timeout.as_millis() as u64 });
+            break None;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let quiet_from = Instant::now();
+    let quiet_deadline = quiet_from + options.load_timeout;
+    let network_quiet_ms = loop {
+        {
+            let r = lock(recorder);
+            if r.crashed {
+                return Err(ScanError::RendererCrashed);
+            }
+            let last = r.network.last_activity().map_or(quiet_from, |t| t.max(quiet_from));
+            if r.network.in_flight() == 0 && last.elapsed() >= options.quiet_period {
+                break Some((last + options.quiet_period).duration_since(nav_started).as_millis() as u64);
+            }
+        }
+        if Instant::now() >= quiet_deadline {
+            limits_hit.push(LimitHit::NetworkNeverQuiet { after_ms: options.load_timeout.as_millis() as u64 });
+            break None;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    Ok(Waited { load_ms, network_quiet_ms, limits_hit })
 }
 
 fn navigation_error(target: &url::Url, error: &str, guard: &GuardProxy) -> ScanError {

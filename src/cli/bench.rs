@@ -1,0 +1,181 @@
+//! `siteward bench`: scan speed and memory, measured against a baseline in the same run.
+//!
+//! The baseline is a bare DevTools navigation of the same page in the same browser, through the
+//! same egress guard, with the same load-and-quiet wait and one viewport screenshot. The overhead
+//! ratio (median full scan / median baseline) is the cost of everything siteward captures on top.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use fixture_sites::{FixtureSites, SHOP};
+use futures::StreamExt;
+use scanner::egress::EgressPolicy;
+use scanner::{ScanOptions, Scanner, Supervisor};
+
+use super::{BrowserArgs, fail, parse_duration};
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Scans per timing series (concurrency 1 and baseline).
+    #[arg(long, default_value_t = 20)]
+    pub samples: usize,
+    /// Scans in the memory run (at concurrency 4).
+    #[arg(long, default_value_t = 200)]
+    pub memory_scans: usize,
+    /// Quiet period for every scan.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub quiet: Duration,
+    #[command(flatten)]
+    pub browser: BrowserArgs,
+}
+
+pub async fn run(args: BenchArgs) -> ExitCode {
+    match bench(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(error),
+    }
+}
+
+async fn bench(args: BenchArgs) -> Result<(), String> {
+    let sites = FixtureSites::start().await.map_err(|e| format!("cannot start the fixture site: {e}"))?;
+    let mut egress = EgressPolicy::public_only();
+    for mapping in sites.resolve_args() {
+        egress = egress.with_resolve_arg(&mapping).map_err(|e| e.to_string())?;
+    }
+    let mut browser = args.browser.clone();
+    browser.trust_spki.push(sites.spki().to_owned());
+    let scanner = Arc::new(Scanner::new(Supervisor::new(browser.browser_options(4))));
+    let options = ScanOptions { egress, quiet_period: args.quiet, ..ScanOptions::default() };
+    let url = sites.url(SHOP, "/bench");
+
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(process_tree_rss_kib(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    println!("siteward bench: {url}, quiet period {} ms, {} samples", args.quiet.as_millis(), args.samples);
+    scanner.supervisor().warm_up().await.map_err(|e| e.to_string())?;
+    // Warm the page's caches and the browser's code paths once each.
+    scanner.bare_navigation(&url, &options).await.map_err(|e| e.to_string())?;
+    scanner.scan(&url, &options, &|_| {}).await.map_err(|e| e.to_string())?;
+
+    // Interleave baseline and full scans so drift in the machine affects both alike.
+    let mut baseline = Vec::new();
+    let mut full = Vec::new();
+    for _ in 0..args.samples {
+        baseline.push(scanner.bare_navigation(&url, &options).await.map_err(|e| e.to_string())?);
+        let started = Instant::now();
+        scanner.scan(&url, &options, &|_| {}).await.map_err(|e| e.to_string())?;
+        full.push(started.elapsed());
+    }
+    let baseline_median = median(&mut baseline);
+    let full_median = median(&mut full);
+    println!("baseline (bare navigate + wait + viewport screenshot): median {:>6.0} ms", ms(baseline_median));
+    println!("full scan, concurrency 1:                             median {:>6.0} ms", ms(full_median));
+    println!("overhead ratio (full / baseline):                     {:>9.2}", full_median.as_secs_f64() / baseline_median.as_secs_f64());
+    println!("scans per minute, concurrency 1:                      {:>9.1}", 60.0 / full_median.as_secs_f64());
+
+    let batch = args.samples * 2;
+    let started = Instant::now();
+    let mut times = run_concurrently(&scanner, &url, &options, batch, 4, |_| {}).await?;
+    let wall = started.elapsed();
+    println!("full scan, concurrency 4:                             median {:>6.0} ms per scan", ms(median(&mut times)));
+    println!("scans per minute, concurrency 4:                      {:>9.1}", batch as f64 * 60.0 / wall.as_secs_f64());
+
+    let rss_at = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = {
+        let rss_at = rss_at.clone();
+        move |done: usize| {
+            if done == 10 || done == args.memory_scans {
+                rss_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((done, process_tree_rss_kib()));
+            }
+        }
+    };
+    run_concurrently(&scanner, &url, &options, args.memory_scans, 4, record).await?;
+    for (done, kib) in rss_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+        println!("RSS of siteward + Chromium after scan {done:>3}:             {:>6.0} MiB", *kib as f64 / 1024.0);
+    }
+    println!("peak RSS of siteward + Chromium:                      {:>6.0} MiB", peak.load(Ordering::Relaxed) as f64 / 1024.0);
+    println!("browser launches during the run:                      {:>6}", scanner.supervisor().launches());
+    sampler.abort();
+    scanner.supervisor().shutdown().await;
+    sites.stop().await;
+    Ok(())
+}
+
+async fn run_concurrently(
+    scanner: &Arc<Scanner>,
+    url: &str,
+    options: &ScanOptions,
+    count: usize,
+    concurrency: usize,
+    on_done: impl Fn(usize),
+) -> Result<Vec<Duration>, String> {
+    let mut results = futures::stream::iter(0..count)
+        .map(|_| {
+            let scanner = scanner.clone();
+            async move {
+                let started = Instant::now();
+                scanner.scan(url, options, &|_| {}).await.map(|_| started.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency);
+    let mut times = Vec::with_capacity(count);
+    while let Some(result) = results.next().await {
+        times.push(result.map_err(|e| e.to_string())?);
+        on_done(times.len());
+    }
+    Ok(times)
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort_unstable();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Resident memory of this process and all its descendants (the browser and its renderers), KiB.
+fn process_tree_rss_kib() -> u64 {
+    let mut parents: Vec<(u32, u32, u64)> = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        parents.push((pid, field("PPid:").unwrap_or(0) as u32, field("VmRSS:").unwrap_or(0)));
+    }
+    let mut tree = vec![std::process::id()];
+    let mut total = 0;
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for (pid, ppid, rss) in &parents {
+            if *ppid == parent {
+                tree.push(*pid);
+            }
+            if *pid == parent {
+                total += rss;
+            }
+        }
+        i += 1;
+    }
+    total
+}

@@ -1,0 +1,134 @@
+//! The `siteward` command line: argument definitions and dispatch.
+
+mod bench;
+mod demo;
+pub mod fail_on;
+mod scan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "siteward", version, about = "Watches websites: records what a first-time visitor's browser receives.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan one URL and write snapshot.json, screenshots and report.html into a folder.
+    Scan(scan::ScanArgs),
+    /// Serve a demo shop on loopback, scan it and write the report: siteward with no setup.
+    Demo(demo::DemoArgs),
+    /// Measure scan speed, the overhead over a bare navigation, and memory over many scans.
+    Bench(bench::BenchArgs),
+    /// Print the JSON Schema of snapshot.json.
+    Schema,
+}
+
+/// Exit codes of `siteward scan`.
+pub mod exit {
+    /// A `--fail-on` rule matched.
+    pub const RULE_FAILED: u8 = 1;
+    /// The scan could not be done: bad input, unreachable site, TLS failure, timeout.
+    pub const ERROR: u8 = 2;
+}
+
+/// Where and how Chromium runs; shared by every command that scans.
+#[derive(Debug, Clone, Args)]
+pub struct BrowserArgs {
+    /// The Chromium binary.
+    #[arg(long, env = "SITEWARD_CHROMIUM", default_value = "/usr/bin/chromium")]
+    pub chromium: PathBuf,
+    /// Trust certificates with this public key (base64 SHA-256 of the SPKI), for self-hosted sites
+    /// with private certificates. Repeatable.
+    #[arg(long = "trust-spki", value_name = "HASH")]
+    pub trust_spki: Vec<String>,
+    /// Block third-party cookies (headless Chromium's default). By default they are allowed, as in
+    /// desktop Chrome, so the scan sees what most visitors get.
+    #[arg(long)]
+    pub block_third_party_cookies: bool,
+}
+
+impl BrowserArgs {
+    pub fn browser_options(&self, max_concurrent_scans: usize) -> scanner::BrowserOptions {
+        scanner::BrowserOptions {
+            executable: self.chromium.clone(),
+            trusted_spki: self.trust_spki.clone(),
+            third_party_cookies: !self.block_third_party_cookies,
+            max_concurrent_scans,
+            ..scanner::BrowserOptions::default()
+        }
+    }
+}
+
+/// Parses `250ms`, `2s`, `1.5s`, `1m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number.trim().parse().map_err(|_| format!("{text:?} is not a duration (try 2s or 500ms)"))?;
+    if !(value.is_finite() && value >= 0.0) || value * scale > 86_400.0 {
+        return Err(format!("{text:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_viewport(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{text:?} is not a viewport; expected WIDTHxHEIGHT such as 1366x768");
+    let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    if !(200..=4096).contains(&w) || !(200..=4096).contains(&h) {
+        return Err(format!("{text:?}: width and height must be between 200 and 4096"));
+    }
+    Ok((w, h))
+}
+
+/// Runs the command and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Scan(args) => scan::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&scanner::snapshot_schema()).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Prints `siteward: error: …` and returns exit code 2.
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("siteward: error: {message}");
+    ExitCode::from(exit::ERROR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_viewports_parse_or_explain() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert_eq!(parse_viewport("1280x720"), Ok((1280, 720)));
+        assert!(parse_viewport("1280").is_err());
+        assert!(parse_viewport("10x10").is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! `siteward scan URL --out DIR`: one scan, written to a folder, with `--fail-on` gates.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use scanner::egress::EgressPolicy;
+use scanner::{Limits, ScanOptions, Scanner, Stage, Supervisor};
+
+use super::fail_on::{FailRule, RULE_NAMES};
+use super::{BrowserArgs, exit, fail, parse_duration, parse_viewport};
+use crate::reports::render_scan_report;
+
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    /// The page to scan (http or https).
+    pub url: String,
+    /// The folder to write snapshot.json, viewport.png, fullpage.png and report.html into.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Browser window size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1366x768", value_parser = parse_viewport)]
+    pub viewport: (u32, u32),
+    /// After load, wait until the network has been quiet this long, so late trackers are caught.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub quiet: Duration,
+    /// Give up waiting for the page's load event (and for network quiet) after this long, and
+    /// capture what has loaded.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub load_timeout: Duration,
+    /// Hard limit for the whole scan; past it the scan fails.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Send this User-Agent instead of the browser's own.
+    #[arg(long)]
+    pub user_agent: Option<String>,
+    /// Follow the page's links to its privacy, cookie and terms pages and keep their text.
+    #[arg(long)]
+    pub policy_pages: bool,
+    /// Map HOST to IP for this scan, like curl's --resolve; the mapping is allowed even when the
+    /// address is private. Repeatable.
+    #[arg(long, value_name = "HOST=IP")]
+    pub resolve: Vec<String>,
+    /// Turn the egress guard off: allow private, loopback and link-local destinations. Only for
+    /// sites you trust on networks you control.
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Exit with code 1 when the snapshot matches RULE. Repeatable.
+    #[arg(long, value_name = "RULE", help = format!("Exit with code 1 when the snapshot matches RULE ({RULE_NAMES}). Repeatable."))]
+    pub fail_on: Vec<String>,
+    /// Cap the full-page screenshot at this many pixels of height.
+    #[arg(long, default_value_t = Limits::default().max_full_page_height)]
+    pub max_page_height: u32,
+    /// Suppress progress messages.
+    #[arg(long, short)]
+    pub quiet_progress: bool,
+    #[command(flatten)]
+    pub browser: BrowserArgs,
+}
+
+impl ScanArgs {
+    fn scan_options(&self) -> Result<ScanOptions, String> {
+        let mut egress = EgressPolicy::public_only();
+        for mapping in &self.resolve {
+            egress = egress.with_resolve_arg(mapping).map_err(|e| e.to_string())?;
+        }
+        if self.allow_private {
+            egress = egress.allowing_private();
+        }
+        Ok(ScanOptions {
+            viewport_width: self.viewport.0,
+            viewport_height: self.viewport.1,
+            user_agent: self.user_agent.clone(),
+            quiet_period: self.quiet,
+            load_timeout: self.load_timeout,
+            scan_timeout: self.timeout,
+            policy_pages: self.policy_pages,
+            egress,
+            limits: Limits { max_full_page_height: self.max_page_height, ..Limits::default() },
+        })
+    }
+}
+
+pub async fn run(args: ScanArgs) -> ExitCode {
+    // Everything that can be wrong with the input is checked before the browser starts.
+    if let Err(error) = scanner::validate_url(&args.url) {
+        return fail(error);
+    }
+    let options = match args.scan_options() {
+        Ok(options) => options,
+        Err(error) => return fail(error),
+    };
+    let rules = match args.fail_on.iter().map(|r| FailRule::parse(r)).collect::<Result<Vec<_>, _>>() {
+        Ok(rules) => rules,
+        Err(error) => return fail(error),
+    };
+    if let Err(error) = prepare_out_dir(&args.out) {
+        return fail(error);
+    }
+    if args.allow_private {
+        eprintln!(
+            "siteward: WARNING: --allow-private turns the egress guard OFF: this scan may reach \
+             loopback, private networks and cloud metadata (169.254.169.254)."
+        );
+    }
+
+    let scanner = Scanner::new(Supervisor::new(args.browser.browser_options(1)));
+    let started = Instant::now();
+    let quiet = args.quiet_progress;
+    let progress = move |stage: Stage| {
+        if !quiet {
+            eprintln!("[{:>5.1}s] {}", started.elapsed().as_secs_f64(), stage.describe());
+        }
+    };
+    let result = scanner.scan(&args.url, &options, &progress).await;
+    scanner.supervisor().shutdown().await;
+    let output = match result {
+        Ok(output) => output,
+        Err(error) => return fail(error),
+    };
+    if let Err(error) = write_output(&args.out, &output) {
+        return fail(error);
+    }
+    if !quiet {
+        eprintln!("[{:>5.1}s] wrote {}", started.elapsed().as_secs_f64(), args.out.join("report.html").display());
+    }
+    let violations: Vec<String> = rules.iter().flat_map(|rule| rule.violations(&output.snapshot)).collect();
+    if violations.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for violation in &violations {
+        eprintln!("siteward: fail-on: {violation}");
+    }
+    ExitCode::from(exit::RULE_FAILED)
+}
+
+fn prepare_out_dir(out: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let probe = out.join(".siteward-write-test");
+    std::fs::write(&probe, b"").map_err(|e| format!("cannot write into {}: {e}", out.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Writes the four output files.
+pub fn write_output(out: &Path, output: &scanner::ScanOutput) -> Result<(), String> {
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(out.join(name), bytes).map_err(|e| format!("cannot write {}: {e}", out.join(name).display()))
+    };
+    let json = serde_json::to_vec_pretty(&output.snapshot).map_err(|e| format!("cannot encode the snapshot: {e}"))?;
+    let report = render_scan_report(&output.snapshot, &output.viewport_png, &output.full_page_png)
+        .map_err(|e| format!("cannot render the report: {e}"))?;
+    write("snapshot.json", &json)?;
+    write("viewport.png", &output.viewport_png)?;
+    write("fullpage.png", &output.full_page_png)?;
+    write("report.html", report.as_bytes())
+}
