@@ -14,7 +14,7 @@ use chromiumoxide::cdp::browser_protocol::dom_storage::{
     self, GetDomStorageItemsParams, StorageId,
 };
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
+use chromiumoxide::cdp::browser_protocol::inspector::{self, EventTargetCrashed};
 use chromiumoxide::cdp::browser_protocol::log::{self, EventEntryAdded, LogEntryLevel};
 use chromiumoxide::cdp::browser_protocol::network::{
     self, EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent, EventResponseReceived,
@@ -181,6 +181,9 @@ pub fn validate_url(input: &str) -> Result<url::Url, ScanError> {
 #[derive(Default)]
 struct Recorder {
     network: NetworkLog,
+    /// The page's main frame id, and the request id of the main document's navigation.
+    main_frame: String,
+    main_request: Option<String>,
     load_fired_at: Option<Instant>,
     crashed: bool,
     scripts: Vec<ParsedScript>,
@@ -211,6 +214,7 @@ enum Event {
     Exception(Arc<EventExceptionThrown>),
     Log(Arc<EventEntryAdded>),
     Dialog(Arc<EventJavascriptDialogOpening>),
+    Paused,
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
@@ -239,20 +243,29 @@ async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError> {
         stream!(EventExceptionThrown, Event::Exception),
         stream!(EventEntryAdded, Event::Log),
         stream!(EventJavascriptDialogOpening, Event::Dialog),
+        stream!(debugger::EventPaused, |_| Event::Paused),
     ])
 }
 
 impl Recorder {
     fn apply(&mut self, event: Event, binding: &str) {
         match event {
-            Event::RequestWillBeSent(e) => self.network.request_will_be_sent(
+            Event::RequestWillBeSent(e) => {
+                let is_navigation = e.r#type == Some(network::ResourceType::Document)
+                    && e.request_id.inner() == e.loader_id.inner()
+                    && e.frame_id.as_ref().is_some_and(|f| f.inner() == &self.main_frame);
+                if is_navigation && self.main_request.is_none() {
+                    self.main_request = Some(e.request_id.inner().clone());
+                }
+                self.network.request_will_be_sent(
                 e.request_id.inner(),
                 &e.request.url,
                 &e.request.method,
                 e.r#type.as_ref().map(|t| t.as_ref()),
                 *e.timestamp.inner(),
                 e.redirect_response.as_ref().map(|r| r.status as u16),
-            ),
+                )
+            }
             Event::ResponseReceived(e) => {
                 if e.r#type == network::ResourceType::Document {
                     self.document_urls.insert(e.response.url.clone());
@@ -338,6 +351,7 @@ impl Recorder {
                 self.push_error("log", text, url);
             }
             Event::Log(_) => {}
+            Event::Paused => {}
             Event::Dialog(e) => self.dialogs.push(Dialog {
                 kind: e.r#type.as_ref().to_owned(),
                 message: truncate_chars(&e.message, self.max_message_chars),
@@ -490,12 +504,23 @@ async fn in_context<T>(
         tokio::spawn(async move {
             let mut events = futures::stream::select_all(streams);
             while let Some(event) = events.next().await {
-                if let Event::Dialog(_) = &event {
+                match &event {
                     // A dialog blocks the page until answered: dismiss it at once.
-                    let page = page.clone();
-                    tokio::spawn(async move {
-                        let _ = page.execute(HandleJavaScriptDialogParams::new(false)).await;
-                    });
+                    Event::Dialog(_) => {
+                        let page = page.clone();
+                        tokio::spawn(async move {
+                            let _ = page.execute(HandleJavaScriptDialogParams::new(false)).await;
+                        });
+                    }
+                    // The debugger pauses before an out-of-memory crash (and raises the heap
+                    // limit to let a person look); a scan must never stay paused.
+                    Event::Paused => {
+                        let page = page.clone();
+                        tokio::spawn(async move {
+                            let _ = page.execute(debugger::ResumeParams::default()).await;
+                        });
+                    }
+                    _ => {}
                 }
                 lock(&recorder).apply(event, &binding);
             }
@@ -543,6 +568,7 @@ async fn drive(
     let started_at = now_rfc3339();
     // Domains and instrumentation, all before the first byte of the site arrives.
     call("enabling page events", page.execute(page::EnableParams::default())).await?;
+    call("enabling crash events", page.execute(inspector::EnableParams::default())).await?;
     call("enabling network events", page.execute(network::EnableParams::default())).await?;
     call("enabling runtime events", page.execute(runtime::EnableParams::default())).await?;
     call("enabling log events", page.execute(log::EnableParams::default())).await?;
@@ -574,25 +600,9 @@ async fn drive(
 
     progress(Stage::Navigate);
     let nav_started = Instant::now();
-    let navigation = match tokio::time::timeout(
-        options.load_timeout,
-        page.execute(NavigateParams::new(target.to_string())),
-    )
-    .await
-    {
-        Ok(result) => result.map_err(ScanError::cdp)?.result,
-        Err(_) => {
-            return Err(ScanError::Timeout {
-                seconds: options.load_timeout.as_secs(),
-                during: "waiting for the page to respond",
-            });
-        }
-    };
-    if let Some(error) = navigation.error_text.as_deref() {
-        return Err(navigation_error(target, error, guard));
-    }
-    let main_frame = navigation.frame_id.clone();
-    let main_request = navigation.loader_id.as_ref().map(|l| l.inner().clone()).unwrap_or_default();
+    let main_frame = page::FrameId::new(page.target_id().inner().clone());
+    lock(recorder).main_frame = main_frame.inner().clone();
+    let main_request = navigate(page, recorder, guard, target, nav_started, options).await?;
 
     progress(Stage::Wait);
     let Waited { load_ms, network_quiet_ms, mut limits_hit } = wait_for_load_and_quiet(recorder, nav_started, options).await?;
@@ -768,6 +778,58 @@ async fn drive(
         limits_hit,
     };
     Ok(ScanOutput { snapshot, viewport_png, full_page_png })
+}
+
+/// Starts the navigation and waits until the main document has answered (or failed). The
+/// DevTools `Page.navigate` call itself may not return before the page has loaded, so the answer
+/// is read from the network events instead. Returns the main document's request id.
+async fn navigate(
+    page: &Page,
+    recorder: &Mutex<Recorder>,
+    guard: &GuardProxy,
+    target: &url::Url,
+    nav_started: Instant,
+    options: &ScanOptions,
+) -> Result<String, ScanError> {
+    let mut navigation = {
+        let page = page.clone();
+        let url = target.to_string();
+        tokio::spawn(async move { page.execute(NavigateParams::new(url)).await })
+    };
+    let deadline = nav_started + options.load_timeout;
+    let outcome = loop {
+        if navigation.is_finished() {
+            if let Ok(Ok(response)) = (&mut navigation).await {
+                if let Some(error) = response.result.error_text.as_deref() {
+                    break Err(navigation_error(target, error, guard));
+                }
+            }
+        }
+        {
+            let r = lock(recorder);
+            if r.crashed {
+                break Err(ScanError::RendererCrashed);
+            }
+            if let Some(id) = &r.main_request {
+                match r.network.outcome(id) {
+                    Some(Ok(_)) => break Ok(id.clone()),
+                    Some(Err(error)) => break Err(navigation_error(target, &error, guard)),
+                    None => {}
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            break Err(ScanError::Timeout {
+                seconds: options.load_timeout.as_secs(),
+                during: "waiting for the page to respond",
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    if outcome.is_err() {
+        navigation.abort();
+    }
+    outcome
 }
 
 struct Waited {

@@ -144,6 +144,16 @@ impl NetworkLog {
             .count()
     }
 
+    /// How request `id` ended: its final status, or the browser's error. `None` while it has not
+    /// answered (a redirect hop is not an answer).
+    pub(crate) fn outcome(&self, id: &str) -> Option<Result<u16, String>> {
+        let hop = self.hops.get(id)?.last()?;
+        if let Some(failure) = &hop.failure {
+            return Some(Err(failure.clone()));
+        }
+        hop.status.map(Ok)
+    }
+
     pub(crate) fn last_activity(&self) -> Option<Instant> {
         self.last_activity
     }
