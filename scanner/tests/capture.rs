@@ -98,6 +98,7 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
     assert!(s.screenshots.full_page.height > 1400, "the page is taller than the viewport");
     assert!(out.viewport_png.starts_with(b"\x89PNG"));
 
+    support::assert_matches_schema(&serde_json::to_value(s).expect("serializes"));
     let json = serde_json::to_string(s).expect("serializes");
     for secret in COOKIE_VALUES.iter().chain(STORAGE_VALUES.iter()) {
         assert!(!json.contains(secret), "{secret} leaked into the snapshot");

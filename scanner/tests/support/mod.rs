@@ -92,3 +92,18 @@ impl Trap {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// The committed JSON Schema of snapshots.
+pub fn committed_schema() -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/snapshot.schema.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("the committed schema is JSON")
+}
+
+/// Fails the test with every violation when `snapshot` does not match the committed schema.
+pub fn assert_matches_schema(snapshot: &serde_json::Value) {
+    let schema = committed_schema();
+    let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
+    let errors: Vec<String> = validator.iter_errors(snapshot).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "snapshot does not match docs/snapshot.schema.json:\n{}", errors.join("\n"));
+}
