@@ -6,7 +6,8 @@ use clap::Parser;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SITEWARD_LOG").unwrap_or_else(|_| "warn,chromiumoxide=error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SITEWARD_LOG")
+                .unwrap_or_else(|_| "warn,chromiumoxide=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

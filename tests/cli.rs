@@ -14,7 +14,12 @@ fn siteward() -> tokio::process::Command {
 /// `siteward scan URL --out OUT` with the fixture hosts mapped and the fixture certificate trusted.
 async fn scan(sites: &FixtureSites, url: &str, out: &Path, extra: &[&str]) -> Output {
     let mut command = siteward();
-    command.args(["scan", url, "--out"]).arg(out).args(["--trust-spki", sites.spki(), "--quiet", "2s"]);
+    command.args(["scan", url, "--out"]).arg(out).args([
+        "--trust-spki",
+        sites.spki(),
+        "--quiet",
+        "2s",
+    ]);
     for mapping in sites.resolve_args() {
         command.args(["--resolve", &mapping]);
     }
@@ -29,18 +34,40 @@ fn stderr(output: &Output) -> String {
 async fn scan_writes_snapshot_screenshots_and_a_self_contained_report() {
     let sites = FixtureSites::start().await.expect("fixture sites");
     let out = tempfile::tempdir().expect("tempdir");
-    let output = scan(&sites, &sites.url(SHOP, "/"), out.path(), &["--policy-pages"]).await;
+    let output = scan(
+        &sites,
+        &sites.url(SHOP, "/"),
+        out.path(),
+        &["--policy-pages"],
+    )
+    .await;
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{err}");
-    for stage in ["launching browser", "navigating", "waiting for load and network quiet", "capturing", "reading policy pages", "wrote"] {
-        assert!(err.contains(stage), "progress {stage:?} missing from:\n{err}");
+    for stage in [
+        "launching browser",
+        "navigating",
+        "waiting for load and network quiet",
+        "capturing",
+        "reading policy pages",
+        "wrote",
+    ] {
+        assert!(
+            err.contains(stage),
+            "progress {stage:?} missing from:\n{err}"
+        );
     }
 
-    let snapshot: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("snapshot.json")).expect("snapshot.json")).expect("JSON");
-    let schema: serde_json::Value = serde_json::from_str(include_str!("../docs/snapshot.schema.json")).expect("schema");
+    let snapshot: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("snapshot.json")).expect("snapshot.json"),
+    )
+    .expect("JSON");
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../docs/snapshot.schema.json")).expect("schema");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&snapshot).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&snapshot)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(snapshot["title"], "Fixture Shop");
     assert_eq!(snapshot["policy_pages"].as_array().map(Vec::len), Some(3));
@@ -52,9 +79,18 @@ async fn scan_writes_snapshot_screenshots_and_a_self_contained_report() {
     let report = std::fs::read_to_string(out.path().join("report.html")).expect("report.html");
     assert!(report.contains("<h1>Fixture Shop</h1>"));
     assert!(report.contains("Content-Security-Policy"));
-    assert!(!report.to_ascii_lowercase().contains("<script"), "the report runs no script");
-    assert!(!report.contains("http://") || !report.contains("src=\"http"), "the report loads nothing remote");
-    assert!(report.contains("data:image/png;base64,"), "screenshots are embedded");
+    assert!(
+        !report.to_ascii_lowercase().contains("<script"),
+        "the report runs no script"
+    );
+    assert!(
+        !report.contains("http://") || !report.contains("src=\"http"),
+        "the report loads nothing remote"
+    );
+    assert!(
+        report.contains("data:image/png;base64,"),
+        "screenshots are embedded"
+    );
     assert!(report.contains("analytics.test"));
 
     // No cookie or storage value anywhere in what was written, screenshots included.
@@ -73,25 +109,64 @@ async fn fail_on_rules_give_exit_1_with_the_reasons() {
     let sites = FixtureSites::start().await.expect("fixture sites");
     let out = tempfile::tempdir().expect("tempdir");
     let known = out.path().join("known-hosts.txt");
-    std::fs::write(&known, "# hosts we expect\nshop.test\ncdn.test\n*.widget.test\nwidget.test\nads.test\n").expect("write list");
+    std::fs::write(
+        &known,
+        "# hosts we expect\nshop.test\ncdn.test\n*.widget.test\nwidget.test\nads.test\n",
+    )
+    .expect("write list");
     let new_host = format!("new-host:{}", known.display());
     let output = scan(
         &sites,
         &sites.url(SHOP, "/"),
         &out.path().join("scan"),
-        &["-q", "--fail-on", "third-party-cookie", "--fail-on", &new_host, "--fail-on", "console-error"],
+        &[
+            "-q",
+            "--fail-on",
+            "third-party-cookie",
+            "--fail-on",
+            &new_host,
+            "--fail-on",
+            "console-error",
+        ],
     )
     .await;
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(err.contains("third-party cookie ad_id on ads.test"), "{err}");
-    assert!(err.contains("third-party cookie widget_session on widget.test"), "{err}");
+    assert!(
+        err.contains("third-party cookie ad_id on ads.test"),
+        "{err}"
+    );
+    assert!(
+        err.contains("third-party cookie widget_session on widget.test"),
+        "{err}"
+    );
     assert!(err.contains(&format!("new host {ANALYTICS}")), "{err}");
-    assert!(!err.contains("new host cdn.test"), "listed hosts are not new: {err}");
-    assert!(err.contains("console.error: fixture console error"), "{err}");
-    assert!(out.path().join("scan/report.html").exists(), "the report is written even when a rule fails");
+    assert!(
+        !err.contains("new host cdn.test"),
+        "listed hosts are not new: {err}"
+    );
+    assert!(
+        err.contains("console.error: fixture console error"),
+        "{err}"
+    );
+    assert!(
+        out.path().join("scan/report.html").exists(),
+        "the report is written even when a rule fails"
+    );
 
-    let clean = scan(&sites, &sites.url(SHOP, "/simple"), &out.path().join("clean"), &["-q", "--fail-on", "third-party-cookie", "--fail-on", &new_host]).await;
+    let clean = scan(
+        &sites,
+        &sites.url(SHOP, "/simple"),
+        &out.path().join("clean"),
+        &[
+            "-q",
+            "--fail-on",
+            "third-party-cookie",
+            "--fail-on",
+            &new_host,
+        ],
+    )
+    .await;
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
 }
 
@@ -100,10 +175,19 @@ async fn blocked_requests_can_fail_a_scan() {
     let sites = FixtureSites::start().await.expect("fixture sites");
     let out = tempfile::tempdir().expect("tempdir");
     let url = sites.url(SHOP, "/egress?trap=9");
-    let output = scan(&sites, &url, out.path(), &["-q", "--fail-on", "blocked-request"]).await;
+    let output = scan(
+        &sites,
+        &url,
+        out.path(),
+        &["-q", "--fail-on", "blocked-request"],
+    )
+    .await;
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(err.contains("blocked connection to 169.254.169.254:80"), "{err}");
+    assert!(
+        err.contains("blocked connection to 169.254.169.254:80"),
+        "{err}"
+    );
 }
 
 /// Exit code 2, and exactly one line on stderr saying what went wrong.
@@ -120,13 +204,28 @@ fn assert_one_line_error(output: &Output, expected: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_before_anything_runs() {
     let out = tempfile::tempdir().expect("tempdir");
-    let run = |args: Vec<String>| async move { siteward().args(args).output().await.expect("siteward runs") };
+    let run = |args: Vec<String>| async move {
+        siteward().args(args).output().await.expect("siteward runs")
+    };
     let out_dir = out.path().join("never").display().to_string();
-    let base = |url: &str| vec!["scan".to_owned(), url.to_owned(), "--out".to_owned(), out_dir.clone()];
+    let base = |url: &str| {
+        vec![
+            "scan".to_owned(),
+            url.to_owned(),
+            "--out".to_owned(),
+            out_dir.clone(),
+        ]
+    };
 
-    assert_one_line_error(&run(base("ftp://example.com/")).await, "only http and https URLs can be scanned");
+    assert_one_line_error(
+        &run(base("ftp://example.com/")).await,
+        "only http and https URLs can be scanned",
+    );
     assert_one_line_error(&run(base("not a url")).await, "invalid URL");
-    assert_one_line_error(&run(base("https://user:pw@example.com/")).await, "credentials in URLs are not accepted");
+    assert_one_line_error(
+        &run(base("https://user:pw@example.com/")).await,
+        "credentials in URLs are not accepted",
+    );
     let mut rule = base("http://shop.test/");
     rule.extend(["--fail-on".into(), "everything".into()]);
     assert_one_line_error(&run(rule).await, "unknown --fail-on rule");
@@ -136,30 +235,61 @@ async fn bad_input_is_refused_before_anything_runs() {
     let mut missing = base("http://shop.test/");
     missing.extend(["--fail-on".into(), "new-host:/nonexistent/list.txt".into()]);
     assert_one_line_error(&run(missing).await, "/nonexistent/list.txt");
-    assert!(!out.path().join("never").exists(), "nothing was written for bad input");
+    assert!(
+        !out.path().join("never").exists(),
+        "nothing was written for bad input"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_hosts_tls_failures_and_timeouts_are_one_line_errors() {
     let sites = FixtureSites::start().await.expect("fixture sites");
     let out = tempfile::tempdir().expect("tempdir");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     // The port was bound and released: nothing listens there now.
-    let unreachable = scan(&sites, &format!("http://{SHOP}:{closed}/"), out.path(), &["-q"]).await;
+    let unreachable = scan(
+        &sites,
+        &format!("http://{SHOP}:{closed}/"),
+        out.path(),
+        &["-q"],
+    )
+    .await;
     assert_one_line_error(&unreachable, "could not reach");
 
     let mut command = siteward();
-    command.args(["scan", &sites.https_url(SHOP, "/"), "--out"]).arg(out.path()).arg("-q");
+    command
+        .args(["scan", &sites.https_url(SHOP, "/"), "--out"])
+        .arg(out.path())
+        .arg("-q");
     for mapping in sites.resolve_args() {
         command.args(["--resolve", &mapping]);
     }
     let untrusted = command.output().await.expect("siteward runs");
     assert_one_line_error(&untrusted, "TLS failure");
 
-    let timeout = scan(&sites, &sites.url(SHOP, "/no-response"), out.path(), &["-q", "--load-timeout", "2s"]).await;
-    assert_one_line_error(&timeout, "timed out after 2 s waiting for the page to respond");
+    let timeout = scan(
+        &sites,
+        &sites.url(SHOP, "/no-response"),
+        out.path(),
+        &["-q", "--load-timeout", "2s"],
+    )
+    .await;
+    assert_one_line_error(
+        &timeout,
+        "timed out after 2 s waiting for the page to respond",
+    );
 
-    let refused = scan(&sites, "http://169.254.169.254/latest/meta-data/", out.path(), &["-q"]).await;
+    let refused = scan(
+        &sites,
+        "http://169.254.169.254/latest/meta-data/",
+        out.path(),
+        &["-q"],
+    )
+    .await;
     assert_one_line_error(&refused, "link-local");
 
     let unresolvable = scan(&sites, "http://no-such-host.invalid/", out.path(), &["-q"]).await;
@@ -170,10 +300,19 @@ async fn unreachable_hosts_tls_failures_and_timeouts_are_one_line_errors() {
 async fn allow_private_says_loudly_that_the_guard_is_off() {
     let sites = FixtureSites::start().await.expect("fixture sites");
     let out = tempfile::tempdir().expect("tempdir");
-    let output = scan(&sites, &sites.url("127.0.0.1", "/simple"), out.path(), &["-q", "--allow-private"]).await;
+    let output = scan(
+        &sites,
+        &sites.url("127.0.0.1", "/simple"),
+        out.path(),
+        &["-q", "--allow-private"],
+    )
+    .await;
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{err}");
-    assert!(err.contains("WARNING: --allow-private turns the egress guard OFF"), "{err}");
+    assert!(
+        err.contains("WARNING: --allow-private turns the egress guard OFF"),
+        "{err}"
+    );
     let report = std::fs::read_to_string(out.path().join("report.html")).expect("report");
     assert!(report.contains("The egress guard was off"));
 }

@@ -54,7 +54,10 @@ impl FixtureSites {
         let http = http_listener.local_addr()?;
         let https = https_listener.local_addr()?;
         let (tls, spki) = tls_config()?;
-        let ports = Ports { http: http.port(), https: https.port() };
+        let ports = Ports {
+            http: http.port(),
+            https: https.port(),
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(ports.clone()))
@@ -68,7 +71,12 @@ impl FixtureSites {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Ok(Self { http, https, spki, handle })
+        Ok(Self {
+            http,
+            https,
+            spki,
+            handle,
+        })
     }
 
     /// `http://HOST:PORT/PATH` on the fixture server.
@@ -100,13 +108,22 @@ fn tls_config() -> std::io::Result<(rustls::ServerConfig, String)> {
     let to_io = |e: rcgen::Error| std::io::Error::other(e.to_string());
     let key = rcgen::KeyPair::generate().map_err(to_io)?;
     let names: Vec<String> = HOSTS.iter().map(|h| h.to_string()).collect();
-    let cert = rcgen::CertificateParams::new(names).map_err(to_io)?.self_signed(&key).map_err(to_io)?;
-    let spki = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(key.subject_public_key_info()));
+    let cert = rcgen::CertificateParams::new(names)
+        .map_err(to_io)?
+        .self_signed(&key)
+        .map_err(to_io)?;
+    let spki = base64::engine::general_purpose::STANDARD
+        .encode(Sha256::digest(key.subject_public_key_info()));
     let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(vec![cert.der().clone()], key_der))
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| {
+        b.with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)
+    })
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok((config, spki))
 }

@@ -26,7 +26,10 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
         .connection_info()
         .host()
         .rsplit_once(':')
-        .map_or_else(|| request.connection_info().host().to_owned(), |(h, _)| h.to_owned());
+        .map_or_else(
+            || request.connection_info().host().to_owned(),
+            |(h, _)| h.to_owned(),
+        );
     let http = |host: &str, path: &str| format!("http://{host}:{}{path}", ports.http);
     let https = |host: &str, path: &str| format!("https://{host}:{}{path}", ports.https);
     let query = request.query_string().to_owned();
@@ -41,24 +44,43 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
         _ => host,
     };
     match (host.as_str(), request.path()) {
-        (SHOP, "/") => html(&index_page(&http, &https)).insert_header((
-            "Set-Cookie",
-            format!("session_id={}; Path=/; HttpOnly; SameSite=Lax", COOKIE_VALUES[0]),
-        )).finish_with_body(),
+        (SHOP, "/") => html(&index_page(&http, &https))
+            .insert_header((
+                "Set-Cookie",
+                format!(
+                    "session_id={}; Path=/; HttpOnly; SameSite=Lax",
+                    COOKIE_VALUES[0]
+                ),
+            ))
+            .finish_with_body(),
         (SHOP, "/old") => redirect("/"),
         (SHOP, "/hop") => redirect(&http(SHOP, "/old")),
         (SHOP, "/simple") => html(SIMPLE_PAGE).finish_with_body(),
-        (SHOP, "/privacy") => html(&policy_page("Privacy policy", "We process your personal data only to run this shop. Contact privacy@shop.test.")).finish_with_body(),
-        (SHOP, "/cookie-policy") => html(&policy_page("Cookie policy", "We use a session cookie and an analytics cookie.")).finish_with_body(),
-        (SHOP, "/terms") => html(&policy_page("Terms and conditions", "All sales are final. Governing law: Utopia.")).finish_with_body(),
+        (SHOP, "/privacy") => html(&policy_page(
+            "Privacy policy",
+            "We process your personal data only to run this shop. Contact privacy@shop.test.",
+        ))
+        .finish_with_body(),
+        (SHOP, "/cookie-policy") => html(&policy_page(
+            "Cookie policy",
+            "We use a session cookie and an analytics cookie.",
+        ))
+        .finish_with_body(),
+        (SHOP, "/terms") => html(&policy_page(
+            "Terms and conditions",
+            "All sales are final. Governing law: Utopia.",
+        ))
+        .finish_with_body(),
         (SHOP, "/hang") => html(&format!(
             "<!doctype html><title>Never finishes</title><h1>Loading forever</h1><img src=\"{}\">",
             http(SHOP, "/slow-forever")
         ))
         .finish_with_body(),
         (SHOP, "/slow-forever") => {
-            let body = futures::stream::once(async { Ok::<_, actix_web::Error>(Bytes::from_static(b"GIF89a")) })
-                .chain(futures::stream::pending());
+            let body = futures::stream::once(async {
+                Ok::<_, actix_web::Error>(Bytes::from_static(b"GIF89a"))
+            })
+            .chain(futures::stream::pending());
             HttpResponse::Ok().content_type("image/gif").streaming(body)
         }
         (SHOP, "/no-response") => {
@@ -78,7 +100,9 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
         (SHOP, "/bench") => html(&bench_page(&http)).finish_with_body(),
         (SHOP, "/favicon.ico") | (_, "/favicon.ico") => HttpResponse::NotFound().finish(),
         (CDN, "/lib.js") => script("window.fixtureLib = { version: '1.2.3' };"),
-        (CDN, "/style.css") => HttpResponse::Ok().content_type("text/css").body("body { font-family: sans-serif; }"),
+        (CDN, "/style.css") => HttpResponse::Ok()
+            .content_type("text/css")
+            .body("body { font-family: sans-serif; }"),
         (ANALYTICS, "/a.js") => script(&format!(
             "document.cookie = '_sv_analytics={}; path=/; max-age=31536000';\n\
              navigator.sendBeacon('{}', 'hit');",
@@ -94,17 +118,25 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
             .content_type("image/gif")
             .insert_header((
                 "Set-Cookie",
-                format!("ad_id={}; Path=/; Max-Age=86400; Secure; SameSite=None", COOKIE_VALUES[2]),
+                format!(
+                    "ad_id={}; Path=/; Max-Age=86400; Secure; SameSite=None",
+                    COOKIE_VALUES[2]
+                ),
             ))
             .body(&b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"[..]),
         (WIDGET, "/frame") => HttpResponse::Ok()
             .content_type(HTML)
             .insert_header((
                 "Set-Cookie",
-                format!("widget_session={}; Path=/; Secure; HttpOnly; SameSite=None", COOKIE_VALUES[3]),
+                format!(
+                    "widget_session={}; Path=/; Secure; HttpOnly; SameSite=None",
+                    COOKIE_VALUES[3]
+                ),
             ))
             .body("<!doctype html><title>Widget</title><p>Chat with us</p>"),
-        _ => HttpResponse::build(StatusCode::NOT_FOUND).content_type(HTML).body("<!doctype html><title>Not found</title>"),
+        _ => HttpResponse::build(StatusCode::NOT_FOUND)
+            .content_type(HTML)
+            .body("<!doctype html><title>Not found</title>"),
     }
 }
 
@@ -132,7 +164,9 @@ fn script(body: &str) -> HttpResponse {
 }
 
 fn redirect(location: &str) -> HttpResponse {
-    HttpResponse::MovedPermanently().insert_header(("Location", location.to_owned())).finish()
+    HttpResponse::MovedPermanently()
+        .insert_header(("Location", location.to_owned()))
+        .finish()
 }
 
 /// The main fixture. A correct scan finds:
@@ -193,10 +227,13 @@ fn reversed(value: &str) -> String {
 }
 
 fn policy_page(title: &str, text: &str) -> String {
-    format!("<!doctype html><title>{title}</title><h1>{title}</h1><p>{text}</p><script>document.write('')</script>")
+    format!(
+        "<!doctype html><title>{title}</title><h1>{title}</h1><p>{text}</p><script>document.write('')</script>"
+    )
 }
 
-const SIMPLE_PAGE: &str = "<!doctype html><title>Simple</title><h1>A simple page</h1><p>Nothing else.</p>";
+const SIMPLE_PAGE: &str =
+    "<!doctype html><title>Simple</title><h1>A simple page</h1><p>Nothing else.</p>";
 
 const DIALOG_PAGE: &str = r#"<!doctype html><title>Dialogs</title><h1>Dialogs</h1>
 <script>alert("first alert"); confirm("are you sure?"); prompt("your name?"); alert("after load");</script>"#;
@@ -256,7 +293,9 @@ fn huge_page() -> HttpResponse {
     let chunk = Bytes::from(filler.repeat(CHUNK_BYTES / filler.len()));
     let tail = Bytes::from_static(b"--><p>end</p>");
     let body = futures::stream::iter(
-        std::iter::once(head).chain(std::iter::repeat_n(chunk, CHUNKS)).chain(std::iter::once(tail)),
+        std::iter::once(head)
+            .chain(std::iter::repeat_n(chunk, CHUNKS))
+            .chain(std::iter::once(tail)),
     )
     .map(Ok::<_, actix_web::Error>);
     HttpResponse::Ok().content_type(HTML).streaming(body)

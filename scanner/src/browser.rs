@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chromiumoxide::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::target::CreateBrowserContextParams;
+use chromiumoxide::{Browser, BrowserConfig};
 use futures::StreamExt;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -124,7 +124,8 @@ impl LiveBrowser {
             // loopback destinations meet the guard too.
             .proxy_bypass_list("<-loopback>")
             .build();
-        self.with_browser(async |b| b.create_browser_context(params).await).await
+        self.with_browser(async |b| b.create_browser_context(params).await)
+            .await
     }
 
     fn kill(&self) {
@@ -162,7 +163,12 @@ pub(crate) struct Slot {
 impl Supervisor {
     pub fn new(options: BrowserOptions) -> Self {
         let slots = Arc::new(Semaphore::new(options.max_concurrent_scans.max(1)));
-        Self { options, current: Mutex::new(None), slots, launches: Default::default() }
+        Self {
+            options,
+            current: Mutex::new(None),
+            slots,
+            launches: Default::default(),
+        }
     }
 
     pub fn options(&self) -> &BrowserOptions {
@@ -176,7 +182,12 @@ impl Supervisor {
 
     /// The process id of the current browser, if one is running.
     pub async fn browser_pid(&self) -> Option<u32> {
-        self.current.lock().await.as_ref().filter(|b| b.death().is_none()).map(|b| b.pid)
+        self.current
+            .lock()
+            .await
+            .as_ref()
+            .filter(|b| b.death().is_none())
+            .map(|b| b.pid)
     }
 
     /// Launches the browser now rather than at the first scan.
@@ -195,9 +206,17 @@ impl Supervisor {
     }
 
     pub(crate) async fn slot(&self) -> Result<Slot, ScanError> {
-        let permit = self.slots.clone().acquire_owned().await.map_err(|_| ScanError::ShuttingDown)?;
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ScanError::ShuttingDown)?;
         let browser = self.live_browser().await?;
-        Ok(Slot { browser, _permit: permit })
+        Ok(Slot {
+            browser,
+            _permit: permit,
+        })
     }
 
     async fn live_browser(&self) -> Result<Arc<LiveBrowser>, ScanError> {
@@ -212,7 +231,8 @@ impl Supervisor {
         let (browser, died_tx) = launch(&self.options).await?;
         let browser = Arc::new(browser);
         watch(&browser, self.options.hang_timeout, died_tx);
-        self.launches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.launches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *current = Some(browser.clone());
         Ok(browser)
     }
@@ -246,7 +266,10 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         .arg(format!("disable-features={DISABLED_FEATURES}"))
         .arg(format!("proxy-server={}", default_guard.proxy_server()))
         .arg("proxy-bypass-list=<-loopback>")
-        .arg(format!("js-flags=--max-old-space-size={}", options.js_heap_limit_mb));
+        .arg(format!(
+            "js-flags=--max-old-space-size={}",
+            options.js_heap_limit_mb
+        ));
     if !options.trusted_spki.is_empty() {
         let spki = options.trusted_spki.join(",");
         builder = builder.arg(format!("ignore-certificate-errors-spki-list={spki}"));

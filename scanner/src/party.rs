@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn subdomains_are_first_party_and_lookalikes_are_not() {
         assert_eq!(party_of("static.example.com", "example.com"), Party::First);
-        assert_eq!(party_of("example.com.evil.net", "example.com"), Party::Third);
+        assert_eq!(
+            party_of("example.com.evil.net", "example.com"),
+            Party::Third
+        );
         assert_eq!(party_of("user.github.io", "other.github.io"), Party::Third);
     }
 }

@@ -9,6 +9,9 @@ use fixture_sites::{ADS, ANALYTICS, CDN, COOKIE_VALUES, SHOP, STORAGE_VALUES, WI
 use scanner::snapshot::{CookieSource, LimitHit, Party, Script, StorageKind};
 use support::Harness;
 
+/// Name, domain, party, setter host and how it was set.
+type CookieFacts = (String, String, Party, Option<String>, Option<CookieSource>);
+
 fn port_of(url: &str) -> u16 {
     url::Url::parse(url).expect("url").port().expect("port")
 }
@@ -41,44 +44,109 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
             Script::Inline { .. } => None,
         })
         .collect();
-    let expected: BTreeSet<String> =
-        [h.sites.url(CDN, "/lib.js"), h.sites.url(ANALYTICS, "/a.js"), h.sites.https_url(ADS, "/ads.js")].into();
-    assert_eq!(external, expected, "external scripts, including the one injected after load");
-    let inline = s.scripts.iter().filter(|s| matches!(s, Script::Inline { .. })).count();
+    let expected: BTreeSet<String> = [
+        h.sites.url(CDN, "/lib.js"),
+        h.sites.url(ANALYTICS, "/a.js"),
+        h.sites.https_url(ADS, "/ads.js"),
+    ]
+    .into();
+    assert_eq!(
+        external, expected,
+        "external scripts, including the one injected after load"
+    );
+    let inline = s
+        .scripts
+        .iter()
+        .filter(|s| matches!(s, Script::Inline { .. }))
+        .count();
     assert_eq!(inline, 2, "the two inline scripts of the page");
-    let lib = s.scripts.iter().find(|s| matches!(s, Script::External { url, .. } if url.ends_with("/lib.js"))).expect("lib");
+    let lib = s
+        .scripts
+        .iter()
+        .find(|s| matches!(s, Script::External { url, .. } if url.ends_with("/lib.js")))
+        .expect("lib");
     assert_eq!(
         lib.sha256(),
         hex_sha256("window.fixtureLib = { version: '1.2.3' };"),
         "the script hash is the SHA-256 of the body served"
     );
 
-    let cookies: BTreeSet<(String, String, Party, Option<String>, Option<CookieSource>)> = s
+    let cookies: BTreeSet<CookieFacts> = s
         .cookies
         .iter()
-        .map(|c| (c.name.clone(), c.domain.trim_start_matches('.').to_owned(), c.party, c.set_by_host.clone(), c.set_by))
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.domain.trim_start_matches('.').to_owned(),
+                c.party,
+                c.set_by_host.clone(),
+                c.set_by,
+            )
+        })
         .collect();
     let expected: BTreeSet<_> = [
         ("session_id", SHOP, Party::First, SHOP, CookieSource::Header),
-        ("inline_pref", SHOP, Party::First, SHOP, CookieSource::Script),
-        ("_sv_analytics", SHOP, Party::First, ANALYTICS, CookieSource::Script),
+        (
+            "inline_pref",
+            SHOP,
+            Party::First,
+            SHOP,
+            CookieSource::Script,
+        ),
+        (
+            "_sv_analytics",
+            SHOP,
+            Party::First,
+            ANALYTICS,
+            CookieSource::Script,
+        ),
         ("ad_id", ADS, Party::Third, ADS, CookieSource::Header),
-        ("widget_session", WIDGET, Party::Third, WIDGET, CookieSource::Header),
+        (
+            "widget_session",
+            WIDGET,
+            Party::Third,
+            WIDGET,
+            CookieSource::Header,
+        ),
     ]
     .into_iter()
-    .map(|(n, d, p, by, via)| (n.to_owned(), d.to_owned(), p, Some(by.to_owned()), Some(via)))
+    .map(|(n, d, p, by, via)| {
+        (
+            n.to_owned(),
+            d.to_owned(),
+            p,
+            Some(by.to_owned()),
+            Some(via),
+        )
+    })
     .collect();
     assert_eq!(cookies, expected);
-    let session = s.cookies.iter().find(|c| c.name == "session_id").expect("session cookie");
+    let session = s
+        .cookies
+        .iter()
+        .find(|c| c.name == "session_id")
+        .expect("session cookie");
     assert!(session.session && session.http_only && !session.secure);
-    let ad = s.cookies.iter().find(|c| c.name == "ad_id").expect("ad cookie");
+    let ad = s
+        .cookies
+        .iter()
+        .find(|c| c.name == "ad_id")
+        .expect("ad cookie");
     assert!(!ad.session && ad.secure && ad.expires.is_some());
     assert!(s.browser.third_party_cookies_allowed);
 
-    let storage: BTreeSet<(StorageKind, Vec<String>)> = s.storage.iter().map(|st| (st.kind, st.keys.clone())).collect();
+    let storage: BTreeSet<(StorageKind, Vec<String>)> = s
+        .storage
+        .iter()
+        .map(|st| (st.kind, st.keys.clone()))
+        .collect();
     assert_eq!(
         storage,
-        [(StorageKind::Local, vec!["cart_token".to_owned()]), (StorageKind::Session, vec!["visit_id".to_owned()])].into()
+        [
+            (StorageKind::Local, vec!["cart_token".to_owned()]),
+            (StorageKind::Session, vec!["visit_id".to_owned()])
+        ]
+        .into()
     );
 
     assert_eq!(s.third_party_hosts, vec![ADS, ANALYTICS, CDN, WIDGET]);
@@ -87,15 +155,36 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
         .iter()
         .find(|r| r.url == h.sites.url(ANALYTICS, "/collect"))
         .expect("the analytics beacon is recorded");
-    assert_eq!((beacon.method.as_str(), beacon.resource_type.as_str(), beacon.status), ("POST", "Ping", Some(204)));
-    assert!(s.requests.iter().any(|r| r.url == h.sites.https_url(WIDGET, "/frame") && r.resource_type == "Document"));
+    assert_eq!(
+        (
+            beacon.method.as_str(),
+            beacon.resource_type.as_str(),
+            beacon.status
+        ),
+        ("POST", "Ping", Some(204))
+    );
+    assert!(
+        s.requests
+            .iter()
+            .any(|r| r.url == h.sites.https_url(WIDGET, "/frame") && r.resource_type == "Document")
+    );
     assert!(s.requests.iter().all(|r| !r.blocked));
-    let errors: Vec<&str> = s.console_errors.iter().map(|e| e.message.as_str()).collect();
+    let errors: Vec<&str> = s
+        .console_errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect();
     assert_eq!(errors, vec!["fixture console error"]);
 
-    assert_eq!((s.screenshots.viewport.width, s.screenshots.viewport.height), (1366, 768));
+    assert_eq!(
+        (s.screenshots.viewport.width, s.screenshots.viewport.height),
+        (1366, 768)
+    );
     assert_eq!(s.screenshots.full_page.width, 1366);
-    assert!(s.screenshots.full_page.height > 1400, "the page is taller than the viewport");
+    assert!(
+        s.screenshots.full_page.height > 1400,
+        "the page is taller than the viewport"
+    );
     assert!(out.viewport_png.starts_with(b"\x89PNG"));
 
     support::assert_matches_schema(&serde_json::to_value(s).expect("serializes"));
@@ -108,8 +197,16 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirect_chain_is_recorded_hop_by_hop() {
     let h = Harness::start().await;
-    let out = h.scan(&h.sites.url(SHOP, "/hop"), &h.options()).await.expect("scan succeeds");
-    let chain: Vec<(String, Option<u16>)> = out.snapshot.redirect_chain.iter().map(|hop| (hop.url.clone(), hop.status)).collect();
+    let out = h
+        .scan(&h.sites.url(SHOP, "/hop"), &h.options())
+        .await
+        .expect("scan succeeds");
+    let chain: Vec<(String, Option<u16>)> = out
+        .snapshot
+        .redirect_chain
+        .iter()
+        .map(|hop| (hop.url.clone(), hop.status))
+        .collect();
     assert_eq!(
         chain,
         vec![
@@ -125,12 +222,30 @@ async fn redirect_chain_is_recorded_hop_by_hop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_scan_gets_a_fresh_context_with_nothing_left_from_the_last() {
     let h = Harness::start().await;
-    let first = h.scan(&h.sites.url(SHOP, "/"), &h.options()).await.expect("first scan");
+    let first = h
+        .scan(&h.sites.url(SHOP, "/"), &h.options())
+        .await
+        .expect("first scan");
     assert!(!first.snapshot.cookies.is_empty());
-    let second = h.scan(&h.sites.url(SHOP, "/simple"), &h.options()).await.expect("second scan");
-    assert!(second.snapshot.cookies.is_empty(), "cookies leaked between scans: {:?}", second.snapshot.cookies);
-    assert!(second.snapshot.storage.is_empty(), "storage leaked between scans: {:?}", second.snapshot.storage);
-    assert_eq!(h.scanner.supervisor().launches(), 1, "one browser served both scans");
+    let second = h
+        .scan(&h.sites.url(SHOP, "/simple"), &h.options())
+        .await
+        .expect("second scan");
+    assert!(
+        second.snapshot.cookies.is_empty(),
+        "cookies leaked between scans: {:?}",
+        second.snapshot.cookies
+    );
+    assert!(
+        second.snapshot.storage.is_empty(),
+        "storage leaked between scans: {:?}",
+        second.snapshot.storage
+    );
+    assert_eq!(
+        h.scanner.supervisor().launches(),
+        1,
+        "one browser served both scans"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +253,10 @@ async fn policy_pages_are_followed_and_kept_as_text() {
     let h = Harness::start().await;
     let mut options = h.options();
     options.policy_pages = true;
-    let out = h.scan(&h.sites.url(SHOP, "/"), &options).await.expect("scan succeeds");
+    let out = h
+        .scan(&h.sites.url(SHOP, "/"), &options)
+        .await
+        .expect("scan succeeds");
     let pages: Vec<(String, String, Option<u16>)> = out
         .snapshot
         .policy_pages
@@ -148,13 +266,29 @@ async fn policy_pages_are_followed_and_kept_as_text() {
     assert_eq!(
         pages,
         vec![
-            ("Privacy".to_owned(), h.sites.url(SHOP, "/privacy"), Some(200)),
-            ("Cookies".to_owned(), h.sites.url(SHOP, "/cookie-policy"), Some(200)),
+            (
+                "Privacy".to_owned(),
+                h.sites.url(SHOP, "/privacy"),
+                Some(200)
+            ),
+            (
+                "Cookies".to_owned(),
+                h.sites.url(SHOP, "/cookie-policy"),
+                Some(200)
+            ),
             ("Terms".to_owned(), h.sites.url(SHOP, "/terms"), Some(200)),
         ]
     );
-    assert!(out.snapshot.policy_pages[0].text.contains("We process your personal data"));
-    assert!(out.snapshot.policy_pages[2].text.contains("All sales are final"));
+    assert!(
+        out.snapshot.policy_pages[0]
+            .text
+            .contains("We process your personal data")
+    );
+    assert!(
+        out.snapshot.policy_pages[2]
+            .text
+            .contains("All sales are final")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,9 +312,17 @@ async fn late_tracker_is_missed_only_when_the_quiet_period_is_too_short() {
     let h = Harness::start().await;
     let mut options = h.options();
     options.quiet_period = Duration::from_millis(300);
-    let out = h.scan(&h.sites.url(SHOP, "/"), &options).await.expect("scan succeeds");
+    let out = h
+        .scan(&h.sites.url(SHOP, "/"), &options)
+        .await
+        .expect("scan succeeds");
     assert!(!out.snapshot.third_party_hosts.contains(&ADS.to_owned()));
-    assert!(!out.snapshot.limits_hit.iter().any(|l| matches!(l, LimitHit::NetworkNeverQuiet { .. })));
+    assert!(
+        !out.snapshot
+            .limits_hit
+            .iter()
+            .any(|l| matches!(l, LimitHit::NetworkNeverQuiet { .. }))
+    );
 }
 
 fn hex_sha256(text: &str) -> String {

@@ -15,11 +15,23 @@ async fn a_page_that_never_finishes_loading_is_captured_at_the_load_timeout() {
     let h = Harness::start().await;
     let mut options = h.options();
     options.load_timeout = Duration::from_secs(3);
-    let out = h.scan(&h.sites.url(SHOP, "/hang"), &options).await.expect("scan completes");
+    let out = h
+        .scan(&h.sites.url(SHOP, "/hang"), &options)
+        .await
+        .expect("scan completes");
     let s = &out.snapshot;
     assert_eq!(s.title, "Never finishes");
-    assert!(s.limits_hit.contains(&LimitHit::LoadTimeout { after_ms: 3000 }), "{:?}", s.limits_hit);
-    let pending = s.requests.iter().find(|r| r.url.ends_with("/slow-forever")).expect("pending request recorded");
+    assert!(
+        s.limits_hit
+            .contains(&LimitHit::LoadTimeout { after_ms: 3000 }),
+        "{:?}",
+        s.limits_hit
+    );
+    let pending = s
+        .requests
+        .iter()
+        .find(|r| r.url.ends_with("/slow-forever"))
+        .expect("pending request recorded");
     assert_eq!(pending.duration_ms, None, "it never finished");
     assert!(s.timings.load_ms.is_none());
 }
@@ -27,8 +39,16 @@ async fn a_page_that_never_finishes_loading_is_captured_at_the_load_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialogs_are_dismissed_and_recorded() {
     let h = Harness::start().await;
-    let out = h.scan(&h.sites.url(SHOP, "/dialogs"), &h.options()).await.expect("scan completes");
-    let dialogs: Vec<(String, String)> = out.snapshot.dialogs.iter().map(|d| (d.kind.clone(), d.message.clone())).collect();
+    let out = h
+        .scan(&h.sites.url(SHOP, "/dialogs"), &h.options())
+        .await
+        .expect("scan completes");
+    let dialogs: Vec<(String, String)> = out
+        .snapshot
+        .dialogs
+        .iter()
+        .map(|d| (d.kind.clone(), d.message.clone()))
+        .collect();
     assert_eq!(
         dialogs,
         vec![
@@ -44,22 +64,47 @@ async fn dialogs_are_dismissed_and_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_are_denied_and_recorded() {
     let h = Harness::start().await;
-    let out = h.scan(&h.sites.url(SHOP, "/download"), &h.options()).await.expect("scan completes");
-    let downloads: Vec<(String, String)> =
-        out.snapshot.downloads.iter().map(|d| (d.url.clone(), d.suggested_filename.clone())).collect();
-    assert_eq!(downloads, vec![(h.sites.url(SHOP, "/file.bin"), "report.bin".to_owned())]);
+    let out = h
+        .scan(&h.sites.url(SHOP, "/download"), &h.options())
+        .await
+        .expect("scan completes");
+    let downloads: Vec<(String, String)> = out
+        .snapshot
+        .downloads
+        .iter()
+        .map(|d| (d.url.clone(), d.suggested_filename.clone()))
+        .collect();
+    assert_eq!(
+        downloads,
+        vec![(h.sites.url(SHOP, "/file.bin"), "report.bin".to_owned())]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_50_mb_page_is_captured_with_its_dom_truncated() {
     let h = Harness::start().await;
-    let out = h.scan(&h.sites.url(SHOP, "/huge"), &h.options()).await.expect("scan completes");
+    let out = h
+        .scan(&h.sites.url(SHOP, "/huge"), &h.options())
+        .await
+        .expect("scan completes");
     let dom = &out.snapshot.dom;
     assert!(dom.truncated);
-    assert!(dom.size_bytes > 50 * 1024 * 1024, "full size is reported: {}", dom.size_bytes);
+    assert!(
+        dom.size_bytes > 50 * 1024 * 1024,
+        "full size is reported: {}",
+        dom.size_bytes
+    );
     assert!(dom.html.len() <= 5 * 1024 * 1024);
-    assert!(out.snapshot.limits_hit.iter().any(|l| matches!(l, LimitHit::DomSize { .. })));
-    assert!(out.snapshot.screenshots.full_page_truncated, "the page is far taller than the cap");
+    assert!(
+        out.snapshot
+            .limits_hit
+            .iter()
+            .any(|l| matches!(l, LimitHit::DomSize { .. }))
+    );
+    assert!(
+        out.snapshot.screenshots.full_page_truncated,
+        "the page is far taller than the cap"
+    );
     assert_eq!(out.snapshot.screenshots.full_page.height, 16_384);
 }
 
@@ -68,12 +113,22 @@ async fn a_renderer_crash_fails_the_scan_and_the_browser_serves_the_next_one() {
     let h = Harness::start().await;
     let started = Instant::now();
     let error = match h.scan(&h.sites.url(SHOP, "/crash"), &h.options()).await {
-        Ok(out) => panic!("the renderer should have died; limits hit: {:?}", out.snapshot.limits_hit),
+        Ok(out) => panic!(
+            "the renderer should have died; limits hit: {:?}",
+            out.snapshot.limits_hit
+        ),
         Err(error) => error,
     };
     assert!(matches!(error, ScanError::RendererCrashed), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(40), "failed promptly: {:?}", started.elapsed());
-    let next = h.scan(&h.sites.url(SHOP, "/simple"), &h.options()).await.expect("next scan works");
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "failed promptly: {:?}",
+        started.elapsed()
+    );
+    let next = h
+        .scan(&h.sites.url(SHOP, "/simple"), &h.options())
+        .await
+        .expect("next scan works");
     assert_eq!(next.snapshot.title, "Simple");
 }
 
@@ -86,5 +141,8 @@ async fn a_document_that_never_answers_times_out_with_a_clear_error() {
         panic!("a document that never answers cannot be scanned");
     };
     assert!(matches!(error, ScanError::Timeout { .. }), "{error}");
-    assert_eq!(error.to_string(), "timed out after 2 s waiting for the page to respond");
+    assert_eq!(
+        error.to_string(),
+        "timed out after 2 s waiting for the page to respond"
+    );
 }

@@ -22,7 +22,8 @@ fn the_schema_rejects_a_snapshot_with_a_cookie_value() {
         "secure": false, "http_only": true, "same_site": "lax", "party": "first",
         "set_by_host": null, "set_by": null, "value_size": 6
     });
-    let cookie_schema = serde_json::json!({"$ref": "#/$defs/Cookie", "$defs": schema["$defs"].clone()});
+    let cookie_schema =
+        serde_json::json!({"$ref": "#/$defs/Cookie", "$defs": schema["$defs"].clone()});
     let cookie_validator = jsonschema::validator_for(&cookie_schema).expect("compiles");
     assert!(cookie_validator.is_valid(&cookie));
     let mut with_value = cookie.clone();

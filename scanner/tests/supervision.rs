@@ -38,11 +38,20 @@ async fn a_browser_killed_mid_scan_fails_that_scan_and_is_relaunched() {
         Instant::now()
     };
     let (result, killed_at) = tokio::join!(scan, killer);
-    let Err(error) = result else { panic!("the scan cannot succeed without its browser") };
+    let Err(error) = result else {
+        panic!("the scan cannot succeed without its browser")
+    };
     assert!(matches!(error, ScanError::BrowserCrashed), "{error}");
-    assert!(killed_at.elapsed() < Duration::from_secs(5), "the failure was prompt: {:?}", killed_at.elapsed());
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(5),
+        "the failure was prompt: {:?}",
+        killed_at.elapsed()
+    );
 
-    let next = h.scan(&h.sites.url(SHOP, "/simple"), &h.options()).await.expect("a new browser serves the next scan");
+    let next = h
+        .scan(&h.sites.url(SHOP, "/simple"), &h.options())
+        .await
+        .expect("a new browser serves the next scan");
     assert_eq!(next.snapshot.title, "Simple");
     assert_eq!(h.scanner.supervisor().launches(), 2);
 }
@@ -61,13 +70,22 @@ async fn a_hung_browser_is_killed_and_the_scan_fails_instead_of_hanging() {
         (pid, Instant::now())
     };
     let (result, (pid, frozen_at)) = tokio::join!(scan, freezer);
-    let Err(error) = result else { panic!("the scan cannot succeed in a frozen browser") };
+    let Err(error) = result else {
+        panic!("the scan cannot succeed in a frozen browser")
+    };
     assert!(matches!(error, ScanError::BrowserHung), "{error}");
     // Detection takes the watchdog's interval plus its answer timeout (3 s in these tests).
-    assert!(frozen_at.elapsed() < Duration::from_secs(10), "detected in {:?}", frozen_at.elapsed());
+    assert!(
+        frozen_at.elapsed() < Duration::from_secs(10),
+        "detected in {:?}",
+        frozen_at.elapsed()
+    );
     let _ = pid;
 
-    let next = h.scan(&h.sites.url(SHOP, "/simple"), &h.options()).await.expect("a new browser serves the next scan");
+    let next = h
+        .scan(&h.sites.url(SHOP, "/simple"), &h.options())
+        .await
+        .expect("a new browser serves the next scan");
     assert_eq!(next.snapshot.title, "Simple");
     assert_eq!(h.scanner.supervisor().launches(), 2);
 }
@@ -79,5 +97,8 @@ async fn a_missing_browser_binary_is_a_clear_error() {
         panic!("no browser, no scan");
     };
     assert!(matches!(error, ScanError::BrowserMissing(_)), "{error}");
-    assert!(error.to_string().contains("/nonexistent/chromium"), "{error}");
+    assert!(
+        error.to_string().contains("/nonexistent/chromium"),
+        "{error}"
+    );
 }

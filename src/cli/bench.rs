@@ -40,15 +40,23 @@ pub async fn run(args: BenchArgs) -> ExitCode {
 }
 
 async fn bench(args: BenchArgs) -> Result<(), String> {
-    let sites = FixtureSites::start().await.map_err(|e| format!("cannot start the fixture site: {e}"))?;
+    let sites = FixtureSites::start()
+        .await
+        .map_err(|e| format!("cannot start the fixture site: {e}"))?;
     let mut egress = EgressPolicy::public_only();
     for mapping in sites.resolve_args() {
-        egress = egress.with_resolve_arg(&mapping).map_err(|e| e.to_string())?;
+        egress = egress
+            .with_resolve_arg(&mapping)
+            .map_err(|e| e.to_string())?;
     }
     let mut browser = args.browser.clone();
     browser.trust_spki.push(sites.spki().to_owned());
     let scanner = Arc::new(Scanner::new(Supervisor::new(browser.browser_options(4))));
-    let options = ScanOptions { egress, quiet_period: args.quiet, ..ScanOptions::default() };
+    let options = ScanOptions {
+        egress,
+        quiet_period: args.quiet,
+        ..ScanOptions::default()
+    };
     let url = sites.url(SHOP, "/bench");
 
     let peak = Arc::new(AtomicU64::new(0));
@@ -62,50 +70,106 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
         })
     };
 
-    println!("siteward bench: {url}, quiet period {} ms, {} samples", args.quiet.as_millis(), args.samples);
-    scanner.supervisor().warm_up().await.map_err(|e| e.to_string())?;
+    println!(
+        "siteward bench: {url}, quiet period {} ms, {} samples",
+        args.quiet.as_millis(),
+        args.samples
+    );
+    scanner
+        .supervisor()
+        .warm_up()
+        .await
+        .map_err(|e| e.to_string())?;
     // Warm the page's caches and the browser's code paths once each.
-    scanner.bare_navigation(&url, &options).await.map_err(|e| e.to_string())?;
-    scanner.scan(&url, &options, &|_| {}).await.map_err(|e| e.to_string())?;
+    scanner
+        .bare_navigation(&url, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    scanner
+        .scan(&url, &options, &|_| {})
+        .await
+        .map_err(|e| e.to_string())?;
 
     // Interleave baseline and full scans so drift in the machine affects both alike.
     let mut baseline = Vec::new();
     let mut full = Vec::new();
     for _ in 0..args.samples {
-        baseline.push(scanner.bare_navigation(&url, &options).await.map_err(|e| e.to_string())?);
+        baseline.push(
+            scanner
+                .bare_navigation(&url, &options)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
         let started = Instant::now();
-        scanner.scan(&url, &options, &|_| {}).await.map_err(|e| e.to_string())?;
+        scanner
+            .scan(&url, &options, &|_| {})
+            .await
+            .map_err(|e| e.to_string())?;
         full.push(started.elapsed());
     }
     let baseline_median = median(&mut baseline);
     let full_median = median(&mut full);
-    println!("baseline (bare navigate + wait + viewport screenshot): median {:>6.0} ms", ms(baseline_median));
-    println!("full scan, concurrency 1:                             median {:>6.0} ms", ms(full_median));
-    println!("overhead ratio (full / baseline):                     {:>9.2}", full_median.as_secs_f64() / baseline_median.as_secs_f64());
-    println!("scans per minute, concurrency 1:                      {:>9.1}", 60.0 / full_median.as_secs_f64());
+    println!(
+        "baseline (bare navigate + wait + viewport screenshot): median {:>6.0} ms",
+        ms(baseline_median)
+    );
+    println!(
+        "full scan, concurrency 1:                             median {:>6.0} ms",
+        ms(full_median)
+    );
+    println!(
+        "overhead ratio (full / baseline):                     {:>9.2}",
+        full_median.as_secs_f64() / baseline_median.as_secs_f64()
+    );
+    println!(
+        "scans per minute, concurrency 1:                      {:>9.1}",
+        60.0 / full_median.as_secs_f64()
+    );
 
     let batch = args.samples * 2;
     let started = Instant::now();
     let mut times = run_concurrently(&scanner, &url, &options, batch, 4, |_| {}).await?;
     let wall = started.elapsed();
-    println!("full scan, concurrency 4:                             median {:>6.0} ms per scan", ms(median(&mut times)));
-    println!("scans per minute, concurrency 4:                      {:>9.1}", batch as f64 * 60.0 / wall.as_secs_f64());
+    println!(
+        "full scan, concurrency 4:                             median {:>6.0} ms per scan",
+        ms(median(&mut times))
+    );
+    println!(
+        "scans per minute, concurrency 4:                      {:>9.1}",
+        batch as f64 * 60.0 / wall.as_secs_f64()
+    );
 
     let rss_at = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = {
         let rss_at = rss_at.clone();
         move |done: usize| {
             if done == 10 || done == args.memory_scans {
-                rss_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((done, process_tree_rss_kib()));
+                rss_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((done, process_tree_rss_kib()));
             }
         }
     };
     run_concurrently(&scanner, &url, &options, args.memory_scans, 4, record).await?;
-    for (done, kib) in rss_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
-        println!("RSS of siteward + Chromium after scan {done:>3}:             {:>6.0} MiB", *kib as f64 / 1024.0);
+    for (done, kib) in rss_at
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        println!(
+            "RSS of siteward + Chromium after scan {done:>3}:             {:>6.0} MiB",
+            *kib as f64 / 1024.0
+        );
     }
-    println!("peak RSS of siteward + Chromium:                      {:>6.0} MiB", peak.load(Ordering::Relaxed) as f64 / 1024.0);
-    println!("browser launches during the run:                      {:>6}", scanner.supervisor().launches());
+    println!(
+        "peak RSS of siteward + Chromium:                      {:>6.0} MiB",
+        peak.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+    println!(
+        "browser launches during the run:                      {:>6}",
+        scanner.supervisor().launches()
+    );
     sampler.abort();
     scanner.supervisor().shutdown().await;
     sites.stop().await;
@@ -125,7 +189,10 @@ async fn run_concurrently(
             let scanner = scanner.clone();
             async move {
                 let started = Instant::now();
-                scanner.scan(url, options, &|_| {}).await.map(|_| started.elapsed())
+                scanner
+                    .scan(url, options, &|_| {})
+                    .await
+                    .map(|_| started.elapsed())
             }
         })
         .buffer_unordered(concurrency);
@@ -149,10 +216,20 @@ fn ms(d: Duration) -> f64 {
 /// Resident memory of this process and all its descendants (the browser and its renderers), KiB.
 fn process_tree_rss_kib() -> u64 {
     let mut parents: Vec<(u32, u32, u64)> = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
         let field = |name: &str| {
             status
                 .lines()
@@ -160,7 +237,11 @@ fn process_tree_rss_kib() -> u64 {
                 .and_then(|v| v.split_whitespace().next())
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        parents.push((pid, field("PPid:").unwrap_or(0) as u32, field("VmRSS:").unwrap_or(0)));
+        parents.push((
+            pid,
+            field("PPid:").unwrap_or(0) as u32,
+            field("VmRSS:").unwrap_or(0),
+        ));
     }
     let mut tree = vec![std::process::id()];
     let mut total = 0;

@@ -36,11 +36,24 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     let mut browser = args.browser.clone();
     browser.trust_spki.push(sites.spki().to_owned());
     let scanner = Scanner::new(Supervisor::new(browser.browser_options(1)));
-    let options = ScanOptions { egress, policy_pages: true, ..ScanOptions::default() };
+    let options = ScanOptions {
+        egress,
+        policy_pages: true,
+        ..ScanOptions::default()
+    };
     let url = sites.url(SHOP, "/");
-    eprintln!("siteward demo: serving a demo shop at {url} (hosts {} mapped to 127.0.0.1)", fixture_sites::HOSTS.join(", "));
+    eprintln!(
+        "siteward demo: serving a demo shop at {url} (hosts {} mapped to 127.0.0.1)",
+        fixture_sites::HOSTS.join(", ")
+    );
     let started = Instant::now();
-    let progress = |stage: Stage| eprintln!("[{:>5.1}s] {}", started.elapsed().as_secs_f64(), stage.describe());
+    let progress = |stage: Stage| {
+        eprintln!(
+            "[{:>5.1}s] {}",
+            started.elapsed().as_secs_f64(),
+            stage.describe()
+        )
+    };
     let result = scanner.scan(&url, &options, &progress).await;
     scanner.supervisor().shutdown().await;
     sites.stop().await;
@@ -48,7 +61,10 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         Ok(output) => output,
         Err(error) => return fail(error),
     };
-    if let Err(error) = std::fs::create_dir_all(&args.out).map_err(|e| e.to_string()).and_then(|_| super::scan::write_output(&args.out, &output)) {
+    if let Err(error) = std::fs::create_dir_all(&args.out)
+        .map_err(|e| e.to_string())
+        .and_then(|_| super::scan::write_output(&args.out, &output))
+    {
         return fail(error);
     }
     let s = &output.snapshot;

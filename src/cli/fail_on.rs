@@ -22,14 +22,18 @@ pub enum FailRule {
     Partial,
 }
 
-pub const RULE_NAMES: &str = "third-party-cookie, new-host:FILE, blocked-request, console-error, http-error, partial";
+pub const RULE_NAMES: &str =
+    "third-party-cookie, new-host:FILE, blocked-request, console-error, http-error, partial";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FailRuleError {
     #[error("unknown --fail-on rule {0:?}; expected one of: {RULE_NAMES}")]
     Unknown(String),
     #[error("cannot read the host list {}: {source}", path.display())]
-    HostFile { path: PathBuf, source: std::io::Error },
+    HostFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl FailRule {
@@ -41,7 +45,9 @@ impl FailRule {
             "http-error" => Ok(FailRule::HttpError),
             "partial" => Ok(FailRule::Partial),
             _ => match text.strip_prefix("new-host:") {
-                Some(path) if !path.is_empty() => Ok(FailRule::NewHost(HostAllowList::load(Path::new(path))?)),
+                Some(path) if !path.is_empty() => {
+                    Ok(FailRule::NewHost(HostAllowList::load(Path::new(path))?))
+                }
                 _ => Err(FailRuleError::Unknown(text.to_owned())),
             },
         }
@@ -66,7 +72,10 @@ impl FailRule {
                     .collect();
                 hosts.sort_unstable();
                 hosts.dedup();
-                hosts.into_iter().map(|h| format!("new host {h} (not in {})", allowed.path.display())).collect()
+                hosts
+                    .into_iter()
+                    .map(|h| format!("new host {h} (not in {})", allowed.path.display()))
+                    .collect()
             }
             FailRule::BlockedRequest => snapshot
                 .blocked
@@ -76,13 +85,23 @@ impl FailRule {
             FailRule::ConsoleError => snapshot
                 .console_errors
                 .iter()
-                .map(|e| format!("{}: {}", e.kind, e.message.chars().take(200).collect::<String>()))
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.kind,
+                        e.message.chars().take(200).collect::<String>()
+                    )
+                })
                 .collect(),
             FailRule::HttpError => match snapshot.status {
                 Some(status) if status >= 400 => vec![format!("the page answered HTTP {status}")],
                 _ => Vec::new(),
             },
-            FailRule::Partial => snapshot.limits_hit.iter().map(|l| format!("limit reached: {l:?}")).collect(),
+            FailRule::Partial => snapshot
+                .limits_hit
+                .iter()
+                .map(|l| format!("limit reached: {l:?}"))
+                .collect(),
         }
     }
 }
@@ -98,8 +117,10 @@ pub struct HostAllowList {
 
 impl HostAllowList {
     pub fn load(path: &Path) -> Result<Self, FailRuleError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| FailRuleError::HostFile { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| FailRuleError::HostFile {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Self::parse(path, &text))
     }
 
@@ -107,7 +128,12 @@ impl HostAllowList {
         let mut exact = Vec::new();
         let mut suffixes = Vec::new();
         for line in text.lines() {
-            let entry = line.split('#').next().unwrap_or_default().trim().to_ascii_lowercase();
+            let entry = line
+                .split('#')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
             if entry.is_empty() {
                 continue;
             }
@@ -116,7 +142,11 @@ impl HostAllowList {
                 None => exact.push(entry),
             }
         }
-        Self { path: path.to_owned(), exact, suffixes }
+        Self {
+            path: path.to_owned(),
+            exact,
+            suffixes,
+        }
     }
 
     pub fn allows(&self, host: &str) -> bool {
@@ -131,20 +161,38 @@ mod tests {
 
     #[test]
     fn host_lists_take_exact_names_wildcards_and_comments() {
-        let list = HostAllowList::parse(Path::new("hosts.txt"), "# known\nshop.test\n*.cdn.test  # any cdn\n\n");
+        let list = HostAllowList::parse(
+            Path::new("hosts.txt"),
+            "# known\nshop.test\n*.cdn.test  # any cdn\n\n",
+        );
         assert!(list.allows("shop.test"));
         assert!(list.allows("SHOP.test"));
         assert!(list.allows("eu.cdn.test"));
-        assert!(!list.allows("cdn.test"), "a wildcard does not cover the bare domain");
+        assert!(
+            !list.allows("cdn.test"),
+            "a wildcard does not cover the bare domain"
+        );
         assert!(!list.allows("evilshop.test"));
     }
 
     #[test]
     fn unknown_rules_and_missing_files_are_clear_errors() {
-        assert!(matches!(FailRule::parse("third-party-cookies"), Err(FailRuleError::Unknown(_))));
-        assert!(matches!(FailRule::parse("new-host:"), Err(FailRuleError::Unknown(_))));
+        assert!(matches!(
+            FailRule::parse("third-party-cookies"),
+            Err(FailRuleError::Unknown(_))
+        ));
+        assert!(matches!(
+            FailRule::parse("new-host:"),
+            Err(FailRuleError::Unknown(_))
+        ));
         let missing = FailRule::parse("new-host:/nonexistent/hosts.txt").expect_err("missing file");
-        assert!(missing.to_string().contains("/nonexistent/hosts.txt"), "{missing}");
-        assert_eq!(FailRule::parse("blocked-request").expect("known"), FailRule::BlockedRequest);
+        assert!(
+            missing.to_string().contains("/nonexistent/hosts.txt"),
+            "{missing}"
+        );
+        assert_eq!(
+            FailRule::parse("blocked-request").expect("known"),
+            FailRule::BlockedRequest
+        );
     }
 }

@@ -12,7 +12,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "siteward", version, about = "Watches websites: records what a first-time visitor's browser receives.")]
+#[command(
+    name = "siteward",
+    version,
+    about = "Watches websites: records what a first-time visitor's browser receives."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -78,7 +82,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         (text, 1.0)
     };
-    let value: f64 = number.trim().parse().map_err(|_| format!("{text:?} is not a duration (try 2s or 500ms)"))?;
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 2s or 500ms)"))?;
     if !(value.is_finite() && value >= 0.0) || value * scale > 86_400.0 {
         return Err(format!("{text:?} is out of range"));
     }
@@ -89,9 +96,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn parse_viewport(text: &str) -> Result<(u32, u32), String> {
     let bad = || format!("{text:?} is not a viewport; expected WIDTHxHEIGHT such as 1366x768");
     let (w, h) = text.split_once(['x', 'X']).ok_or_else(bad)?;
-    let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
     if !(200..=4096).contains(&w) || !(200..=4096).contains(&h) {
-        return Err(format!("{text:?}: width and height must be between 200 and 4096"));
+        return Err(format!(
+            "{text:?}: width and height must be between 200 and 4096"
+        ));
     }
     Ok((w, h))
 }
@@ -103,7 +115,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&scanner::snapshot_schema()).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&scanner::snapshot_schema()).unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
     }

@@ -63,7 +63,9 @@ impl ScanArgs {
     fn scan_options(&self) -> Result<ScanOptions, String> {
         let mut egress = EgressPolicy::public_only();
         for mapping in &self.resolve {
-            egress = egress.with_resolve_arg(mapping).map_err(|e| e.to_string())?;
+            egress = egress
+                .with_resolve_arg(mapping)
+                .map_err(|e| e.to_string())?;
         }
         if self.allow_private {
             egress = egress.allowing_private();
@@ -77,7 +79,10 @@ impl ScanArgs {
             scan_timeout: self.timeout,
             policy_pages: self.policy_pages,
             egress,
-            limits: Limits { max_full_page_height: self.max_page_height, ..Limits::default() },
+            limits: Limits {
+                max_full_page_height: self.max_page_height,
+                ..Limits::default()
+            },
         })
     }
 }
@@ -91,7 +96,12 @@ pub async fn run(args: ScanArgs) -> ExitCode {
         Ok(options) => options,
         Err(error) => return fail(error),
     };
-    let rules = match args.fail_on.iter().map(|r| FailRule::parse(r)).collect::<Result<Vec<_>, _>>() {
+    let rules = match args
+        .fail_on
+        .iter()
+        .map(|r| FailRule::parse(r))
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(rules) => rules,
         Err(error) => return fail(error),
     };
@@ -110,7 +120,11 @@ pub async fn run(args: ScanArgs) -> ExitCode {
     let quiet = args.quiet_progress;
     let progress = move |stage: Stage| {
         if !quiet {
-            eprintln!("[{:>5.1}s] {}", started.elapsed().as_secs_f64(), stage.describe());
+            eprintln!(
+                "[{:>5.1}s] {}",
+                started.elapsed().as_secs_f64(),
+                stage.describe()
+            );
         }
     };
     let result = scanner.scan(&args.url, &options, &progress).await;
@@ -123,9 +137,16 @@ pub async fn run(args: ScanArgs) -> ExitCode {
         return fail(error);
     }
     if !quiet {
-        eprintln!("[{:>5.1}s] wrote {}", started.elapsed().as_secs_f64(), args.out.join("report.html").display());
+        eprintln!(
+            "[{:>5.1}s] wrote {}",
+            started.elapsed().as_secs_f64(),
+            args.out.join("report.html").display()
+        );
     }
-    let violations: Vec<String> = rules.iter().flat_map(|rule| rule.violations(&output.snapshot)).collect();
+    let violations: Vec<String> = rules
+        .iter()
+        .flat_map(|rule| rule.violations(&output.snapshot))
+        .collect();
     if violations.is_empty() {
         return ExitCode::SUCCESS;
     }
@@ -146,11 +167,17 @@ fn prepare_out_dir(out: &Path) -> Result<(), String> {
 /// Writes the four output files.
 pub fn write_output(out: &Path, output: &scanner::ScanOutput) -> Result<(), String> {
     let write = |name: &str, bytes: &[u8]| {
-        std::fs::write(out.join(name), bytes).map_err(|e| format!("cannot write {}: {e}", out.join(name).display()))
+        std::fs::write(out.join(name), bytes)
+            .map_err(|e| format!("cannot write {}: {e}", out.join(name).display()))
     };
-    let json = serde_json::to_vec_pretty(&output.snapshot).map_err(|e| format!("cannot encode the snapshot: {e}"))?;
-    let report = render_scan_report(&output.snapshot, &output.viewport_png, &output.full_page_png)
-        .map_err(|e| format!("cannot render the report: {e}"))?;
+    let json = serde_json::to_vec_pretty(&output.snapshot)
+        .map_err(|e| format!("cannot encode the snapshot: {e}"))?;
+    let report = render_scan_report(
+        &output.snapshot,
+        &output.viewport_png,
+        &output.full_page_png,
+    )
+    .map_err(|e| format!("cannot render the report: {e}"))?;
     write("snapshot.json", &json)?;
     write("viewport.png", &output.viewport_png)?;
     write("fullpage.png", &output.full_page_png)?;

@@ -46,19 +46,34 @@ struct ScriptRow {
 }
 
 /// Renders the report of `snapshot` with its two screenshots embedded.
-pub fn render_scan_report(snapshot: &Snapshot, viewport_png: &[u8], full_page_png: &[u8]) -> Result<String, askama::Error> {
+pub fn render_scan_report(
+    snapshot: &Snapshot,
+    viewport_png: &[u8],
+    full_page_png: &[u8],
+) -> Result<String, askama::Error> {
     let scripts: Vec<ScriptRow> = snapshot
         .scripts
         .iter()
         .map(|script| match script {
-            Script::External { url, party, sha256, size_bytes, .. } => ScriptRow {
+            Script::External {
+                url,
+                party,
+                sha256,
+                size_bytes,
+                ..
+            } => ScriptRow {
                 inline: false,
                 label: url.clone(),
                 third: *party == Party::Third,
                 size: *size_bytes,
                 sha256: sha256.clone(),
             },
-            Script::Inline { first_bytes, sha256, size_bytes, .. } => ScriptRow {
+            Script::Inline {
+                first_bytes,
+                sha256,
+                size_bytes,
+                ..
+            } => ScriptRow {
                 inline: true,
                 label: first_bytes.chars().take(80).collect(),
                 third: false,
@@ -77,12 +92,20 @@ pub fn render_scan_report(snapshot: &Snapshot, viewport_png: &[u8], full_page_pn
     }
     let hosts = by_host
         .into_iter()
-        .map(|(host, (requests, types))| HostRow { host: host.to_owned(), requests, types: types.join(", ") })
+        .map(|(host, (requests, types))| HostRow {
+            host: host.to_owned(),
+            requests,
+            types: types.join(", "),
+        })
         .collect();
     let summary = Summary {
         third_party_hosts: snapshot.third_party_hosts.len(),
         cookies: snapshot.cookies.len(),
-        third_party_cookies: snapshot.cookies.iter().filter(|c| c.party == Party::Third).count(),
+        third_party_cookies: snapshot
+            .cookies
+            .iter()
+            .filter(|c| c.party == Party::Third)
+            .count(),
         scripts: scripts.len(),
         third_party_scripts: scripts.iter().filter(|s| s.third).count(),
         blocked: snapshot.blocked.len(),
@@ -103,16 +126,27 @@ pub fn render_scan_report(snapshot: &Snapshot, viewport_png: &[u8], full_page_pn
 
 fn describe_limit(limit: &LimitHit) -> String {
     match limit {
-        LimitHit::LoadTimeout { after_ms } => format!("the page had not finished loading after {after_ms} ms"),
-        LimitHit::NetworkNeverQuiet { after_ms } => format!("the network was still busy after {after_ms} ms"),
+        LimitHit::LoadTimeout { after_ms } => {
+            format!("the page had not finished loading after {after_ms} ms")
+        }
+        LimitHit::NetworkNeverQuiet { after_ms } => {
+            format!("the network was still busy after {after_ms} ms")
+        }
         LimitHit::RequestCount { max } => format!("only the first {max} requests were recorded"),
         LimitHit::DomSize { max_bytes } => format!("the DOM was cut at {max_bytes} bytes"),
-        LimitHit::TransferBytes { max_bytes } => format!("downloads stopped after {max_bytes} bytes"),
-        LimitHit::ScreenshotHeight { max_height } => format!("the full-page screenshot was cut at {max_height} px"),
+        LimitHit::TransferBytes { max_bytes } => {
+            format!("downloads stopped after {max_bytes} bytes")
+        }
+        LimitHit::ScreenshotHeight { max_height } => {
+            format!("the full-page screenshot was cut at {max_height} px")
+        }
         LimitHit::ScriptCount { max } => format!("only {max} scripts were recorded"),
     }
 }
 
 fn png_data_uri(png: &[u8]) -> String {
-    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    )
 }

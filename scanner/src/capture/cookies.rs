@@ -30,7 +30,12 @@ pub(crate) fn header_write(response_url: &str, line: &str) -> Option<CookieWrite
         .map(|(_, value)| value.trim().trim_start_matches('.').to_ascii_lowercase())
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| host.clone());
-    Some(CookieWrite { name, domain, setter_host: host, source: CookieSource::Header })
+    Some(CookieWrite {
+        name,
+        domain,
+        setter_host: host,
+        source: CookieSource::Header,
+    })
 }
 
 /// The instrumentation's report of a script cookie write, as JSON
@@ -45,7 +50,12 @@ pub(crate) fn script_write(payload: &str) -> Option<CookieWrite> {
         .map(host_of)
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| document_host.clone());
-    Some(CookieWrite { name, domain: document_host, setter_host, source: CookieSource::Script })
+    Some(CookieWrite {
+        name,
+        domain: document_host,
+        setter_host,
+        source: CookieSource::Script,
+    })
 }
 
 /// Whether `host` may set or read a cookie for `cookie_domain` (RFC 6265 domain-match).
@@ -98,7 +108,8 @@ pub(crate) fn attribute(
 
 fn rfc3339(unix_seconds: f64) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp(unix_seconds.floor() as i64).ok()?;
-    t.format(&time::format_description::well_known::Rfc3339).ok()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 #[cfg(test)]
@@ -107,9 +118,15 @@ mod tests {
 
     #[test]
     fn header_writes_take_the_domain_attribute_or_the_host() {
-        let w = header_write("https://ads.example.net/p.gif", "uid=abc; Path=/; Domain=.Example.net; Secure")
-            .expect("parses");
-        assert_eq!((w.name.as_str(), w.domain.as_str(), w.setter_host.as_str()), ("uid", "example.net", "ads.example.net"));
+        let w = header_write(
+            "https://ads.example.net/p.gif",
+            "uid=abc; Path=/; Domain=.Example.net; Secure",
+        )
+        .expect("parses");
+        assert_eq!(
+            (w.name.as_str(), w.domain.as_str(), w.setter_host.as_str()),
+            ("uid", "example.net", "ads.example.net")
+        );
         let w = header_write("http://shop.test:8080/", "sid=1").expect("parses");
         assert_eq!(w.domain, "shop.test");
         assert!(header_write("http://x.test/", "no-equals-sign").is_none());
@@ -117,10 +134,16 @@ mod tests {
 
     #[test]
     fn script_writes_name_the_calling_script_host() {
-        let w = script_write(r#"{"name":"_ga","script":"https://analytics.test:9/a.js","documentHost":"shop.test"}"#)
+        let w = script_write(
+            r#"{"name":"_ga","script":"https://analytics.test:9/a.js","documentHost":"shop.test"}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            (w.domain.as_str(), w.setter_host.as_str()),
+            ("shop.test", "analytics.test")
+        );
+        let inline = script_write(r#"{"name":"x","script":null,"documentHost":"shop.test"}"#)
             .expect("parses");
-        assert_eq!((w.domain.as_str(), w.setter_host.as_str()), ("shop.test", "analytics.test"));
-        let inline = script_write(r#"{"name":"x","script":null,"documentHost":"shop.test"}"#).expect("parses");
         assert_eq!(inline.setter_host, "shop.test");
         assert!(script_write("not json").is_none());
     }

@@ -43,7 +43,10 @@ pub(crate) struct NetworkLog {
 
 impl NetworkLog {
     pub(crate) fn new(max_requests: usize) -> Self {
-        Self { max_requests, ..Self::default() }
+        Self {
+            max_requests,
+            ..Self::default()
+        }
     }
 
     fn touch(&mut self) {
@@ -90,15 +93,17 @@ impl NetworkLog {
         }
         let Some(hop) = self.current(id) else { return };
         // A hop already started means the events came out of order: the later hop is this one.
-        if hop.sent {
-            if let Some(hops) = self.hops.get_mut(id) {
-                hops.push(Hop::default());
-            }
+        if hop.sent
+            && let Some(hops) = self.hops.get_mut(id)
+        {
+            hops.push(Hop::default());
         }
         let Some(hop) = self.current(id) else { return };
         hop.url = Some(url.to_owned());
         hop.method = Some(method.to_owned());
-        hop.resource_type = resource_type.map(str::to_owned).or(hop.resource_type.take());
+        hop.resource_type = resource_type
+            .map(str::to_owned)
+            .or(hop.resource_type.take());
         hop.started = Some(timestamp);
         hop.sent = true;
     }
@@ -107,7 +112,8 @@ impl NetworkLog {
         self.touch();
         if let Some(hop) = self.current(id) {
             hop.status = Some(status);
-            hop.resource_type.get_or_insert_with(|| resource_type.to_owned());
+            hop.resource_type
+                .get_or_insert_with(|| resource_type.to_owned());
         }
     }
 
@@ -120,19 +126,29 @@ impl NetworkLog {
         }
     }
 
-    pub(crate) fn loading_failed(&mut self, id: &str, timestamp: f64, error: &str, resource_type: &str) {
+    pub(crate) fn loading_failed(
+        &mut self,
+        id: &str,
+        timestamp: f64,
+        error: &str,
+        resource_type: &str,
+    ) {
         self.touch();
         if let Some(hop) = self.current(id) {
             hop.ended = Some(timestamp);
             hop.failure = Some(error.to_owned());
-            hop.resource_type.get_or_insert_with(|| resource_type.to_owned());
+            hop.resource_type
+                .get_or_insert_with(|| resource_type.to_owned());
             hop.done = true;
         }
     }
 
     pub(crate) fn set_cookie_header(&mut self, id: &str, lines: Vec<String>) {
         self.touch();
-        self.set_cookie_headers.entry(id.to_owned()).or_default().extend(lines);
+        self.set_cookie_headers
+            .entry(id.to_owned())
+            .or_default()
+            .extend(lines);
     }
 
     /// Requests sent and not yet finished or failed.
@@ -169,7 +185,10 @@ impl NetworkLog {
             .map(|hops| {
                 hops.iter()
                     .filter_map(|hop| {
-                        Some(RedirectHop { url: hop.url.clone()?, status: hop.status })
+                        Some(RedirectHop {
+                            url: hop.url.clone()?,
+                            status: hop.status,
+                        })
                     })
                     .collect()
             })
@@ -180,11 +199,18 @@ impl NetworkLog {
     pub(crate) fn set_cookie_sources(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for id in &self.order {
-            let Some(lines) = self.set_cookie_headers.get(id) else { continue };
+            let Some(lines) = self.set_cookie_headers.get(id) else {
+                continue;
+            };
             // The header belongs to the hop that received a response; for a redirect hop the
             // extra info arrives in order too, so attribute to the last hop with a status.
             let url = self.hops.get(id).and_then(|hops| {
-                hops.iter().rev().find(|h| h.status.is_some()).or(hops.last())?.url.clone()
+                hops.iter()
+                    .rev()
+                    .find(|h| h.status.is_some())
+                    .or(hops.last())?
+                    .url
+                    .clone()
             });
             if let Some(url) = url {
                 out.extend(lines.iter().map(|line| (url.clone(), line.clone())));
@@ -228,7 +254,10 @@ impl NetworkLog {
 pub(crate) fn host_of(url: &str) -> String {
     url::Url::parse(url)
         .ok()
-        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase()))
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+        })
         .unwrap_or_default()
 }
 
@@ -241,8 +270,22 @@ mod tests {
         let mut log = NetworkLog::new(100);
         log.loading_finished("1", 2.5, 1234.0);
         log.response_received("1", 200, "Script");
-        log.request_will_be_sent("1", "https://cdn.example.net/lib.js", "GET", Some("Script"), 2.0, None);
-        log.request_will_be_sent("0", "https://example.com/", "GET", Some("Document"), 1.0, None);
+        log.request_will_be_sent(
+            "1",
+            "https://cdn.example.net/lib.js",
+            "GET",
+            Some("Script"),
+            2.0,
+            None,
+        );
+        log.request_will_be_sent(
+            "0",
+            "https://example.com/",
+            "GET",
+            Some("Document"),
+            1.0,
+            None,
+        );
         assert_eq!(log.in_flight(), 1, "only the document is still loading");
         let requests = log.requests("example.com");
         assert_eq!(requests.len(), 2);
@@ -260,15 +303,33 @@ mod tests {
     fn redirects_become_hops_of_one_chain() {
         let mut log = NetworkLog::new(100);
         log.request_will_be_sent("nav", "http://a.test/", "GET", Some("Document"), 1.0, None);
-        log.request_will_be_sent("nav", "http://b.test/", "GET", Some("Document"), 1.1, Some(301));
-        log.request_will_be_sent("nav", "http://b.test/final", "GET", Some("Document"), 1.2, Some(302));
+        log.request_will_be_sent(
+            "nav",
+            "http://b.test/",
+            "GET",
+            Some("Document"),
+            1.1,
+            Some(301),
+        );
+        log.request_will_be_sent(
+            "nav",
+            "http://b.test/final",
+            "GET",
+            Some("Document"),
+            1.2,
+            Some(302),
+        );
         log.response_received("nav", 200, "Document");
         log.loading_finished("nav", 1.3, 10.0);
         let chain = log.chain("nav");
         let urls: Vec<_> = chain.iter().map(|h| (h.url.as_str(), h.status)).collect();
         assert_eq!(
             urls,
-            vec![("http://a.test/", Some(301)), ("http://b.test/", Some(302)), ("http://b.test/final", Some(200))]
+            vec![
+                ("http://a.test/", Some(301)),
+                ("http://b.test/", Some(302)),
+                ("http://b.test/final", Some(200))
+            ]
         );
         assert_eq!(log.in_flight(), 0);
     }

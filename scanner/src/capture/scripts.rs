@@ -59,8 +59,15 @@ fn strip_fragment(url: &str) -> &str {
 /// same frame parsed twice, the same external file included twice).
 pub(crate) fn normalize(mut scripts: Vec<Script>) -> Vec<Script> {
     let key = |s: &Script| match s {
-        Script::External { url, sha256, frame_url, .. } => (0, url.clone(), sha256.clone(), frame_url.clone()),
-        Script::Inline { sha256, frame_url, .. } => (1, String::new(), sha256.clone(), frame_url.clone()),
+        Script::External {
+            url,
+            sha256,
+            frame_url,
+            ..
+        } => (0, url.clone(), sha256.clone(), frame_url.clone()),
+        Script::Inline {
+            sha256, frame_url, ..
+        } => (1, String::new(), sha256.clone(), frame_url.clone()),
     };
     scripts.sort_by_key(key);
     scripts.dedup_by(|a, b| key(a) == key(b));
@@ -72,20 +79,36 @@ mod tests {
     use super::*;
 
     fn parsed(url: &str, frame: &str) -> ParsedScript {
-        ParsedScript { script_id: "1".into(), url: url.into(), frame_url: frame.into() }
+        ParsedScript {
+            script_id: "1".into(),
+            url: url.into(),
+            frame_url: frame.into(),
+        }
     }
 
     #[test]
     fn inline_and_external_scripts_are_told_apart() {
-        let inline = describe(&parsed("https://shop.test/", "https://shop.test/#top"), "  var a = 1;", "shop.test");
+        let inline = describe(
+            &parsed("https://shop.test/", "https://shop.test/#top"),
+            "  var a = 1;",
+            "shop.test",
+        );
         match inline {
-            Script::Inline { first_bytes, size_bytes, .. } => {
+            Script::Inline {
+                first_bytes,
+                size_bytes,
+                ..
+            } => {
                 assert_eq!(first_bytes, "var a = 1;");
                 assert_eq!(size_bytes, 12);
             }
             other => panic!("expected inline, got {other:?}"),
         }
-        let external = describe(&parsed("https://cdn.test/lib.js", "https://shop.test/"), "x", "shop.test");
+        let external = describe(
+            &parsed("https://cdn.test/lib.js", "https://shop.test/"),
+            "x",
+            "shop.test",
+        );
         assert_eq!(
             external.sha256(),
             "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"

@@ -65,7 +65,11 @@ impl EgressPolicy {
         let invalid = || InvalidResolve(arg.to_owned());
         let (host, ip) = arg.split_once('=').ok_or_else(invalid)?;
         let host = host.trim();
-        let ip: IpAddr = ip.trim().trim_matches(['[', ']']).parse().map_err(|_| invalid())?;
+        let ip: IpAddr = ip
+            .trim()
+            .trim_matches(['[', ']'])
+            .parse()
+            .map_err(|_| invalid())?;
         let valid_host = !host.is_empty()
             && host
                 .chars()
@@ -88,7 +92,10 @@ impl EgressPolicy {
 
     /// The pinned names as `host=ip`, sorted.
     pub fn resolve_entries(&self) -> Vec<String> {
-        self.resolve.iter().map(|(h, ip)| format!("{h}={ip}")).collect()
+        self.resolve
+            .iter()
+            .map(|(h, ip)| format!("{h}={ip}"))
+            .collect()
     }
 
     /// The single address a connection to `host:port` must use, or why it may not be made.
@@ -99,14 +106,19 @@ impl EgressPolicy {
         }
         if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
             if !self.allow_private {
-                address::classify(ip)
-                    .map_err(|kind| Refusal::NonPublicLiteral { host: name.clone(), kind })?;
+                address::classify(ip).map_err(|kind| Refusal::NonPublicLiteral {
+                    host: name.clone(),
+                    kind,
+                })?;
             }
             return Ok(SocketAddr::new(ip, port));
         }
         let resolved: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
             .await
-            .map_err(|e| Refusal::Unresolvable { host: name.clone(), reason: e.to_string() })?
+            .map_err(|e| Refusal::Unresolvable {
+                host: name.clone(),
+                reason: e.to_string(),
+            })?
             .collect();
         let first = *resolved.first().ok_or_else(|| Refusal::Unresolvable {
             host: name.clone(),
@@ -151,14 +163,29 @@ mod tests {
         let pinned = block_on(policy.destination("shop.test.", 8080)).expect("pinned name");
         assert_eq!(pinned, "127.0.0.1:8080".parse().expect("addr"));
         let literal = block_on(policy.destination("127.0.0.1", 8080));
-        assert!(matches!(literal, Err(Refusal::NonPublicLiteral { kind: NonPublic::Loopback, .. })));
+        assert!(matches!(
+            literal,
+            Err(Refusal::NonPublicLiteral {
+                kind: NonPublic::Loopback,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn names_resolving_to_private_addresses_are_refused() {
         let policy = EgressPolicy::public_only();
         let refused = block_on(policy.destination("localhost", 80)).expect_err("refused");
-        assert!(matches!(refused, Refusal::NonPublicName { kind: NonPublic::Loopback, .. }), "{refused:?}");
+        assert!(
+            matches!(
+                refused,
+                Refusal::NonPublicName {
+                    kind: NonPublic::Loopback,
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
     }
 
     #[test]
@@ -178,10 +205,22 @@ mod tests {
 
     #[test]
     fn malformed_resolve_arguments_are_rejected() {
-        for bad in ["shop.test", "=127.0.0.1", "shop.test=", "shop.test=999.1.1.1", "a b=1.2.3.4", "x/y=1.2.3.4"] {
-            assert!(EgressPolicy::public_only().with_resolve_arg(bad).is_err(), "{bad}");
+        for bad in [
+            "shop.test",
+            "=127.0.0.1",
+            "shop.test=",
+            "shop.test=999.1.1.1",
+            "a b=1.2.3.4",
+            "x/y=1.2.3.4",
+        ] {
+            assert!(
+                EgressPolicy::public_only().with_resolve_arg(bad).is_err(),
+                "{bad}"
+            );
         }
-        let ok = EgressPolicy::public_only().with_resolve_arg("v6.test=[::1]").expect("v6");
+        let ok = EgressPolicy::public_only()
+            .with_resolve_arg("v6.test=[::1]")
+            .expect("v6");
         assert_eq!(ok.resolve_entries(), vec!["v6.test=::1".to_string()]);
     }
 }

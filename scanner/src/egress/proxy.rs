@@ -61,9 +61,18 @@ impl GuardProxy {
         let address = listener.local_addr()?;
         let ledger = Arc::new(Ledger::default());
         let mut server = JoinSet::new();
-        let shared = Shared { policy: Arc::new(policy), ledger: ledger.clone(), max_bytes };
+        let shared = Shared {
+            policy: Arc::new(policy),
+            ledger: ledger.clone(),
+            max_bytes,
+        };
         server.spawn(accept_loop(listener, shared));
-        Ok(Self { address, ledger, max_bytes, _server: server })
+        Ok(Self {
+            address,
+            ledger,
+            max_bytes,
+            _server: server,
+        })
     }
 
     /// The proxy setting for the browser: `socks5://127.0.0.1:PORT`.
@@ -81,7 +90,10 @@ impl GuardProxy {
 
     /// `Some(budget)` when the transfer budget ran out and connections were cut.
     pub fn budget_exhausted(&self) -> Option<u64> {
-        self.ledger.budget_exhausted.load(Ordering::Relaxed).then_some(self.max_bytes)
+        self.ledger
+            .budget_exhausted
+            .load(Ordering::Relaxed)
+            .then_some(self.max_bytes)
     }
 }
 
@@ -135,22 +147,22 @@ async fn serve_connection(mut client: TcpStream, shared: Shared) {
         let _ = reply(&mut client, REPLY_NOT_ALLOWED).await;
         return;
     }
-    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await
-    {
-        Ok(Ok(upstream)) => upstream,
-        Ok(Err(error)) => {
-            let code = match error.kind() {
-                std::io::ErrorKind::ConnectionRefused => REPLY_CONNECTION_REFUSED,
-                _ => REPLY_HOST_UNREACHABLE,
-            };
-            let _ = reply(&mut client, code).await;
-            return;
-        }
-        Err(_) => {
-            let _ = reply(&mut client, REPLY_HOST_UNREACHABLE).await;
-            return;
-        }
-    };
+    let upstream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
+            Ok(Ok(upstream)) => upstream,
+            Ok(Err(error)) => {
+                let code = match error.kind() {
+                    std::io::ErrorKind::ConnectionRefused => REPLY_CONNECTION_REFUSED,
+                    _ => REPLY_HOST_UNREACHABLE,
+                };
+                let _ = reply(&mut client, code).await;
+                return;
+            }
+            Err(_) => {
+                let _ = reply(&mut client, REPLY_HOST_UNREACHABLE).await;
+                return;
+            }
+        };
     if reply(&mut client, REPLY_OK).await.is_err() {
         return;
     }
@@ -189,7 +201,9 @@ async fn handshake(client: &mut TcpStream) -> Result<Target, HandshakeError> {
     let mut methods = vec![0u8; usize::from(head[1])];
     client.read_exact(&mut methods).await?;
     if !methods.contains(&NO_AUTH) {
-        client.write_all(&[SOCKS_VERSION, NO_ACCEPTABLE_METHOD]).await?;
+        client
+            .write_all(&[SOCKS_VERSION, NO_ACCEPTABLE_METHOD])
+            .await?;
         return Err(HandshakeError::NoMethod);
     }
     client.write_all(&[SOCKS_VERSION, NO_AUTH]).await?;
@@ -230,7 +244,11 @@ async fn handshake(client: &mut TcpStream) -> Result<Target, HandshakeError> {
 }
 
 async fn reply(client: &mut TcpStream, code: u8) -> std::io::Result<()> {
-    let code = if code > REPLY_ADDRESS_NOT_SUPPORTED { REPLY_GENERAL_FAILURE } else { code };
+    let code = if code > REPLY_ADDRESS_NOT_SUPPORTED {
+        REPLY_GENERAL_FAILURE
+    } else {
+        code
+    };
     client
         .write_all(&[SOCKS_VERSION, code, 0, ATYP_V4, 0, 0, 0, 0, 0, 0])
         .await
@@ -255,7 +273,10 @@ async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin,
         };
         let total = shared.ledger.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if total > shared.max_bytes {
-            shared.ledger.budget_exhausted.store(true, Ordering::Relaxed);
+            shared
+                .ledger
+                .budget_exhausted
+                .store(true, Ordering::Relaxed);
             break;
         }
         if to.write_all(&buf[..n]).await.is_err() {
@@ -266,5 +287,7 @@ async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

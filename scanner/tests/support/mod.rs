@@ -8,7 +8,8 @@ use scanner::egress::EgressPolicy;
 use scanner::{BrowserOptions, ScanOptions, Scanner, Supervisor};
 
 pub fn chromium() -> std::path::PathBuf {
-    let path = std::env::var_os("SITEWARD_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), Into::into);
+    let path = std::env::var_os("SITEWARD_CHROMIUM")
+        .map_or_else(|| "/usr/bin/chromium".into(), Into::into);
     assert!(
         std::path::Path::new(&path).exists(),
         "these tests need Chromium at {path:?}: apt-get install -y chromium (or set SITEWARD_CHROMIUM)"
@@ -43,7 +44,9 @@ impl Harness {
     pub fn options(&self) -> ScanOptions {
         let mut egress = EgressPolicy::public_only();
         for arg in self.sites.resolve_args() {
-            egress = egress.with_resolve_arg(&arg).expect("fixture resolve args parse");
+            egress = egress
+                .with_resolve_arg(&arg)
+                .expect("fixture resolve args parse");
         }
         ScanOptions {
             egress,
@@ -54,7 +57,11 @@ impl Harness {
         }
     }
 
-    pub async fn scan(&self, url: &str, options: &ScanOptions) -> Result<scanner::ScanOutput, scanner::ScanError> {
+    pub async fn scan(
+        &self,
+        url: &str,
+        options: &ScanOptions,
+    ) -> Result<scanner::ScanOutput, scanner::ScanError> {
         self.scanner.scan(url, options, &|_| {}).await
     }
 }
@@ -69,7 +76,9 @@ pub struct Trap {
 impl Trap {
     pub async fn start() -> Self {
         // Bind on all loopback forms the probes use: 127.0.0.1 and ::1 share the port number.
-        let v4 = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind trap");
+        let v4 = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind trap");
         let port = v4.local_addr().expect("trap addr").port();
         let v6 = tokio::net::TcpListener::bind(("::1", port)).await.ok();
         let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -85,7 +94,11 @@ impl Trap {
                 }
             }
         });
-        Self { port, count, _task: task }
+        Self {
+            port,
+            count,
+            _task: task,
+        }
     }
 
     pub fn connections(&self) -> usize {
@@ -95,8 +108,10 @@ impl Trap {
 
 /// The committed JSON Schema of snapshots.
 pub fn committed_schema() -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/snapshot.schema.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/snapshot.schema.json");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("the committed schema is JSON")
 }
 
@@ -104,6 +119,13 @@ pub fn committed_schema() -> serde_json::Value {
 pub fn assert_matches_schema(snapshot: &serde_json::Value) {
     let schema = committed_schema();
     let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
-    let errors: Vec<String> = validator.iter_errors(snapshot).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "snapshot does not match docs/snapshot.schema.json:\n{}", errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(snapshot)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "snapshot does not match docs/snapshot.schema.json:\n{}",
+        errors.join("\n")
+    );
 }

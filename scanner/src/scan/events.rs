@@ -1,0 +1,274 @@
+//! The recorder: what the page's DevTools events tell us during a scan, in whatever order they come.
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
+use chromiumoxide::cdp::browser_protocol::log::{EventEntryAdded, LogEntryLevel};
+use chromiumoxide::cdp::browser_protocol::network::{
+    self, EventLoadingFailed, EventLoadingFinished, EventRequestWillBeSent, EventResponseReceived,
+    EventResponseReceivedExtraInfo,
+};
+use chromiumoxide::cdp::browser_protocol::page::{
+    EventFrameNavigated, EventJavascriptDialogOpening, EventLoadEventFired,
+};
+use chromiumoxide::cdp::js_protocol::debugger::{self, EventScriptParsed};
+use chromiumoxide::cdp::js_protocol::runtime::{
+    ConsoleApiCalledType, EventBindingCalled, EventConsoleApiCalled, EventExceptionThrown,
+    RemoteObject,
+};
+use futures::{Stream, StreamExt};
+
+use crate::capture::cookies::{self, CookieWrite};
+use crate::capture::network::NetworkLog;
+use crate::capture::scripts::ParsedScript;
+use crate::error::ScanError;
+use crate::snapshot::*;
+
+/// Everything the event streams tell us during a scan.
+#[derive(Default)]
+pub(super) struct Recorder {
+    pub(super) network: NetworkLog,
+    /// The page's main frame id, and the request id of the main document's navigation.
+    pub(super) main_frame: String,
+    pub(super) main_request: Option<String>,
+    pub(super) load_fired_at: Option<Instant>,
+    pub(super) crashed: bool,
+    pub(super) scripts: Vec<ParsedScript>,
+    /// Frame id → current document URL.
+    pub(super) frames: HashMap<String, String>,
+    pub(super) document_urls: HashSet<String>,
+    pub(super) cookie_writes: Vec<CookieWrite>,
+    pub(super) console_errors: Vec<ConsoleError>,
+    pub(super) dialogs: Vec<Dialog>,
+    pub(super) downloads: Vec<(String, Download)>,
+    pub(super) max_scripts: usize,
+    pub(super) scripts_dropped: bool,
+    pub(super) max_message_chars: usize,
+}
+
+pub(super) enum Event {
+    RequestWillBeSent(Arc<EventRequestWillBeSent>),
+    ResponseReceived(Arc<EventResponseReceived>),
+    ResponseExtra(Arc<EventResponseReceivedExtraInfo>),
+    LoadingFinished(Arc<EventLoadingFinished>),
+    LoadingFailed(Arc<EventLoadingFailed>),
+    Load,
+    Crashed,
+    FrameNavigated(Arc<EventFrameNavigated>),
+    ScriptParsed(Arc<EventScriptParsed>),
+    Binding(Arc<EventBindingCalled>),
+    Console(Arc<EventConsoleApiCalled>),
+    Exception(Arc<EventExceptionThrown>),
+    Log(Arc<EventEntryAdded>),
+    Dialog(Arc<EventJavascriptDialogOpening>),
+    Paused,
+}
+
+pub(super) type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
+
+pub(super) async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError> {
+    macro_rules! stream {
+        ($ty:ty, $map:expr) => {{
+            let s: EventStream = Box::pin(
+                page.event_listener::<$ty>()
+                    .await
+                    .map_err(ScanError::cdp)?
+                    .map($map),
+            );
+            s
+        }};
+    }
+    Ok(vec![
+        stream!(EventRequestWillBeSent, Event::RequestWillBeSent),
+        stream!(EventResponseReceived, Event::ResponseReceived),
+        stream!(EventResponseReceivedExtraInfo, Event::ResponseExtra),
+        stream!(EventLoadingFinished, Event::LoadingFinished),
+        stream!(EventLoadingFailed, Event::LoadingFailed),
+        stream!(EventLoadEventFired, |_| Event::Load),
+        stream!(EventTargetCrashed, |_| Event::Crashed),
+        stream!(EventFrameNavigated, Event::FrameNavigated),
+        stream!(EventScriptParsed, Event::ScriptParsed),
+        stream!(EventBindingCalled, Event::Binding),
+        stream!(EventConsoleApiCalled, Event::Console),
+        stream!(EventExceptionThrown, Event::Exception),
+        stream!(EventEntryAdded, Event::Log),
+        stream!(EventJavascriptDialogOpening, Event::Dialog),
+        stream!(debugger::EventPaused, |_| Event::Paused),
+    ])
+}
+
+impl Recorder {
+    pub(super) fn apply(&mut self, event: Event, binding: &str) {
+        match event {
+            Event::RequestWillBeSent(e) => {
+                let is_navigation = e.r#type == Some(network::ResourceType::Document)
+                    && e.request_id.inner() == e.loader_id.inner()
+                    && e.frame_id
+                        .as_ref()
+                        .is_some_and(|f| f.inner() == &self.main_frame);
+                if is_navigation && self.main_request.is_none() {
+                    self.main_request = Some(e.request_id.inner().clone());
+                }
+                self.network.request_will_be_sent(
+                    e.request_id.inner(),
+                    &e.request.url,
+                    &e.request.method,
+                    e.r#type.as_ref().map(|t| t.as_ref()),
+                    *e.timestamp.inner(),
+                    e.redirect_response.as_ref().map(|r| r.status as u16),
+                )
+            }
+            Event::ResponseReceived(e) => {
+                if e.r#type == network::ResourceType::Document {
+                    self.document_urls.insert(e.response.url.clone());
+                }
+                self.network.response_received(
+                    e.request_id.inner(),
+                    e.response.status as u16,
+                    e.r#type.as_ref(),
+                )
+            }
+            Event::ResponseExtra(e) => {
+                let lines = set_cookie_lines(e.headers.inner());
+                if !lines.is_empty() {
+                    self.network.set_cookie_header(e.request_id.inner(), lines);
+                }
+            }
+            Event::LoadingFinished(e) => self.network.loading_finished(
+                e.request_id.inner(),
+                *e.timestamp.inner(),
+                e.encoded_data_length,
+            ),
+            Event::LoadingFailed(e) => self.network.loading_failed(
+                e.request_id.inner(),
+                *e.timestamp.inner(),
+                &e.error_text,
+                e.r#type.as_ref(),
+            ),
+            Event::Load => {
+                self.load_fired_at.get_or_insert_with(Instant::now);
+            }
+            Event::Crashed => self.crashed = true,
+            Event::FrameNavigated(e) => {
+                self.document_urls.insert(e.frame.url.clone());
+                self.frames
+                    .insert(e.frame.id.inner().clone(), e.frame.url.clone());
+            }
+            Event::ScriptParsed(e) => {
+                let frame_id = e
+                    .execution_context_aux_data
+                    .as_ref()
+                    .and_then(|aux| aux.get("frameId"))
+                    .and_then(|f| f.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let script = ParsedScript {
+                    script_id: e.script_id.inner().clone(),
+                    url: e.url.clone(),
+                    frame_url: frame_id,
+                };
+                if script.is_recordable() {
+                    if self.scripts.len() < self.max_scripts {
+                        self.scripts.push(script);
+                    } else {
+                        self.scripts_dropped = true;
+                    }
+                }
+            }
+            Event::Binding(e) if e.name == binding => {
+                if let Some(write) = cookies::script_write(&e.payload) {
+                    self.cookie_writes.push(write);
+                }
+            }
+            Event::Binding(_) => {}
+            Event::Console(e) if e.r#type == ConsoleApiCalledType::Error => {
+                let message = e
+                    .args
+                    .iter()
+                    .map(describe_remote)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let source_url = e
+                    .stack_trace
+                    .as_ref()
+                    .and_then(|s| s.call_frames.first())
+                    .map(|f| f.url.clone())
+                    .filter(|u| !u.is_empty());
+                self.push_error("console.error", message, source_url);
+            }
+            Event::Console(_) => {}
+            Event::Exception(e) => {
+                let d = &e.exception_details;
+                let message = d
+                    .exception
+                    .as_ref()
+                    .and_then(|x| x.description.clone())
+                    .unwrap_or_else(|| d.text.clone());
+                self.push_error("uncaught_exception", message, d.url.clone());
+            }
+            // The browser's own favicon fetch is not the page's doing.
+            Event::Log(e)
+                if e.entry.level == LogEntryLevel::Error
+                    && !e
+                        .entry
+                        .url
+                        .as_deref()
+                        .is_some_and(|u| u.ends_with("/favicon.ico")) =>
+            {
+                let (text, url) = (e.entry.text.clone(), e.entry.url.clone());
+                self.push_error("log", text, url);
+            }
+            Event::Log(_) => {}
+            Event::Paused => {}
+            Event::Dialog(e) => self.dialogs.push(Dialog {
+                kind: e.r#type.as_ref().to_owned(),
+                message: truncate_chars(&e.message, self.max_message_chars),
+            }),
+        }
+    }
+
+    fn push_error(&mut self, kind: &str, message: String, source_url: Option<String>) {
+        if self.console_errors.len() >= 500 {
+            return;
+        }
+        self.console_errors.push(ConsoleError {
+            kind: kind.to_owned(),
+            message: truncate_chars(&message, self.max_message_chars),
+            source_url,
+        });
+    }
+}
+
+pub(super) fn describe_remote(value: &RemoteObject) -> String {
+    match (&value.value, &value.description) {
+        (Some(serde_json::Value::String(s)), _) => s.clone(),
+        (Some(v), _) => v.to_string(),
+        (None, Some(d)) => d.clone(),
+        _ => value.r#type.as_ref().to_owned(),
+    }
+}
+
+pub(super) fn set_cookie_lines(headers: &serde_json::Value) -> Vec<String> {
+    let Some(map) = headers.as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, value)| value.as_str())
+        .flat_map(|value| value.split('\n').map(str::to_owned))
+        .collect()
+}
+
+pub(super) fn truncate_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+pub(super) fn lock(recorder: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
+    recorder
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

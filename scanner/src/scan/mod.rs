@@ -1,0 +1,239 @@
+//! One scan: a fresh browser context behind its own egress guard, a navigation, the wait for load
+//! and network quiet, then the capture.
+
+mod drive;
+mod events;
+mod navigation;
+mod page_reads;
+mod policy;
+mod session;
+
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::network::{self};
+use chromiumoxide::cdp::browser_protocol::page::{
+    self, CaptureScreenshotFormat, CaptureScreenshotParams, NavigateParams,
+};
+
+use crate::browser::Supervisor;
+use crate::error::ScanError;
+use crate::options::ScanOptions;
+use crate::snapshot::*;
+
+use drive::*;
+use events::*;
+use navigation::*;
+use page_reads::*;
+use policy::*;
+use session::*;
+
+const INSTRUMENT_JS: &str = include_str!("../capture/instrument.js");
+const POLICY_LINKS_JS: &str = include_str!("../capture/policy_links.js");
+/// How long a single capture call may take before the browser is presumed stuck.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+const POLICY_PAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the waits look at the recorder.
+const POLL: Duration = Duration::from_millis(25);
+
+/// Where a scan is, for progress output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Launch,
+    Navigate,
+    Wait,
+    Capture,
+    PolicyPages,
+}
+
+impl Stage {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::Launch => "launching browser",
+            Stage::Navigate => "navigating",
+            Stage::Wait => "waiting for load and network quiet",
+            Stage::Capture => "capturing",
+            Stage::PolicyPages => "reading policy pages",
+        }
+    }
+}
+
+/// A finished scan: the snapshot and its screenshots.
+#[derive(Debug, Clone)]
+pub struct ScanOutput {
+    pub snapshot: Snapshot,
+    pub viewport_png: Vec<u8>,
+    pub full_page_png: Vec<u8>,
+}
+
+/// Scans URLs in a supervised browser. Cheap to share: clone the `Arc`.
+pub struct Scanner {
+    supervisor: Supervisor,
+}
+
+impl Scanner {
+    pub fn new(supervisor: Supervisor) -> Self {
+        Self { supervisor }
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Scans `url`. `progress` is told as the scan moves from stage to stage.
+    pub async fn scan(
+        &self,
+        url: &str,
+        options: &ScanOptions,
+        progress: &(dyn Fn(Stage) + Send + Sync),
+    ) -> Result<ScanOutput, ScanError> {
+        let target = validate_url(url)?;
+        let started = Instant::now();
+        let timeout = options.scan_timeout;
+        let work = async {
+            progress(Stage::Launch);
+            let slot = self.supervisor.slot().await?;
+            let browser = slot.browser.clone();
+            tokio::select! {
+                result = with_session(&browser, &target, options, async |session| {
+                    drive(session, &target, options, progress, started).await
+                }) => result,
+                death = browser.died() => Err(ScanError::from(death)),
+            }
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(ScanError::Timeout {
+                seconds: timeout.as_secs(),
+                during: "for the whole scan",
+            }),
+        }
+    }
+}
+
+impl Scanner {
+    /// The benchmark baseline: in the same browser and through the same guard, a fresh context, a
+    /// bare navigation, the same load-and-quiet wait and one viewport screenshot — nothing else.
+    /// Returns the time it took.
+    pub async fn bare_navigation(
+        &self,
+        url: &str,
+        options: &ScanOptions,
+    ) -> Result<Duration, ScanError> {
+        let target = validate_url(url)?;
+        let started = Instant::now();
+        let slot = self.supervisor.slot().await?;
+        let browser = slot.browser.clone();
+        with_session(&browser, &target, options, async |session| {
+            let page = &session.page;
+            call(
+                "enabling page events",
+                page.execute(page::EnableParams::default()),
+            )
+            .await?;
+            call(
+                "enabling network events",
+                page.execute(network::EnableParams::default()),
+            )
+            .await?;
+            call(
+                "setting the viewport",
+                page.execute(SetDeviceMetricsOverrideParams::new(
+                    i64::from(options.viewport_width),
+                    i64::from(options.viewport_height),
+                    1.0,
+                    false,
+                )),
+            )
+            .await?;
+            let nav_started = Instant::now();
+            call(
+                "navigating",
+                page.execute(NavigateParams::new(target.to_string())),
+            )
+            .await?;
+            wait_for_load_and_quiet(&session.recorder, nav_started, options).await?;
+            call(
+                "taking the viewport screenshot",
+                page.execute(
+                    CaptureScreenshotParams::builder()
+                        .format(CaptureScreenshotFormat::Png)
+                        .build(),
+                ),
+            )
+            .await?;
+            Ok(started.elapsed())
+        })
+        .await
+    }
+}
+
+/// Accepts absolute http(s) URLs with a host and without credentials.
+pub fn validate_url(input: &str) -> Result<url::Url, ScanError> {
+    let invalid = |reason: &str| ScanError::InvalidUrl {
+        url: input.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let url = url::Url::parse(input.trim()).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("only http and https URLs can be scanned"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("credentials in URLs are not accepted"));
+    }
+    Ok(url)
+}
+
+pub(super) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_and_https_urls_are_accepted() {
+        assert!(validate_url("https://example.com/path?q=1").is_ok());
+        assert!(validate_url(" http://shop.test:8080/ ").is_ok());
+        for bad in [
+            "ftp://example.com/",
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "example.com",
+            "https://user:pw@example.com/",
+            "http://",
+        ] {
+            assert!(
+                matches!(validate_url(bad), Err(ScanError::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn set_cookie_headers_split_into_lines() {
+        let headers =
+            serde_json::json!({"Content-Type": "text/html", "set-cookie": "a=1; Path=/\nb=2"});
+        assert_eq!(
+            set_cookie_lines(&headers),
+            vec!["a=1; Path=/".to_string(), "b=2".to_string()]
+        );
+    }
+
+    #[test]
+    fn screenshot_dimensions_come_from_the_png_header() {
+        let mut png = vec![
+            0x89, b'P', b'N', b'G', 13, 10, 26, 10, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+        ];
+        png.extend_from_slice(&1280u32.to_be_bytes());
+        png.extend_from_slice(&720u32.to_be_bytes());
+        let info = screenshot_info(&png);
+        assert_eq!((info.width, info.height), (1280, 720));
+    }
+}

@@ -1,0 +1,186 @@
+//! Navigating to the target and waiting for load and network quiet.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::page::NavigateParams;
+
+use crate::egress::GuardProxy;
+use crate::error::ScanError;
+use crate::options::ScanOptions;
+use crate::snapshot::*;
+
+use super::*;
+
+/// Starts the navigation and waits until the main document has answered (or failed). The
+/// DevTools `Page.navigate` call itself may not return before the page has loaded, so the answer
+/// is read from the network events instead. Returns the main document's request id.
+pub(super) async fn navigate(
+    page: &Page,
+    recorder: &Mutex<Recorder>,
+    guard: &GuardProxy,
+    target: &url::Url,
+    nav_started: Instant,
+    options: &ScanOptions,
+) -> Result<String, ScanError> {
+    let mut navigation = Some({
+        let page = page.clone();
+        let url = target.to_string();
+        tokio::spawn(async move { page.execute(NavigateParams::new(url)).await })
+    });
+    let deadline = nav_started + options.load_timeout;
+    let outcome = loop {
+        // The call's own answer matters only when it reports an error (a bad certificate, a
+        // refused connection); success is read from the network events below.
+        if let Some(finished) = navigation.take_if(|n| n.is_finished())
+            && let Ok(Ok(response)) = finished.await
+            && let Some(error) = response.result.error_text.as_deref()
+        {
+            break Err(navigation_error(target, error, guard));
+        }
+        {
+            let r = lock(recorder);
+            if r.crashed {
+                break Err(ScanError::RendererCrashed);
+            }
+            if let Some(id) = &r.main_request {
+                match r.network.outcome(id) {
+                    Some(Ok(_)) => break Ok(id.clone()),
+                    Some(Err(error)) => break Err(navigation_error(target, &error, guard)),
+                    None => {}
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            break Err(ScanError::Timeout {
+                seconds: options.load_timeout.as_secs(),
+                during: "waiting for the page to respond",
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    if let Some(navigation) = navigation.filter(|_| outcome.is_err()) {
+        navigation.abort();
+    }
+    outcome
+}
+
+pub(super) struct Waited {
+    pub(super) load_ms: Option<u64>,
+    pub(super) network_quiet_ms: Option<u64>,
+    pub(super) limits_hit: Vec<LimitHit>,
+}
+
+/// Waits for the `load` event, then for the network to be quiet for the quiet period. Neither wait
+/// is fatal when it runs out: what has loaded is captured and the limit is reported.
+pub(super) async fn wait_for_load_and_quiet(
+    recorder: &Mutex<Recorder>,
+    nav_started: Instant,
+    options: &ScanOptions,
+) -> Result<Waited, ScanError> {
+    let mut limits_hit = Vec::new();
+    let load_deadline = nav_started + options.load_timeout;
+    let load_ms = loop {
+        {
+            let r = lock(recorder);
+            if r.crashed {
+                return Err(ScanError::RendererCrashed);
+            }
+            if let Some(at) = r.load_fired_at {
+                break Some(at.duration_since(nav_started).as_millis() as u64);
+            }
+        }
+        if Instant::now() >= load_deadline {
+            limits_hit.push(LimitHit::LoadTimeout {
+                after_ms: options.load_timeout.as_millis() as u64,
+            });
+            break None;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let quiet_from = Instant::now();
+    let quiet_deadline = quiet_from + options.load_timeout;
+    let network_quiet_ms = loop {
+        {
+            let r = lock(recorder);
+            if r.crashed {
+                return Err(ScanError::RendererCrashed);
+            }
+            let last = r
+                .network
+                .last_activity()
+                .map_or(quiet_from, |t| t.max(quiet_from));
+            if r.network.in_flight() == 0 && last.elapsed() >= options.quiet_period {
+                break Some(
+                    (last + options.quiet_period)
+                        .duration_since(nav_started)
+                        .as_millis() as u64,
+                );
+            }
+        }
+        if Instant::now() >= quiet_deadline {
+            limits_hit.push(LimitHit::NetworkNeverQuiet {
+                after_ms: options.load_timeout.as_millis() as u64,
+            });
+            break None;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    Ok(Waited {
+        load_ms,
+        network_quiet_ms,
+        limits_hit,
+    })
+}
+
+pub(super) fn navigation_error(target: &url::Url, error: &str, guard: &GuardProxy) -> ScanError {
+    let url = target.to_string();
+    let host = target.host_str().unwrap_or_default();
+    if let Some(blocked) = guard
+        .blocked()
+        .into_iter()
+        .find(|b| b.host.trim_matches(['[', ']']) == host.trim_matches(['[', ']']))
+    {
+        return ScanError::Refused {
+            url,
+            reason: blocked.reason,
+        };
+    }
+    let reason = error.to_owned();
+    if error.contains("CERT") || error.contains("SSL") {
+        ScanError::Tls { url, reason }
+    } else if error.contains("TIMED_OUT") {
+        ScanError::Timeout {
+            seconds: 0,
+            during: "connecting to the site",
+        }
+    } else {
+        ScanError::Unreachable { url, reason }
+    }
+}
+
+/// A request failed because the guard refused its connection when the guard refused its host and
+/// port and the browser reports a proxy-level failure for it.
+pub(super) fn mark_blocked(
+    mut requests: Vec<Request>,
+    blocked: &[BlockedConnection],
+) -> Vec<Request> {
+    for request in &mut requests {
+        let Some(failure) = request.failure.as_deref() else {
+            continue;
+        };
+        if !(failure.contains("SOCKS") || failure.contains("PROXY") || failure.contains("TUNNEL")) {
+            continue;
+        }
+        let Ok(url) = url::Url::parse(&request.url) else {
+            continue;
+        };
+        let port = url.port_or_known_default().unwrap_or(0);
+        let host = request.host.as_str();
+        request.blocked = blocked
+            .iter()
+            .any(|b| b.port == port && b.host.trim_matches(['[', ']']).eq_ignore_ascii_case(host));
+    }
+    requests
+}
