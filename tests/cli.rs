@@ -34,11 +34,13 @@ fn stderr(output: &Output) -> String {
 async fn scan_writes_snapshot_screenshots_and_a_self_contained_report() {
     let sites = FixtureSites::start().await.expect("fixture sites");
     let out = tempfile::tempdir().expect("tempdir");
+    let cookie_db = fixture_sites::open_cookie_database();
+    let cookie_db = cookie_db.to_str().expect("utf-8 path");
     let output = scan(
         &sites,
         &sites.url(SHOP, "/"),
         out.path(),
-        &["--policy-pages"],
+        &["--policy-pages", "--cookie-db", cookie_db],
     )
     .await;
     let err = stderr(&output);
@@ -92,6 +94,10 @@ async fn scan_writes_snapshot_screenshots_and_a_self_contained_report() {
         "screenshots are embedded"
     );
     assert!(report.contains("analytics.test"));
+    assert!(
+        report.contains("Analytics <span class=\"muted\">(Google Analytics)</span>"),
+        "cookies are classified"
+    );
 
     // No cookie or storage value anywhere in what was written, screenshots included.
     for entry in std::fs::read_dir(out.path()).expect("out dir") {
@@ -132,10 +138,7 @@ async fn fail_on_rules_give_exit_1_with_the_reasons() {
     .await;
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("third-party cookie ad_id on ads.test"),
-        "{err}"
-    );
+    assert!(err.contains("third-party cookie IDE on ads.test"), "{err}");
     assert!(
         err.contains("third-party cookie widget_session on widget.test"),
         "{err}"
@@ -232,6 +235,12 @@ async fn bad_input_is_refused_before_anything_runs() {
     let mut resolve = base("http://shop.test/");
     resolve.extend(["--resolve".into(), "shop.test:127.0.0.1".into()]);
     assert_one_line_error(&run(resolve).await, "invalid --resolve");
+    let mut database = base("http://shop.test/");
+    database.extend(["--cookie-db".into(), "/nonexistent/ocd.csv".into()]);
+    assert_one_line_error(
+        &run(database).await,
+        "cannot read the cookie database /nonexistent/ocd.csv",
+    );
     let mut missing = base("http://shop.test/");
     missing.extend(["--fail-on".into(), "new-host:/nonexistent/list.txt".into()]);
     assert_one_line_error(&run(missing).await, "/nonexistent/list.txt");

@@ -104,6 +104,23 @@ impl FixtureSites {
     }
 }
 
+/// The Open Cookie Database CSV that tests classify cookies with. It is test data the project must
+/// not commit: it is read from `SITEWARD_COOKIE_DB`, or from the `shared/data` folder beside the
+/// checkout. Panics with instructions when it cannot be found, so no test silently skips.
+pub fn open_cookie_database() -> std::path::PathBuf {
+    let relative = "data/open-cookie-database/open-cookie-database.csv";
+    let mut candidates: Vec<std::path::PathBuf> = Vec::new();
+    if let Some(path) = std::env::var_os("SITEWARD_COOKIE_DB") {
+        candidates.push(path.into());
+    }
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    candidates.push(workspace.join("../shared").join(relative));
+    candidates.push(std::path::Path::new("/work/shared").join(relative));
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+        panic!("the Open Cookie Database CSV was not found at any of {candidates:?}; set SITEWARD_COOKIE_DB")
+    })
+}
+
 fn tls_config() -> std::io::Result<(rustls::ServerConfig, String)> {
     let to_io = |e: rcgen::Error| std::io::Error::other(e.to_string());
     let key = rcgen::KeyPair::generate().map_err(to_io)?;

@@ -88,6 +88,7 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
             HttpResponse::Ok().finish()
         }
         (SHOP, "/dialogs") => html(DIALOG_PAGE).finish_with_body(),
+        (SHOP, "/errors") => html(&errors_page(&http)).finish_with_body(),
         (SHOP, "/download") => html(DOWNLOAD_PAGE).finish_with_body(),
         (SHOP, "/file.bin") => HttpResponse::Ok()
             .content_type("application/octet-stream")
@@ -99,12 +100,13 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
         (SHOP, "/to-private") => redirect(&format!("http://127.0.0.1:{trap_port}/redirected")),
         (SHOP, "/bench") => html(&bench_page(&http)).finish_with_body(),
         (SHOP, "/favicon.ico") | (_, "/favicon.ico") => HttpResponse::NotFound().finish(),
+        (CDN, "/broken.js") => script("undefinedFunctionFromCdn();"),
         (CDN, "/lib.js") => script("window.fixtureLib = { version: '1.2.3' };"),
         (CDN, "/style.css") => HttpResponse::Ok()
             .content_type("text/css")
             .body("body { font-family: sans-serif; }"),
         (ANALYTICS, "/a.js") => script(&format!(
-            "document.cookie = '_sv_analytics={}; path=/; max-age=31536000';\n\
+            "document.cookie = '_ga={}; path=/; max-age=31536000';\n\
              navigator.sendBeacon('{}', 'hit');",
             COOKIE_VALUES[1],
             http(ANALYTICS, "/collect")
@@ -119,7 +121,7 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
             .insert_header((
                 "Set-Cookie",
                 format!(
-                    "ad_id={}; Path=/; Max-Age=86400; Secure; SameSite=None",
+                    "IDE={}; Path=/; Max-Age=86400; Secure; SameSite=None",
                     COOKIE_VALUES[2]
                 ),
             ))
@@ -172,8 +174,8 @@ fn redirect(location: &str) -> HttpResponse {
 /// The main fixture. A correct scan finds:
 /// - scripts: cdn.test/lib.js, analytics.test/a.js, ads.test/ads.js (injected 1.5 s after load)
 ///   and the two inline scripts;
-/// - cookies: `session_id` (shop.test header), `_sv_analytics` (set on shop.test by
-///   analytics.test's script), `inline_pref` (set by the inline script), `ad_id` (ads.test header,
+/// - cookies: `session_id` (shop.test header), `_ga` (set on shop.test by
+///   analytics.test's script), `inline_pref` (set by the inline script), `IDE` (ads.test header,
 ///   third party), `widget_session` (widget.test iframe header, third party);
 /// - storage keys `cart_token` (local) and `visit_id` (session) on the shop's origin;
 /// - third-party hosts: cdn.test, analytics.test, ads.test, widget.test;
@@ -234,6 +236,20 @@ fn policy_page(title: &str, text: &str) -> String {
 
 const SIMPLE_PAGE: &str =
     "<!doctype html><title>Simple</title><h1>A simple page</h1><p>Nothing else.</p>";
+
+/// A page with problems: a correct scan records one `console.error`, two uncaught exceptions (one
+/// from an inline script, one from cdn.test/broken.js) and the failed request's log entry.
+fn errors_page(http: &dyn Fn(&str, &str) -> String) -> String {
+    format!(
+        r#"<!doctype html><title>Errors</title><h1>Errors</h1>
+<script>console.error("logged problem");</script>
+<script src="{broken}"></script>
+<script>throw new Error("fixture uncaught");</script>
+<img src="{missing}">"#,
+        broken = http(CDN, "/broken.js"),
+        missing = http(SHOP, "/missing.png"),
+    )
+}
 
 const DIALOG_PAGE: &str = r#"<!doctype html><title>Dialogs</title><h1>Dialogs</h1>
 <script>alert("first alert"); confirm("are you sure?"); prompt("your name?"); alert("after load");</script>"#;

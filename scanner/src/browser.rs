@@ -11,7 +11,7 @@ use std::time::Duration;
 use chromiumoxide::cdp::browser_protocol::target::CreateBrowserContextParams;
 use chromiumoxide::{Browser, BrowserConfig};
 use futures::StreamExt;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, RwLock, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::egress::{EgressPolicy, GuardProxy};
@@ -46,7 +46,7 @@ impl Default for BrowserOptions {
             js_heap_limit_mb: 512,
             third_party_cookies: true,
             trusted_spki: Vec::new(),
-            hang_timeout: Duration::from_secs(5),
+            hang_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -62,7 +62,8 @@ pub enum Death {
 
 /// A launched browser. Dropping it kills the process.
 pub(crate) struct LiveBrowser {
-    browser: Mutex<Browser>,
+    /// Read-locked for DevTools calls (any number at once), write-locked only to shut down.
+    browser: RwLock<Browser>,
     pid: u32,
     died: watch::Receiver<Option<Death>>,
     product: String,
@@ -105,7 +106,7 @@ impl LiveBrowser {
         &self,
         f: impl AsyncFnOnce(&Browser) -> Result<T, chromiumoxide::error::CdpError>,
     ) -> Result<T, ScanError> {
-        let browser = self.browser.lock().await;
+        let browser = self.browser.read().await;
         tokio::select! {
             result = f(&browser) => result.map_err(ScanError::cdp),
             death = self.died() => Err(ScanError::from(death)),
@@ -198,7 +199,7 @@ impl Supervisor {
     /// Kills the browser, if one is running; the next scan launches a new one.
     pub async fn shutdown(&self) {
         if let Some(browser) = self.current.lock().await.take() {
-            let mut handle = browser.browser.lock().await;
+            let mut handle = browser.browser.write().await;
             let _ = tokio::time::timeout(Duration::from_secs(2), handle.close()).await;
             let _ = handle.kill().await;
             let _ = tokio::time::timeout(Duration::from_secs(2), handle.wait()).await;
@@ -309,7 +310,7 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         .await
         .map_err(|_| ScanError::BrowserLaunch("browser did not answer after launch".into()))?
         .map_err(|e| ScanError::BrowserLaunch(e.to_string()))?;
-    let browser = Mutex::new(browser);
+    let browser = RwLock::new(browser);
     let live = LiveBrowser {
         browser,
         pid,
@@ -340,7 +341,7 @@ fn watch(live: &Arc<LiveBrowser>, hang_timeout: Duration, died_tx: DeathSender) 
                 return;
             }
             let answered = tokio::time::timeout(hang_timeout, async {
-                let browser = live.browser.lock().await;
+                let browser = live.browser.read().await;
                 browser.version().await.is_ok()
             })
             .await

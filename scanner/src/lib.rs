@@ -7,6 +7,7 @@
 
 mod browser;
 mod capture;
+pub mod classify;
 pub mod egress;
 mod error;
 mod options;

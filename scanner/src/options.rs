@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::classify::CookieDatabase;
 use crate::egress::EgressPolicy;
 
 #[derive(Debug, Clone)]
@@ -20,6 +23,8 @@ pub struct ScanOptions {
     pub policy_pages: bool,
     pub egress: EgressPolicy,
     pub limits: Limits,
+    /// Classifies cookies by name; without one, cookies are not classified.
+    pub cookie_database: Option<Arc<CookieDatabase>>,
 }
 
 /// Size limits that keep a hostile page from making a scan unbounded. Each one reached is reported
@@ -65,6 +70,7 @@ impl Default for ScanOptions {
             policy_pages: false,
             egress: EgressPolicy::public_only(),
             limits: Limits::default(),
+            cookie_database: None,
         }
     }
 }

@@ -206,6 +206,20 @@ pub struct Cookie {
     pub set_by: Option<CookieSource>,
     /// Length of the value in bytes (the value itself is never kept).
     pub value_size: u64,
+    /// What the configured cookie database says about a cookie of this name, if anything.
+    pub classification: Option<CookieClassification>,
+}
+
+/// A cookie database entry (Open Cookie Database format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CookieClassification {
+    /// Functional, Analytics, Marketing, Security, Necessary, Personalization...
+    pub category: String,
+    /// The product that sets it, e.g. Google Analytics.
+    pub platform: String,
+    pub data_controller: String,
+    pub retention: String,
 }
 
 #[derive(
@@ -343,4 +357,6 @@ pub enum LimitHit {
     ScreenshotHeight { max_height: u32 },
     /// Scripts beyond this many were not recorded.
     ScriptCount { max: usize },
+    /// Script sources beyond this many bytes in all were not read.
+    ScriptBytes { max_bytes: u64 },
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fixture_sites::{ADS, ANALYTICS, CDN, COOKIE_VALUES, SHOP, STORAGE_VALUES, WIDGET};
+use scanner::classify::CookieDatabase;
 use scanner::snapshot::{CookieSource, LimitHit, Party, Script, StorageKind};
 use support::Harness;
 
@@ -22,6 +23,9 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
     let mut options = h.options();
     // The ads script is injected 1.5 s after load; the quiet period must outlast that gap.
     options.quiet_period = Duration::from_millis(2_000);
+    let database = CookieDatabase::load(&fixture_sites::open_cookie_database())
+        .expect("cookie database loads");
+    options.cookie_database = Some(std::sync::Arc::new(database));
     let url = h.sites.url(SHOP, "/");
     let out = h.scan(&url, &options).await.expect("scan succeeds");
     let s = &out.snapshot;
@@ -93,14 +97,8 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
             SHOP,
             CookieSource::Script,
         ),
-        (
-            "_sv_analytics",
-            SHOP,
-            Party::First,
-            ANALYTICS,
-            CookieSource::Script,
-        ),
-        ("ad_id", ADS, Party::Third, ADS, CookieSource::Header),
+        ("_ga", SHOP, Party::First, ANALYTICS, CookieSource::Script),
+        ("IDE", ADS, Party::Third, ADS, CookieSource::Header),
         (
             "widget_session",
             WIDGET,
@@ -130,10 +128,36 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
     let ad = s
         .cookies
         .iter()
-        .find(|c| c.name == "ad_id")
+        .find(|c| c.name == "IDE")
         .expect("ad cookie");
     assert!(!ad.session && ad.secure && ad.expires.is_some());
     assert!(s.browser.third_party_cookies_allowed);
+    let classified: BTreeSet<(String, String, String)> = s
+        .cookies
+        .iter()
+        .filter_map(|c| {
+            c.classification
+                .as_ref()
+                .map(|k| (c.name.clone(), k.category.clone(), k.platform.clone()))
+        })
+        .collect();
+    assert_eq!(
+        classified,
+        [
+            (
+                "IDE".to_owned(),
+                "Marketing".to_owned(),
+                "DoubleClick/Google Marketing".to_owned()
+            ),
+            (
+                "_ga".to_owned(),
+                "Analytics".to_owned(),
+                "Google Analytics".to_owned()
+            ),
+        ]
+        .into(),
+        "only the cookies the database knows are classified"
+    );
 
     let storage: BTreeSet<(StorageKind, Vec<String>)> = s
         .storage

@@ -67,6 +67,12 @@ async fn private_destinations_are_refused_recorded_and_never_connected() {
         blocked_requests >= 6,
         "img, v6, name, mapped, redirect, iframe, fetch: got {blocked_requests}"
     );
+    let socket = s
+        .requests
+        .iter()
+        .find(|r| r.resource_type == "WebSocket")
+        .expect("the WebSocket is recorded");
+    assert!(socket.blocked, "{socket:?}");
 
     assert_eq!(
         trap.connections(),

@@ -146,3 +146,54 @@ async fn a_document_that_never_answers_times_out_with_a_clear_error() {
         "timed out after 2 s waiting for the page to respond"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_errors_and_uncaught_exceptions_are_recorded_with_their_source() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.url(SHOP, "/errors"), &h.options())
+        .await
+        .expect("scan completes");
+    let errors: Vec<(String, String, Option<String>)> = out
+        .snapshot
+        .console_errors
+        .iter()
+        .map(|e| (e.kind.clone(), e.message.clone(), e.source_url.clone()))
+        .collect();
+    let page = h.sites.url(SHOP, "/errors");
+    assert!(
+        errors.contains(&(
+            "console.error".into(),
+            "logged problem".into(),
+            Some(page.clone())
+        )),
+        "{errors:?}"
+    );
+    let uncaught: Vec<&(String, String, Option<String>)> = errors
+        .iter()
+        .filter(|e| e.0 == "uncaught_exception")
+        .collect();
+    assert_eq!(uncaught.len(), 2, "{errors:?}");
+    assert!(
+        uncaught
+            .iter()
+            .any(|e| e.1.contains("fixture uncaught") && e.2.as_deref() == Some(page.as_str())),
+        "{errors:?}"
+    );
+    let broken = h.sites.url(fixture_sites::CDN, "/broken.js");
+    assert!(
+        uncaught
+            .iter()
+            .any(|e| e.1.contains("undefinedFunctionFromCdn")
+                && e.2.as_deref() == Some(broken.as_str())),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.0 == "log"
+                && e.2.as_deref() == Some(h.sites.url(SHOP, "/missing.png").as_str())),
+        "{errors:?}"
+    );
+    assert_eq!(errors.len(), 4, "{errors:?}");
+}

@@ -58,7 +58,7 @@ async fn a_browser_killed_mid_scan_fails_that_scan_and_is_relaunched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_browser_is_killed_and_the_scan_fails_instead_of_hanging() {
-    let h = Harness::start().await;
+    let h = Harness::with_browser(|b| b.hang_timeout = Duration::from_secs(3)).await;
     let mut options = h.options();
     options.load_timeout = Duration::from_secs(20);
     let url = h.sites.url(SHOP, "/hang");

@@ -17,6 +17,9 @@ pub struct DemoArgs {
     /// Where to write the demo scan.
     #[arg(long, short, default_value = "siteward-demo")]
     pub out: PathBuf,
+    /// Classify cookies with this cookie database (Open Cookie Database CSV format).
+    #[arg(long, env = "SITEWARD_COOKIE_DB", value_name = "CSV")]
+    pub cookie_db: Option<PathBuf>,
     #[command(flatten)]
     pub browser: BrowserArgs,
 }
@@ -36,9 +39,14 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     let mut browser = args.browser.clone();
     browser.trust_spki.push(sites.spki().to_owned());
     let scanner = Scanner::new(Supervisor::new(browser.browser_options(1)));
+    let cookie_database = match super::scan::load_cookie_database(args.cookie_db.as_deref()) {
+        Ok(database) => database,
+        Err(error) => return fail(error),
+    };
     let options = ScanOptions {
         egress,
         policy_pages: true,
+        cookie_database,
         ..ScanOptions::default()
     };
     let url = sites.url(SHOP, "/");

@@ -2,9 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use scanner::classify::CookieDatabase;
 use scanner::egress::EgressPolicy;
 use scanner::{Limits, ScanOptions, Scanner, Stage, Supervisor};
 
@@ -52,6 +54,9 @@ pub struct ScanArgs {
     /// Cap the full-page screenshot at this many pixels of height.
     #[arg(long, default_value_t = Limits::default().max_full_page_height)]
     pub max_page_height: u32,
+    /// Classify cookies with this cookie database (Open Cookie Database CSV format).
+    #[arg(long, env = "SITEWARD_COOKIE_DB", value_name = "CSV")]
+    pub cookie_db: Option<PathBuf>,
     /// Suppress progress messages.
     #[arg(long, short)]
     pub quiet_progress: bool,
@@ -83,6 +88,7 @@ impl ScanArgs {
                 max_full_page_height: self.max_page_height,
                 ..Limits::default()
             },
+            cookie_database: load_cookie_database(self.cookie_db.as_deref())?,
         })
     }
 }
@@ -154,6 +160,16 @@ pub async fn run(args: ScanArgs) -> ExitCode {
         eprintln!("siteward: fail-on: {violation}");
     }
     ExitCode::from(exit::RULE_FAILED)
+}
+
+/// Loads the cookie database at `path`, if one was given.
+pub fn load_cookie_database(path: Option<&Path>) -> Result<Option<Arc<CookieDatabase>>, String> {
+    path.map(|p| {
+        CookieDatabase::load(p)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    })
+    .transpose()
 }
 
 fn prepare_out_dir(out: &Path) -> Result<(), String> {

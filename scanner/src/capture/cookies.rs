@@ -5,6 +5,7 @@
 //! script's URL. Values never enter this module's output.
 
 use crate::capture::network::host_of;
+use crate::classify::CookieDatabase;
 use crate::party::party_of;
 use crate::snapshot::{Cookie, CookieSource, SameSite};
 
@@ -68,6 +69,7 @@ pub(crate) fn attribute(
     cookies: &[chromiumoxide::cdp::browser_protocol::network::Cookie],
     writes: &[CookieWrite],
     first_party_domain: &str,
+    database: Option<&CookieDatabase>,
 ) -> Vec<Cookie> {
     let mut out: Vec<Cookie> = cookies
         .iter()
@@ -98,7 +100,8 @@ pub(crate) fn attribute(
                 party: party_of(&domain, first_party_domain),
                 set_by_host: writer.map(|w| w.setter_host.clone()),
                 set_by: writer.map(|w| w.source),
-                value_size: c.size.max(0) as u64 - c.name.len().min(c.size.max(0) as usize) as u64,
+                value_size: (c.size.max(0) as u64).saturating_sub(c.name.len() as u64),
+                classification: database.and_then(|db| db.classify(&c.name)).cloned(),
             }
         })
         .collect();

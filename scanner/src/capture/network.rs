@@ -34,6 +34,8 @@ pub(crate) struct NetworkLog {
     order: Vec<String>,
     /// Monotonic DevTools time of the first request, the zero of all timings.
     origin: Option<f64>,
+    /// The latest DevTools time seen, for events that carry none.
+    last_timestamp: Option<f64>,
     last_activity: Option<Instant>,
     /// Set-Cookie lines by request id, from `responseReceivedExtraInfo`.
     set_cookie_headers: HashMap<String, Vec<String>>,
@@ -51,6 +53,10 @@ impl NetworkLog {
 
     fn touch(&mut self) {
         self.last_activity = Some(Instant::now());
+    }
+
+    fn saw_time(&mut self, timestamp: f64) {
+        self.last_timestamp = Some(self.last_timestamp.map_or(timestamp, |t| t.max(timestamp)));
     }
 
     fn current(&mut self, id: &str) -> Option<&mut Hop> {
@@ -81,6 +87,7 @@ impl NetworkLog {
     ) {
         self.touch();
         self.origin = Some(self.origin.map_or(timestamp, |o| o.min(timestamp)));
+        self.saw_time(timestamp);
         if let Some(status) = redirect_status {
             if let Some(hop) = self.current(id) {
                 hop.status = Some(status);
@@ -108,6 +115,28 @@ impl NetworkLog {
         hop.sent = true;
     }
 
+    /// A WebSocket the page opened. It is recorded but never counts as in flight: a socket may
+    /// stay open for the page's whole life.
+    pub(crate) fn web_socket_created(&mut self, id: &str, url: &str) {
+        self.touch();
+        let started = self.last_timestamp;
+        if let Some(hop) = self.current(id) {
+            hop.url = Some(url.to_owned());
+            hop.method = Some("GET".into());
+            hop.resource_type = Some("WebSocket".into());
+            hop.started = started;
+            hop.sent = true;
+            hop.done = true;
+        }
+    }
+
+    pub(crate) fn web_socket_handshake(&mut self, id: &str, status: u16) {
+        self.touch();
+        if let Some(hop) = self.current(id) {
+            hop.status = Some(status);
+        }
+    }
+
     pub(crate) fn response_received(&mut self, id: &str, status: u16, resource_type: &str) {
         self.touch();
         if let Some(hop) = self.current(id) {
@@ -119,6 +148,7 @@ impl NetworkLog {
 
     pub(crate) fn loading_finished(&mut self, id: &str, timestamp: f64, encoded_bytes: f64) {
         self.touch();
+        self.saw_time(timestamp);
         if let Some(hop) = self.current(id) {
             hop.ended = Some(timestamp);
             hop.encoded_bytes = Some(encoded_bytes.max(0.0) as u64);
@@ -134,6 +164,7 @@ impl NetworkLog {
         resource_type: &str,
     ) {
         self.touch();
+        self.saw_time(timestamp);
         if let Some(hop) = self.current(id) {
             hop.ended = Some(timestamp);
             hop.failure = Some(error.to_owned());
@@ -332,6 +363,21 @@ mod tests {
             ]
         );
         assert_eq!(log.in_flight(), 0);
+    }
+
+    #[test]
+    fn web_sockets_are_recorded_but_never_keep_the_network_busy() {
+        let mut log = NetworkLog::new(100);
+        log.request_will_be_sent("doc", "https://a.test/", "GET", Some("Document"), 1.0, None);
+        log.loading_finished("doc", 1.2, 10.0);
+        log.web_socket_created("ws", "wss://live.a.test/socket");
+        log.web_socket_handshake("ws", 101);
+        assert_eq!(log.in_flight(), 0);
+        let ws = &log.requests("a.test")[1];
+        assert_eq!(
+            (ws.resource_type.as_str(), ws.status, ws.started_ms),
+            ("WebSocket", Some(101), 200)
+        );
     }
 
     #[test]

@@ -3,10 +3,11 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use chromiumoxide::cdp::browser_protocol::dom_storage::{self};
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::dom_storage;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-use chromiumoxide::cdp::browser_protocol::inspector::{self};
-use chromiumoxide::cdp::browser_protocol::log::{self};
+use chromiumoxide::cdp::browser_protocol::inspector;
+use chromiumoxide::cdp::browser_protocol::log;
 use chromiumoxide::cdp::browser_protocol::network::{self, SetUserAgentOverrideParams};
 use chromiumoxide::cdp::browser_protocol::page::{
     self, AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
@@ -14,16 +15,20 @@ use chromiumoxide::cdp::browser_protocol::page::{
 };
 use chromiumoxide::cdp::js_protocol::debugger::{self, GetScriptSourceParams};
 use chromiumoxide::cdp::js_protocol::runtime::{self, AddBindingParams};
+use futures::StreamExt;
 
 use crate::capture::cookies::{self, CookieWrite};
 use crate::capture::network::host_of;
-use crate::capture::scripts::{self};
+use crate::capture::scripts::{self, ParsedScript};
 use crate::error::ScanError;
-use crate::options::ScanOptions;
+use crate::options::{Limits, ScanOptions};
 use crate::party::registrable_domain;
 use crate::snapshot::*;
 
 use super::*;
+
+/// Script sources read from the debugger at once.
+const SCRIPT_READS_IN_FLIGHT: usize = 8;
 
 pub(super) async fn drive(
     session: &Session<'_>,
@@ -41,77 +46,7 @@ pub(super) async fn drive(
         binding,
     } = session;
     let started_at = now_rfc3339();
-    // Domains and instrumentation, all before the first byte of the site arrives.
-    call(
-        "enabling page events",
-        page.execute(page::EnableParams::default()),
-    )
-    .await?;
-    call(
-        "enabling crash events",
-        page.execute(inspector::EnableParams::default()),
-    )
-    .await?;
-    call(
-        "enabling network events",
-        page.execute(network::EnableParams::default()),
-    )
-    .await?;
-    call(
-        "enabling runtime events",
-        page.execute(runtime::EnableParams::default()),
-    )
-    .await?;
-    call(
-        "enabling log events",
-        page.execute(log::EnableParams::default()),
-    )
-    .await?;
-    call(
-        "enabling storage",
-        page.execute(dom_storage::EnableParams::default()),
-    )
-    .await?;
-    call(
-        "enabling the debugger",
-        page.execute(debugger::EnableParams::default()),
-    )
-    .await?;
-    // A hostile `debugger;` statement must not pause the page.
-    call(
-        "disabling pauses",
-        page.execute(debugger::SetSkipAllPausesParams::new(true)),
-    )
-    .await?;
-    call(
-        "setting the viewport",
-        page.execute(SetDeviceMetricsOverrideParams::new(
-            i64::from(options.viewport_width),
-            i64::from(options.viewport_height),
-            1.0,
-            false,
-        )),
-    )
-    .await?;
-    if let Some(user_agent) = &options.user_agent {
-        call(
-            "setting the user agent",
-            page.execute(SetUserAgentOverrideParams::new(user_agent.clone())),
-        )
-        .await?;
-    }
-    call(
-        "adding the cookie binding",
-        page.execute(AddBindingParams::new(binding)),
-    )
-    .await?;
-    call(
-        "installing instrumentation",
-        page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
-            INSTRUMENT_JS.replace("__SITEWARD_BINDING__", binding),
-        )),
-    )
-    .await?;
+    instrument(page, options, binding).await?;
 
     progress(Stage::Navigate);
     let nav_started = Instant::now();
@@ -141,7 +76,6 @@ pub(super) async fn drive(
             max_bytes: options.limits.max_dom_bytes as u64,
         });
     }
-
     let context_cookies = browser_context_cookies(browser, context).await?;
     let frame_tree = call(
         "reading frames",
@@ -153,6 +87,8 @@ pub(super) async fn drive(
     let mut frame_urls = HashMap::new();
     collect_frames(&frame_tree, &mut frame_urls);
     let storage = storage_keys(page, &frame_urls).await;
+
+    // The viewport shot first: the full-page shot resets the viewport.
     let viewport_png = call(
         "taking the viewport screenshot",
         page.execute(
@@ -173,49 +109,18 @@ pub(super) async fn drive(
         });
     }
 
-    // Scripts: read each source once, within the byte budget.
-    let (parsed, scripts_dropped, document_urls) = {
-        let r = lock(recorder);
-        (
-            r.scripts.clone(),
-            r.scripts_dropped,
-            r.document_urls.clone(),
-        )
-    };
-    let mut scripts = Vec::new();
-    let mut script_bytes = 0usize;
-    for mut script in parsed {
-        if script_bytes >= options.limits.max_script_bytes {
-            limits_hit.push(LimitHit::ScriptCount { max: scripts.len() });
-            break;
-        }
-        let Ok(Ok(source)) = tokio::time::timeout(
-            CALL_TIMEOUT,
-            page.execute(GetScriptSourceParams::new(script.script_id.clone())),
-        )
-        .await
-        else {
-            continue;
-        };
-        let source = source.result.script_source;
-        script_bytes += source.len();
-        let frame_url = frame_urls.get(&script.frame_url).cloned();
-        script.frame_url = match frame_url {
-            Some(url) => url,
-            // The frame is gone; an inline script's URL is its document's.
-            None if document_urls.contains(&script.url) => script.url.clone(),
-            None => final_url.clone(),
-        };
-        scripts.push(scripts::describe(&script, &source, &first_party_domain));
-    }
-    if scripts_dropped {
-        limits_hit.push(LimitHit::ScriptCount {
-            max: options.limits.max_scripts,
-        });
-    }
-    let scripts = scripts::normalize(scripts);
+    let scripts = read_scripts(
+        page,
+        recorder,
+        &frame_urls,
+        &final_url,
+        &first_party_domain,
+        &options.limits,
+        &mut limits_hit,
+    )
+    .await;
 
-    let (cookie_list, requests, redirect_chain, console_errors, dialogs, downloads, request_limit) = {
+    let (cookie_list, requests, redirect_chain, console_errors, dialogs, downloads) = {
         let r = lock(recorder);
         let mut writes: Vec<CookieWrite> = r
             .network
@@ -224,30 +129,32 @@ pub(super) async fn drive(
             .filter_map(|(url, line)| cookies::header_write(url, line))
             .collect();
         writes.extend(r.cookie_writes.iter().cloned());
-        let cookie_list = cookies::attribute(&context_cookies, &writes, &first_party_domain);
         let frames: HashSet<&String> = frame_urls.keys().chain(r.frames.keys()).collect();
-        let downloads = r
+        let downloads: Vec<Download> = r
             .downloads
             .iter()
             .filter(|(frame, _)| frames.contains(frame))
             .map(|(_, d)| d.clone())
-            .collect::<Vec<_>>();
+            .collect();
+        if r.network.hit_request_limit() {
+            limits_hit.push(LimitHit::RequestCount {
+                max: options.limits.max_requests,
+            });
+        }
         (
-            cookie_list,
+            cookies::attribute(
+                &context_cookies,
+                &writes,
+                &first_party_domain,
+                options.cookie_database.as_deref(),
+            ),
             r.network.requests(&first_party_domain),
             r.network.chain(&main_request),
             r.console_errors.clone(),
             r.dialogs.clone(),
             downloads,
-            r.network.hit_request_limit(),
         )
     };
-    if request_limit {
-        limits_hit.push(LimitHit::RequestCount {
-            max: options.limits.max_requests,
-        });
-    }
-
     let blocked = guard.blocked();
     let requests = mark_blocked(requests, &blocked);
     let mut third_party_hosts: Vec<String> = requests
@@ -337,4 +244,111 @@ pub(super) async fn drive(
         viewport_png,
         full_page_png,
     })
+}
+
+/// Enables the DevTools domains and installs the instrumentation, all before the first byte of the
+/// site arrives. The commands are sent together (DevTools runs them in order) to save round trips.
+async fn instrument(page: &Page, options: &ScanOptions, binding: &str) -> Result<(), ScanError> {
+    macro_rules! send {
+        ($params:expr) => {{
+            let page = page.clone();
+            let params = $params;
+            Box::pin(async move { page.execute(params).await.map(|_| ()) })
+                as std::pin::Pin<
+                    Box<
+                        dyn std::future::Future<Output = Result<(), chromiumoxide::error::CdpError>>
+                            + Send,
+                    >,
+                >
+        }};
+    }
+    let mut commands = vec![
+        send!(page::EnableParams::default()),
+        send!(inspector::EnableParams::default()),
+        send!(network::EnableParams::default()),
+        send!(runtime::EnableParams::default()),
+        send!(log::EnableParams::default()),
+        send!(dom_storage::EnableParams::default()),
+        send!(debugger::EnableParams::default()),
+        // A hostile `debugger;` statement must not pause the page.
+        send!(debugger::SetSkipAllPausesParams::new(true)),
+        send!(SetDeviceMetricsOverrideParams::new(
+            i64::from(options.viewport_width),
+            i64::from(options.viewport_height),
+            1.0,
+            false,
+        )),
+        send!(AddBindingParams::new(binding)),
+        send!(AddScriptToEvaluateOnNewDocumentParams::new(
+            INSTRUMENT_JS.replace("__SITEWARD_BINDING__", binding)
+        )),
+    ];
+    if let Some(user_agent) = &options.user_agent {
+        commands.push(send!(SetUserAgentOverrideParams::new(user_agent.clone())));
+    }
+    call("preparing the tab", futures::future::try_join_all(commands)).await?;
+    Ok(())
+}
+
+/// Reads and hashes the source of every script the debugger announced, within the byte budget.
+async fn read_scripts(
+    page: &Page,
+    recorder: &std::sync::Mutex<Recorder>,
+    frame_urls: &HashMap<String, String>,
+    final_url: &str,
+    first_party_domain: &str,
+    limits: &Limits,
+    limits_hit: &mut Vec<LimitHit>,
+) -> Vec<Script> {
+    let (parsed, scripts_dropped, document_urls) = {
+        let r = lock(recorder);
+        (
+            r.scripts.clone(),
+            r.scripts_dropped,
+            r.document_urls.clone(),
+        )
+    };
+    if scripts_dropped {
+        limits_hit.push(LimitHit::ScriptCount {
+            max: limits.max_scripts,
+        });
+    }
+    let mut sources = futures::stream::iter(parsed)
+        .map(|script| async move {
+            let read = page.execute(GetScriptSourceParams::new(script.script_id.clone()));
+            let source = tokio::time::timeout(CALL_TIMEOUT, read)
+                .await
+                .ok()?
+                .ok()?
+                .result
+                .script_source;
+            Some((script, source))
+        })
+        .buffered(SCRIPT_READS_IN_FLIGHT);
+    let mut scripts = Vec::new();
+    let mut script_bytes = 0usize;
+    while let Some(read) = sources.next().await {
+        let Some((script, source)) = read else {
+            continue;
+        };
+        script_bytes += source.len();
+        if script_bytes > limits.max_script_bytes {
+            limits_hit.push(LimitHit::ScriptBytes {
+                max_bytes: limits.max_script_bytes as u64,
+            });
+            break;
+        }
+        let frame_url = match frame_urls.get(&script.frame_url) {
+            Some(url) => url.clone(),
+            // The frame is gone; an inline script's URL is its document's.
+            None if document_urls.contains(&script.url) => script.url.clone(),
+            None => final_url.to_owned(),
+        };
+        let script = ParsedScript {
+            frame_url,
+            ..script
+        };
+        scripts.push(scripts::describe(&script, &source, first_party_domain));
+    }
+    scripts::normalize(scripts)
 }

@@ -66,6 +66,8 @@ pub(super) enum Event {
     Log(Arc<EventEntryAdded>),
     Dialog(Arc<EventJavascriptDialogOpening>),
     Paused,
+    WebSocketCreated(Arc<network::EventWebSocketCreated>),
+    WebSocketHandshake(Arc<network::EventWebSocketHandshakeResponseReceived>),
 }
 
 pub(super) type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
@@ -98,6 +100,11 @@ pub(super) async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError
         stream!(EventEntryAdded, Event::Log),
         stream!(EventJavascriptDialogOpening, Event::Dialog),
         stream!(debugger::EventPaused, |_| Event::Paused),
+        stream!(network::EventWebSocketCreated, Event::WebSocketCreated),
+        stream!(
+            network::EventWebSocketHandshakeResponseReceived,
+            Event::WebSocketHandshake
+        ),
     ])
 }
 
@@ -224,6 +231,12 @@ impl Recorder {
             }
             Event::Log(_) => {}
             Event::Paused => {}
+            Event::WebSocketCreated(e) => self
+                .network
+                .web_socket_created(e.request_id.inner(), &e.url),
+            Event::WebSocketHandshake(e) => self
+                .network
+                .web_socket_handshake(e.request_id.inner(), e.response.status as u16),
             Event::Dialog(e) => self.dialogs.push(Dialog {
                 kind: e.r#type.as_ref().to_owned(),
                 message: truncate_chars(&e.message, self.max_message_chars),

@@ -167,10 +167,13 @@ pub(super) fn mark_blocked(
     blocked: &[BlockedConnection],
 ) -> Vec<Request> {
     for request in &mut requests {
-        let Some(failure) = request.failure.as_deref() else {
-            continue;
-        };
-        if !(failure.contains("SOCKS") || failure.contains("PROXY") || failure.contains("TUNNEL")) {
+        // A refused WebSocket never gets a status and reports no network error.
+        let unanswered_socket = request.resource_type == "WebSocket" && request.status.is_none();
+        let proxy_failure = request
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.contains("SOCKS") || f.contains("PROXY") || f.contains("TUNNEL"));
+        if !(unanswered_socket || proxy_failure) {
             continue;
         }
         let Ok(url) = url::Url::parse(&request.url) else {

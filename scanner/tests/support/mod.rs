@@ -32,7 +32,6 @@ impl Harness {
         let mut options = BrowserOptions {
             executable: chromium(),
             trusted_spki: vec![sites.spki().to_owned()],
-            hang_timeout: Duration::from_secs(3),
             ..BrowserOptions::default()
         };
         tweak(&mut options);
