@@ -60,11 +60,15 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
     let url = sites.url(SHOP, "/bench");
 
     let peak = Arc::new(AtomicU64::new(0));
+    let peak_rss = Arc::new(AtomicU64::new(0));
     let sampler = {
         let peak = peak.clone();
+        let peak_rss = peak_rss.clone();
         tokio::spawn(async move {
             loop {
-                peak.fetch_max(process_tree_rss_kib(), Ordering::Relaxed);
+                let memory = process_tree_memory();
+                peak_rss.fetch_max(memory.rss_kib, Ordering::Relaxed);
+                peak.fetch_max(memory.pss_kib, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
@@ -147,24 +151,28 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
                 rss_at
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push((done, process_tree_rss_kib()));
+                    .push((done, process_tree_memory()));
             }
         }
     };
     run_concurrently(&scanner, &url, &options, args.memory_scans, 4, record).await?;
-    for (done, kib) in rss_at
+    for (done, memory) in rss_at
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .iter()
     {
         println!(
-            "RSS of siteward + Chromium after scan {done:>3}:             {:>6.0} MiB",
-            *kib as f64 / 1024.0
+            "siteward + Chromium after scan {done:>3}:    {}",
+            memory.describe()
         );
     }
+    let peak = TreeMemory {
+        rss_kib: peak_rss.load(Ordering::Relaxed),
+        pss_kib: peak.load(Ordering::Relaxed),
+    };
     println!(
-        "peak RSS of siteward + Chromium:                      {:>6.0} MiB",
-        peak.load(Ordering::Relaxed) as f64 / 1024.0
+        "siteward + Chromium at peak (each max): {}",
+        peak.describe()
     );
     println!(
         "browser launches during the run:                      {:>6}",
@@ -213,11 +221,31 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Resident memory of this process and all its descendants (the browser and its renderers), KiB.
-fn process_tree_rss_kib() -> u64 {
-    let mut parents: Vec<(u32, u32, u64)> = Vec::new();
+/// Memory of this process and all its descendants (the browser and its renderers).
+#[derive(Debug, Clone, Copy, Default)]
+struct TreeMemory {
+    /// Sum of resident set sizes: counts pages shared between Chromium's processes once per
+    /// process, so it overstates.
+    rss_kib: u64,
+    /// Sum of proportional set sizes: shared pages split between their sharers; what the tree
+    /// really costs.
+    pss_kib: u64,
+}
+
+impl TreeMemory {
+    fn describe(self) -> String {
+        format!(
+            "RSS {:>5.0} MiB, PSS {:>5.0} MiB",
+            self.rss_kib as f64 / 1024.0,
+            self.pss_kib as f64 / 1024.0
+        )
+    }
+}
+
+fn process_tree_memory() -> TreeMemory {
+    let mut processes: Vec<(u32, u32)> = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
+        return TreeMemory::default();
     };
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -230,33 +258,37 @@ fn process_tree_rss_kib() -> u64 {
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        parents.push((
-            pid,
-            field("PPid:").unwrap_or(0) as u32,
-            field("VmRSS:").unwrap_or(0),
-        ));
+        if let Some(ppid) = kib_field(&status, "PPid:") {
+            processes.push((pid, ppid as u32));
+        }
     }
     let mut tree = vec![std::process::id()];
-    let mut total = 0;
     let mut i = 0;
     while i < tree.len() {
         let parent = tree[i];
-        for (pid, ppid, rss) in &parents {
-            if *ppid == parent {
-                tree.push(*pid);
-            }
-            if *pid == parent {
-                total += rss;
-            }
-        }
+        tree.extend(
+            processes
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
         i += 1;
     }
+    let mut total = TreeMemory::default();
+    for pid in tree {
+        let Ok(rollup) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
+            continue;
+        };
+        total.rss_kib += kib_field(&rollup, "Rss:").unwrap_or(0);
+        total.pss_kib += kib_field(&rollup, "Pss:").unwrap_or(0);
+    }
     total
+}
+
+/// The number after `name` on its line of a /proc file.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }

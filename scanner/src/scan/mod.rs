@@ -66,7 +66,7 @@ pub struct ScanOutput {
     pub full_page_png: Vec<u8>,
 }
 
-/// Scans URLs in a supervised browser. Cheap to share: clone the `Arc`.
+/// Scans URLs in a supervised browser; share one behind an `Arc` for concurrent scans.
 pub struct Scanner {
     supervisor: Supervisor,
 }
@@ -109,9 +109,7 @@ impl Scanner {
             }),
         }
     }
-}
 
-impl Scanner {
     /// The benchmark baseline: in the same browser and through the same guard, a fresh context, a
     /// bare navigation, the same load-and-quiet wait and one viewport screenshot — nothing else.
     /// Returns the time it took.
