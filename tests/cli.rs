@@ -325,3 +325,34 @@ async fn allow_private_says_loudly_that_the_guard_is_off() {
     let report = std::fs::read_to_string(out.path().join("report.html")).expect("report");
     assert!(report.contains("The egress guard was off"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_accept_answers_the_banner_and_the_report_says_so() {
+    let sites = FixtureSites::start().await.expect("fixture sites");
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = scan(
+        &sites,
+        &sites.url(SHOP, "/consent"),
+        out.path(),
+        &["-q", "--consent", "accept"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = std::fs::read_to_string(out.path().join("report.html")).expect("report");
+    assert!(
+        report.contains("answered the banner with <strong>Sure thing</strong>"),
+        "{report}"
+    );
+    let bad = scan(
+        &sites,
+        &sites.url(SHOP, "/consent"),
+        out.path(),
+        &["-q", "--consent", "maybe"],
+    )
+    .await;
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "clap rejects unknown values with exit 2"
+    );
+}

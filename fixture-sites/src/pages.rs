@@ -88,6 +88,12 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
             HttpResponse::Ok().finish()
         }
         (SHOP, "/dialogs") => html(DIALOG_PAGE).finish_with_body(),
+        (SHOP, "/consent") => {
+            html(&consent_page(&http, ConsentBanner::OneTrustLike)).finish_with_body()
+        }
+        (SHOP, "/consent-generic") => {
+            html(&consent_page(&http, ConsentBanner::Generic)).finish_with_body()
+        }
         (SHOP, "/errors") => html(&errors_page(&http)).finish_with_body(),
         (SHOP, "/download") => html(DOWNLOAD_PAGE).finish_with_body(),
         (SHOP, "/file.bin") => HttpResponse::Ok()
@@ -236,6 +242,48 @@ fn policy_page(title: &str, text: &str) -> String {
 
 const SIMPLE_PAGE: &str =
     "<!doctype html><title>Simple</title><h1>A simple page</h1><p>Nothing else.</p>";
+
+enum ConsentBanner {
+    /// Ids of a well-known platform, with wording no text rule would recognise.
+    OneTrustLike,
+    /// No known ids; German wording, and a decoy link that merely mentions accepting.
+    Generic,
+}
+
+/// A page with a cookie banner. Before an answer only `session_id` is set. Accepting sets
+/// `cmp_choice` and loads the analytics script (which sets `_ga`); rejecting sets `cmp_choice` only.
+fn consent_page(http: &dyn Fn(&str, &str) -> String, banner: ConsentBanner) -> String {
+    let buttons = match banner {
+        ConsentBanner::OneTrustLike => {
+            r#"<button id="onetrust-accept-btn-handler" onclick="answer(true)">Sure thing</button>
+<button id="onetrust-reject-all-handler" onclick="answer(false)">No thanks</button>"#
+        }
+        ConsentBanner::Generic => {
+            r#"<a href="/terms">Accept our terms of service</a>
+<button class="b1" onclick="answer(true)">Alle akzeptieren</button>
+<button class="b2" onclick="answer(false)">  Alle
+ ablehnen </button>"#
+        }
+    };
+    format!(
+        r#"<!doctype html><title>Consent</title><h1>Consent</h1>
+<div id="banner" style="position:fixed;bottom:0;left:0;right:0;background:#eee;padding:16px">
+<p>We use cookies.</p>{buttons}</div>
+<script>
+  document.cookie = "session_id=" + "anonymous" + "; path=/";
+  function answer(all) {{
+    document.cookie = "cmp_choice=" + (all ? "all" : "necessary") + "; path=/; max-age=31536000";
+    document.getElementById("banner").remove();
+    if (all) {{
+      var s = document.createElement("script");
+      s.src = "{analytics}";
+      document.head.appendChild(s);
+    }}
+  }}
+</script>"#,
+        analytics = http(ANALYTICS, "/a.js"),
+    )
+}
 
 /// A page with problems: a correct scan records one `console.error`, two uncaught exceptions (one
 /// from an inline script, one from cdn.test/broken.js) and the failed request's log entry.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::classify::CookieDatabase;
 use crate::egress::EgressPolicy;
+use crate::snapshot::ConsentMode;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -23,6 +24,8 @@ pub struct ScanOptions {
     pub policy_pages: bool,
     pub egress: EgressPolicy,
     pub limits: Limits,
+    /// Whether and how to answer the cookie banner before capturing.
+    pub consent_mode: ConsentMode,
     /// Classifies cookies by name; without one, cookies are not classified.
     pub cookie_database: Option<Arc<CookieDatabase>>,
 }
@@ -70,6 +73,7 @@ impl Default for ScanOptions {
             policy_pages: false,
             egress: EgressPolicy::public_only(),
             limits: Limits::default(),
+            consent_mode: ConsentMode::NoInteraction,
             cookie_database: None,
         }
     }

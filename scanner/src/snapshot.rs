@@ -55,6 +55,8 @@ pub struct Snapshot {
     pub third_party_hosts: Vec<String>,
     pub screenshots: Screenshots,
     pub policy_pages: Vec<PolicyPage>,
+    /// The answer given to the cookie banner, for scans whose consent mode is not `no_interaction`.
+    pub consent: Option<ConsentOutcome>,
     /// Limits that were reached during the scan; a non-empty list means the snapshot is partial in
     /// the ways listed.
     pub limits_hit: Vec<LimitHit>,
@@ -111,6 +113,33 @@ pub struct RecordedOptions {
 pub enum ConsentMode {
     /// The page was loaded and left alone, as a visitor who has not answered the banner.
     NoInteraction,
+    /// The banner's "accept all" was clicked, then the scan waited for the network again.
+    AcceptAll,
+    /// The banner's "reject all" was clicked, then the scan waited for the network again.
+    RejectAll,
+}
+
+/// What happened with the cookie banner when the consent mode asked for an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentOutcome {
+    pub mode: ConsentMode,
+    /// The control that was clicked; absent when no banner control was found.
+    pub clicked: Option<ConsentClick>,
+    /// The cookies present before the answer: what the site set without consent.
+    pub cookies_before: Vec<Cookie>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentClick {
+    /// The consent platform recognised (`onetrust`, `cookiebot`, ...), or `text` when the control
+    /// was found by its wording.
+    pub matched_by: String,
+    /// The control's visible text.
+    pub label: String,
+    /// The document of the frame that held it.
+    pub frame_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fixture_sites::{ADS, ANALYTICS, CDN, COOKIE_VALUES, SHOP, STORAGE_VALUES, WIDGET};
 use scanner::classify::CookieDatabase;
-use scanner::snapshot::{CookieSource, LimitHit, Party, Script, StorageKind};
+use scanner::snapshot::{ConsentMode, CookieSource, LimitHit, Party, Script, StorageKind};
 use support::Harness;
 
 /// Name, domain, party, setter host and how it was set.
@@ -352,4 +352,88 @@ async fn late_tracker_is_missed_only_when_the_quiet_period_is_too_short() {
 fn hex_sha256(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Scans `path` with `mode` and returns the snapshot.
+async fn scan_with_consent(h: &Harness, path: &str, mode: ConsentMode) -> scanner::Snapshot {
+    let mut options = h.options();
+    options.consent_mode = mode;
+    h.scan(&h.sites.url(SHOP, path), &options)
+        .await
+        .expect("scan succeeds")
+        .snapshot
+}
+
+fn cookie_names(cookies: &[scanner::snapshot::Cookie]) -> BTreeSet<String> {
+    cookies.iter().map(|c| c.name.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepting_a_known_platform_banner_records_what_consent_unlocks() {
+    let h = Harness::start().await;
+    let s = scan_with_consent(&h, "/consent", ConsentMode::AcceptAll).await;
+    let consent = s.consent.as_ref().expect("consent outcome recorded");
+    let clicked = consent.clicked.as_ref().expect("the banner was answered");
+    assert_eq!(
+        (clicked.matched_by.as_str(), clicked.label.as_str()),
+        ("onetrust", "Sure thing")
+    );
+    assert_eq!(
+        cookie_names(&consent.cookies_before),
+        ["session_id".to_owned()].into()
+    );
+    assert_eq!(
+        cookie_names(&s.cookies),
+        ["_ga", "cmp_choice", "session_id"].map(String::from).into()
+    );
+    assert!(
+        s.third_party_hosts.contains(&ANALYTICS.to_owned()),
+        "the tracker loaded after consent"
+    );
+    assert_eq!(s.options.consent_mode, ConsentMode::AcceptAll);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejecting_by_wording_keeps_the_tracker_out() {
+    let h = Harness::start().await;
+    let s = scan_with_consent(&h, "/consent-generic", ConsentMode::RejectAll).await;
+    let clicked = s
+        .consent
+        .as_ref()
+        .and_then(|c| c.clicked.as_ref())
+        .expect("the banner was answered");
+    assert_eq!(
+        (clicked.matched_by.as_str(), clicked.label.as_str()),
+        ("text", "Alle ablehnen")
+    );
+    assert_eq!(
+        cookie_names(&s.cookies),
+        ["cmp_choice", "session_id"].map(String::from).into()
+    );
+    assert!(!s.third_party_hosts.contains(&ANALYTICS.to_owned()));
+
+    let accepted = scan_with_consent(&h, "/consent-generic", ConsentMode::AcceptAll).await;
+    let clicked = accepted
+        .consent
+        .as_ref()
+        .and_then(|c| c.clicked.as_ref())
+        .expect("answered");
+    assert_eq!(
+        clicked.label, "Alle akzeptieren",
+        "the decoy link was not taken for the button"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_interaction_leaves_the_banner_alone_and_a_missing_banner_is_reported() {
+    let h = Harness::start().await;
+    let untouched = scan_with_consent(&h, "/consent", ConsentMode::NoInteraction).await;
+    assert!(untouched.consent.is_none());
+    assert_eq!(
+        cookie_names(&untouched.cookies),
+        ["session_id".to_owned()].into()
+    );
+    let no_banner = scan_with_consent(&h, "/simple", ConsentMode::AcceptAll).await;
+    let consent = no_banner.consent.expect("outcome recorded");
+    assert!(consent.clicked.is_none());
 }

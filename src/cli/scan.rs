@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use scanner::classify::CookieDatabase;
 use scanner::egress::EgressPolicy;
+use scanner::snapshot::ConsentMode;
 use scanner::{Limits, ScanOptions, Scanner, Stage, Supervisor};
 
 use super::fail_on::{FailRule, RULE_NAMES};
@@ -37,6 +38,10 @@ pub struct ScanArgs {
     /// Send this User-Agent instead of the browser's own.
     #[arg(long)]
     pub user_agent: Option<String>,
+    /// Answer the cookie banner before capturing: leave it alone (a visitor who has not chosen),
+    /// accept all, or reject all. The cookies set before the answer are kept too.
+    #[arg(long, value_enum, default_value_t = Consent::None)]
+    pub consent: Consent,
     /// Follow the page's links to its privacy, cookie and terms pages and keep their text.
     #[arg(long)]
     pub policy_pages: bool,
@@ -64,6 +69,24 @@ pub struct ScanArgs {
     pub browser: BrowserArgs,
 }
 
+/// `--consent` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consent {
+    None,
+    Accept,
+    Reject,
+}
+
+impl Consent {
+    fn mode(self) -> ConsentMode {
+        match self {
+            Consent::None => ConsentMode::NoInteraction,
+            Consent::Accept => ConsentMode::AcceptAll,
+            Consent::Reject => ConsentMode::RejectAll,
+        }
+    }
+}
+
 impl ScanArgs {
     fn scan_options(&self) -> Result<ScanOptions, String> {
         let mut egress = EgressPolicy::public_only();
@@ -88,6 +111,7 @@ impl ScanArgs {
                 max_full_page_height: self.max_page_height,
                 ..Limits::default()
             },
+            consent_mode: self.consent.mode(),
             cookie_database: load_cookie_database(self.cookie_db.as_deref())?,
         })
     }

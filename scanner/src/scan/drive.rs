@@ -39,11 +39,11 @@ pub(super) async fn drive(
 ) -> Result<ScanOutput, ScanError> {
     let Session {
         browser,
-        context,
         guard,
         page,
         recorder,
         binding,
+        ..
     } = session;
     let started_at = now_rfc3339();
     instrument(page, options, binding).await?;
@@ -61,6 +61,35 @@ pub(super) async fn drive(
         mut limits_hit,
     } = wait_for_load_and_quiet(recorder, nav_started, options).await?;
 
+    let consent = match options.consent_mode {
+        ConsentMode::NoInteraction => None,
+        mode => {
+            progress(Stage::Consent);
+            let world = isolated_world(page, &main_frame).await?;
+            let here = evaluate_string(page, world, "location.href")
+                .await?
+                .unwrap_or_else(|| target.to_string());
+            let cookies_before = cookie_list(
+                session,
+                recorder,
+                &registrable_domain(&host_of(&here)),
+                options,
+            )
+            .await?;
+            let clicked = answer_banner(page, &main_frame, &frame_urls(page).await?, mode).await?;
+            if clicked.is_some() {
+                // Whatever the answer loads (or stops) must be seen: wait for quiet once more.
+                let again = wait_for_load_and_quiet(recorder, Instant::now(), options).await?;
+                limits_hit.extend(again.limits_hit);
+            }
+            Some(ConsentOutcome {
+                mode,
+                clicked,
+                cookies_before,
+            })
+        }
+    };
+
     progress(Stage::Capture);
     let world = isolated_world(page, &main_frame).await?;
     let title = evaluate_string(page, world, "document.title")
@@ -76,16 +105,7 @@ pub(super) async fn drive(
             max_bytes: options.limits.max_dom_bytes as u64,
         });
     }
-    let context_cookies = browser_context_cookies(browser, context).await?;
-    let frame_tree = call(
-        "reading frames",
-        page.execute(GetFrameTreeParams::default()),
-    )
-    .await?
-    .result
-    .frame_tree;
-    let mut frame_urls = HashMap::new();
-    collect_frames(&frame_tree, &mut frame_urls);
+    let frame_urls = frame_urls(page).await?;
     let storage = storage_keys(page, &frame_urls).await;
 
     // The viewport shot first: the full-page shot resets the viewport.
@@ -120,15 +140,9 @@ pub(super) async fn drive(
     )
     .await;
 
-    let (cookie_list, requests, redirect_chain, console_errors, dialogs, downloads) = {
+    let cookie_list = cookie_list(session, recorder, &first_party_domain, options).await?;
+    let (requests, redirect_chain, console_errors, dialogs, downloads) = {
         let r = lock(recorder);
-        let mut writes: Vec<CookieWrite> = r
-            .network
-            .set_cookie_sources()
-            .iter()
-            .filter_map(|(url, line)| cookies::header_write(url, line))
-            .collect();
-        writes.extend(r.cookie_writes.iter().cloned());
         let frames: HashSet<&String> = frame_urls.keys().chain(r.frames.keys()).collect();
         let downloads: Vec<Download> = r
             .downloads
@@ -142,12 +156,6 @@ pub(super) async fn drive(
             });
         }
         (
-            cookies::attribute(
-                &context_cookies,
-                &writes,
-                &first_party_domain,
-                options.cookie_database.as_deref(),
-            ),
             r.network.requests(&first_party_domain),
             r.network.chain(&main_request),
             r.console_errors.clone(),
@@ -214,7 +222,7 @@ pub(super) async fn drive(
             quiet_period_ms: options.quiet_period.as_millis() as u64,
             load_timeout_ms: options.load_timeout.as_millis() as u64,
             scan_timeout_ms: options.scan_timeout.as_millis() as u64,
-            consent_mode: ConsentMode::NoInteraction,
+            consent_mode: options.consent_mode,
             policy_pages: options.policy_pages,
             resolve: options.egress.resolve_entries(),
             private_destinations_allowed: options.egress.allows_private(),
@@ -237,6 +245,7 @@ pub(super) async fn drive(
             full_page_max_height: options.limits.max_full_page_height,
         },
         policy_pages,
+        consent,
         limits_hit,
     };
     Ok(ScanOutput {
@@ -244,6 +253,44 @@ pub(super) async fn drive(
         viewport_png,
         full_page_png,
     })
+}
+
+/// Every frame's id and document URL.
+async fn frame_urls(page: &Page) -> Result<HashMap<String, String>, ScanError> {
+    let tree = call(
+        "reading frames",
+        page.execute(GetFrameTreeParams::default()),
+    )
+    .await?
+    .result
+    .frame_tree;
+    let mut urls = HashMap::new();
+    collect_frames(&tree, &mut urls);
+    Ok(urls)
+}
+
+/// The context's cookies now, each attributed to its latest writer and classified.
+async fn cookie_list(
+    session: &Session<'_>,
+    recorder: &std::sync::Mutex<Recorder>,
+    first_party_domain: &str,
+    options: &ScanOptions,
+) -> Result<Vec<Cookie>, ScanError> {
+    let raw = browser_context_cookies(session.browser, &session.context).await?;
+    let r = lock(recorder);
+    let mut writes: Vec<CookieWrite> = r
+        .network
+        .set_cookie_sources()
+        .iter()
+        .filter_map(|(url, line)| cookies::header_write(url, line))
+        .collect();
+    writes.extend(r.cookie_writes.iter().cloned());
+    Ok(cookies::attribute(
+        &raw,
+        &writes,
+        first_party_domain,
+        options.cookie_database.as_deref(),
+    ))
 }
 
 /// Enables the DevTools domains and installs the instrumentation, all before the first byte of the

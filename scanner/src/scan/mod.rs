@@ -1,6 +1,7 @@
 //! One scan: a fresh browser context behind its own egress guard, a navigation, the wait for load
 //! and network quiet, then the capture.
 
+mod consent;
 mod drive;
 mod events;
 mod navigation;
@@ -21,6 +22,7 @@ use crate::error::ScanError;
 use crate::options::ScanOptions;
 use crate::snapshot::*;
 
+use consent::*;
 use drive::*;
 use events::*;
 use navigation::*;
@@ -42,6 +44,7 @@ pub enum Stage {
     Launch,
     Navigate,
     Wait,
+    Consent,
     Capture,
     PolicyPages,
 }
@@ -52,6 +55,7 @@ impl Stage {
             Stage::Launch => "launching browser",
             Stage::Navigate => "navigating",
             Stage::Wait => "waiting for load and network quiet",
+            Stage::Consent => "answering the cookie banner",
             Stage::Capture => "capturing",
             Stage::PolicyPages => "reading policy pages",
         }
