@@ -35,6 +35,9 @@ pub struct BrowserOptions {
     pub trusted_spki: Vec<String>,
     /// A DevTools call that takes longer than this marks the browser as hung.
     pub hang_timeout: Duration,
+    /// Chromium's own sandbox around renderers. On by default, except as root, where Chromium
+    /// refuses to start with it: run scanners as an unprivileged user to keep it.
+    pub sandbox: bool,
 }
 
 impl Default for BrowserOptions {
@@ -47,6 +50,7 @@ impl Default for BrowserOptions {
             third_party_cookies: true,
             trusted_spki: Vec::new(),
             hang_timeout: Duration::from_secs(10),
+            sandbox: !rustix::process::geteuid().is_root(),
         }
     }
 }
@@ -65,6 +69,8 @@ pub(crate) struct LiveBrowser {
     /// Read-locked for DevTools calls (any number at once), write-locked only to shut down.
     browser: RwLock<Browser>,
     pid: u32,
+    /// Set once the process has been waited for.
+    reaped: std::sync::atomic::AtomicBool,
     died: watch::Receiver<Option<Death>>,
     product: String,
     user_agent: String,
@@ -130,7 +136,10 @@ impl LiveBrowser {
     }
 
     fn kill(&self) {
-        kill_pid(self.pid);
+        // Once reaped, the pid may already belong to another process.
+        if !self.reaped.load(std::sync::atomic::Ordering::SeqCst) {
+            kill_pid(self.pid);
+        }
     }
 }
 
@@ -202,7 +211,11 @@ impl Supervisor {
             let mut handle = browser.browser.write().await;
             let _ = tokio::time::timeout(Duration::from_secs(2), handle.close()).await;
             let _ = handle.kill().await;
-            let _ = tokio::time::timeout(Duration::from_secs(2), handle.wait()).await;
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), handle.wait()).await {
+                browser
+                    .reaped
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
         }
     }
 
@@ -256,7 +269,6 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
 
     let mut builder = BrowserConfig::builder()
         .chrome_executable(&options.executable)
-        .no_sandbox()
         .disable_default_args()
         .respect_https_errors()
         .viewport(None)
@@ -274,6 +286,12 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
     if !options.trusted_spki.is_empty() {
         let spki = options.trusted_spki.join(",");
         builder = builder.arg(format!("ignore-certificate-errors-spki-list={spki}"));
+    }
+    if !options.sandbox {
+        tracing::info!(
+            "Chromium runs without its sandbox (scanning as root); run as an unprivileged user to keep it"
+        );
+        builder = builder.no_sandbox();
     }
     let config = builder.build().map_err(ScanError::BrowserLaunch)?;
     let (mut browser, mut handler) = Browser::launch(config)
@@ -314,6 +332,7 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
     let live = LiveBrowser {
         browser,
         pid,
+        reaped: Default::default(),
         died: died_rx,
         product: version.product,
         user_agent: version.user_agent,

@@ -386,6 +386,9 @@ pub enum LimitHit {
     ScreenshotHeight { max_height: u32 },
     /// Scripts beyond this many were not recorded.
     ScriptCount { max: usize },
+    /// A list the page could grow without end (dialogs, downloads, console errors, frames, cookie
+    /// writes, refused connections) was cut at this many entries.
+    ListTruncated { list: String, max: usize },
     /// Script sources beyond this many bytes in all were not read.
     ScriptBytes { max_bytes: u64 },
 }

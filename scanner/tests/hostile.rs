@@ -197,3 +197,32 @@ async fn console_errors_and_uncaught_exceptions_are_recorded_with_their_source()
     );
     assert_eq!(errors.len(), 4, "{errors:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_shrink_to_fit_the_scan_timeout_so_a_slow_page_still_gives_a_snapshot() {
+    let h = Harness::start().await;
+    let mut options = h.options();
+    options.load_timeout = Duration::from_secs(30);
+    options.scan_timeout = Duration::from_secs(12);
+    options.policy_pages = true;
+    let started = Instant::now();
+    let out = h
+        .scan(&h.sites.url(SHOP, "/hang"), &options)
+        .await
+        .expect("a partial snapshot, not a timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "within the scan timeout: {:?}",
+        started.elapsed()
+    );
+    let load = out.snapshot.limits_hit.iter().find_map(|l| match l {
+        LimitHit::LoadTimeout { after_ms } => Some(*after_ms),
+        _ => None,
+    });
+    // A quarter of the 12 s is kept for capture, so the load wait ends by 9 s, not at 30 s.
+    assert!(
+        load.is_some_and(|ms| ms <= 9_000),
+        "{:?}",
+        out.snapshot.limits_hit
+    );
+}

@@ -141,6 +141,9 @@ fn describe_limit(limit: &LimitHit) -> String {
             format!("the full-page screenshot was cut at {max_height} px")
         }
         LimitHit::ScriptCount { max } => format!("only {max} scripts were recorded"),
+        LimitHit::ListTruncated { list, max } => {
+            format!("only the first {max} {list} were recorded")
+        }
         LimitHit::ScriptBytes { max_bytes } => {
             format!("script sources past {max_bytes} bytes were not read")
         }

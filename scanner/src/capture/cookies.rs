@@ -18,10 +18,12 @@ pub(crate) struct CookieWrite {
     /// Who set it: the responding host or the calling script's host.
     pub setter_host: String,
     pub source: CookieSource,
+    /// When it was seen, in event order: the latest write to a cookie wins.
+    pub seq: u64,
 }
 
 /// Parses a `Set-Cookie` line from a response of `response_url`. Only name and Domain are read.
-pub(crate) fn header_write(response_url: &str, line: &str) -> Option<CookieWrite> {
+pub(crate) fn header_write(response_url: &str, line: &str, seq: u64) -> Option<CookieWrite> {
     let host = host_of(response_url);
     let mut parts = line.split(';');
     let name = parts.next()?.split_once('=')?.0.trim().to_owned();
@@ -36,12 +38,13 @@ pub(crate) fn header_write(response_url: &str, line: &str) -> Option<CookieWrite
         domain,
         setter_host: host,
         source: CookieSource::Header,
+        seq,
     })
 }
 
 /// The instrumentation's report of a script cookie write, as JSON
 /// `{"name": …, "script": url-or-null, "documentHost": …}`.
-pub(crate) fn script_write(payload: &str) -> Option<CookieWrite> {
+pub(crate) fn script_write(payload: &str, seq: u64) -> Option<CookieWrite> {
     let value: serde_json::Value = serde_json::from_str(payload).ok()?;
     let name = value.get("name")?.as_str()?.trim().to_owned();
     let document_host = value.get("documentHost")?.as_str()?.to_ascii_lowercase();
@@ -56,6 +59,7 @@ pub(crate) fn script_write(payload: &str) -> Option<CookieWrite> {
         domain: document_host,
         setter_host,
         source: CookieSource::Script,
+        seq,
     })
 }
 
@@ -75,13 +79,16 @@ pub(crate) fn attribute(
         .iter()
         .map(|c| {
             let domain = c.domain.trim_start_matches('.').to_ascii_lowercase();
-            let writer = writes.iter().rev().find(|w| {
-                w.name == c.name
-                    && match w.source {
-                        CookieSource::Header => w.domain == domain,
-                        CookieSource::Script => domain_matches(&w.domain, &domain),
-                    }
-            });
+            let writer = writes
+                .iter()
+                .filter(|w| {
+                    w.name == c.name
+                        && match w.source {
+                            CookieSource::Header => w.domain == domain,
+                            CookieSource::Script => domain_matches(&w.domain, &domain),
+                        }
+                })
+                .max_by_key(|w| w.seq);
             let session = c.session || c.expires <= 0.0;
             Cookie {
                 name: c.name.clone(),
@@ -124,31 +131,68 @@ mod tests {
         let w = header_write(
             "https://ads.example.net/p.gif",
             "uid=abc; Path=/; Domain=.Example.net; Secure",
+            1,
         )
         .expect("parses");
         assert_eq!(
             (w.name.as_str(), w.domain.as_str(), w.setter_host.as_str()),
             ("uid", "example.net", "ads.example.net")
         );
-        let w = header_write("http://shop.test:8080/", "sid=1").expect("parses");
+        let w = header_write("http://shop.test:8080/", "sid=1", 1).expect("parses");
         assert_eq!(w.domain, "shop.test");
-        assert!(header_write("http://x.test/", "no-equals-sign").is_none());
+        assert!(header_write("http://x.test/", "no-equals-sign", 1).is_none());
     }
 
     #[test]
     fn script_writes_name_the_calling_script_host() {
         let w = script_write(
             r#"{"name":"_ga","script":"https://analytics.test:9/a.js","documentHost":"shop.test"}"#,
+            1,
         )
         .expect("parses");
         assert_eq!(
             (w.domain.as_str(), w.setter_host.as_str()),
             ("shop.test", "analytics.test")
         );
-        let inline = script_write(r#"{"name":"x","script":null,"documentHost":"shop.test"}"#)
-            .expect("parses");
+        let inline = script_write(
+            r#"{"name":"x","script":null,"documentHost":"shop.test"}"#,
+            1,
+        )
+        .expect("parses");
         assert_eq!(inline.setter_host, "shop.test");
-        assert!(script_write("not json").is_none());
+        assert!(script_write("not json", 1).is_none());
+    }
+
+    #[test]
+    fn the_latest_write_names_the_setter() {
+        use chromiumoxide::cdp::browser_protocol::network::Cookie as CdpCookie;
+        let cookie: CdpCookie = serde_json::from_value(serde_json::json!({
+            "name": "uid", "value": "v", "domain": "shop.test", "path": "/", "expires": -1,
+            "size": 4, "httpOnly": false, "secure": false, "session": true, "priority": "Medium",
+            "sameParty": false, "sourceScheme": "NonSecure", "sourcePort": 80
+        }))
+        .expect("a DevTools cookie");
+        let header = header_write("http://shop.test/", "uid=1", 5).expect("parses");
+        let script = script_write(
+            r#"{"name":"uid","script":"http://t.test/t.js","documentHost":"shop.test"}"#,
+            3,
+        )
+        .expect("parses");
+        let cookies = attribute(
+            std::slice::from_ref(&cookie),
+            &[header.clone(), script.clone()],
+            "shop.test",
+            None,
+        );
+        assert_eq!(
+            cookies[0].set_by_host.as_deref(),
+            Some("shop.test"),
+            "the header came last"
+        );
+        let later_script = CookieWrite { seq: 9, ..script };
+        let cookies = attribute(&[cookie], &[header, later_script], "shop.test", None);
+        assert_eq!(cookies[0].set_by_host.as_deref(), Some("t.test"));
+        assert_eq!(cookies[0].value_size, 1);
     }
 
     #[test]

@@ -1,8 +1,13 @@
 //! The network log of one scan, built from DevTools network events.
 //!
 //! chromiumoxide delivers each event type on its own stream, so a request's `loadingFinished` can
-//! arrive before its `requestWillBeSent`. Records are keyed by request id and every event fills in
-//! what it knows, in whatever order it comes.
+//! arrive before its `requestWillBeSent`, and before the `requestWillBeSent` that announces a
+//! redirect. Records are keyed by request id and every event fills in what it knows, in whatever
+//! order it comes:
+//! - `requestWillBeSent` events (one stream, so in order) start the hops of a request; one that
+//!   carries a redirect response also gives the previous hop its status;
+//! - `responseReceived`, `loadingFinished` and `loadingFailed` only ever describe the request's
+//!   final hop, so they are kept per request, not per hop.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -10,35 +15,48 @@ use std::time::Instant;
 use crate::party::party_of;
 use crate::snapshot::{RedirectHop, Request};
 
-/// One hop of one request (a redirect starts a new hop under the same request id).
-#[derive(Debug, Clone, Default)]
+/// One hop of a request (a redirect starts a new hop under the same request id).
+#[derive(Debug, Clone)]
 struct Hop {
-    url: Option<String>,
-    method: Option<String>,
+    url: String,
+    method: String,
+    started: f64,
+    /// The status of the redirect that ended this hop; `None` for the final hop.
+    redirect_status: Option<u16>,
+}
+
+/// Everything known about one request id.
+#[derive(Debug, Clone, Default)]
+struct Record {
+    hops: Vec<Hop>,
     resource_type: Option<String>,
+    /// How the final hop ended.
     status: Option<u16>,
     failure: Option<String>,
-    started: Option<f64>,
     ended: Option<f64>,
     encoded_bytes: Option<u64>,
-    /// The request has been sent (we saw `requestWillBeSent`).
-    sent: bool,
-    /// The request has finished or failed (or was redirected).
+    /// Finished, failed, or never to be waited for (WebSockets).
     done: bool,
+    /// `Set-Cookie` lines of each response the request received, in order (one per hop that got
+    /// a response), with the sequence number of when they were seen.
+    set_cookies: Vec<(u64, Vec<String>)>,
+}
+
+impl Record {
+    fn final_hop(&self) -> Option<&Hop> {
+        self.hops.last()
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct NetworkLog {
-    /// Hops per request id, in order: earlier ones were redirected.
-    hops: HashMap<String, Vec<Hop>>,
+    records: HashMap<String, Record>,
     order: Vec<String>,
     /// Monotonic DevTools time of the first request, the zero of all timings.
     origin: Option<f64>,
     /// The latest DevTools time seen, for events that carry none.
     last_timestamp: Option<f64>,
     last_activity: Option<Instant>,
-    /// Set-Cookie lines by request id, from `responseReceivedExtraInfo`.
-    set_cookie_headers: HashMap<String, Vec<String>>,
     max_requests: usize,
     dropped: bool,
 }
@@ -59,23 +77,20 @@ impl NetworkLog {
         self.last_timestamp = Some(self.last_timestamp.map_or(timestamp, |t| t.max(timestamp)));
     }
 
-    fn current(&mut self, id: &str) -> Option<&mut Hop> {
-        if !self.hops.contains_key(id) {
+    /// The record for `id`, created on first sight; `None` past the request limit.
+    fn record(&mut self, id: &str) -> Option<&mut Record> {
+        if !self.records.contains_key(id) {
             if self.order.len() >= self.max_requests {
                 self.dropped = true;
                 return None;
             }
             self.order.push(id.to_owned());
         }
-        let hops = self.hops.entry(id.to_owned()).or_default();
-        if hops.is_empty() {
-            hops.push(Hop::default());
-        }
-        hops.last_mut()
+        Some(self.records.entry(id.to_owned()).or_default())
     }
 
-    /// `requestWillBeSent`. `redirect_status` is set when this event announces a redirect of an
-    /// earlier hop with the same id.
+    /// `requestWillBeSent`. `redirect_status` is set when this event announces a redirect of the
+    /// previous hop with the same id.
     pub(crate) fn request_will_be_sent(
         &mut self,
         id: &str,
@@ -88,60 +103,54 @@ impl NetworkLog {
         self.touch();
         self.origin = Some(self.origin.map_or(timestamp, |o| o.min(timestamp)));
         self.saw_time(timestamp);
-        if let Some(status) = redirect_status {
-            if let Some(hop) = self.current(id) {
-                hop.status = Some(status);
-                hop.ended = Some(timestamp);
-                hop.done = true;
-            }
-            if let Some(hops) = self.hops.get_mut(id) {
-                hops.push(Hop::default());
-            }
+        let Some(record) = self.record(id) else {
+            return;
+        };
+        if let (Some(status), Some(previous)) = (redirect_status, record.hops.last_mut()) {
+            previous.redirect_status = Some(status);
         }
-        let Some(hop) = self.current(id) else { return };
-        // A hop already started means the events came out of order: the later hop is this one.
-        if hop.sent
-            && let Some(hops) = self.hops.get_mut(id)
-        {
-            hops.push(Hop::default());
+        record.hops.push(Hop {
+            url: url.to_owned(),
+            method: method.to_owned(),
+            started: timestamp,
+            redirect_status: None,
+        });
+        if record.resource_type.is_none() {
+            record.resource_type = resource_type.map(str::to_owned);
         }
-        let Some(hop) = self.current(id) else { return };
-        hop.url = Some(url.to_owned());
-        hop.method = Some(method.to_owned());
-        hop.resource_type = resource_type
-            .map(str::to_owned)
-            .or(hop.resource_type.take());
-        hop.started = Some(timestamp);
-        hop.sent = true;
     }
 
     /// A WebSocket the page opened. It is recorded but never counts as in flight: a socket may
     /// stay open for the page's whole life.
     pub(crate) fn web_socket_created(&mut self, id: &str, url: &str) {
         self.touch();
-        let started = self.last_timestamp;
-        if let Some(hop) = self.current(id) {
-            hop.url = Some(url.to_owned());
-            hop.method = Some("GET".into());
-            hop.resource_type = Some("WebSocket".into());
-            hop.started = started;
-            hop.sent = true;
-            hop.done = true;
-        }
+        let started = self.last_timestamp.unwrap_or_default();
+        let Some(record) = self.record(id) else {
+            return;
+        };
+        record.hops.push(Hop {
+            url: url.to_owned(),
+            method: "GET".into(),
+            started,
+            redirect_status: None,
+        });
+        record.resource_type = Some("WebSocket".into());
+        record.done = true;
     }
 
     pub(crate) fn web_socket_handshake(&mut self, id: &str, status: u16) {
         self.touch();
-        if let Some(hop) = self.current(id) {
-            hop.status = Some(status);
+        if let Some(record) = self.record(id) {
+            record.status = Some(status);
         }
     }
 
     pub(crate) fn response_received(&mut self, id: &str, status: u16, resource_type: &str) {
         self.touch();
-        if let Some(hop) = self.current(id) {
-            hop.status = Some(status);
-            hop.resource_type
+        if let Some(record) = self.record(id) {
+            record.status = Some(status);
+            record
+                .resource_type
                 .get_or_insert_with(|| resource_type.to_owned());
         }
     }
@@ -149,10 +158,10 @@ impl NetworkLog {
     pub(crate) fn loading_finished(&mut self, id: &str, timestamp: f64, encoded_bytes: f64) {
         self.touch();
         self.saw_time(timestamp);
-        if let Some(hop) = self.current(id) {
-            hop.ended = Some(timestamp);
-            hop.encoded_bytes = Some(encoded_bytes.max(0.0) as u64);
-            hop.done = true;
+        if let Some(record) = self.record(id) {
+            record.ended = Some(timestamp);
+            record.encoded_bytes = Some(encoded_bytes.max(0.0) as u64);
+            record.done = true;
         }
     }
 
@@ -165,40 +174,41 @@ impl NetworkLog {
     ) {
         self.touch();
         self.saw_time(timestamp);
-        if let Some(hop) = self.current(id) {
-            hop.ended = Some(timestamp);
-            hop.failure = Some(error.to_owned());
-            hop.resource_type
+        if let Some(record) = self.record(id) {
+            record.ended = Some(timestamp);
+            record.failure = Some(error.to_owned());
+            record
+                .resource_type
                 .get_or_insert_with(|| resource_type.to_owned());
-            hop.done = true;
+            record.done = true;
         }
     }
 
-    pub(crate) fn set_cookie_header(&mut self, id: &str, lines: Vec<String>) {
+    /// The `Set-Cookie` lines of the next response request `id` received (redirects included),
+    /// seen as event number `seq`.
+    pub(crate) fn set_cookie_header(&mut self, id: &str, seq: u64, lines: Vec<String>) {
         self.touch();
-        self.set_cookie_headers
-            .entry(id.to_owned())
-            .or_default()
-            .extend(lines);
+        if let Some(record) = self.record(id) {
+            record.set_cookies.push((seq, lines));
+        }
     }
 
     /// Requests sent and not yet finished or failed.
     pub(crate) fn in_flight(&self) -> usize {
-        self.hops
+        self.records
             .values()
-            .filter_map(|hops| hops.last())
-            .filter(|hop| hop.sent && !hop.done)
+            .filter(|r| !r.hops.is_empty() && !r.done)
             .count()
     }
 
     /// How request `id` ended: its final status, or the browser's error. `None` while it has not
-    /// answered (a redirect hop is not an answer).
+    /// answered.
     pub(crate) fn outcome(&self, id: &str) -> Option<Result<u16, String>> {
-        let hop = self.hops.get(id)?.last()?;
-        if let Some(failure) = &hop.failure {
+        let record = self.records.get(id)?;
+        if let Some(failure) = &record.failure {
             return Some(Err(failure.clone()));
         }
-        hop.status.map(Ok)
+        record.status.map(Ok)
     }
 
     pub(crate) fn last_activity(&self) -> Option<Instant> {
@@ -211,40 +221,39 @@ impl NetworkLog {
 
     /// The redirect chain of request `id` (the main document's navigation).
     pub(crate) fn chain(&self, id: &str) -> Vec<RedirectHop> {
-        self.hops
-            .get(id)
-            .map(|hops| {
-                hops.iter()
-                    .filter_map(|hop| {
-                        Some(RedirectHop {
-                            url: hop.url.clone()?,
-                            status: hop.status,
-                        })
-                    })
-                    .collect()
+        let Some(record) = self.records.get(id) else {
+            return Vec::new();
+        };
+        let last = record.hops.len().saturating_sub(1);
+        record
+            .hops
+            .iter()
+            .enumerate()
+            .map(|(i, hop)| RedirectHop {
+                url: hop.url.clone(),
+                status: if i == last {
+                    record.status
+                } else {
+                    hop.redirect_status
+                },
             })
-            .unwrap_or_default()
+            .collect()
     }
 
-    /// The URL of the response that carried each Set-Cookie line.
-    pub(crate) fn set_cookie_sources(&self) -> Vec<(String, String)> {
+    /// Each `Set-Cookie` line with the URL of the response that carried it and when it was seen.
+    /// The n-th response of a request belongs to its n-th hop.
+    pub(crate) fn set_cookie_sources(&self) -> Vec<(String, String, u64)> {
         let mut out = Vec::new();
-        for id in &self.order {
-            let Some(lines) = self.set_cookie_headers.get(id) else {
-                continue;
-            };
-            // The header belongs to the hop that received a response; for a redirect hop the
-            // extra info arrives in order too, so attribute to the last hop with a status.
-            let url = self.hops.get(id).and_then(|hops| {
-                hops.iter()
-                    .rev()
-                    .find(|h| h.status.is_some())
-                    .or(hops.last())?
-                    .url
-                    .clone()
-            });
-            if let Some(url) = url {
-                out.extend(lines.iter().map(|line| (url.clone(), line.clone())));
+        for record in self.order.iter().filter_map(|id| self.records.get(id)) {
+            for (index, (seq, lines)) in record.set_cookies.iter().enumerate() {
+                let Some(hop) = record.hops.get(index).or(record.final_hop()) else {
+                    continue;
+                };
+                out.extend(
+                    lines
+                        .iter()
+                        .map(|line| (hop.url.clone(), line.clone(), *seq)),
+                );
             }
         }
         out
@@ -255,25 +264,40 @@ impl NetworkLog {
         let origin = self.origin.unwrap_or(0.0);
         let ms = |t: f64| ((t - origin) * 1000.0).max(0.0).round() as u64;
         let mut out = Vec::new();
-        for id in &self.order {
-            for hop in self.hops.get(id).into_iter().flatten() {
-                let Some(url) = hop.url.clone() else { continue };
-                let host = host_of(&url);
+        for record in self.order.iter().filter_map(|id| self.records.get(id)) {
+            let last = record.hops.len().saturating_sub(1);
+            for (i, hop) in record.hops.iter().enumerate() {
+                let is_final = i == last;
+                let ended = if is_final {
+                    record.ended
+                } else {
+                    record.hops.get(i + 1).map(|next| next.started)
+                };
+                let host = host_of(&hop.url);
                 out.push(Request {
                     party: party_of(&host, first_party_domain),
                     host,
-                    method: hop.method.clone().unwrap_or_else(|| "GET".into()),
-                    resource_type: hop.resource_type.clone().unwrap_or_else(|| "Other".into()),
-                    status: hop.status,
-                    failure: hop.failure.clone(),
-                    blocked: false,
-                    started_ms: hop.started.map(ms).unwrap_or(0),
-                    duration_ms: match (hop.started, hop.ended) {
-                        (Some(s), Some(e)) => Some(((e - s) * 1000.0).max(0.0).round() as u64),
-                        _ => None,
+                    url: hop.url.clone(),
+                    method: hop.method.clone(),
+                    resource_type: record
+                        .resource_type
+                        .clone()
+                        .unwrap_or_else(|| "Other".into()),
+                    status: if is_final {
+                        record.status
+                    } else {
+                        hop.redirect_status
                     },
-                    encoded_bytes: hop.encoded_bytes,
-                    url,
+                    failure: if is_final {
+                        record.failure.clone()
+                    } else {
+                        None
+                    },
+                    blocked: false,
+                    started_ms: ms(hop.started),
+                    duration_ms: ended
+                        .map(|e| ((e - hop.started) * 1000.0).max(0.0).round() as u64),
+                    encoded_bytes: if is_final { record.encoded_bytes } else { None },
                 });
             }
         }
@@ -377,6 +401,80 @@ mod tests {
         assert_eq!(
             (ws.resource_type.as_str(), ws.status, ws.started_ms),
             ("WebSocket", Some(101), 200)
+        );
+    }
+
+    #[test]
+    fn a_final_answer_that_arrives_before_its_redirect_still_lands_on_the_final_hop() {
+        let mut log = NetworkLog::new(100);
+        log.request_will_be_sent("nav", "http://a.test/", "GET", Some("Document"), 1.0, None);
+        // The final hop's answer overtakes the event announcing the redirect.
+        log.response_received("nav", 200, "Document");
+        log.loading_finished("nav", 1.3, 10.0);
+        log.request_will_be_sent(
+            "nav",
+            "http://b.test/",
+            "GET",
+            Some("Document"),
+            1.1,
+            Some(301),
+        );
+        let chain: Vec<_> = log
+            .chain("nav")
+            .into_iter()
+            .map(|h| (h.url, h.status))
+            .collect();
+        assert_eq!(
+            chain,
+            vec![
+                ("http://a.test/".into(), Some(301)),
+                ("http://b.test/".into(), Some(200))
+            ]
+        );
+        assert_eq!(log.in_flight(), 0);
+        assert_eq!(log.outcome("nav"), Some(Ok(200)));
+    }
+
+    #[test]
+    fn set_cookie_lines_belong_to_the_hop_whose_response_carried_them() {
+        let mut log = NetworkLog::new(100);
+        log.request_will_be_sent(
+            "nav",
+            "http://shop.test/",
+            "GET",
+            Some("Document"),
+            1.0,
+            None,
+        );
+        log.set_cookie_header("nav", 1, vec!["first=1".into()]);
+        log.request_will_be_sent(
+            "nav",
+            "http://tracker.test/sync",
+            "GET",
+            Some("Document"),
+            1.1,
+            Some(302),
+        );
+        log.set_cookie_header("nav", 2, vec!["uid=1".into()]);
+        log.request_will_be_sent(
+            "nav",
+            "http://shop.test/home",
+            "GET",
+            Some("Document"),
+            1.2,
+            Some(302),
+        );
+        let sources: Vec<(String, String)> = log
+            .set_cookie_sources()
+            .into_iter()
+            .map(|(u, l, _)| (u, l))
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                ("http://shop.test/".into(), "first=1".into()),
+                ("http://tracker.test/sync".into(), "uid=1".into())
+            ]
         );
     }
 

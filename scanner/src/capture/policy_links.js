@@ -10,6 +10,8 @@
   for (const a of document.querySelectorAll("a[href]")) {
     const href = a.href;
     if (!/^https?:/i.test(href)) continue;
+    // A link into this same document ("#", "#cookie-settings") opens a dialog, not a page.
+    if (href.split("#")[0] === location.href.split("#")[0]) continue;
     const text = (a.innerText || a.textContent || "").trim().slice(0, 200);
     const haystack = text + " " + a.getAttribute("href");
     for (const [kind, re] of patterns) {

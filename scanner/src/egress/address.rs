@@ -85,6 +85,13 @@ fn classify_v6(ip: Ipv6Addr) -> Result<(), NonPublic> {
         0xfc00..=0xfdff => NonPublic::UniqueLocal,
         0xff00..=0xffff => NonPublic::Multicast,
         0x2001 if segments[1] == 0x0db8 => NonPublic::Documentation,
+        // Teredo tunnels (2001::/32) hide an IPv4 peer; benchmarking (2001:2::/48) and the
+        // deprecated ORCHID (2001:10::/28) are not destinations either.
+        0x2001 if segments[1] == 0 => NonPublic::Reserved,
+        0x2001 if segments[1] == 2 && segments[2] == 0 => NonPublic::Documentation,
+        0x2001 if (0x10..=0x1f).contains(&segments[1]) => NonPublic::Reserved,
+        // Local-use NAT64 (64:ff9b:1::/48) embeds IPv4 addresses at prefix-dependent offsets.
+        0x64 if segments[1] == 0xff9b && segments[2] == 1 => NonPublic::Reserved,
         0x3fff if segments[1] <= 0x0fff => NonPublic::Documentation,
         0x0100 if segments[1..4] == [0, 0, 0] => NonPublic::Reserved, // discard-only
         // Only 2000::/3 is allocated global unicast.
@@ -101,7 +108,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
         [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(tail),
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(tail),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
         [0x2002, hi, lo, ..] => Some(Ipv4Addr::new(
             (hi >> 8) as u8,
             hi as u8,
@@ -166,6 +173,10 @@ mod tests {
             ("64:ff9b::a9fe:a9fe", NonPublic::LinkLocal),
             ("2002:7f00:1::", NonPublic::Loopback),
             ("2002:c0a8:101::", NonPublic::Private),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", NonPublic::Reserved),
+            ("2001:2::1", NonPublic::Documentation),
+            ("64:ff9b:1::a00:1", NonPublic::Reserved),
+            ("64:ff9b:1:0:1:200:1:1", NonPublic::Reserved),
         ];
         for (ip, expected) in cases {
             assert_eq!(verdict(ip), Err(expected), "{ip}");

@@ -5,15 +5,26 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use super::address::{self, NonPublic};
+
+/// How long the guard waits for a DNS answer.
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A `--resolve` mapping: the name reaches `ip`, on `port` only when one was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pin {
+    ip: IpAddr,
+    port: Option<u16>,
+}
 
 /// Where scans may connect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EgressPolicy {
     /// Host names pinned to an address, like curl's `--resolve`. A pinned name may reach its
     /// address even when it is private; nothing else may.
-    resolve: BTreeMap<String, IpAddr>,
+    resolve: BTreeMap<String, Pin>,
     /// Turns the guard off: every destination is allowed.
     allow_private: bool,
 }
@@ -45,7 +56,7 @@ impl Refusal {
 
 /// A `--resolve HOST=IP` argument that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid --resolve {0:?}: expected HOST=IP, e.g. shop.test=127.0.0.1")]
+#[error("invalid --resolve {0:?}: expected HOST=IP or HOST:PORT=IP, e.g. shop.test:8080=127.0.0.1")]
 pub struct InvalidResolve(pub String);
 
 impl EgressPolicy {
@@ -56,7 +67,20 @@ impl EgressPolicy {
 
     /// Pins `host` to `ip`; that mapping is allowed even for a private address.
     pub fn with_resolve(mut self, host: &str, ip: IpAddr) -> Self {
-        self.resolve.insert(normalize_host(host), ip);
+        self.resolve
+            .insert(normalize_host(host), Pin { ip, port: None });
+        self
+    }
+
+    /// Pins `host` to `ip` for connections to `port` only.
+    pub fn with_resolve_port(mut self, host: &str, port: u16, ip: IpAddr) -> Self {
+        self.resolve.insert(
+            normalize_host(host),
+            Pin {
+                ip,
+                port: Some(port),
+            },
+        );
         self
     }
 
@@ -64,7 +88,10 @@ impl EgressPolicy {
     pub fn with_resolve_arg(self, arg: &str) -> Result<Self, InvalidResolve> {
         let invalid = || InvalidResolve(arg.to_owned());
         let (host, ip) = arg.split_once('=').ok_or_else(invalid)?;
-        let host = host.trim();
+        let (host, port) = match host.trim().split_once(':') {
+            Some((host, port)) => (host, Some(port.parse::<u16>().map_err(|_| invalid())?)),
+            None => (host.trim(), None),
+        };
         let ip: IpAddr = ip
             .trim()
             .trim_matches(['[', ']'])
@@ -77,7 +104,10 @@ impl EgressPolicy {
         if !valid_host {
             return Err(invalid());
         }
-        Ok(self.with_resolve(host, ip))
+        Ok(match port {
+            Some(port) => self.with_resolve_port(host, port, ip),
+            None => self.with_resolve(host, ip),
+        })
     }
 
     /// Switches the guard off. Only for trusted, self-hosted targets.
@@ -94,15 +124,22 @@ impl EgressPolicy {
     pub fn resolve_entries(&self) -> Vec<String> {
         self.resolve
             .iter()
-            .map(|(h, ip)| format!("{h}={ip}"))
+            .map(|(host, pin)| match pin.port {
+                Some(port) => format!("{host}:{port}={}", pin.ip),
+                None => format!("{host}={}", pin.ip),
+            })
             .collect()
     }
 
-    /// The single address a connection to `host:port` must use, or why it may not be made.
-    pub async fn destination(&self, host: &str, port: u16) -> Result<SocketAddr, Refusal> {
+    /// The addresses a connection to `host:port` may use, all checked, or why it may not be made.
+    pub async fn destinations(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
         let name = normalize_host(host);
-        if let Some(ip) = self.resolve.get(&name) {
-            return Ok(SocketAddr::new(*ip, port));
+        if let Some(pin) = self
+            .resolve
+            .get(&name)
+            .filter(|pin| pin.port.is_none_or(|p| p == port))
+        {
+            return Ok(vec![SocketAddr::new(pin.ip, port)]);
         }
         if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
             if !self.allow_private {
@@ -111,19 +148,21 @@ impl EgressPolicy {
                     kind,
                 })?;
             }
-            return Ok(SocketAddr::new(ip, port));
+            return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        let resolved: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
-            .await
-            .map_err(|e| Refusal::Unresolvable {
-                host: name.clone(),
-                reason: e.to_string(),
-            })?
-            .collect();
-        let first = *resolved.first().ok_or_else(|| Refusal::Unresolvable {
+        let unresolvable = |reason: String| Refusal::Unresolvable {
             host: name.clone(),
-            reason: "no addresses".into(),
-        })?;
+            reason,
+        };
+        let lookup =
+            tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((name.as_str(), port)))
+                .await
+                .map_err(|_| unresolvable(format!("no answer within {} s", DNS_TIMEOUT.as_secs())))?
+                .map_err(|e| unresolvable(e.to_string()))?;
+        let resolved: Vec<SocketAddr> = lookup.collect();
+        if resolved.is_empty() {
+            return Err(unresolvable("no addresses".into()));
+        }
         if !self.allow_private {
             // A name that resolves to any non-public address is refused outright, even if it also
             // has public ones: that mix is what rebinding attacks look like.
@@ -135,7 +174,7 @@ impl EgressPolicy {
                 })?;
             }
         }
-        Ok(first)
+        Ok(resolved)
     }
 }
 
@@ -160,9 +199,9 @@ mod tests {
         let policy = EgressPolicy::public_only()
             .with_resolve_arg("Shop.Test=127.0.0.1")
             .expect("valid");
-        let pinned = block_on(policy.destination("shop.test.", 8080)).expect("pinned name");
-        assert_eq!(pinned, "127.0.0.1:8080".parse().expect("addr"));
-        let literal = block_on(policy.destination("127.0.0.1", 8080));
+        let pinned = block_on(policy.destinations("shop.test.", 8080)).expect("pinned name");
+        assert_eq!(pinned, vec!["127.0.0.1:8080".parse().expect("addr")]);
+        let literal = block_on(policy.destinations("127.0.0.1", 8080));
         assert!(matches!(
             literal,
             Err(Refusal::NonPublicLiteral {
@@ -173,9 +212,30 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_with_a_port_opens_only_that_port() {
+        let policy = EgressPolicy::public_only()
+            .with_resolve_arg("shop.test:8080=127.0.0.1")
+            .expect("valid");
+        assert!(block_on(policy.destinations("shop.test", 8080)).is_ok());
+        assert!(
+            block_on(policy.destinations("shop.test", 9200)).is_err(),
+            "another port of the pinned name"
+        );
+        assert_eq!(
+            policy.resolve_entries(),
+            vec!["shop.test:8080=127.0.0.1".to_string()]
+        );
+        assert!(
+            EgressPolicy::public_only()
+                .with_resolve_arg("shop.test:http=127.0.0.1")
+                .is_err()
+        );
+    }
+
+    #[test]
     fn names_resolving_to_private_addresses_are_refused() {
         let policy = EgressPolicy::public_only();
-        let refused = block_on(policy.destination("localhost", 80)).expect_err("refused");
+        let refused = block_on(policy.destinations("localhost", 80)).expect_err("refused");
         assert!(
             matches!(
                 refused,
@@ -191,16 +251,16 @@ mod tests {
     #[test]
     fn bracketed_ipv6_and_metadata_literals_are_refused() {
         let policy = EgressPolicy::public_only();
-        assert!(block_on(policy.destination("[::1]", 80)).is_err());
-        assert!(block_on(policy.destination("169.254.169.254", 80)).is_err());
-        assert!(block_on(policy.destination("[::ffff:169.254.169.254]", 80)).is_err());
+        assert!(block_on(policy.destinations("[::1]", 80)).is_err());
+        assert!(block_on(policy.destinations("169.254.169.254", 80)).is_err());
+        assert!(block_on(policy.destinations("[::ffff:169.254.169.254]", 80)).is_err());
     }
 
     #[test]
     fn allow_private_turns_the_guard_off() {
         let policy = EgressPolicy::public_only().allowing_private();
-        assert!(block_on(policy.destination("127.0.0.1", 80)).is_ok());
-        assert!(block_on(policy.destination("localhost", 80)).is_ok());
+        assert!(block_on(policy.destinations("127.0.0.1", 80)).is_ok());
+        assert!(block_on(policy.destinations("localhost", 80)).is_ok());
     }
 
     #[test]

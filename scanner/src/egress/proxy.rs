@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::policy::EgressPolicy;
+use super::policy::{EgressPolicy, Refusal};
 use crate::snapshot::BlockedConnection;
 
 const SOCKS_VERSION: u8 = 5;
@@ -36,12 +36,20 @@ const REPLY_COMMAND_NOT_SUPPORTED: u8 = 7;
 const REPLY_ADDRESS_NOT_SUPPORTED: u8 = 8;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections one scan's proxy serves at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+/// Refusals kept per scan; further ones are counted, not listed.
+const MAX_REFUSALS: usize = 1_000;
+/// A relayed connection with no bytes either way for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the proxy saw during one scan.
 #[derive(Debug, Default)]
 struct Ledger {
     blocked: Mutex<Vec<BlockedConnection>>,
+    refusals_dropped: AtomicBool,
     bytes: AtomicU64,
     budget_exhausted: AtomicBool,
 }
@@ -88,12 +96,31 @@ impl GuardProxy {
         self.ledger.bytes.load(Ordering::Relaxed)
     }
 
+    /// `Some(cap)` when more connections were refused than are listed.
+    pub fn refusals_truncated(&self) -> Option<usize> {
+        self.ledger
+            .refusals_dropped
+            .load(Ordering::Relaxed)
+            .then_some(MAX_REFUSALS)
+    }
+
     /// `Some(budget)` when the transfer budget ran out and connections were cut.
     pub fn budget_exhausted(&self) -> Option<u64> {
         self.ledger
             .budget_exhausted
             .load(Ordering::Relaxed)
             .then_some(self.max_bytes)
+    }
+}
+
+impl Ledger {
+    fn record_refusal(&self, refusal: BlockedConnection) {
+        let mut blocked = lock(&self.blocked);
+        if blocked.len() < MAX_REFUSALS {
+            blocked.push(refusal);
+        } else {
+            self.refusals_dropped.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -109,11 +136,15 @@ async fn accept_loop(listener: TcpListener, shared: Shared) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
                 Ok((stream, _)) => {
                     connections.spawn(serve_connection(stream, shared.clone()));
                 }
-                Err(error) => tracing::warn!(%error, "guard proxy accept failed"),
+                Err(error) => {
+                    // Out of file descriptors, say: back off rather than spin.
+                    tracing::warn!(%error, "guard proxy accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -129,11 +160,16 @@ async fn serve_connection(mut client: TcpStream, shared: Shared) {
         }
         Err(_) => return,
     };
-    let destination = match shared.policy.destination(&target.host, target.port).await {
-        Ok(destination) => destination,
+    let destinations = match shared.policy.destinations(&target.host, target.port).await {
+        Ok(destinations) => destinations,
+        // A name that does not resolve is not a refusal: the host is simply unreachable.
+        Err(Refusal::Unresolvable { .. }) => {
+            let _ = reply(&mut client, REPLY_HOST_UNREACHABLE).await;
+            return;
+        }
         Err(refusal) => {
             tracing::info!(host = %target.host, port = target.port, %refusal, "egress refused");
-            lock(&shared.ledger.blocked).push(BlockedConnection {
+            shared.ledger.record_refusal(BlockedConnection {
                 host: target.host.clone(),
                 port: target.port,
                 address: refusal.address().map(|a| a.to_string()),
@@ -147,28 +183,31 @@ async fn serve_connection(mut client: TcpStream, shared: Shared) {
         let _ = reply(&mut client, REPLY_NOT_ALLOWED).await;
         return;
     }
-    let upstream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
-            Ok(Ok(upstream)) => upstream,
-            Ok(Err(error)) => {
-                let code = match error.kind() {
-                    std::io::ErrorKind::ConnectionRefused => REPLY_CONNECTION_REFUSED,
-                    _ => REPLY_HOST_UNREACHABLE,
-                };
-                let _ = reply(&mut client, code).await;
-                return;
-            }
-            Err(_) => {
-                let _ = reply(&mut client, REPLY_HOST_UNREACHABLE).await;
-                return;
-            }
-        };
+    let Some(upstream) = connect_any(&destinations, &mut client).await else {
+        return;
+    };
     if reply(&mut client, REPLY_OK).await.is_err() {
         return;
     }
     let _ = upstream.set_nodelay(true);
     let _ = client.set_nodelay(true);
     relay(client, upstream, &shared).await;
+}
+
+/// Connects to the first of the checked addresses that answers; on failure tells the client why.
+async fn connect_any(destinations: &[SocketAddr], client: &mut TcpStream) -> Option<TcpStream> {
+    let mut code = REPLY_HOST_UNREACHABLE;
+    for destination in destinations {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
+            Ok(Ok(upstream)) => return Some(upstream),
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                code = REPLY_CONNECTION_REFUSED;
+            }
+            _ => {}
+        }
+    }
+    let _ = reply(client, code).await;
+    None
 }
 
 struct Target {
@@ -267,9 +306,9 @@ async fn relay(client: TcpStream, upstream: TcpStream, shared: &Shared) {
 async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, shared: &Shared) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = match tokio::time::timeout(IDLE_TIMEOUT, from.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => n,
         };
         let total = shared.ledger.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if total > shared.max_bytes {

@@ -52,14 +52,23 @@ pub(super) async fn drive(
     let nav_started = Instant::now();
     let main_frame = page::FrameId::new(page.target_id().inner().clone());
     lock(recorder).main_frame = main_frame.inner().clone();
-    let main_request = navigate(page, recorder, guard, target, nav_started, options).await?;
+    let main_request = navigate(
+        page,
+        recorder,
+        guard,
+        target,
+        nav_started,
+        options,
+        session.budget,
+    )
+    .await?;
 
     progress(Stage::Wait);
     let Waited {
         load_ms,
         network_quiet_ms,
         mut limits_hit,
-    } = wait_for_load_and_quiet(recorder, nav_started, options).await?;
+    } = wait_for_load_and_quiet(recorder, nav_started, options, session.budget).await?;
 
     let consent = match options.consent_mode {
         ConsentMode::NoInteraction => None,
@@ -79,7 +88,9 @@ pub(super) async fn drive(
             let clicked = answer_banner(page, &main_frame, &frame_urls(page).await?, mode).await?;
             if clicked.is_some() {
                 // Whatever the answer loads (or stops) must be seen: wait for quiet once more.
-                let again = wait_for_load_and_quiet(recorder, Instant::now(), options).await?;
+                let again =
+                    wait_for_load_and_quiet(recorder, Instant::now(), options, session.budget)
+                        .await?;
                 limits_hit.extend(again.limits_hit);
             }
             Some(ConsentOutcome {
@@ -150,6 +161,12 @@ pub(super) async fn drive(
             .filter(|(frame, _)| frames.contains(frame))
             .map(|(_, d)| d.clone())
             .collect();
+        for (list, max) in &r.truncated {
+            limits_hit.push(LimitHit::ListTruncated {
+                list: (*list).to_owned(),
+                max: *max,
+            });
+        }
         if r.network.hit_request_limit() {
             limits_hit.push(LimitHit::RequestCount {
                 max: options.limits.max_requests,
@@ -175,10 +192,16 @@ pub(super) async fn drive(
 
     let policy_pages = if options.policy_pages {
         progress(Stage::PolicyPages);
-        read_policy_pages(page, world, options).await
+        read_policy_pages(page, world, options, session.budget).await
     } else {
         Vec::new()
     };
+    if let Some(max) = guard.refusals_truncated() {
+        limits_hit.push(LimitHit::ListTruncated {
+            list: "refused connections".into(),
+            max,
+        });
+    }
     if let Some(max_bytes) = guard.budget_exhausted() {
         limits_hit.push(LimitHit::TransferBytes { max_bytes });
     }
@@ -282,9 +305,9 @@ async fn cookie_list(
         .network
         .set_cookie_sources()
         .iter()
-        .filter_map(|(url, line)| cookies::header_write(url, line))
+        .filter_map(|(url, line, seq)| cookies::header_write(url, line, *seq))
         .collect();
-    writes.extend(r.cookie_writes.iter().cloned());
+    writes.extend(r.cookie_writes.values().cloned());
     Ok(cookies::attribute(
         &raw,
         &writes,

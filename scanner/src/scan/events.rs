@@ -28,6 +28,13 @@ use crate::capture::scripts::ParsedScript;
 use crate::error::ScanError;
 use crate::snapshot::*;
 
+/// Caps on what a page can make a scan record; reaching one is reported as a limit hit.
+const MAX_CONSOLE_ERRORS: usize = 500;
+const MAX_DIALOGS: usize = 100;
+pub(super) const MAX_DOWNLOADS: usize = 100;
+const MAX_FRAMES: usize = 1_000;
+const MAX_COOKIE_WRITES: usize = 2_000;
+
 /// Everything the event streams tell us during a scan.
 #[derive(Default)]
 pub(super) struct Recorder {
@@ -41,7 +48,12 @@ pub(super) struct Recorder {
     /// Frame id → current document URL.
     pub(super) frames: HashMap<String, String>,
     pub(super) document_urls: HashSet<String>,
-    pub(super) cookie_writes: Vec<CookieWrite>,
+    /// Script cookie writes, the latest per cookie name and domain.
+    pub(super) cookie_writes: HashMap<(String, String), CookieWrite>,
+    /// Numbers the events as they are applied, to order cookie writes in time.
+    pub(super) seq: u64,
+    /// Lists cut at their cap, for the snapshot's `limits_hit`.
+    pub(super) truncated: std::collections::BTreeMap<&'static str, usize>,
     pub(super) console_errors: Vec<ConsoleError>,
     pub(super) dialogs: Vec<Dialog>,
     pub(super) downloads: Vec<(String, Download)>,
@@ -110,6 +122,7 @@ pub(super) async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError
 
 impl Recorder {
     pub(super) fn apply(&mut self, event: Event, binding: &str) {
+        self.seq += 1;
         match event {
             Event::RequestWillBeSent(e) => {
                 let is_navigation = e.r#type == Some(network::ResourceType::Document)
@@ -140,10 +153,10 @@ impl Recorder {
                 )
             }
             Event::ResponseExtra(e) => {
+                // Recorded even without cookies: the n-th response of a request is its n-th hop.
                 let lines = set_cookie_lines(e.headers.inner());
-                if !lines.is_empty() {
-                    self.network.set_cookie_header(e.request_id.inner(), lines);
-                }
+                self.network
+                    .set_cookie_header(e.request_id.inner(), self.seq, lines);
             }
             Event::LoadingFinished(e) => self.network.loading_finished(
                 e.request_id.inner(),
@@ -161,7 +174,14 @@ impl Recorder {
             }
             Event::Crashed => self.crashed = true,
             Event::FrameNavigated(e) => {
-                self.document_urls.insert(e.frame.url.clone());
+                if self.frames.len() >= MAX_FRAMES && !self.frames.contains_key(e.frame.id.inner())
+                {
+                    self.truncated.insert("frames", MAX_FRAMES);
+                    return;
+                }
+                if self.document_urls.len() < MAX_FRAMES {
+                    self.document_urls.insert(e.frame.url.clone());
+                }
                 self.frames
                     .insert(e.frame.id.inner().clone(), e.frame.url.clone());
             }
@@ -187,8 +207,15 @@ impl Recorder {
                 }
             }
             Event::Binding(e) if e.name == binding => {
-                if let Some(write) = cookies::script_write(&e.payload) {
-                    self.cookie_writes.push(write);
+                if let Some(write) = cookies::script_write(&e.payload, self.seq) {
+                    let key = (write.name.clone(), write.domain.clone());
+                    if self.cookie_writes.len() >= MAX_COOKIE_WRITES
+                        && !self.cookie_writes.contains_key(&key)
+                    {
+                        self.truncated.insert("cookie writes", MAX_COOKIE_WRITES);
+                    } else {
+                        self.cookie_writes.insert(key, write);
+                    }
                 }
             }
             Event::Binding(_) => {}
@@ -237,6 +264,10 @@ impl Recorder {
             Event::WebSocketHandshake(e) => self
                 .network
                 .web_socket_handshake(e.request_id.inner(), e.response.status as u16),
+            Event::Dialog(e) if self.dialogs.len() >= MAX_DIALOGS => {
+                let _ = e;
+                self.truncated.insert("dialogs", MAX_DIALOGS);
+            }
             Event::Dialog(e) => self.dialogs.push(Dialog {
                 kind: e.r#type.as_ref().to_owned(),
                 message: truncate_chars(&e.message, self.max_message_chars),
@@ -245,7 +276,8 @@ impl Recorder {
     }
 
     fn push_error(&mut self, kind: &str, message: String, source_url: Option<String>) {
-        if self.console_errors.len() >= 500 {
+        if self.console_errors.len() >= MAX_CONSOLE_ERRORS {
+            self.truncated.insert("console errors", MAX_CONSOLE_ERRORS);
             return;
         }
         self.console_errors.push(ConsoleError {

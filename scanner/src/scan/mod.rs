@@ -35,8 +35,44 @@ const POLICY_LINKS_JS: &str = include_str!("../capture/policy_links.js");
 /// How long a single capture call may take before the browser is presumed stuck.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 const POLICY_PAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed past the deadline for disposing of a context.
+const CLEANUP_GRACE: Duration = Duration::from_secs(10);
 /// How often the waits look at the recorder.
 const POLL: Duration = Duration::from_millis(25);
+
+/// The scan's time budget: one deadline for the whole scan. Each wait takes its share but stops
+/// early enough to leave time to capture, so a slow page gives a partial snapshot, not a timeout.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budget {
+    deadline: Instant,
+    /// Time kept back for capturing after the waits.
+    reserve: Duration,
+}
+
+impl Budget {
+    pub(super) fn new(started: Instant, scan_timeout: Duration) -> Self {
+        Self {
+            deadline: started + scan_timeout,
+            reserve: (scan_timeout / 4).min(Duration::from_secs(15)),
+        }
+    }
+
+    pub(super) fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// When a wait of `wanted` starting at `from` must end: at `wanted`, or when capture must start.
+    pub(super) fn wait_until(&self, from: Instant, wanted: Duration) -> Instant {
+        (from + wanted).min(self.deadline.checked_sub(self.reserve).unwrap_or(from))
+    }
+
+    /// Time left for optional work (policy pages) beyond the capture reserve.
+    pub(super) fn spare(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(self.reserve)
+    }
+}
 
 /// Where a scan is, for progress output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,22 +129,24 @@ impl Scanner {
     ) -> Result<ScanOutput, ScanError> {
         let target = validate_url(url)?;
         let started = Instant::now();
-        let timeout = options.scan_timeout;
+        let budget = Budget::new(started, options.scan_timeout);
         let work = async {
             progress(Stage::Launch);
             let slot = self.supervisor.slot().await?;
             let browser = slot.browser.clone();
             tokio::select! {
-                result = with_session(&browser, &target, options, async |session| {
+                result = with_session(&browser, &target, options, budget, async |session| {
                     drive(session, &target, options, progress, started).await
                 }) => result,
                 death = browser.died() => Err(ScanError::from(death)),
             }
         };
-        match tokio::time::timeout(timeout, work).await {
+        // The session enforces the deadline itself and cleans up; this outer limit only catches a
+        // cleanup that hangs.
+        match tokio::time::timeout_at((budget.deadline() + CLEANUP_GRACE).into(), work).await {
             Ok(result) => result,
             Err(_) => Err(ScanError::Timeout {
-                seconds: timeout.as_secs(),
+                seconds: options.scan_timeout.as_secs(),
                 during: "for the whole scan",
             }),
         }
@@ -124,9 +162,10 @@ impl Scanner {
     ) -> Result<Duration, ScanError> {
         let target = validate_url(url)?;
         let started = Instant::now();
+        let budget = Budget::new(started, options.scan_timeout);
         let slot = self.supervisor.slot().await?;
         let browser = slot.browser.clone();
-        with_session(&browser, &target, options, async |session| {
+        with_session(&browser, &target, options, budget, async |session| {
             let page = &session.page;
             call(
                 "enabling page events",
@@ -154,7 +193,7 @@ impl Scanner {
                 page.execute(NavigateParams::new(target.to_string())),
             )
             .await?;
-            wait_for_load_and_quiet(&session.recorder, nav_started, options).await?;
+            wait_for_load_and_quiet(&session.recorder, nav_started, options, budget).await?;
             call(
                 "taking the viewport screenshot",
                 page.execute(

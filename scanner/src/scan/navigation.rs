@@ -23,13 +23,14 @@ pub(super) async fn navigate(
     target: &url::Url,
     nav_started: Instant,
     options: &ScanOptions,
+    budget: Budget,
 ) -> Result<String, ScanError> {
     let mut navigation = Some({
         let page = page.clone();
         let url = target.to_string();
         tokio::spawn(async move { page.execute(NavigateParams::new(url)).await })
     });
-    let deadline = nav_started + options.load_timeout;
+    let deadline = budget.wait_until(nav_started, options.load_timeout);
     let outcome = loop {
         // The call's own answer matters only when it reports an error (a bad certificate, a
         // refused connection); success is read from the network events below.
@@ -54,7 +55,7 @@ pub(super) async fn navigate(
         }
         if Instant::now() >= deadline {
             break Err(ScanError::Timeout {
-                seconds: options.load_timeout.as_secs(),
+                seconds: nav_started.elapsed().as_secs_f64().round() as u64,
                 during: "waiting for the page to respond",
             });
         }
@@ -78,9 +79,10 @@ pub(super) async fn wait_for_load_and_quiet(
     recorder: &Mutex<Recorder>,
     nav_started: Instant,
     options: &ScanOptions,
+    budget: Budget,
 ) -> Result<Waited, ScanError> {
     let mut limits_hit = Vec::new();
-    let load_deadline = nav_started + options.load_timeout;
+    let load_deadline = budget.wait_until(nav_started, options.load_timeout);
     let load_ms = loop {
         {
             let r = lock(recorder);
@@ -93,14 +95,14 @@ pub(super) async fn wait_for_load_and_quiet(
         }
         if Instant::now() >= load_deadline {
             limits_hit.push(LimitHit::LoadTimeout {
-                after_ms: options.load_timeout.as_millis() as u64,
+                after_ms: load_deadline.duration_since(nav_started).as_millis() as u64,
             });
             break None;
         }
         tokio::time::sleep(POLL).await;
     };
     let quiet_from = Instant::now();
-    let quiet_deadline = quiet_from + options.load_timeout;
+    let quiet_deadline = budget.wait_until(quiet_from, options.load_timeout);
     let network_quiet_ms = loop {
         {
             let r = lock(recorder);
@@ -121,7 +123,7 @@ pub(super) async fn wait_for_load_and_quiet(
         }
         if Instant::now() >= quiet_deadline {
             limits_hit.push(LimitHit::NetworkNeverQuiet {
-                after_ms: options.load_timeout.as_millis() as u64,
+                after_ms: quiet_deadline.duration_since(quiet_from).as_millis() as u64,
             });
             break None;
         }

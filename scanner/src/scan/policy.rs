@@ -16,6 +16,7 @@ pub(super) async fn read_policy_pages(
     page: &Page,
     world: ExecutionContextId,
     options: &ScanOptions,
+    budget: Budget,
 ) -> Vec<PolicyPage> {
     let Ok(Some(links)) = evaluate(page, world, POLICY_LINKS_JS).await else {
         return Vec::new();
@@ -49,19 +50,21 @@ pub(super) async fn read_policy_pages(
             truncated: false,
             error: None,
         };
-        match tokio::time::timeout(POLICY_PAGE_TIMEOUT, policy_text(page, &url, options)).await {
+        // Each page gets its share of what the scan's budget can spare after capture.
+        let allowed = POLICY_PAGE_TIMEOUT.min(budget.spare());
+        if allowed.is_zero() {
+            entry.error = Some("skipped: the scan's time budget was spent".into());
+            pages.push(entry);
+            continue;
+        }
+        match tokio::time::timeout(allowed, policy_text(page, &url, options)).await {
             Ok(Ok((status, text, truncated))) => {
                 entry.status = status;
                 entry.text = text;
                 entry.truncated = truncated;
             }
             Ok(Err(error)) => entry.error = Some(error.to_string()),
-            Err(_) => {
-                entry.error = Some(format!(
-                    "timed out after {} s",
-                    POLICY_PAGE_TIMEOUT.as_secs()
-                ))
-            }
+            Err(_) => entry.error = Some(format!("timed out after {} s", allowed.as_secs())),
         }
         pages.push(entry);
     }

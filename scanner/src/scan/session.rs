@@ -9,7 +9,7 @@ use chromiumoxide::cdp::browser_protocol::browser::{
     BrowserContextId, EventDownloadWillBegin, SetDownloadBehaviorBehavior,
     SetDownloadBehaviorParams,
 };
-use chromiumoxide::cdp::browser_protocol::page::HandleJavaScriptDialogParams;
+use chromiumoxide::cdp::browser_protocol::page::{DialogType, HandleJavaScriptDialogParams};
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use chromiumoxide::cdp::js_protocol::debugger::{self};
 use futures::StreamExt;
@@ -32,6 +32,7 @@ pub(super) struct Session<'a> {
     pub(super) page: Page,
     pub(super) recorder: Arc<Mutex<Recorder>>,
     pub(super) binding: String,
+    pub(super) budget: Budget,
 }
 
 /// Opens a session for `target`, runs `body` in it and disposes of the context whatever happens.
@@ -39,6 +40,7 @@ pub(super) async fn with_session<T>(
     browser: &LiveBrowser,
     target: &url::Url,
     options: &ScanOptions,
+    budget: Budget,
     body: impl AsyncFnOnce(&Session<'_>) -> Result<T, ScanError>,
 ) -> Result<T, ScanError> {
     let guard = GuardProxy::start(options.egress.clone(), options.limits.max_transfer_bytes)
@@ -46,7 +48,7 @@ pub(super) async fn with_session<T>(
         .map_err(|e| ScanError::BrowserLaunch(format!("cannot start the egress guard: {e}")))?;
     let host = target.host_str().unwrap_or_default().to_owned();
     let port = target.port_or_known_default().unwrap_or(80);
-    if let Err(refusal) = options.egress.destination(&host, port).await {
+    if let Err(refusal) = options.egress.destinations(&host, port).await {
         return Err(match refusal {
             crate::egress::Refusal::Unresolvable { reason, .. } => ScanError::Unreachable {
                 url: target.to_string(),
@@ -59,7 +61,7 @@ pub(super) async fn with_session<T>(
         });
     }
     let context = browser.create_context(&guard).await?;
-    let result = in_context(browser, context.clone(), guard, options, body).await;
+    let result = in_context(browser, context.clone(), guard, options, budget, body).await;
     let disposed = browser
         .with_browser(async |b| {
             tokio::time::timeout(CALL_TIMEOUT, b.dispose_browser_context(context.clone()))
@@ -78,6 +80,7 @@ pub(super) async fn in_context<T>(
     context: BrowserContextId,
     guard: GuardProxy,
     options: &ScanOptions,
+    budget: Budget,
     body: impl AsyncFnOnce(&Session<'_>) -> Result<T, ScanError>,
 ) -> Result<T, ScanError> {
     let downloads = browser
@@ -115,19 +118,22 @@ pub(super) async fn in_context<T>(
         ..Recorder::default()
     }));
     let streams = subscribe(&page).await?;
-    let pump = {
+    // Dropped with this function's future, whatever ends it.
+    let _pump = {
         let recorder = recorder.clone();
         let page = page.clone();
         let binding = binding.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut events = futures::stream::select_all(streams);
             while let Some(event) = events.next().await {
                 match &event {
                     // A dialog blocks the page until answered: dismiss it at once.
-                    Event::Dialog(_) => {
+                    Event::Dialog(dialog) => {
+                        // Dismiss, except "leave this page?": the scan does want to leave.
+                        let leave = dialog.r#type == DialogType::Beforeunload;
                         let page = page.clone();
                         tokio::spawn(async move {
-                            let _ = page.execute(HandleJavaScriptDialogParams::new(false)).await;
+                            let _ = page.execute(HandleJavaScriptDialogParams::new(leave)).await;
                         });
                     }
                     // The debugger pauses before an out-of-memory crash (and raises the heap
@@ -142,14 +148,19 @@ pub(super) async fn in_context<T>(
                 }
                 lock(&recorder).apply(event, &binding);
             }
-        })
+        }))
     };
-    let download_pump = {
+    let _download_pump = {
         let recorder = recorder.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut downloads = downloads;
             while let Some(e) = downloads.next().await {
-                lock(&recorder).downloads.push((
+                let mut r = lock(&recorder);
+                if r.downloads.len() >= MAX_DOWNLOADS {
+                    r.truncated.insert("downloads", MAX_DOWNLOADS);
+                    continue;
+                }
+                r.downloads.push((
                     e.frame_id.inner().clone(),
                     Download {
                         url: e.url.clone(),
@@ -157,7 +168,7 @@ pub(super) async fn in_context<T>(
                     },
                 ));
             }
-        })
+        }))
     };
     let session = Session {
         browser,
@@ -166,10 +177,15 @@ pub(super) async fn in_context<T>(
         page,
         recorder,
         binding,
+        budget,
     };
-    let result = body(&session).await;
-    pump.abort();
-    download_pump.abort();
+    let result = match tokio::time::timeout_at(budget.deadline().into(), body(&session)).await {
+        Ok(result) => result,
+        Err(_) => Err(ScanError::Timeout {
+            seconds: options.scan_timeout.as_secs(),
+            during: "for the whole scan",
+        }),
+    };
     let _ = tokio::time::timeout(Duration::from_secs(2), session.page.close()).await;
     result
 }
@@ -183,4 +199,13 @@ pub(super) fn rand_bytes() -> [u8; 8] {
     let mixed = seed ^ (std::process::id() as u128) << 64;
     bytes.copy_from_slice(&mixed.to_le_bytes()[..8]);
     bytes
+}
+
+/// A task that stops when its handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
