@@ -121,6 +121,9 @@ async fn fail_on_rules_give_exit_1_with_the_reasons() {
     )
     .expect("write list");
     let new_host = format!("new-host:{}", known.display());
+    let trackers = out.path().join("services.json");
+    std::fs::write(&trackers, fixture_sites::TRACKER_LIST_JSON).expect("write tracker list");
+    let trackers = trackers.to_str().expect("utf-8 path").to_owned();
     let output = scan(
         &sites,
         &sites.url(SHOP, "/"),
@@ -133,6 +136,10 @@ async fn fail_on_rules_give_exit_1_with_the_reasons() {
             &new_host,
             "--fail-on",
             "console-error",
+            "--host-list",
+            &trackers,
+            "--fail-on",
+            "listed-host",
         ],
     )
     .await;
@@ -150,6 +157,10 @@ async fn fail_on_rules_give_exit_1_with_the_reasons() {
     );
     assert!(
         err.contains("console.error: fixture console error"),
+        "{err}"
+    );
+    assert!(
+        err.contains("listed host ads.test (Advertising, Fixture Ads Inc.)"),
         "{err}"
     );
     assert!(
@@ -240,6 +251,12 @@ async fn bad_input_is_refused_before_anything_runs() {
     assert_one_line_error(
         &run(database).await,
         "cannot read the cookie database /nonexistent/ocd.csv",
+    );
+    let mut hosts = base("http://shop.test/");
+    hosts.extend(["--host-list".into(), "/nonexistent/services.json".into()]);
+    assert_one_line_error(
+        &run(hosts).await,
+        "cannot read the host list /nonexistent/services.json",
     );
     let mut missing = base("http://shop.test/");
     missing.extend(["--fail-on".into(), "new-host:/nonexistent/list.txt".into()]);

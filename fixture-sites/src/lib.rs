@@ -104,6 +104,13 @@ impl FixtureSites {
     }
 }
 
+/// A tracker list in the Disconnect `services.json` format that names two fixture hosts, for
+/// tests of host classification (our own data, not a copy of Disconnect's list).
+pub const TRACKER_LIST_JSON: &str = r#"{"categories": {
+  "Advertising": [{"Fixture Ads Inc.": {"https://ads.test/": ["ads.test"]}}],
+  "Analytics": [{"Fixture Analytics": {"https://analytics.test/": ["analytics.test"], "dnt": "w3c"}}]
+}}"#;
+
 /// The Open Cookie Database CSV that tests classify cookies with. It is test data the project must
 /// not commit: it is read from `SITEWARD_COOKIE_DB`, or from the `shared/data` folder beside the
 /// checkout. Panics with instructions when it cannot be found, so no test silently skips.

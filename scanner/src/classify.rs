@@ -1,3 +1,6 @@
+//! Classification of what a scan found against loadable lists: cookies against a cookie database
+//! (below), hosts against a tracker list ([`HostList`]).
+//!
 //! Cookie classification against a cookie database in the Open Cookie Database CSV format
 //! (`ID, Platform, Category, Cookie / Data Key name, Domain, Description, Retention period,
 //! Data Controller, User Privacy & GDPR Rights Portals, Wildcard match`).
@@ -8,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::snapshot::CookieClassification;
+use crate::snapshot::{CookieClassification, HostClassification};
 
 #[derive(Debug, Default, Clone)]
 pub struct CookieDatabase {
@@ -118,6 +121,104 @@ impl CookieDatabase {
     }
 }
 
+/// A tracker list in the Disconnect `services.json` format:
+/// `{"categories": {"Advertising": [{"Entity": {"https://entity.example/": ["domain.example", ...]}}]}}`.
+/// A host matches a listed domain when it is that domain or a subdomain of it.
+#[derive(Debug, Default, Clone)]
+pub struct HostList {
+    /// Listed domain → (category, entity).
+    domains: HashMap<String, (String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostListError {
+    #[error("cannot read the host list {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the host list is not in the Disconnect services.json format: {0}")]
+    Format(String),
+    #[error("the host list has no entries")]
+    Empty,
+}
+
+impl HostList {
+    pub fn load(path: &Path) -> Result<Self, HostListError> {
+        let text = std::fs::read(path).map_err(|source| HostListError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(json: &[u8]) -> Result<Self, HostListError> {
+        let format = |what: &str| HostListError::Format(what.to_owned());
+        let root: serde_json::Value =
+            serde_json::from_slice(json).map_err(|e| HostListError::Format(e.to_string()))?;
+        let categories = root
+            .get("categories")
+            .and_then(|c| c.as_object())
+            .ok_or_else(|| format("no \"categories\" object"))?;
+        let mut list = HostList::default();
+        for (category, entities) in categories {
+            let entities = entities
+                .as_array()
+                .ok_or_else(|| format("a category is not a list"))?;
+            for entity in entities {
+                let entity = entity
+                    .as_object()
+                    .ok_or_else(|| format("an entity entry is not an object"))?;
+                for (name, sites) in entity {
+                    let Some(sites) = sites.as_object() else {
+                        continue;
+                    };
+                    // Besides its site URLs, an entity object may carry flags such as "dnt".
+                    for domains in sites.values().filter_map(|d| d.as_array()) {
+                        for domain in domains.iter().filter_map(|d| d.as_str()) {
+                            let domain = domain.trim().trim_start_matches('.').to_ascii_lowercase();
+                            if !domain.is_empty() {
+                                list.domains
+                                    .entry(domain)
+                                    .or_insert_with(|| (category.clone(), name.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if list.domains.is_empty() {
+            return Err(HostListError::Empty);
+        }
+        Ok(list)
+    }
+
+    pub fn len(&self) -> usize {
+        self.domains.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty()
+    }
+
+    /// The list's entry for `host` or its nearest listed parent domain.
+    pub fn classify(&self, host: &str) -> Option<HostClassification> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let mut candidate = host.as_str();
+        loop {
+            if let Some((category, entity)) = self.domains.get(candidate) {
+                return Some(HostClassification {
+                    host: host.clone(),
+                    listed_domain: candidate.to_owned(),
+                    category: category.clone(),
+                    entity: entity.clone(),
+                });
+            }
+            candidate = candidate.split_once('.')?.1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,6 +247,55 @@ mod tests {
             Some("Marketing")
         );
         assert!(db.classify("session_id").is_none());
+    }
+
+    const DISCONNECT: &str = r#"{"license": "x", "categories": {
+        "Advertising": [{"DoubleClick": {"http://www.doubleclick.net/": ["doubleclick.net", "2mdn.net"], "dnt": "w3c"}}],
+        "Analytics": [{"Example Analytics": {"https://analytics.example/": ["analytics.test"]}}]
+    }}"#;
+
+    #[test]
+    fn hosts_match_their_listed_domain_or_a_parent() {
+        let list = HostList::parse(DISCONNECT.as_bytes()).expect("parses");
+        assert_eq!(list.len(), 3);
+        let hit = list
+            .classify("Stats.G.DoubleClick.net")
+            .expect("subdomain matches");
+        assert_eq!(
+            (
+                hit.listed_domain.as_str(),
+                hit.category.as_str(),
+                hit.entity.as_str()
+            ),
+            ("doubleclick.net", "Advertising", "DoubleClick")
+        );
+        assert_eq!(
+            list.classify("analytics.test").map(|h| h.category),
+            Some("Analytics".into())
+        );
+        assert!(
+            list.classify("notdoubleclick.net").is_none(),
+            "a lookalike is not a subdomain"
+        );
+        assert!(list.classify("shop.test").is_none());
+    }
+
+    #[test]
+    fn malformed_host_lists_are_refused() {
+        assert!(matches!(
+            HostList::parse(b"[]"),
+            Err(HostListError::Format(_))
+        ));
+        assert!(matches!(
+            HostList::parse(b"not json"),
+            Err(HostListError::Format(_))
+        ));
+        assert!(matches!(
+            HostList::parse(br#"{"categories": {}}"#),
+            Err(HostListError::Empty)
+        ));
+        let missing = HostList::load(Path::new("/nonexistent/services.json")).expect_err("missing");
+        assert!(missing.to_string().contains("/nonexistent/services.json"));
     }
 
     #[test]

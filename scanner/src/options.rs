@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use crate::classify::CookieDatabase;
+use crate::classify::{CookieDatabase, HostList};
 use crate::egress::EgressPolicy;
 use crate::snapshot::ConsentMode;
 
@@ -28,6 +28,8 @@ pub struct ScanOptions {
     pub consent_mode: ConsentMode,
     /// Classifies cookies by name; without one, cookies are not classified.
     pub cookie_database: Option<Arc<CookieDatabase>>,
+    /// Names tracker hosts; without one, hosts are not classified.
+    pub host_list: Option<Arc<HostList>>,
 }
 
 /// Size limits that keep a hostile page from making a scan unbounded. Each one reached is reported
@@ -75,6 +77,7 @@ impl Default for ScanOptions {
             limits: Limits::default(),
             consent_mode: ConsentMode::NoInteraction,
             cookie_database: None,
+            host_list: None,
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct Snapshot {
     pub downloads: Vec<Download>,
     /// Third-party hosts seen in requests, sorted.
     pub third_party_hosts: Vec<String>,
+    /// Hosts contacted (first or third party) that the configured tracker list names, sorted by
+    /// host. Empty when no list was configured.
+    pub listed_hosts: Vec<HostClassification>,
     pub screenshots: Screenshots,
     pub policy_pages: Vec<PolicyPage>,
     /// The answer given to the cookie banner, for scans whose consent mode is not `no_interaction`.
@@ -237,6 +240,19 @@ pub struct Cookie {
     pub value_size: u64,
     /// What the configured cookie database says about a cookie of this name, if anything.
     pub classification: Option<CookieClassification>,
+}
+
+/// A host found on the configured tracker list (Disconnect format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostClassification {
+    pub host: String,
+    /// The list entry that matched: the host itself or a parent domain.
+    pub listed_domain: String,
+    /// Advertising, Analytics, Social, Fingerprinting, Cryptomining...
+    pub category: String,
+    /// The company behind it.
+    pub entity: String,
 }
 
 /// A cookie database entry (Open Cookie Database format).

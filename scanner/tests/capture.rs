@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fixture_sites::{ADS, ANALYTICS, CDN, COOKIE_VALUES, SHOP, STORAGE_VALUES, WIDGET};
-use scanner::classify::CookieDatabase;
+use scanner::classify::{CookieDatabase, HostList};
 use scanner::snapshot::{ConsentMode, CookieSource, LimitHit, Party, Script, StorageKind};
 use support::Harness;
 
@@ -26,6 +26,9 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
     let database = CookieDatabase::load(&fixture_sites::open_cookie_database())
         .expect("cookie database loads");
     options.cookie_database = Some(std::sync::Arc::new(database));
+    let trackers =
+        HostList::parse(fixture_sites::TRACKER_LIST_JSON.as_bytes()).expect("tracker list parses");
+    options.host_list = Some(std::sync::Arc::new(trackers));
     let url = h.sites.url(SHOP, "/");
     let out = h.scan(&url, &options).await.expect("scan succeeds");
     let s = &out.snapshot;
@@ -174,6 +177,18 @@ async fn main_fixture_captures_exactly_what_a_visitor_receives() {
     );
 
     assert_eq!(s.third_party_hosts, vec![ADS, ANALYTICS, CDN, WIDGET]);
+    let listed: Vec<(&str, &str, &str)> = s
+        .listed_hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.category.as_str(), h.entity.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (ADS, "Advertising", "Fixture Ads Inc."),
+            (ANALYTICS, "Analytics", "Fixture Analytics")
+        ]
+    );
     let beacon = s
         .requests
         .iter()

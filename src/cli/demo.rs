@@ -20,6 +20,9 @@ pub struct DemoArgs {
     /// Classify cookies with this cookie database (Open Cookie Database CSV format).
     #[arg(long, env = "SITEWARD_COOKIE_DB", value_name = "CSV")]
     pub cookie_db: Option<PathBuf>,
+    /// Name tracker hosts with this list (Disconnect services.json format).
+    #[arg(long, env = "SITEWARD_HOST_LIST", value_name = "JSON")]
+    pub host_list: Option<PathBuf>,
     #[command(flatten)]
     pub browser: BrowserArgs,
 }
@@ -43,10 +46,15 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         Ok(database) => database,
         Err(error) => return fail(error),
     };
+    let host_list = match super::scan::load_host_list(args.host_list.as_deref()) {
+        Ok(list) => list,
+        Err(error) => return fail(error),
+    };
     let options = ScanOptions {
         egress,
         policy_pages: true,
         cookie_database,
+        host_list,
         ..ScanOptions::default()
     };
     let url = sites.url(SHOP, "/");

@@ -12,6 +12,8 @@ pub enum FailRule {
     ThirdPartyCookie,
     /// Any host contacted that the allow-list file does not name.
     NewHost(HostAllowList),
+    /// Any contacted host that the tracker list (`--host-list`) names.
+    ListedHost,
     /// Any connection the egress guard refused.
     BlockedRequest,
     /// Any console error, error log entry or uncaught exception.
@@ -41,6 +43,7 @@ impl FailRule {
         match text {
             "third-party-cookie" => Ok(FailRule::ThirdPartyCookie),
             "blocked-request" => Ok(FailRule::BlockedRequest),
+            "listed-host" => Ok(FailRule::ListedHost),
             "console-error" => Ok(FailRule::ConsoleError),
             "http-error" => Ok(FailRule::HttpError),
             "partial" => Ok(FailRule::Partial),
@@ -77,6 +80,11 @@ impl FailRule {
                     .map(|h| format!("new host {h} (not in {})", allowed.path.display()))
                     .collect()
             }
+            FailRule::ListedHost => snapshot
+                .listed_hosts
+                .iter()
+                .map(|h| format!("listed host {} ({}, {})", h.host, h.category, h.entity))
+                .collect(),
             FailRule::BlockedRequest => snapshot
                 .blocked
                 .iter()

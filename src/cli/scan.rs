@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use scanner::classify::CookieDatabase;
+use scanner::classify::{CookieDatabase, HostList};
 use scanner::egress::EgressPolicy;
 use scanner::snapshot::ConsentMode;
 use scanner::{Limits, ScanOptions, Scanner, Stage, Supervisor};
@@ -62,6 +62,9 @@ pub struct ScanArgs {
     /// Classify cookies with this cookie database (Open Cookie Database CSV format).
     #[arg(long, env = "SITEWARD_COOKIE_DB", value_name = "CSV")]
     pub cookie_db: Option<PathBuf>,
+    /// Name tracker hosts with this list (Disconnect services.json format).
+    #[arg(long, env = "SITEWARD_HOST_LIST", value_name = "JSON")]
+    pub host_list: Option<PathBuf>,
     /// Suppress progress messages.
     #[arg(long, short)]
     pub quiet_progress: bool,
@@ -113,6 +116,7 @@ impl ScanArgs {
             },
             consent_mode: self.consent.mode(),
             cookie_database: load_cookie_database(self.cookie_db.as_deref())?,
+            host_list: load_host_list(self.host_list.as_deref())?,
         })
     }
 }
@@ -194,6 +198,12 @@ pub fn load_cookie_database(path: Option<&Path>) -> Result<Option<Arc<CookieData
             .map_err(|e| e.to_string())
     })
     .transpose()
+}
+
+/// Loads the tracker host list at `path`, if one was given.
+pub fn load_host_list(path: Option<&Path>) -> Result<Option<Arc<HostList>>, String> {
+    path.map(|p| HostList::load(p).map(Arc::new).map_err(|e| e.to_string()))
+        .transpose()
 }
 
 fn prepare_out_dir(out: &Path) -> Result<(), String> {

@@ -35,6 +35,8 @@ struct HostRow {
     host: String,
     requests: usize,
     types: String,
+    /// "Advertising (DoubleClick)" when the tracker list names the host.
+    listed_as: Option<String>,
 }
 
 struct ScriptRow {
@@ -96,6 +98,11 @@ pub fn render_scan_report(
             host: host.to_owned(),
             requests,
             types: types.join(", "),
+            listed_as: snapshot
+                .listed_hosts
+                .iter()
+                .find(|l| l.host == host)
+                .map(|l| format!("{} ({})", l.category, l.entity)),
         })
         .collect();
     let summary = Summary {

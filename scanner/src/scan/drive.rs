@@ -189,6 +189,16 @@ pub(super) async fn drive(
         .collect();
     third_party_hosts.sort();
     third_party_hosts.dedup();
+    let listed_hosts = options.host_list.as_deref().map_or_else(Vec::new, |list| {
+        let mut hosts: Vec<&str> = requests
+            .iter()
+            .map(|r| r.host.as_str())
+            .filter(|h| !h.is_empty())
+            .collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        hosts.into_iter().filter_map(|h| list.classify(h)).collect()
+    });
 
     let policy_pages = if options.policy_pages {
         progress(Stage::PolicyPages);
@@ -260,6 +270,7 @@ pub(super) async fn drive(
         dialogs,
         downloads,
         third_party_hosts,
+        listed_hosts,
         screenshots: Screenshots {
             viewport: screenshot_info(&viewport_png),
             full_page: screenshot_info(&full_page_png),
