@@ -252,6 +252,14 @@ async fn bad_input_is_refused_before_anything_runs() {
         &run(database).await,
         "cannot read the cookie database /nonexistent/ocd.csv",
     );
+    let unwritable = run(vec![
+        "scan".into(),
+        "http://shop.test/".into(),
+        "--out".into(),
+        "/proc/siteward-out".into(),
+    ])
+    .await;
+    assert_one_line_error(&unwritable, "cannot create /proc/siteward-out");
     let mut hosts = base("http://shop.test/");
     hosts.extend(["--host-list".into(), "/nonexistent/services.json".into()]);
     assert_one_line_error(
