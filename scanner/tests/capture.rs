@@ -13,10 +13,6 @@ use support::Harness;
 /// Name, domain, party, setter host and how it was set.
 type CookieFacts = (String, String, Party, Option<String>, Option<CookieSource>);
 
-fn port_of(url: &str) -> u16 {
-    url::Url::parse(url).expect("url").port().expect("port")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn main_fixture_captures_exactly_what_a_visitor_receives() {
     let h = Harness::start().await;
@@ -341,7 +337,6 @@ async fn scans_run_concurrently_in_one_browser() {
         assert_eq!(result.expect("scan succeeds").snapshot.title, "Simple");
     }
     assert_eq!(h.scanner.supervisor().launches(), 1);
-    let _ = port_of(&h.sites.url(SHOP, "/"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,7 +103,6 @@ async fn private_first_urls_are_refused_before_the_browser_loads_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_private_turns_the_guard_off() {
     let h = Harness::start().await;
-    let trap = Trap::start().await;
     let mut options = h.options();
     options.egress = EgressPolicy::public_only().allowing_private();
     let url = h.sites.url("127.0.0.1", "/simple");
@@ -113,7 +112,6 @@ async fn allow_private_turns_the_guard_off() {
         .expect("loopback is allowed when the guard is off");
     assert_eq!(out.snapshot.title, "Simple");
     assert!(out.snapshot.options.private_destinations_allowed);
-    let _ = trap;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -264,8 +264,7 @@ impl Recorder {
             Event::WebSocketHandshake(e) => self
                 .network
                 .web_socket_handshake(e.request_id.inner(), e.response.status as u16),
-            Event::Dialog(e) if self.dialogs.len() >= MAX_DIALOGS => {
-                let _ = e;
+            Event::Dialog(_) if self.dialogs.len() >= MAX_DIALOGS => {
                 self.truncated.insert("dialogs", MAX_DIALOGS);
             }
             Event::Dialog(e) => self.dialogs.push(Dialog {
