@@ -1,5 +1,18 @@
 //! siteward: the app, the runner loop and the command line. `main.rs` only parses and calls in.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod keys;
+pub mod layout;
+pub mod mail;
+pub mod orgs;
 pub mod reports;
+pub mod sites;
+pub mod state;
+pub mod web;

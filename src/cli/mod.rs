@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 pub mod fail_on;
 mod scan;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,12 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Print the JSON Schema of snapshot.json.
     Schema,
+    /// Run the web app: dashboard, JSON API (embedded PostgreSQL unless DATABASE_URL is set).
+    Serve(serve::ConfigArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(serve::ConfigArgs),
+    /// Administration: audit-log verification.
+    Admin(serve::AdminArgs),
 }
 
 /// Exit codes of `siteward scan`.
@@ -114,6 +121,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Scan(args) => scan::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Migrate(args) => serve::migrate(args).await,
+        Command::Admin(args) => serve::admin(args).await,
         Command::Schema => {
             println!(
                 "{}",

@@ -1,0 +1,12 @@
+DROP TABLE audit_log;
+DROP FUNCTION audit_log_is_append_only();
+DROP TABLE targets;
+DROP TABLE clients;
+DROP TABLE api_keys;
+DROP TABLE password_resets;
+DROP TABLE invitations;
+DROP TABLE sessions;
+DROP TABLE memberships;
+DROP TABLE orgs;
+DROP TABLE recovery_codes;
+DROP TABLE users;

@@ -1,0 +1,201 @@
+//! Building and running the web application: the route table, shared state and the server.
+//! `siteward serve` and the integration tests both start the app through `Application::build`.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use secrecy::SecretString;
+
+use crate::config::Config;
+use crate::crypto;
+use crate::db::{self, DbPool};
+use crate::mail::{MailError, Mailer};
+use crate::state::AppState;
+use crate::web::csrf::CsrfConfig;
+use crate::web::metrics::Metrics;
+use crate::web::middleware::{HeaderPolicy, observe};
+use crate::web::rate_limit::RateLimiter;
+use crate::web::routes::{Route, public};
+use crate::web::{ApiError, AppError, PageError, openapi};
+
+/// Every route of the app, in mounting order (fixed paths before `{id}` patterns).
+pub fn route_table() -> Vec<Route> {
+    let mut routes = vec![
+        public(Method::GET, "/healthz", healthz),
+        public(Method::GET, "/readyz", readyz),
+        public(Method::GET, "/metrics", metrics),
+        public(Method::GET, "/static/app.css", stylesheet),
+        public(Method::GET, "/api/v1/openapi.json", openapi_json),
+    ];
+    routes.extend(crate::auth::routes::routes());
+    routes.extend(crate::orgs::routes::routes());
+    routes.extend(crate::sites::routes::routes());
+    routes.extend(crate::keys::routes::routes());
+    routes.extend(crate::audit::routes::routes());
+    routes
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Database(#[from] db::DbError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: DbPool,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and prepares the server; `run` serves.
+    pub async fn build(
+        config: Config,
+        database_url: &SecretString,
+    ) -> Result<Application, StartError> {
+        let listener = TcpListener::bind(config.listen).map_err(|source| StartError::Listen {
+            address: config.listen.to_string(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let pool = db::pool(database_url, config.database_pool_size)?;
+        let mailer = Mailer::from_config(&config)?;
+        let dummy_password_hash =
+            crate::auth::password::hash(hex::encode(crypto::random_bytes::<16>())).await;
+        let csrf = web::Data::new(CsrfConfig::new(
+            *config.master_keys.derive("csrf"),
+            config.served_over_tls(),
+        ));
+        let headers = web::Data::new(HeaderPolicy {
+            hsts: config.served_over_tls(),
+        });
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            config,
+            mailer,
+            limiter: RateLimiter::default(),
+            dummy_password_hash,
+        });
+        let metrics = web::Data::new(Metrics::default());
+        let server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(csrf.clone())
+                    .app_data(headers.clone())
+                    .app_data(metrics.clone())
+                    .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(
+                        |error, _| {
+                            ApiError(AppError::BadRequest(format!(
+                                "the JSON body is not valid: {error}"
+                            )))
+                            .into()
+                        },
+                    ))
+                    .app_data(web::QueryConfig::default().error_handler(|error, req| {
+                        let error =
+                            AppError::BadRequest(format!("the query string is not valid: {error}"));
+                        if req.path().starts_with("/api/") {
+                            ApiError(error).into()
+                        } else {
+                            PageError(error).into()
+                        }
+                    }))
+                    .wrap(from_fn(observe))
+                    .configure(|cfg| {
+                        for route in route_table() {
+                            route.mount(cfg);
+                        }
+                    })
+                    .default_service(web::to(not_found))
+            })
+            .listen(listener)
+            .map_err(|source| StartError::Listen {
+                address: "listener".into(),
+                source,
+            })?
+            .disable_signals()
+            .shutdown_timeout(10)
+            .run();
+        Ok(Application { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> DbPool {
+        self.pool.clone()
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped through its handle.
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api/") {
+        ApiError(AppError::NotFound).error_response()
+    } else {
+        PageError(AppError::NotFound).error_response()
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// Ready when the database answers.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let ready = match state.conn().await {
+        Ok(mut conn) => {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn)
+                .await
+                .is_ok()
+        }
+        Err(_) => false,
+    };
+    if ready {
+        HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("database unavailable\n")
+    }
+}
+
+async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.render())
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("cache-control", "public, max-age=3600"))
+        .body(include_str!("../static/app.css"))
+}
+
+async fn openapi_json() -> HttpResponse {
+    let routes = route_table();
+    let docs: Vec<_> = routes.iter().map(|r| &r.doc).collect();
+    HttpResponse::Ok().json(openapi::document(&docs))
+}

@@ -1,0 +1,278 @@
+//! Extractors that carry authority: `Viewer` (a signed-in person), `PageCtx` (a person in their
+//! current organization, for dashboard pages) and `ApiCtx` (an API key, for `/api/v1`).
+
+use std::ops::Deref;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use time::OffsetDateTime;
+
+use super::session::{self, STAGE_ACTIVE, STAGE_SECOND_FACTOR};
+use super::{Actor, OrgCtx, Role};
+use crate::crypto::{constant_time_eq, token_hash};
+use crate::db::schema::{api_keys, memberships, orgs, users};
+use crate::state::AppState;
+use crate::web::client_ip::client_ip;
+use crate::web::{ApiError, AppError, PageError};
+
+/// One organization the viewer belongs to.
+#[derive(Debug, Clone)]
+pub struct OrgChoice {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A signed-in person (password and, if enrolled, second factor done).
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub session_id: i64,
+    pub user_id: i64,
+    pub email: String,
+    pub name: String,
+    pub orgs: Vec<OrgChoice>,
+    /// The organization the dashboard shows, if the person belongs to any.
+    pub current: Option<OrgChoice>,
+    pub ip: String,
+}
+
+impl Viewer {
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.user_id,
+            email: self.email.clone(),
+        }
+    }
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| AppError::internal("application state missing"))
+}
+
+/// Loads the session behind the cookie, in the given stage.
+pub(crate) async fn load_viewer(req: &HttpRequest, stage: &str) -> Result<Viewer, AppError> {
+    let state = state(req)?;
+    let token = session::token_from(req, &state.config).ok_or(AppError::Unauthenticated)?;
+    let mut conn = state.conn().await?;
+    let row = session::find_live(&mut conn, &state.config, &token)
+        .await?
+        .map_err(|_| AppError::Unauthenticated)?;
+    if row.stage != stage {
+        return Err(AppError::Unauthenticated);
+    }
+    let (email, name): (String, String) = users::table
+        .find(row.user_id)
+        .select((users::email, users::name))
+        .first(&mut conn)
+        .await?;
+    let orgs: Vec<OrgChoice> = memberships::table
+        .inner_join(orgs::table)
+        .filter(memberships::user_id.eq(row.user_id))
+        .order(orgs::name.asc())
+        .select((orgs::id, orgs::name, memberships::role))
+        .load::<(i64, String, String)>(&mut conn)
+        .await?
+        .into_iter()
+        .filter_map(|(id, name, role)| {
+            Some(OrgChoice {
+                id,
+                name,
+                role: Role::parse(&role)?,
+            })
+        })
+        .collect();
+    let current = row
+        .org_id
+        .and_then(|id| orgs.iter().find(|o| o.id == id).cloned());
+    Ok(Viewer {
+        session_id: row.id,
+        user_id: row.user_id,
+        email,
+        name,
+        orgs,
+        current,
+        ip: client_ip(req, state.config.trust_forwarded_for),
+    })
+}
+
+impl FromRequest for Viewer {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Viewer, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(load_viewer(&req, STAGE_ACTIVE).await?) })
+    }
+}
+
+/// A session that has passed the password but still owes the second factor.
+#[derive(Debug, Clone)]
+pub struct PendingSecondFactor(pub Viewer);
+
+impl FromRequest for PendingSecondFactor {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<PendingSecondFactor, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            Ok(PendingSecondFactor(
+                load_viewer(&req, STAGE_SECOND_FACTOR).await?,
+            ))
+        })
+    }
+}
+
+/// A dashboard caller in their current organization.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    pub viewer: Viewer,
+    pub ctx: OrgCtx,
+}
+
+impl Deref for PageCtx {
+    type Target = OrgCtx;
+    fn deref(&self) -> &OrgCtx {
+        &self.ctx
+    }
+}
+
+impl FromRequest for PageCtx {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<PageCtx, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let viewer = load_viewer(&req, STAGE_ACTIVE).await?;
+            let current = viewer.current.clone().ok_or(PageError(AppError::Forbidden(
+                "you are not in an organization yet: create one or accept an invitation on the Organizations page",
+            )))?;
+            let ctx = OrgCtx {
+                org_id: current.id,
+                role: current.role,
+                actor: viewer.actor(),
+                ip: viewer.ip.clone(),
+            };
+            Ok(PageCtx { viewer, ctx })
+        })
+    }
+}
+
+/// An API caller: an organization's API key.
+#[derive(Debug, Clone)]
+pub struct ApiCtx(pub OrgCtx);
+
+impl Deref for ApiCtx {
+    type Target = OrgCtx;
+    fn deref(&self) -> &OrgCtx {
+        &self.0
+    }
+}
+
+/// Splits `sw_<prefix>_<secret>`.
+pub fn parse_api_key(text: &str) -> Option<(&str, &str)> {
+    let rest = text.strip_prefix("sw_")?;
+    let (prefix, secret) = rest.split_once('_')?;
+    let prefix_ok = prefix.len() == 12 && prefix.chars().all(|c| c.is_ascii_hexdigit());
+    (prefix_ok && !secret.is_empty() && secret.len() <= 100).then_some((prefix, secret))
+}
+
+#[derive(Queryable)]
+struct KeyRow {
+    id: i64,
+    org_id: i64,
+    name: String,
+    secret_hash: Vec<u8>,
+    scope: String,
+    last_used_at: Option<OffsetDateTime>,
+}
+
+async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
+    let state = state(req)?;
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AppError::Unauthenticated)?;
+    let presented = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or(AppError::Unauthenticated)?;
+    let (prefix, secret) = parse_api_key(presented).ok_or(AppError::Unauthenticated)?;
+    let mut conn = state.conn().await?;
+    let key: KeyRow = api_keys::table
+        .filter(api_keys::prefix.eq(prefix))
+        .filter(api_keys::revoked_at.is_null())
+        .select((
+            api_keys::id,
+            api_keys::org_id,
+            api_keys::name,
+            api_keys::secret_hash,
+            api_keys::scope,
+            api_keys::last_used_at,
+        ))
+        .first(&mut conn)
+        .await
+        .optional()?
+        .ok_or(AppError::Unauthenticated)?;
+    if !constant_time_eq(&token_hash(secret), &key.secret_hash) {
+        return Err(AppError::Unauthenticated);
+    }
+    let now = OffsetDateTime::now_utc();
+    if key
+        .last_used_at
+        .is_none_or(|used| now - used >= session::TOUCH_EVERY)
+    {
+        diesel::update(api_keys::table.find(key.id))
+            .set(api_keys::last_used_at.eq(now))
+            .execute(&mut conn)
+            .await?;
+    }
+    let role = if key.scope == "read_write" {
+        Role::Admin
+    } else {
+        Role::Member
+    };
+    Ok(ApiCtx(OrgCtx {
+        org_id: key.org_id,
+        role,
+        actor: Actor::Key {
+            id: key.id,
+            name: key.name,
+        },
+        ip: client_ip(req, state.config.trust_forwarded_for),
+    }))
+}
+
+impl FromRequest for ApiCtx {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<ApiCtx, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(load_api_ctx(&req).await?) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_api_key;
+
+    #[test]
+    fn api_keys_parse_only_in_their_shape() {
+        assert_eq!(
+            parse_api_key("sw_0123456789ab_se_cr-et"),
+            Some(("0123456789ab", "se_cr-et"))
+        );
+        assert_eq!(parse_api_key("sw_0123_secret"), None);
+        assert_eq!(parse_api_key("xx_0123456789ab_secret"), None);
+        assert_eq!(parse_api_key("sw_0123456789ab_"), None);
+    }
+}

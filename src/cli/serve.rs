@@ -1,0 +1,188 @@
+//! `siteward serve`, `siteward migrate` and `siteward admin …`: the commands that need the
+//! configuration and the database.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use diesel_async::AsyncConnection;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::fail;
+use crate::app::Application;
+use crate::config::Config;
+use crate::db::{self, embedded::EmbeddedPostgres};
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// A TOML file with settings; `SITEWARD_*` environment variables override it.
+    #[arg(long, env = "SITEWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Check every audit-log hash chain; exit 1 and name the rows if one is broken.
+    VerifyAudit,
+}
+
+fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
+    Config::load(args.config.as_deref(), std::env::vars()).map_err(fail)
+}
+
+/// The database to use: the configured URL, or the embedded cluster (started here).
+async fn database(config: &Config) -> Result<(SecretString, Option<EmbeddedPostgres>), ExitCode> {
+    if let Some(url) = &config.database_url {
+        return Ok((url.clone(), None));
+    }
+    let dir = config.data_dir.join("postgres");
+    eprintln!("starting the embedded PostgreSQL in {} …", dir.display());
+    let embedded = EmbeddedPostgres::start(&dir).await.map_err(fail)?;
+    Ok((embedded.database_url(), Some(embedded)))
+}
+
+async fn stop_embedded(embedded: Option<EmbeddedPostgres>) {
+    if let Some(embedded) = embedded {
+        if let Err(error) = embedded.stop().await {
+            eprintln!("siteward: warning: stopping the embedded PostgreSQL: {error}");
+        }
+    }
+}
+
+async fn migrate_or_fail(url: &SecretString) -> Result<(), ExitCode> {
+    let applied = db::migrate(url).await.map_err(fail)?;
+    if !applied.is_empty() {
+        eprintln!("applied migrations: {}", applied.join(", "));
+    }
+    Ok(())
+}
+
+pub async fn serve(args: ConfigArgs) -> ExitCode {
+    let config = match load(&args) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    eprintln!("siteward serve, configuration:\n{config}");
+    let (url, embedded) = match database(&config).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    if let Err(code) = migrate_or_fail(&url).await {
+        stop_embedded(embedded).await;
+        return code;
+    }
+    let public_url = config.public_url.clone();
+    let app = match Application::build(config, &url).await {
+        Ok(app) => app,
+        Err(error) => {
+            stop_embedded(embedded).await;
+            return fail(error);
+        }
+    };
+    eprintln!(
+        "siteward is ready: open {public_url} (listening on port {})",
+        app.port()
+    );
+    let handle = app.handle();
+    let server = tokio::spawn(app.run());
+    shutdown_signal().await;
+    eprintln!("shutting down …");
+    handle.stop(true).await;
+    let _ = server.await;
+    stop_embedded(embedded).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+pub async fn migrate(args: ConfigArgs) -> ExitCode {
+    let config = match load(&args) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let (url, embedded) = match database(&config).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let result = migrate_or_fail(&url).await;
+    stop_embedded(embedded).await;
+    match result {
+        Ok(()) => {
+            eprintln!("the database is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+pub async fn admin(args: AdminArgs) -> ExitCode {
+    let config = match load(&args.config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let (url, embedded) = match database(&config).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let code = match args.command {
+        AdminCommand::VerifyAudit => verify_audit(&url).await,
+    };
+    stop_embedded(embedded).await;
+    code
+}
+
+async fn verify_audit(url: &SecretString) -> ExitCode {
+    let mut conn = match diesel_async::AsyncPgConnection::establish(url.expose_secret()).await {
+        Ok(conn) => conn,
+        Err(error) => return fail(format!("cannot connect to the database: {error}")),
+    };
+    let result = match crate::audit::chain::verify_all(&mut conn).await {
+        Ok(result) => result,
+        Err(error) => return fail(format!("cannot read the audit log: {error}")),
+    };
+    if result.breaks.is_empty() {
+        println!(
+            "audit log intact: {} chain(s), {} row(s) verified",
+            result.chains, result.rows
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "audit log BROKEN: {} problem(s) in {} chain(s), {} row(s)",
+        result.breaks.len(),
+        result.chains,
+        result.rows
+    );
+    for b in &result.breaks {
+        let chain = b
+            .org_id
+            .map(|id| format!("org {id}"))
+            .unwrap_or_else(|| "instance".into());
+        println!(
+            "  {chain}, entry #{} (row id {}): {}",
+            b.seq, b.row_id, b.reason
+        );
+    }
+    ExitCode::from(1)
+}

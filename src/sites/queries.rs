@@ -1,0 +1,253 @@
+//! Clients and targets, always scoped to the caller's organization.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::schedule;
+use super::target_input::TargetValues;
+use crate::auth::OrgCtx;
+use crate::db::schema::{clients, targets};
+use crate::web::pagination::PageRequest;
+
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, schemars::JsonSchema)]
+#[diesel(table_name = clients)]
+pub struct Client {
+    pub id: i64,
+    pub name: String,
+    pub notes: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, schemars::JsonSchema)]
+#[diesel(table_name = targets)]
+pub struct Target {
+    pub id: i64,
+    pub client_id: i64,
+    pub name: String,
+    pub url: String,
+    pub viewport_width: i32,
+    pub viewport_height: i32,
+    pub consent_mode: String,
+    pub capture_policy_pages: bool,
+    pub wait_ms: i32,
+    pub schedule: Option<String>,
+    pub enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Target {
+    pub fn values(&self) -> TargetValues {
+        TargetValues {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            viewport_width: self.viewport_width,
+            viewport_height: self.viewport_height,
+            consent_mode: self.consent_mode.clone(),
+            capture_policy_pages: self.capture_policy_pages,
+            wait_ms: self.wait_ms,
+            schedule: self.schedule.clone(),
+            enabled: self.enabled,
+        }
+    }
+
+    /// When the schedule fires next (UTC, RFC 3339), if it is enabled and has one.
+    pub fn next_run(&self) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        let text = self.schedule.as_deref()?;
+        schedule::next_run(text, chrono::Utc::now())
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+    }
+}
+
+pub async fn list_clients(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    page: PageRequest,
+) -> QueryResult<Vec<Client>> {
+    let mut query = clients::table
+        .filter(clients::org_id.eq(ctx.org_id))
+        .order(clients::id.desc())
+        .limit(page.limit + 1)
+        .select(Client::as_select())
+        .into_boxed();
+    if let Some(before) = page.before_id {
+        query = query.filter(clients::id.lt(before));
+    }
+    query.load(conn).await
+}
+
+pub async fn client(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> QueryResult<Client> {
+    clients::table
+        .filter(clients::org_id.eq(ctx.org_id))
+        .filter(clients::id.eq(id))
+        .select(Client::as_select())
+        .first(conn)
+        .await
+}
+
+pub async fn insert_client(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    name: &str,
+    notes: &str,
+) -> QueryResult<Client> {
+    diesel::insert_into(clients::table)
+        .values((
+            clients::org_id.eq(ctx.org_id),
+            clients::name.eq(name),
+            clients::notes.eq(notes),
+        ))
+        .returning(Client::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn update_client(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    id: i64,
+    name: &str,
+    notes: &str,
+) -> QueryResult<Client> {
+    diesel::update(
+        clients::table
+            .filter(clients::org_id.eq(ctx.org_id))
+            .filter(clients::id.eq(id)),
+    )
+    .set((
+        clients::name.eq(name),
+        clients::notes.eq(notes),
+        clients::updated_at.eq(OffsetDateTime::now_utc()),
+    ))
+    .returning(Client::as_returning())
+    .get_result(conn)
+    .await
+}
+
+/// Deletes a client and (by cascade) its targets; returns the client's name.
+pub async fn delete_client(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    id: i64,
+) -> QueryResult<String> {
+    diesel::delete(
+        clients::table
+            .filter(clients::org_id.eq(ctx.org_id))
+            .filter(clients::id.eq(id)),
+    )
+    .returning(clients::name)
+    .get_result(conn)
+    .await
+}
+
+pub async fn list_targets(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    client_id: Option<i64>,
+    page: PageRequest,
+) -> QueryResult<Vec<Target>> {
+    let mut query = targets::table
+        .filter(targets::org_id.eq(ctx.org_id))
+        .order(targets::id.desc())
+        .limit(page.limit + 1)
+        .select(Target::as_select())
+        .into_boxed();
+    if let Some(client_id) = client_id {
+        query = query.filter(targets::client_id.eq(client_id));
+    }
+    if let Some(before) = page.before_id {
+        query = query.filter(targets::id.lt(before));
+    }
+    query.load(conn).await
+}
+
+pub async fn target(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> QueryResult<Target> {
+    targets::table
+        .filter(targets::org_id.eq(ctx.org_id))
+        .filter(targets::id.eq(id))
+        .select(Target::as_select())
+        .first(conn)
+        .await
+}
+
+pub async fn insert_target(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    client_id: i64,
+    v: &TargetValues,
+) -> QueryResult<Target> {
+    diesel::insert_into(targets::table)
+        .values((
+            targets::org_id.eq(ctx.org_id),
+            targets::client_id.eq(client_id),
+            targets::name.eq(&v.name),
+            targets::url.eq(&v.url),
+            targets::viewport_width.eq(v.viewport_width),
+            targets::viewport_height.eq(v.viewport_height),
+            targets::consent_mode.eq(&v.consent_mode),
+            targets::capture_policy_pages.eq(v.capture_policy_pages),
+            targets::wait_ms.eq(v.wait_ms),
+            targets::schedule.eq(&v.schedule),
+            targets::enabled.eq(v.enabled),
+        ))
+        .returning(Target::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn update_target(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    id: i64,
+    v: &TargetValues,
+) -> QueryResult<Target> {
+    diesel::update(
+        targets::table
+            .filter(targets::org_id.eq(ctx.org_id))
+            .filter(targets::id.eq(id)),
+    )
+    .set((
+        targets::name.eq(&v.name),
+        targets::url.eq(&v.url),
+        targets::viewport_width.eq(v.viewport_width),
+        targets::viewport_height.eq(v.viewport_height),
+        targets::consent_mode.eq(&v.consent_mode),
+        targets::capture_policy_pages.eq(v.capture_policy_pages),
+        targets::wait_ms.eq(v.wait_ms),
+        targets::schedule.eq(&v.schedule),
+        targets::enabled.eq(v.enabled),
+        targets::updated_at.eq(OffsetDateTime::now_utc()),
+    ))
+    .returning(Target::as_returning())
+    .get_result(conn)
+    .await
+}
+
+pub async fn delete_target(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    id: i64,
+) -> QueryResult<Target> {
+    diesel::delete(
+        targets::table
+            .filter(targets::org_id.eq(ctx.org_id))
+            .filter(targets::id.eq(id)),
+    )
+    .returning(Target::as_returning())
+    .get_result(conn)
+    .await
+}

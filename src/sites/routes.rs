@@ -1,0 +1,771 @@
+//! Client and target pages and API. Page and API handlers share one function per action, so
+//! both check the same roles, validate the same way and write the same audit entries.
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use diesel_async::AsyncConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::queries::{self, Client, Target};
+use super::target_input::{TargetInput, validate};
+use super::views::*;
+use crate::audit::{self, Entry};
+use crate::auth::routes::Empty;
+use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
+use crate::db::DbError;
+use crate::layout::{Nav, html, html_invalid, see_other};
+use crate::state::AppState;
+use crate::web::csrf::CsrfToken;
+use crate::web::form::Form;
+use crate::web::pagination::{Page as ListPage, PageQuery};
+use crate::web::routes::{Route, api, page_get, page_post};
+use crate::web::{Access, ApiError, AppError, FieldErrors, PageError};
+
+type Page = Result<HttpResponse, PageError>;
+type Api<T> = Result<T, ApiError>;
+
+pub fn routes() -> Vec<Route> {
+    let member = Access::Role(Role::Member);
+    let admin = Access::Role(Role::Admin);
+    vec![
+        page_get("/clients", member, clients_page),
+        page_get("/clients/new", admin, new_client_page),
+        page_post("/clients", admin, create_client_form).example("name=Client+{unique}&notes=Shop"),
+        page_get("/clients/{client_id}", member, client_page),
+        page_get("/clients/{client_id}/edit", admin, edit_client_page),
+        page_post("/clients/{client_id}", admin, update_client_form)
+            .example("name=Client+{unique}&notes=Renamed"),
+        page_post("/clients/{client_id}/delete", admin, delete_client_form),
+        page_get("/clients/{client_id}/targets/new", admin, new_target_page),
+        page_post("/clients/{client_id}/targets", admin, create_target_form).example(
+            "url=https%3A%2F%2Fshop-{unique}.example.com%2F&viewport_width=1280&viewport_height=800&consent_mode=none&wait_ms=1000&schedule=0+6+*+*+*&enabled=on",
+        ),
+        page_get("/targets/{target_id}", member, target_page),
+        page_get("/targets/{target_id}/edit", admin, edit_target_page),
+        page_post("/targets/{target_id}", admin, update_target_form).example(
+            "url=https%3A%2F%2Fshop-{unique}.example.com%2Fnew&viewport_width=1280&viewport_height=800&consent_mode=accept&wait_ms=500&schedule=&enabled=on",
+        ),
+        page_post("/targets/{target_id}/delete", admin, delete_target_form),
+        api(Method::GET, "/api/v1/clients", Role::Member, api_clients)
+            .summary("List clients, newest first (cursor pagination)")
+            .response::<ListPage<Client>>()
+            .paginated(),
+        api(Method::POST, "/api/v1/clients", Role::Admin, api_create_client)
+            .summary("Create a client")
+            .example(r#"{"name": "Client {unique}", "notes": "Online shop"}"#)
+            .request::<ClientInput>()
+            .response::<Client>()
+            .success(201),
+        api(Method::GET, "/api/v1/clients/{client_id}", Role::Member, api_client)
+            .summary("Get a client")
+            .response::<Client>(),
+        api(Method::PATCH, "/api/v1/clients/{client_id}", Role::Admin, api_update_client)
+            .summary("Change a client's name or notes")
+            .example(r#"{"notes": "Renamed {unique}"}"#)
+            .request::<ClientPatch>()
+            .response::<Client>(),
+        api(Method::DELETE, "/api/v1/clients/{client_id}", Role::Admin, api_delete_client)
+            .summary("Delete a client and its targets")
+            .success(204),
+        api(Method::GET, "/api/v1/clients/{client_id}/targets", Role::Member, api_client_targets)
+            .summary("List a client's targets, newest first")
+            .response::<ListPage<TargetBody>>()
+            .paginated(),
+        api(Method::POST, "/api/v1/clients/{client_id}/targets", Role::Admin, api_create_target)
+            .summary("Add a target to a client")
+            .example(r#"{"url": "https://shop-{unique}.example.com/", "schedule": "0 6 * * *", "consent_mode": "reject"}"#)
+            .request::<TargetInput>()
+            .response::<TargetBody>()
+            .success(201),
+        api(Method::GET, "/api/v1/targets", Role::Member, api_targets)
+            .summary("List all targets of the organization, newest first")
+            .response::<ListPage<TargetBody>>()
+            .paginated(),
+        api(Method::GET, "/api/v1/targets/{target_id}", Role::Member, api_target)
+            .summary("Get a target")
+            .response::<TargetBody>(),
+        api(Method::PATCH, "/api/v1/targets/{target_id}", Role::Admin, api_update_target)
+            .summary("Change a target's settings (fields left out stay as they are)")
+            .example(r#"{"enabled": false, "wait_ms": 2500}"#)
+            .request::<TargetInput>()
+            .response::<TargetBody>(),
+        api(Method::DELETE, "/api/v1/targets/{target_id}", Role::Admin, api_delete_target)
+            .summary("Delete a target")
+            .success(204),
+    ]
+}
+
+fn object_id(text: &str) -> Result<i64, AppError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
+}
+
+// ---- actions shared by pages and the API ----
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    /// 1–100 characters, unique in the organization (case-insensitive).
+    pub name: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatch {
+    pub name: Option<String>,
+    pub notes: Option<String>,
+}
+
+fn check_client(name: &str, notes: &str) -> Result<(), AppError> {
+    let mut errors = FieldErrors::default();
+    crate::auth::routes::check_name(name, "name", &mut errors);
+    if notes.chars().count() > 2000 {
+        errors.add("notes", "must be at most 2000 characters");
+    }
+    errors.into_result()
+}
+
+async fn save_client(
+    state: &AppState,
+    ctx: &OrgCtx,
+    id: Option<i64>,
+    name: String,
+    notes: String,
+) -> Result<Client, AppError> {
+    ctx.require(Role::Admin)?;
+    check_client(&name, &notes)?;
+    let ctx = ctx.clone();
+    let name = name.trim().to_string();
+    let notes = notes.trim().to_string();
+    let mut conn = state.conn().await?;
+    let result = conn
+        .transaction::<_, DbError, _>(async move |conn| {
+            let client = match id {
+                None => queries::insert_client(conn, &ctx, &name, &notes).await?,
+                Some(id) => queries::update_client(conn, &ctx, id, &name, &notes).await?,
+            };
+            let action = if id.is_none() {
+                "client.created"
+            } else {
+                "client.updated"
+            };
+            audit::record(
+                conn,
+                Entry::by(&ctx, action, format!("client {}", client.id))
+                    .detail(json!({"name": client.name})),
+            )
+            .await?;
+            Ok::<_, DbError>(client)
+        })
+        .await;
+    match result {
+        Ok(client) => Ok(client),
+        Err(DbError::Conflict(_)) => Err(AppError::invalid(
+            "name",
+            "another client of this organization has this name",
+        )),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn delete_client(state: &AppState, ctx: &OrgCtx, id: i64) -> Result<(), AppError> {
+    ctx.require(Role::Admin)?;
+    let ctx = ctx.clone();
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let name = queries::delete_client(conn, &ctx, id).await?;
+        audit::record(
+            conn,
+            Entry::by(&ctx, "client.deleted", format!("client {id}")).detail(json!({"name": name})),
+        )
+        .await?;
+        Ok::<_, AppError>(())
+    })
+    .await
+}
+
+async fn save_target(
+    state: &AppState,
+    ctx: &OrgCtx,
+    client_id: Option<i64>,
+    target_id: Option<i64>,
+    input: TargetInput,
+) -> Result<Target, AppError> {
+    ctx.require(Role::Admin)?;
+    let ctx = ctx.clone();
+    let mut conn = state.conn().await?;
+    let existing = match target_id {
+        Some(id) => Some(queries::target(&mut conn, &ctx, id).await?),
+        None => None,
+    };
+    if let Some(client_id) = client_id {
+        queries::client(&mut conn, &ctx, client_id).await?;
+    }
+    let values = validate(&input, existing.as_ref().map(Target::values).as_ref())
+        .map_err(AppError::Invalid)?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let (target, action) = match (existing, client_id) {
+            (Some(old), _) => (
+                queries::update_target(conn, &ctx, old.id, &values).await?,
+                "target.updated",
+            ),
+            (None, Some(client_id)) => (
+                queries::insert_target(conn, &ctx, client_id, &values).await?,
+                "target.created",
+            ),
+            (None, None) => return Err(AppError::NotFound),
+        };
+        audit::record(
+            conn,
+            Entry::by(&ctx, action, format!("target {}", target.id)).detail(json!({
+                "url": target.url,
+                "schedule": target.schedule,
+                "enabled": target.enabled,
+                "consent_mode": target.consent_mode,
+            })),
+        )
+        .await?;
+        Ok(target)
+    })
+    .await
+}
+
+async fn delete_target(state: &AppState, ctx: &OrgCtx, id: i64) -> Result<Target, AppError> {
+    ctx.require(Role::Admin)?;
+    let ctx = ctx.clone();
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let target = queries::delete_target(conn, &ctx, id).await?;
+        audit::record(
+            conn,
+            Entry::by(&ctx, "target.deleted", format!("target {id}"))
+                .detail(json!({"url": target.url})),
+        )
+        .await?;
+        Ok::<_, AppError>(target)
+    })
+    .await
+}
+
+// ---- pages ----
+
+async fn clients_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    query: web::Query<PageQuery>,
+) -> Page {
+    page.require(Role::Member)?;
+    let request = query.parse()?;
+    let mut conn = state.conn().await?;
+    let rows = queries::list_clients(&mut conn, &page, request).await?;
+    let list = ListPage::from_rows(rows, request, |c| c.id);
+    html(&ClientsPage {
+        nav: Some(Nav::new(&page.viewer, &csrf)),
+        clients: list.items,
+        next_cursor: list.next_cursor,
+    })
+}
+
+fn client_form(
+    page: &PageCtx,
+    csrf: &CsrfToken,
+    client_id: Option<i64>,
+    name: String,
+    notes: String,
+    errors: FieldErrors,
+) -> Page {
+    let view = ClientFormPage {
+        nav: Some(Nav::new(&page.viewer, csrf)),
+        client_id,
+        name,
+        notes,
+        errors,
+    };
+    if view.errors.is_empty() {
+        html(&view)
+    } else {
+        html_invalid(&view)
+    }
+}
+
+async fn new_client_page(page: PageCtx, csrf: CsrfToken) -> Page {
+    page.require(Role::Admin)?;
+    client_form(
+        &page,
+        &csrf,
+        None,
+        String::new(),
+        String::new(),
+        FieldErrors::default(),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ClientForm {
+    name: String,
+    notes: String,
+}
+
+async fn create_client_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    Form(form): Form<ClientForm>,
+) -> Page {
+    match save_client(&state, &page, None, form.name.clone(), form.notes.clone()).await {
+        Ok(client) => Ok(see_other(&format!("/clients/{}", client.id))),
+        Err(AppError::Invalid(errors)) => {
+            client_form(&page, &csrf, None, form.name, form.notes, errors)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn client_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Page {
+    let id = object_id(&path)?;
+    let request = query.parse()?;
+    let mut conn = state.conn().await?;
+    let client = queries::client(&mut conn, &page, id).await?;
+    let rows = queries::list_targets(&mut conn, &page, Some(id), request).await?;
+    let list = ListPage::from_rows(rows, request, |t| t.id);
+    html(&ClientPage {
+        nav: Some(Nav::new(&page.viewer, &csrf)),
+        client,
+        targets: list.items,
+        next_cursor: list.next_cursor,
+    })
+}
+
+async fn edit_client_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+) -> Page {
+    let id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    let client = queries::client(&mut conn, &page, id).await?;
+    page.require(Role::Admin)?;
+    client_form(
+        &page,
+        &csrf,
+        Some(id),
+        client.name,
+        client.notes,
+        FieldErrors::default(),
+    )
+}
+
+async fn update_client_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    Form(form): Form<ClientForm>,
+) -> Page {
+    let id = object_id(&path)?;
+    match save_client(
+        &state,
+        &page,
+        Some(id),
+        form.name.clone(),
+        form.notes.clone(),
+    )
+    .await
+    {
+        Ok(client) => Ok(see_other(&format!("/clients/{}", client.id))),
+        Err(AppError::Invalid(errors)) => {
+            client_form(&page, &csrf, Some(id), form.name, form.notes, errors)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn delete_client_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    _form: Form<Empty>,
+) -> Page {
+    delete_client(&state, &page, object_id(&path)?).await?;
+    Ok(see_other("/clients"))
+}
+
+impl TargetForm {
+    fn from_target(target: &Target) -> TargetForm {
+        TargetForm {
+            name: target.name.clone(),
+            url: target.url.clone(),
+            viewport_width: target.viewport_width.to_string(),
+            viewport_height: target.viewport_height.to_string(),
+            consent_mode: target.consent_mode.clone(),
+            capture_policy_pages: target.capture_policy_pages.then(|| "on".into()),
+            wait_ms: target.wait_ms.to_string(),
+            schedule: target.schedule.clone().unwrap_or_default(),
+            enabled: target.enabled.then(|| "on".into()),
+        }
+    }
+
+    fn blank() -> TargetForm {
+        TargetForm {
+            viewport_width: super::target_input::DEFAULT_VIEWPORT.0.to_string(),
+            viewport_height: super::target_input::DEFAULT_VIEWPORT.1.to_string(),
+            consent_mode: "none".into(),
+            capture_policy_pages: Some("on".into()),
+            wait_ms: super::target_input::DEFAULT_WAIT_MS.to_string(),
+            enabled: Some("on".into()),
+            ..TargetForm::default()
+        }
+    }
+
+    /// Numbers typed into the form; a non-number is a field error of its own.
+    fn to_input(&self) -> Result<TargetInput, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let mut number = |text: &str, field: &str| -> Option<i64> {
+            let text = text.trim();
+            if text.is_empty() {
+                return None;
+            }
+            match text.parse() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    errors.add(field, "must be a whole number");
+                    None
+                }
+            }
+        };
+        let input = TargetInput {
+            name: Some(self.name.clone()),
+            url: Some(self.url.clone()),
+            viewport_width: number(&self.viewport_width, "viewport_width"),
+            viewport_height: number(&self.viewport_height, "viewport_height"),
+            consent_mode: Some(self.consent_mode.clone()),
+            capture_policy_pages: Some(self.capture_policy_pages.is_some()),
+            wait_ms: number(&self.wait_ms, "wait_ms"),
+            schedule: Some(self.schedule.clone()),
+            enabled: Some(self.enabled.is_some()),
+        };
+        if errors.is_empty() {
+            Ok(input)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn target_form(
+    page: &PageCtx,
+    csrf: &CsrfToken,
+    client: Client,
+    target_id: Option<i64>,
+    form: TargetForm,
+    errors: FieldErrors,
+) -> Page {
+    let view = TargetFormPage {
+        nav: Some(Nav::new(&page.viewer, csrf)),
+        client,
+        target_id,
+        form,
+        errors,
+    };
+    if view.errors.is_empty() {
+        html(&view)
+    } else {
+        html_invalid(&view)
+    }
+}
+
+async fn new_target_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+) -> Page {
+    let id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    let client = queries::client(&mut conn, &page, id).await?;
+    page.require(Role::Admin)?;
+    target_form(
+        &page,
+        &csrf,
+        client,
+        None,
+        TargetForm::blank(),
+        FieldErrors::default(),
+    )
+}
+
+async fn submit_target(
+    state: &AppState,
+    page: &PageCtx,
+    csrf: &CsrfToken,
+    client_id: Option<i64>,
+    target_id: Option<i64>,
+    form: TargetForm,
+) -> Page {
+    page.require(Role::Admin)?;
+    let mut conn = state.conn().await?;
+    let client_of_form = match (client_id, target_id) {
+        (Some(id), _) => queries::client(&mut conn, page, id).await?,
+        (None, Some(id)) => {
+            let target = queries::target(&mut conn, page, id).await?;
+            queries::client(&mut conn, page, target.client_id).await?
+        }
+        (None, None) => return Err(AppError::NotFound.into()),
+    };
+    drop(conn);
+    let input = match form.to_input() {
+        Ok(input) => input,
+        Err(errors) => return target_form(page, csrf, client_of_form, target_id, form, errors),
+    };
+    match save_target(state, page, client_id, target_id, input).await {
+        Ok(target) => Ok(see_other(&format!("/targets/{}", target.id))),
+        Err(AppError::Invalid(errors)) => {
+            target_form(page, csrf, client_of_form, target_id, form, errors)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn create_target_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    Form(form): Form<TargetForm>,
+) -> Page {
+    let id = object_id(&path)?;
+    submit_target(&state, &page, &csrf, Some(id), None, form).await
+}
+
+async fn target_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+) -> Page {
+    let id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    let target = queries::target(&mut conn, &page, id).await?;
+    let client = queries::client(&mut conn, &page, target.client_id).await?;
+    html(&TargetPage {
+        nav: Some(Nav::new(&page.viewer, &csrf)),
+        client,
+        target,
+    })
+}
+
+async fn edit_target_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+) -> Page {
+    let id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    let target = queries::target(&mut conn, &page, id).await?;
+    let client = queries::client(&mut conn, &page, target.client_id).await?;
+    page.require(Role::Admin)?;
+    target_form(
+        &page,
+        &csrf,
+        client,
+        Some(id),
+        TargetForm::from_target(&target),
+        FieldErrors::default(),
+    )
+}
+
+async fn update_target_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    Form(form): Form<TargetForm>,
+) -> Page {
+    let id = object_id(&path)?;
+    submit_target(&state, &page, &csrf, None, Some(id), form).await
+}
+
+async fn delete_target_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    _form: Form<Empty>,
+) -> Page {
+    let target = delete_target(&state, &page, object_id(&path)?).await?;
+    Ok(see_other(&format!("/clients/{}", target.client_id)))
+}
+
+// ---- API ----
+
+/// A target with when its schedule fires next.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct TargetBody {
+    #[serde(flatten)]
+    pub target: Target,
+    /// Next scheduled scan (UTC), if enabled and scheduled.
+    pub next_run_at: Option<String>,
+}
+
+impl From<Target> for TargetBody {
+    fn from(target: Target) -> TargetBody {
+        TargetBody {
+            next_run_at: target.next_run(),
+            target,
+        }
+    }
+}
+
+async fn api_clients(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    query: web::Query<PageQuery>,
+) -> Api<web::Json<ListPage<Client>>> {
+    ctx.require(Role::Member)?;
+    let request = query.parse()?;
+    let mut conn = state.conn().await?;
+    let rows = queries::list_clients(&mut conn, &ctx, request).await?;
+    Ok(web::Json(ListPage::from_rows(rows, request, |c| c.id)))
+}
+
+async fn api_create_client(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    body: web::Json<ClientInput>,
+) -> Api<HttpResponse> {
+    let body = body.into_inner();
+    let client = save_client(&state, &ctx, None, body.name, body.notes).await?;
+    Ok(HttpResponse::Created().json(client))
+}
+
+async fn api_client(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<web::Json<Client>> {
+    let id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    Ok(web::Json(queries::client(&mut conn, &ctx, id).await?))
+}
+
+async fn api_update_client(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    body: web::Json<ClientPatch>,
+) -> Api<web::Json<Client>> {
+    let id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    let current = queries::client(&mut conn, &ctx, id).await?;
+    drop(conn);
+    let body = body.into_inner();
+    let client = save_client(
+        &state,
+        &ctx,
+        Some(id),
+        body.name.unwrap_or(current.name),
+        body.notes.unwrap_or(current.notes),
+    )
+    .await?;
+    Ok(web::Json(client))
+}
+
+async fn api_delete_client(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<HttpResponse> {
+    delete_client(&state, &ctx, object_id(&path)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn api_client_targets(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Api<web::Json<ListPage<TargetBody>>> {
+    let id = object_id(&path)?;
+    let request = query.parse()?;
+    let mut conn = state.conn().await?;
+    queries::client(&mut conn, &ctx, id).await?;
+    let rows = queries::list_targets(&mut conn, &ctx, Some(id), request).await?;
+    let page = ListPage::from_rows(rows, request, |t| t.id);
+    Ok(web::Json(ListPage {
+        items: page.items.into_iter().map(TargetBody::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn api_create_target(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    body: web::Json<TargetInput>,
+) -> Api<HttpResponse> {
+    let id = object_id(&path)?;
+    let target = save_target(&state, &ctx, Some(id), None, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(TargetBody::from(target)))
+}
+
+async fn api_targets(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    query: web::Query<PageQuery>,
+) -> Api<web::Json<ListPage<TargetBody>>> {
+    ctx.require(Role::Member)?;
+    let request = query.parse()?;
+    let mut conn = state.conn().await?;
+    let rows = queries::list_targets(&mut conn, &ctx, None, request).await?;
+    let page = ListPage::from_rows(rows, request, |t| t.id);
+    Ok(web::Json(ListPage {
+        items: page.items.into_iter().map(TargetBody::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn api_target(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<web::Json<TargetBody>> {
+    let id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    Ok(web::Json(
+        queries::target(&mut conn, &ctx, id).await?.into(),
+    ))
+}
+
+async fn api_update_target(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    body: web::Json<TargetInput>,
+) -> Api<web::Json<TargetBody>> {
+    let id = object_id(&path)?;
+    let target = save_target(&state, &ctx, None, Some(id), body.into_inner()).await?;
+    Ok(web::Json(target.into()))
+}
+
+async fn api_delete_target(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<HttpResponse> {
+    delete_target(&state, &ctx, object_id(&path)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,89 @@
+//! Scan schedules: standard five-field cron expressions (minute hour day-of-month month
+//! day-of-week, Sunday = 0, in UTC), never firing more often than every five minutes.
+//! (croner rather than the `cron` crate: `cron` wants a seconds field and counts Sunday as 1,
+//! which silently shifts a crontab written by hand by one day.)
+
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+
+pub const MIN_INTERVAL_MINUTES: i64 = 5;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScheduleError {
+    #[error("is not a cron expression: {0}")]
+    Syntax(String),
+    #[error("needs five fields (minute hour day-of-month month day-of-week), e.g. `0 6 * * *`")]
+    FieldCount,
+    #[error("never fires")]
+    Never,
+    #[error("fires more often than every {MIN_INTERVAL_MINUTES} minutes")]
+    TooFrequent,
+}
+
+pub fn parse(text: &str) -> Result<Cron, ScheduleError> {
+    let text = text.trim();
+    if !text.starts_with('@') && text.split_whitespace().count() != 5 {
+        return Err(ScheduleError::FieldCount);
+    }
+    let cron = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .build()
+        .parse(text)
+        .map_err(|e| ScheduleError::Syntax(e.to_string()))?;
+    // The tightest gap over the next firings decides (cron gaps vary, e.g. `*/7`).
+    let mut previous: Option<DateTime<Utc>> = None;
+    let mut now = Utc::now();
+    for _ in 0..50 {
+        let next = cron
+            .find_next_occurrence(&now, false)
+            .map_err(|_| ScheduleError::Never)?;
+        if let Some(previous) = previous {
+            if (next - previous).num_minutes() < MIN_INTERVAL_MINUTES {
+                return Err(ScheduleError::TooFrequent);
+            }
+        }
+        previous = Some(next);
+        now = next;
+    }
+    Ok(cron)
+}
+
+/// The next time a valid schedule fires after `after`.
+pub fn next_run(text: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    parse(text).ok()?.find_next_occurrence(&after, false).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crontab_expressions_parse_with_sunday_as_zero() {
+        assert!(parse("0 6 * * *").is_ok());
+        assert!(parse("*/15 * * * 1-5").is_ok());
+        assert!(parse("@daily").is_ok());
+        let start = DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        // 2026-11-23 is a Monday; `0 9 * * 0` is next Sunday.
+        let next = next_run("0 9 * * 0", start).unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-11-29T09:00:00+00:00");
+    }
+
+    #[test]
+    fn bad_and_too_frequent_schedules_are_refused() {
+        assert_eq!(parse("* * * * *").unwrap_err(), ScheduleError::TooFrequent);
+        assert_eq!(
+            parse("*/2 * * * *").unwrap_err(),
+            ScheduleError::TooFrequent
+        );
+        assert_eq!(parse("0 6 * *").unwrap_err(), ScheduleError::FieldCount);
+        assert_eq!(parse("0 0 6 * * *").unwrap_err(), ScheduleError::FieldCount);
+        assert!(matches!(parse("61 * * * *"), Err(ScheduleError::Syntax(_))));
+        assert!(matches!(
+            parse("0 0 31 2 *"),
+            Err(ScheduleError::Never | ScheduleError::Syntax(_))
+        ));
+    }
+}

@@ -1,0 +1,275 @@
+//! One validation of a target's settings, shared by the dashboard form and the JSON API.
+
+use serde::Deserialize;
+use url::Url;
+
+use super::schedule;
+use crate::web::FieldErrors;
+
+pub const DEFAULT_VIEWPORT: (i32, i32) = (1280, 800);
+pub const DEFAULT_WAIT_MS: i32 = 1000;
+const MAX_URL_LENGTH: usize = 2048;
+
+/// A target as submitted: every field optional, so the same type serves create and update.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetInput {
+    /// A label for people; defaults to the URL's host.
+    pub name: Option<String>,
+    /// The page to scan: http or https, no user name or password.
+    pub url: Option<String>,
+    /// 320–3840.
+    pub viewport_width: Option<i64>,
+    /// 320–2160.
+    pub viewport_height: Option<i64>,
+    /// `none`, `accept` or `reject`: how the scan answers a cookie banner.
+    pub consent_mode: Option<String>,
+    /// Also capture the privacy, cookie and terms pages linked from the page.
+    pub capture_policy_pages: Option<bool>,
+    /// Extra wait for the network to go quiet, 0–30000 ms.
+    pub wait_ms: Option<i64>,
+    /// Five-field cron expression in UTC (e.g. `0 6 * * *`); empty or null: no schedule.
+    pub schedule: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// Valid settings, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetValues {
+    pub name: String,
+    pub url: String,
+    pub viewport_width: i32,
+    pub viewport_height: i32,
+    pub consent_mode: String,
+    pub capture_policy_pages: bool,
+    pub wait_ms: i32,
+    pub schedule: Option<String>,
+    pub enabled: bool,
+}
+
+impl TargetValues {
+    fn defaults() -> TargetValues {
+        TargetValues {
+            name: String::new(),
+            url: String::new(),
+            viewport_width: DEFAULT_VIEWPORT.0,
+            viewport_height: DEFAULT_VIEWPORT.1,
+            consent_mode: "none".into(),
+            capture_policy_pages: true,
+            wait_ms: DEFAULT_WAIT_MS,
+            schedule: None,
+            enabled: true,
+        }
+    }
+}
+
+/// Checks a URL and returns its normal form, or a message for people.
+pub fn normalize_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("is required".into());
+    }
+    if text.len() > MAX_URL_LENGTH {
+        return Err(format!("must be at most {MAX_URL_LENGTH} characters"));
+    }
+    let mut url = Url::parse(text).map_err(|e| match e {
+        url::ParseError::RelativeUrlWithoutBase => {
+            "must be a full URL starting with https:// or http://".to_string()
+        }
+        other => format!("is not a valid URL ({other})"),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("must use http or https, not {}", url.scheme()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password".into());
+    }
+    match url.host_str() {
+        None | Some("") => return Err("must name a host".into()),
+        Some(host) if !host.contains('.') && !host.starts_with('[') && host != "localhost" => {
+            return Err("must name a full host name (like www.example.com)".into());
+        }
+        _ => {}
+    }
+    url.set_fragment(None);
+    Ok(url.to_string())
+}
+
+/// Validates `input` over `base` (the stored target for an update, defaults for a new one).
+/// On a create the URL is required.
+pub fn validate(
+    input: &TargetInput,
+    base: Option<&TargetValues>,
+) -> Result<TargetValues, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let mut values = base.cloned().unwrap_or_else(TargetValues::defaults);
+    match (&input.url, base) {
+        (Some(url), _) => match normalize_url(url) {
+            Ok(url) => values.url = url,
+            Err(message) => errors.add("url", message),
+        },
+        (None, None) => errors.add("url", "is required"),
+        (None, Some(_)) => {}
+    }
+    if let Some(name) = &input.name {
+        let name = name.trim();
+        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            errors.add(
+                "name",
+                "must be at most 100 characters without control characters",
+            );
+        } else {
+            values.name = name.to_string();
+        }
+    }
+    if values.name.is_empty() {
+        values.name = Url::parse(&values.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+    }
+    let mut number = |value: Option<i64>,
+                      field: &str,
+                      range: std::ops::RangeInclusive<i64>,
+                      target: &mut i32| {
+        if let Some(value) = value {
+            if range.contains(&value) {
+                *target = value as i32;
+            } else {
+                errors.add(
+                    field,
+                    format!("must be between {} and {}", range.start(), range.end()),
+                );
+            }
+        }
+    };
+    number(
+        input.viewport_width,
+        "viewport_width",
+        320..=3840,
+        &mut values.viewport_width,
+    );
+    number(
+        input.viewport_height,
+        "viewport_height",
+        320..=2160,
+        &mut values.viewport_height,
+    );
+    number(input.wait_ms, "wait_ms", 0..=30_000, &mut values.wait_ms);
+    if let Some(mode) = &input.consent_mode {
+        match mode.as_str() {
+            "none" | "accept" | "reject" => values.consent_mode = mode.clone(),
+            _ => errors.add("consent_mode", "must be none, accept or reject"),
+        }
+    }
+    if let Some(capture) = input.capture_policy_pages {
+        values.capture_policy_pages = capture;
+    }
+    if let Some(enabled) = input.enabled {
+        values.enabled = enabled;
+    }
+    if let Some(text) = &input.schedule {
+        let text = text.trim();
+        if text.is_empty() {
+            values.schedule = None;
+        } else {
+            match schedule::parse(text) {
+                Ok(_) => values.schedule = Some(text.to_string()),
+                Err(e) => errors.add("schedule", e.to_string()),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalized_or_refused_with_reasons() {
+        assert_eq!(
+            normalize_url(" HTTPS://Shop.Example.com:443/a/../b?x=1#top ").unwrap(),
+            "https://shop.example.com/b?x=1"
+        );
+        assert!(
+            normalize_url("ftp://example.com")
+                .unwrap_err()
+                .contains("http or https")
+        );
+        assert!(
+            normalize_url("https://user:pw@example.com/")
+                .unwrap_err()
+                .contains("password")
+        );
+        assert!(
+            normalize_url("example.com")
+                .unwrap_err()
+                .contains("full URL")
+        );
+        assert!(
+            normalize_url("javascript:alert(1)")
+                .unwrap_err()
+                .contains("http or https")
+        );
+        assert!(
+            normalize_url("https://intranet/")
+                .unwrap_err()
+                .contains("full host")
+        );
+        assert!(normalize_url("").is_err());
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let input = TargetInput {
+            url: Some("nope".into()),
+            viewport_width: Some(10),
+            consent_mode: Some("maybe".into()),
+            schedule: Some("every day".into()),
+            wait_ms: Some(-1),
+            ..TargetInput::default()
+        };
+        let errors = validate(&input, None).unwrap_err();
+        for field in [
+            "url",
+            "viewport_width",
+            "consent_mode",
+            "schedule",
+            "wait_ms",
+        ] {
+            assert!(
+                errors.get(field).is_some(),
+                "{field} not reported: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn updates_keep_what_they_do_not_mention() {
+        let created = validate(
+            &TargetInput {
+                url: Some("https://example.com/".into()),
+                schedule: Some("0 6 * * *".into()),
+                ..TargetInput::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(created.name, "example.com");
+        let updated = validate(
+            &TargetInput {
+                enabled: Some(false),
+                ..TargetInput::default()
+            },
+            Some(&created),
+        )
+        .unwrap();
+        assert_eq!(updated.schedule.as_deref(), Some("0 6 * * *"));
+        assert!(!updated.enabled);
+    }
+}

@@ -1,0 +1,68 @@
+use askama::Template;
+
+use super::queries::{Client, Target};
+use crate::layout::Nav;
+use crate::web::FieldErrors;
+
+#[derive(Template)]
+#[template(path = "sites/clients.html")]
+pub struct ClientsPage {
+    pub nav: Option<Nav>,
+    pub clients: Vec<Client>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sites/client.html")]
+pub struct ClientPage {
+    pub nav: Option<Nav>,
+    pub client: Client,
+    pub targets: Vec<Target>,
+    pub next_cursor: Option<String>,
+}
+
+/// The client form, for new and existing clients.
+#[derive(Template)]
+#[template(path = "sites/client_form.html")]
+pub struct ClientFormPage {
+    pub nav: Option<Nav>,
+    /// `None` for a new client.
+    pub client_id: Option<i64>,
+    pub name: String,
+    pub notes: String,
+    pub errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "sites/target.html")]
+pub struct TargetPage {
+    pub nav: Option<Nav>,
+    pub client: Client,
+    pub target: Target,
+}
+
+/// The fields of the target form as typed.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct TargetForm {
+    pub name: String,
+    pub url: String,
+    pub viewport_width: String,
+    pub viewport_height: String,
+    pub consent_mode: String,
+    pub capture_policy_pages: Option<String>,
+    pub wait_ms: String,
+    pub schedule: String,
+    pub enabled: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sites/target_form.html")]
+pub struct TargetFormPage {
+    pub nav: Option<Nav>,
+    pub client: Client,
+    /// `None` for a new target.
+    pub target_id: Option<i64>,
+    pub form: TargetForm,
+    pub errors: FieldErrors,
+}

@@ -1,0 +1,26 @@
+//! What every handler may reach: the pool, the configuration, the mailer and the rate limiter.
+
+use crate::config::Config;
+use crate::db::{DbConn, DbError, DbPool};
+use crate::mail::Mailer;
+use crate::web::AppError;
+use crate::web::rate_limit::RateLimiter;
+
+pub struct AppState {
+    pub pool: DbPool,
+    pub config: Config,
+    pub mailer: Mailer,
+    pub limiter: RateLimiter,
+    /// A bcrypt hash of nothing in particular: verified against when an email matches no
+    /// account, so that a wrong address takes as long as a wrong password.
+    pub dummy_password_hash: String,
+}
+
+impl AppState {
+    pub async fn conn(&self) -> Result<DbConn, AppError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| AppError::from(DbError::from(e)))
+    }
+}
