@@ -281,10 +281,18 @@ async fn revoke_invitation(
     path: web::Path<String>,
     _form: Form<Empty>,
 ) -> Page {
-    page.require(Role::Owner)?;
     let id = path_id(&path)?;
     let ctx = page.ctx.clone();
     let mut conn = state.conn().await?;
+    // Another org's invitation is not found; only then does the role matter.
+    if !queries::open_invitations(&mut conn, &ctx)
+        .await?
+        .iter()
+        .any(|invitation| invitation.id == id)
+    {
+        return Err(AppError::NotFound.into());
+    }
+    page.require(Role::Owner)?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         if queries::revoke_invitation(conn, &ctx, id).await? == 0 {
             return Err(AppError::NotFound);
@@ -316,11 +324,11 @@ async fn change_role(
     path: web::Path<String>,
     Form(form): Form<RoleForm>,
 ) -> Page {
-    page.require(Role::Owner)?;
     let user_id = path_id(&path)?;
     let ctx = page.ctx.clone();
     let mut conn = state.conn().await?;
     let target = queries::member(&mut conn, &ctx, user_id).await?;
+    page.require(Role::Owner)?;
     let role = match form.role.as_str() {
         "admin" => Role::Admin,
         "member" => Role::Member,
@@ -358,11 +366,11 @@ async fn remove_member(
     path: web::Path<String>,
     _form: Form<Empty>,
 ) -> Page {
-    page.require(Role::Owner)?;
     let user_id = path_id(&path)?;
     let ctx = page.ctx.clone();
     let mut conn = state.conn().await?;
     let target = queries::member(&mut conn, &ctx, user_id).await?;
+    page.require(Role::Owner)?;
     if target.role == Role::Owner {
         return Err(AppError::Conflict(
             "the owner cannot be removed: transfer ownership first".into(),
@@ -389,12 +397,12 @@ async fn transfer_ownership(
     path: web::Path<String>,
     _form: Form<Empty>,
 ) -> Page {
-    page.require(Role::Owner)?;
     let user_id = path_id(&path)?;
     let ctx = page.ctx.clone();
     let me = page.viewer.user_id;
     let mut conn = state.conn().await?;
     let target = queries::member(&mut conn, &ctx, user_id).await?;
+    page.require(Role::Owner)?;
     if user_id == me {
         return Err(AppError::Conflict("you are the owner already".into()).into());
     }

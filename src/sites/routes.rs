@@ -137,12 +137,15 @@ async fn save_client(
     name: String,
     notes: String,
 ) -> Result<Client, AppError> {
+    let mut conn = state.conn().await?;
+    if let Some(id) = id {
+        queries::client(&mut conn, ctx, id).await?;
+    }
     ctx.require(Role::Admin)?;
     check_client(&name, &notes)?;
     let ctx = ctx.clone();
     let name = name.trim().to_string();
     let notes = notes.trim().to_string();
-    let mut conn = state.conn().await?;
     let result = conn
         .transaction::<_, DbError, _>(async move |conn| {
             let client = match id {
@@ -174,9 +177,10 @@ async fn save_client(
 }
 
 async fn delete_client(state: &AppState, ctx: &OrgCtx, id: i64) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    queries::client(&mut conn, ctx, id).await?;
     ctx.require(Role::Admin)?;
     let ctx = ctx.clone();
-    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let name = queries::delete_client(conn, &ctx, id).await?;
         audit::record(
@@ -196,7 +200,6 @@ async fn save_target(
     target_id: Option<i64>,
     input: TargetInput,
 ) -> Result<Target, AppError> {
-    ctx.require(Role::Admin)?;
     let ctx = ctx.clone();
     let mut conn = state.conn().await?;
     let existing = match target_id {
@@ -206,6 +209,7 @@ async fn save_target(
     if let Some(client_id) = client_id {
         queries::client(&mut conn, &ctx, client_id).await?;
     }
+    ctx.require(Role::Admin)?;
     let values = validate(&input, existing.as_ref().map(Target::values).as_ref())
         .map_err(AppError::Invalid)?;
     conn.transaction::<_, AppError, _>(async move |conn| {
@@ -236,9 +240,10 @@ async fn save_target(
 }
 
 async fn delete_target(state: &AppState, ctx: &OrgCtx, id: i64) -> Result<Target, AppError> {
+    let mut conn = state.conn().await?;
+    queries::target(&mut conn, ctx, id).await?;
     ctx.require(Role::Admin)?;
     let ctx = ctx.clone();
-    let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let target = queries::delete_target(conn, &ctx, id).await?;
         audit::record(
@@ -516,7 +521,6 @@ async fn submit_target(
     target_id: Option<i64>,
     form: TargetForm,
 ) -> Page {
-    page.require(Role::Admin)?;
     let mut conn = state.conn().await?;
     let client_of_form = match (client_id, target_id) {
         (Some(id), _) => queries::client(&mut conn, page, id).await?,
@@ -526,6 +530,7 @@ async fn submit_target(
         }
         (None, None) => return Err(AppError::NotFound.into()),
     };
+    page.require(Role::Admin)?;
     drop(conn);
     let input = match form.to_input() {
         Ok(input) => input,

@@ -31,32 +31,41 @@ pub async fn observe(
     let started = Instant::now();
     let request_id = hex::encode(crate::crypto::random_bytes::<8>());
     let span = tracing::info_span!("request", id = %request_id, method = %req.method());
-    let http_request = req.request().clone();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let policy = req
         .app_data::<web::Data<HeaderPolicy>>()
         .map(|p| *p.get_ref())
         .unwrap_or(HeaderPolicy { hsts: false });
+    let method = req.method().clone();
 
-    let mut response = match next.call(req).instrument(span.clone()).await {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(error) => ServiceResponse::new(http_request.clone(), error.error_response()),
-    };
+    // Handler and extractor errors arrive here as responses already; an `Err` comes only from
+    // the framework itself and passes through unchanged.
+    let mut response = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
 
     let status = response.status().as_u16();
-    let route = http_request
+    let route = response
+        .request()
         .match_pattern()
         .unwrap_or_else(|| "(unmatched)".into());
     let elapsed = started.elapsed();
     if let Some(metrics) = metrics {
-        metrics.observe(http_request.method().as_str(), &route, status, elapsed);
+        metrics.observe(method.as_str(), &route, status, elapsed);
     }
     span.in_scope(|| {
         tracing::debug!(%route, status, micros = elapsed.as_micros() as u64, "answered");
     });
 
-    if let Some(PendingCsrfCookie(cookie)) = http_request.extensions().get::<PendingCsrfCookie>() {
-        let _ = response.response_mut().add_cookie(cookie);
+    let pending = response
+        .request()
+        .extensions()
+        .get::<PendingCsrfCookie>()
+        .map(|p| p.0.clone());
+    if let Some(cookie) = pending {
+        let _ = response.response_mut().add_cookie(&cookie);
     }
     let headers = response.headers_mut();
     let mut set = |name: HeaderName, value: &'static str| {

@@ -30,7 +30,7 @@ pub mod rules {
     use super::Rule;
     pub const SIGN_IN_IP: Rule = Rule::new("sign-in/ip", 30, 300);
     pub const SIGN_IN_ACCOUNT: Rule = Rule::new("sign-in/account", 10, 900);
-    pub const SIGN_UP_IP: Rule = Rule::new("sign-up/ip", 10, 3600);
+    pub const SIGN_UP_IP: Rule = Rule::new("sign-up/ip", 30, 3600);
     pub const RESET_IP: Rule = Rule::new("reset/ip", 10, 3600);
     pub const RESET_ACCOUNT: Rule = Rule::new("reset/account", 3, 3600);
     pub const SECOND_FACTOR_IP: Rule = Rule::new("2fa/ip", 30, 300);

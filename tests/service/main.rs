@@ -1,0 +1,9 @@
+//! Integration tests of `siteward serve` against real PostgreSQL, over HTTP.
+
+mod smtp_sink;
+mod support;
+
+mod accounts;
+mod authorization_matrix;
+mod audit;
+mod sites;
