@@ -162,7 +162,9 @@ pub async fn find_live(
         delete(conn, row.id).await?;
         return Ok(Err(lapse));
     }
-    if now - row.last_seen_at >= TOUCH_EVERY {
+    // Touch often enough that the idle timeout never ends an active session.
+    let touch_every = TOUCH_EVERY.min(idle / 4);
+    if now - row.last_seen_at >= touch_every {
         diesel::update(sessions::table.find(row.id))
             .set(sessions::last_seen_at.eq(now))
             .execute(conn)

@@ -50,10 +50,10 @@ async fn database(config: &Config) -> Result<(SecretString, Option<EmbeddedPostg
 }
 
 async fn stop_embedded(embedded: Option<EmbeddedPostgres>) {
-    if let Some(embedded) = embedded {
-        if let Err(error) = embedded.stop().await {
-            eprintln!("siteward: warning: stopping the embedded PostgreSQL: {error}");
-        }
+    if let Some(embedded) = embedded
+        && let Err(error) = embedded.stop().await
+    {
+        eprintln!("siteward: warning: stopping the embedded PostgreSQL: {error}");
     }
 }
 

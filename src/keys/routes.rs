@@ -136,7 +136,11 @@ async fn revoke(state: &AppState, ctx: &OrgCtx, id: &str) -> Result<(), AppError
     let ctx = ctx.clone();
     let mut conn = state.conn().await?;
     // Another org's key is not found; only then does the role matter.
-    if !queries::list(&mut conn, &ctx).await?.iter().any(|k| k.id == id) {
+    if !queries::list(&mut conn, &ctx)
+        .await?
+        .iter()
+        .any(|k| k.id == id)
+    {
         return Err(AppError::NotFound);
     }
     ctx.require(Role::Admin)?;

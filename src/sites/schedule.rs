@@ -38,10 +38,10 @@ pub fn parse(text: &str) -> Result<Cron, ScheduleError> {
         let next = cron
             .find_next_occurrence(&now, false)
             .map_err(|_| ScheduleError::Never)?;
-        if let Some(previous) = previous {
-            if (next - previous).num_minutes() < MIN_INTERVAL_MINUTES {
-                return Err(ScheduleError::TooFrequent);
-            }
+        if let Some(previous) = previous
+            && (next - previous).num_minutes() < MIN_INTERVAL_MINUTES
+        {
+            return Err(ScheduleError::TooFrequent);
         }
         previous = Some(next);
         now = next;

@@ -5,17 +5,15 @@ use actix_web::HttpRequest;
 /// The peer address, or the first `X-Forwarded-For` hop when the operator says a proxy of
 /// theirs sets it.
 pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for {
-        if let Some(first) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-        {
-            return first.to_string();
-        }
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+    if trust_forwarded_for && let Some(first) = forwarded {
+        return first.to_string();
     }
     req.peer_addr()
         .map(|addr| addr.ip().to_string())

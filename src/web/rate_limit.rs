@@ -34,7 +34,7 @@ pub mod rules {
     pub const RESET_IP: Rule = Rule::new("reset/ip", 10, 3600);
     pub const RESET_ACCOUNT: Rule = Rule::new("reset/account", 3, 3600);
     pub const SECOND_FACTOR_IP: Rule = Rule::new("2fa/ip", 30, 300);
-    pub const SECOND_FACTOR_ACCOUNT: Rule = Rule::new("2fa/account", 5, 300);
+    pub const SECOND_FACTOR_ACCOUNT: Rule = Rule::new("2fa/account", 10, 300);
 }
 
 #[derive(Default)]

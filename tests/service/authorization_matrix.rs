@@ -116,10 +116,7 @@ struct World {
 
 fn with_key(app: &TestApp, key: &str) -> Browser {
     let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        "authorization",
-        format!("Bearer {key}").parse().unwrap(),
-    );
+    headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
     let mut browser = app.browser();
     browser.client = reqwest::Client::builder()
         .cookie_store(true)
@@ -138,13 +135,23 @@ impl World {
         let member = app.invite_and_sign_up(&owner, "member").await;
         let spare = app.invite_and_sign_up(&owner, "member").await;
         let other = app.invite_and_sign_up(&owner, "member").await;
-        let org_a = app.count("SELECT id AS n FROM orgs WHERE name = 'Agency A'").await;
+        let org_a = app
+            .count("SELECT id AS n FROM orgs WHERE name = 'Agency A'")
+            .await;
         let response = other.post_form("/orgs", &[("name", "Agency B")]).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let org_b = app.count("SELECT id AS n FROM orgs WHERE name = 'Agency B'").await;
+        let org_b = app
+            .count("SELECT id AS n FROM orgs WHERE name = 'Agency B'")
+            .await;
         let other_id = app.user_id(&other.email).await;
-        let response = owner.post_form(&format!("/members/{other_id}/remove"), &[]).await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "the other owner leaves org A");
+        let response = owner
+            .post_form(&format!("/members/{other_id}/remove"), &[])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "the other owner leaves org A"
+        );
         let key_read = app.create_key(&owner, "read").await;
         let key_rw = app.create_key(&owner, "read_write").await;
         let other_key = app.create_key(&other, "read_write").await;
@@ -181,16 +188,26 @@ impl World {
     }
 
     fn home_org(&self, who: Who) -> i64 {
-        if who.other_org() { self.org_b } else { self.org_a }
+        if who.other_org() {
+            self.org_b
+        } else {
+            self.org_a
+        }
     }
 
     async fn new_client(&self) -> i64 {
         let response = self
             .rw_api
-            .send_json(Method::POST, "/api/v1/clients", serde_json::json!({"name": format!("Fixture {}", unique())}))
+            .send_json(
+                Method::POST,
+                "/api/v1/clients",
+                serde_json::json!({"name": format!("Fixture {}", unique())}),
+            )
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
-        response.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap()
+        response.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
     }
 
     async fn new_target(&self) -> i64 {
@@ -204,7 +221,9 @@ impl World {
             )
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
-        response.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap()
+        response.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
     }
 
     /// The spare person is a member of org A again (cases may remove them).
@@ -214,7 +233,10 @@ impl World {
             self.org_a, self.spare_id
         );
         if self.app.count(&sql).await == 0 {
-            let token = self.app.invite(&self.owner, &self.spare.email, "member").await;
+            let token = self
+                .app
+                .invite(&self.owner, &self.spare.email, "member")
+                .await;
             let response = self
                 .spare
                 .post_form("/invitations/accept", &[("token", &token)])
@@ -244,16 +266,26 @@ impl World {
             "key_id" => {
                 self.app.create_key(&self.owner, "read").await;
                 self.app
-                    .count(&format!("SELECT max(id) AS n FROM api_keys WHERE org_id = {}", self.org_a))
+                    .count(&format!(
+                        "SELECT max(id) AS n FROM api_keys WHERE org_id = {}",
+                        self.org_a
+                    ))
                     .await
                     .to_string()
             }
             "invitation_id" => {
                 self.app
-                    .invite(&self.owner, &format!("invitee-{}@example.com", unique()), "member")
+                    .invite(
+                        &self.owner,
+                        &format!("invitee-{}@example.com", unique()),
+                        "member",
+                    )
                     .await;
                 self.app
-                    .count(&format!("SELECT max(id) AS n FROM invitations WHERE org_id = {}", self.org_a))
+                    .count(&format!(
+                        "SELECT max(id) AS n FROM invitations WHERE org_id = {}",
+                        self.org_a
+                    ))
                     .await
                     .to_string()
             }
@@ -281,12 +313,21 @@ impl World {
             .await;
         if owner_now == self.spare_id {
             let org = self.org_a.to_string();
-            self.spare.post_form("/orgs/switch", &[("org_id", &org)]).await;
+            self.spare
+                .post_form("/orgs/switch", &[("org_id", &org)])
+                .await;
             let response = self
                 .spare
-                .post_form(&format!("/members/{}/transfer-ownership", self.owner_id), &[])
+                .post_form(
+                    &format!("/members/{}/transfer-ownership", self.owner_id),
+                    &[],
+                )
                 .await;
-            assert_eq!(response.status(), StatusCode::SEE_OTHER, "ownership goes back");
+            assert_eq!(
+                response.status(),
+                StatusCode::SEE_OTHER,
+                "ownership goes back"
+            );
         }
         for who in [Who::Member, Who::Admin, Who::Owner, Who::OtherOwner] {
             let browser = self.caller(who);
@@ -296,17 +337,28 @@ impl World {
             }
             let org = self.home_org(who).to_string();
             let response = browser.post_form("/orgs/switch", &[("org_id", &org)]).await;
-            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{who:?} back home");
+            assert_eq!(
+                response.status(),
+                StatusCode::SEE_OTHER,
+                "{who:?} back home"
+            );
         }
     }
 }
 
 /// Replaces `{name}` placeholders in a path or example with fresh fixtures.
-async fn fill(world: &World, template: &str, who: Who, path_params: &mut Vec<(String, String)>) -> String {
+async fn fill(
+    world: &World,
+    template: &str,
+    who: Who,
+    path_params: &mut Vec<(String, String)>,
+) -> String {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find('{') {
-        let Some(len) = rest[start..].find('}') else { break };
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
         out.push_str(&rest[..start]);
         let inner = &rest[start + 1..start + len];
         let name = inner.split(':').next().unwrap_or(inner);
@@ -341,9 +393,15 @@ async fn call(world: &World, doc: &RouteDoc, who: Who) -> (reqwest::Response, St
     let request = browser.client.request(method.clone(), &url);
     let request = match (doc.surface, method) {
         (_, Method::GET) => request,
-        (Surface::Api, _) => request
-            .header("content-type", "application/json")
-            .body(if body.is_empty() { "{}".to_string() } else { body }),
+        (Surface::Api, _) => {
+            request
+                .header("content-type", "application/json")
+                .body(if body.is_empty() {
+                    "{}".to_string()
+                } else {
+                    body
+                })
+        }
         (_, _) => {
             let token = browser.csrf().await;
             let form = if body.is_empty() {
@@ -374,7 +432,9 @@ async fn every_route_answers_every_caller_as_its_access_says() {
             let status = response.status();
             let location = location(&response);
             let ok = match expect {
-                Expect::SignIn => status == StatusCode::SEE_OTHER && location.starts_with("/sign-in"),
+                Expect::SignIn => {
+                    status == StatusCode::SEE_OTHER && location.starts_with("/sign-in")
+                }
                 Expect::Unauthorized => status == StatusCode::UNAUTHORIZED,
                 Expect::Forbidden => status == StatusCode::FORBIDDEN,
                 Expect::NotFound => status == StatusCode::NOT_FOUND,
@@ -382,7 +442,8 @@ async fn every_route_answers_every_caller_as_its_access_says() {
                 Expect::Allowed if doc.ends_session => {
                     status == StatusCode::SEE_OTHER
                         && location.contains("notice=signed-out")
-                        && world.caller(who).get("/settings").await.status() == StatusCode::SEE_OTHER
+                        && world.caller(who).get("/settings").await.status()
+                            == StatusCode::SEE_OTHER
                 }
                 Expect::Allowed => match doc.surface {
                     Surface::Api => status.as_u16() == doc.success,
@@ -408,5 +469,10 @@ async fn every_route_answers_every_caller_as_its_access_says() {
             world.restore().await;
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} checks failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -4,6 +4,6 @@ mod smtp_sink;
 mod support;
 
 mod accounts;
-mod authorization_matrix;
 mod audit;
+mod authorization_matrix;
 mod sites;

@@ -24,7 +24,9 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the SMTP sink");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the SMTP sink");
         let port = listener.local_addr().unwrap().port();
         let sink = SmtpSink {
             port,
@@ -60,7 +62,9 @@ impl SmtpSink {
             }
             let command = line.trim_end().to_ascii_uppercase();
             if command.starts_with("EHLO") {
-                write.write_all(b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n").await?;
+                write
+                    .write_all(b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+                    .await?;
             } else if command.starts_with("HELO") || command.starts_with("NOOP") {
                 write.write_all(b"250 ok\r\n").await?;
             } else if command.starts_with("MAIL FROM") || command.starts_with("RSET") {

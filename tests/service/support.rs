@@ -23,12 +23,14 @@ fn url_for(database: &str) -> String {
 }
 
 async fn admin_conn() -> AsyncPgConnection {
-    AsyncPgConnection::establish(&admin_url()).await.unwrap_or_else(|e| {
-        panic!(
-            "integration tests need PostgreSQL at {} (set SITEWARD_TEST_DATABASE_URL): {e}",
-            admin_url()
-        )
-    })
+    AsyncPgConnection::establish(&admin_url())
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "integration tests need PostgreSQL at {} (set SITEWARD_TEST_DATABASE_URL): {e}",
+                admin_url()
+            )
+        })
 }
 
 /// Table id sequences start far apart, so mixing up two tables' ids fails loudly.
@@ -75,11 +77,12 @@ async fn ensure_template() -> String {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let found: Found = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
-        .bind::<diesel::sql_types::Text, _>(&name)
-        .get_result(&mut conn)
-        .await
-        .unwrap();
+    let found: Found =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+            .bind::<diesel::sql_types::Text, _>(&name)
+            .get_result(&mut conn)
+            .await
+            .unwrap();
     if found.n == 0 {
         let building = format!("{name}_building");
         diesel::sql_query(format!("DROP DATABASE IF EXISTS {building}"))
@@ -92,12 +95,16 @@ async fn ensure_template() -> String {
             .unwrap();
         let url = SecretString::from(url_for(&building));
         siteward::db::migrate(&url).await.expect("migrations apply");
-        let mut template = AsyncPgConnection::establish(&url_for(&building)).await.unwrap();
+        let mut template = AsyncPgConnection::establish(&url_for(&building))
+            .await
+            .unwrap();
         for (table, offset) in SEQUENCE_OFFSETS {
-            diesel::sql_query(format!("ALTER SEQUENCE {table}_id_seq RESTART WITH {offset}"))
-                .execute(&mut template)
-                .await
-                .unwrap();
+            diesel::sql_query(format!(
+                "ALTER SEQUENCE {table}_id_seq RESTART WITH {offset}"
+            ))
+            .execute(&mut template)
+            .await
+            .unwrap();
         }
         drop(template);
         diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
@@ -120,10 +127,11 @@ async fn drop_stale_databases(conn: &mut AsyncPgConnection) {
         #[diesel(sql_type = diesel::sql_types::Text)]
         datname: String,
     }
-    let names: Vec<Name> = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'sw_test_%'")
-        .load(conn)
-        .await
-        .unwrap_or_default();
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'sw_test_%'")
+            .load(conn)
+            .await
+            .unwrap_or_default();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     for name in names {
         let created: i64 = name
@@ -133,9 +141,12 @@ async fn drop_stale_databases(conn: &mut AsyncPgConnection) {
             .and_then(|t| t.parse().ok())
             .unwrap_or(now);
         if now - created > 86_400 {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", name.datname))
-                .execute(conn)
-                .await;
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                name.datname
+            ))
+            .execute(conn)
+            .await;
         }
     }
 }
@@ -195,7 +206,10 @@ impl TestApp {
         let mut env: Vec<(String, String)> = vec![
             ("DATABASE_URL".into(), database_url.clone()),
             ("SITEWARD_LISTEN".into(), "127.0.0.1:0".into()),
-            ("SITEWARD_DATA_DIR".into(), data_dir.path().to_string_lossy().into_owned()),
+            (
+                "SITEWARD_DATA_DIR".into(),
+                data_dir.path().to_string_lossy().into_owned(),
+            ),
             ("SITEWARD_SMTP_URL".into(), mail.url()),
             ("SITEWARD_DATABASE_POOL_SIZE".into(), "4".into()),
             (
@@ -222,7 +236,9 @@ impl TestApp {
     }
 
     pub async fn db(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.database_url).await.unwrap()
+        AsyncPgConnection::establish(&self.database_url)
+            .await
+            .unwrap()
     }
 
     /// A browser with a cookie jar and no one signed in.
@@ -306,7 +322,10 @@ impl TestApp {
     /// Creates an API key through the dashboard and returns it.
     pub async fn create_key(&self, admin: &Browser, scope: &str) -> String {
         let response = admin
-            .post_form("/keys", &[("name", &format!("key {}", unique())), ("scope", scope)])
+            .post_form(
+                "/keys",
+                &[("name", &format!("key {}", unique())), ("scope", scope)],
+            )
             .await;
         assert_eq!(response.status(), StatusCode::OK);
         let page = response.text().await.unwrap();
@@ -342,7 +361,11 @@ impl TestApp {
             n: i64,
         }
         let mut conn = self.db().await;
-        diesel::sql_query(sql).get_result::<N>(&mut conn).await.unwrap().n
+        diesel::sql_query(sql)
+            .get_result::<N>(&mut conn)
+            .await
+            .unwrap()
+            .n
     }
 }
 
@@ -413,7 +436,8 @@ impl Browser {
     }
 
     pub async fn sign_in(&self, email: &str, password: &str) -> reqwest::Response {
-        self.post_form("/sign-in", &[("email", email), ("password", password)]).await
+        self.post_form("/sign-in", &[("email", email), ("password", password)])
+            .await
     }
 }
 
@@ -440,10 +464,18 @@ impl ApiClient {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, path).send().await.unwrap()
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
     }
 
-    pub async fn send_json(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> reqwest::Response {
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
         self.request(method, path).json(&body).send().await.unwrap()
     }
 }
