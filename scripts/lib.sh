@@ -20,3 +20,54 @@ ensure_nextest() {
   echo "==> installing cargo-nextest" >&2
   cargo install --locked cargo-nextest >/dev/null
 }
+
+# PostgreSQL's server binaries (initdb, pg_ctl) for the embedded database of `siteward serve`.
+ensure_postgres_binaries() {
+  if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then return; fi
+  echo "==> installing PostgreSQL (Debian package 'postgresql')" >&2
+  if ! as_root apt-get install -y --no-install-recommends postgresql >/dev/null; then
+    as_root apt-get update >/dev/null
+    as_root apt-get install -y --no-install-recommends postgresql >/dev/null
+  fi
+}
+
+# diesel CLI, to check that src/db/schema.rs matches the migrations.
+ensure_diesel_cli() {
+  if command -v diesel >/dev/null 2>&1; then return; fi
+  if ! [ -e /usr/include/postgresql/libpq-fe.h ]; then
+    echo "==> installing libpq-dev (for diesel CLI)" >&2
+    as_root apt-get install -y --no-install-recommends libpq-dev >/dev/null \
+      || { as_root apt-get update >/dev/null; as_root apt-get install -y --no-install-recommends libpq-dev >/dev/null; }
+  fi
+  echo "==> installing diesel CLI" >&2
+  cargo install --locked diesel_cli --version '~2.3' --no-default-features --features postgres >/dev/null
+}
+
+# A PostgreSQL server for the integration tests. Uses SITEWARD_TEST_DATABASE_URL if set, else a
+# server answering on 127.0.0.1:5432 as user postgres without a password, else starts a private
+# throwaway cluster (trust auth, loopback only) and exports its URL.
+ensure_test_database() {
+  if [ -n "${SITEWARD_TEST_DATABASE_URL:-}" ]; then return; fi
+  if command -v psql >/dev/null 2>&1 \
+    && psql "postgres://postgres@127.0.0.1:5432/postgres" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+    export SITEWARD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    return
+  fi
+  ensure_postgres_binaries
+  local bin dir port=55432
+  bin="$(dirname "$(command -v initdb 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")"
+  dir="${TMPDIR:-/tmp}/siteward-test-postgres"
+  local run=()
+  if [ "$(id -u)" -eq 0 ]; then run=(runuser -u postgres --); fi
+  if ! [ -e "$dir/PG_VERSION" ]; then
+    echo "==> creating a throwaway PostgreSQL cluster for the tests in $dir" >&2
+    mkdir -p "$dir"; chmod 700 "$dir"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; fi
+    "${run[@]}" "$bin/initdb" -D "$dir" -U postgres --auth=trust --no-locale -E UTF8 >/dev/null
+  fi
+  if ! "${run[@]}" "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+    "${run[@]}" "$bin/pg_ctl" -D "$dir" -w -l "$dir/server.log" \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" start >/dev/null
+  fi
+  export SITEWARD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}

@@ -909,7 +909,8 @@ mod tests {
         if !rustix::process::geteuid().is_root() {
             return Ok(());
         }
-        let private = tempfile::tempdir_in("/tmp")?; // 0700, root's
+        let private = tempfile::tempdir_in("/tmp")?;
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))?;
         let dir = private.path().join("data").join("postgres");
         match EmbeddedPostgres::start(&dir).await {
             Err(EmbeddedError::DirNotReachable {

@@ -6,4 +6,5 @@ mod support;
 mod accounts;
 mod audit;
 mod authorization_matrix;
+mod serve;
 mod sites;
