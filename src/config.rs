@@ -304,6 +304,10 @@ pub fn redact_url(text: &str) -> String {
             if url.password().is_some() {
                 let _ = url.set_password(Some("***"));
             }
+            // Query parameters can carry credentials too (`?password=…`, tokens).
+            if url.query().is_some() {
+                url.set_query(Some("***"));
+            }
             url.to_string()
         }
         Err(_) => "(unparsable URL, not shown)".into(),

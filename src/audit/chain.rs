@@ -5,7 +5,7 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -119,6 +119,13 @@ fn chain_hash(prev_hash: &[u8], fields: &Fields<'_>) -> Vec<u8> {
 /// Appends an entry to its chain. Call inside the transaction of the change it records; the
 /// chain's advisory lock serializes writers of the same organization.
 pub async fn record(conn: &mut AsyncPgConnection, entry: Entry) -> QueryResult<()> {
+    // The chain lock lasts until the end of the transaction; outside one (or nested, as a
+    // savepoint) this makes sure there is one.
+    conn.transaction(async move |conn| append(conn, entry).await)
+        .await
+}
+
+async fn append(conn: &mut AsyncPgConnection, entry: Entry) -> QueryResult<()> {
     let chain_key = format!(
         "siteward.audit:{}",
         entry
@@ -145,6 +152,12 @@ pub async fn record(conn: &mut AsyncPgConnection, entry: Entry) -> QueryResult<(
     let now = OffsetDateTime::now_utc();
     let created_at = now - time::Duration::nanoseconds((now.nanosecond() % 1000) as i64);
     let detail = entry.detail.to_string();
+    let entry = Entry {
+        actor: clip(&entry.actor, 254),
+        subject: clip(&entry.subject, 254),
+        ip: clip(&entry.ip, 64),
+        ..entry
+    };
     let fields = Fields {
         org_id: entry.org_id,
         seq,
@@ -176,6 +189,10 @@ pub async fn record(conn: &mut AsyncPgConnection, entry: Entry) -> QueryResult<(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+fn clip(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
 }
 
 /// `org_id = $1`, or `org_id IS NULL` for the instance chain.

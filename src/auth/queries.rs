@@ -2,7 +2,7 @@
 //! concern a person rather than one organization.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use crate::audit::{self, Entry};
@@ -129,13 +129,18 @@ pub async fn audit_person(
         detail: detail.clone(),
         ip: ip.to_string(),
     };
-    if org_ids.is_empty() {
-        return audit::record(conn, entry(None)).await;
-    }
-    for org_id in org_ids {
-        audit::record(conn, entry(Some(org_id))).await?;
-    }
-    Ok(())
+    let entries: Vec<Entry> = if org_ids.is_empty() {
+        vec![entry(None)]
+    } else {
+        org_ids.into_iter().map(|id| entry(Some(id))).collect()
+    };
+    conn.transaction(async move |conn| {
+        for entry in entries {
+            audit::record(conn, entry).await?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Stores a pending TOTP secret (enabled only once a code from it is confirmed).
@@ -280,6 +285,75 @@ pub async fn reset_user(
         .first(conn)
         .await
         .optional()
+}
+
+/// Uses up a live reset token at once (so two racing submissions cannot both use it); returns
+/// whose it was.
+pub async fn claim_reset(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<Option<i64>> {
+    diesel::update(
+        password_resets::table
+            .filter(password_resets::token_hash.eq(token_hash(token)))
+            .filter(password_resets::used_at.is_null())
+            .filter(password_resets::expires_at.gt(OffsetDateTime::now_utc())),
+    )
+    .set(password_resets::used_at.eq(Some(OffsetDateTime::now_utc())))
+    .returning(password_resets::user_id)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Wrong second-factor codes allowed before the second step locks.
+pub const SECOND_FACTOR_FAILURES_PER_LOCK: i32 = 5;
+
+/// Until when the person's second step is locked, if it is.
+pub async fn second_factor_locked_until(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Option<OffsetDateTime>> {
+    let until: Option<OffsetDateTime> = users::table
+        .find(user_id)
+        .select(users::second_factor_locked_until)
+        .first(conn)
+        .await?;
+    Ok(until.filter(|t| *t > OffsetDateTime::now_utc()))
+}
+
+/// Counts a wrong code; every fifth locks the second step for 15 minutes, doubling each time
+/// (at most a day). Returns the lock, if one began.
+pub async fn record_second_factor_failure(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<Option<OffsetDateTime>> {
+    let failures: i32 = diesel::update(users::table.find(user_id))
+        .set(users::second_factor_failures.eq(users::second_factor_failures + 1))
+        .returning(users::second_factor_failures)
+        .get_result(conn)
+        .await?;
+    if failures % SECOND_FACTOR_FAILURES_PER_LOCK != 0 {
+        return Ok(None);
+    }
+    let round = (failures / SECOND_FACTOR_FAILURES_PER_LOCK - 1).clamp(0, 7) as u32;
+    let minutes = (15i64 << round).min(24 * 60);
+    let until = OffsetDateTime::now_utc() + time::Duration::minutes(minutes);
+    diesel::update(users::table.find(user_id))
+        .set(users::second_factor_locked_until.eq(Some(until)))
+        .execute(conn)
+        .await?;
+    Ok(Some(until))
+}
+
+pub async fn clear_second_factor_failures(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::second_factor_failures.eq(0),
+            users::second_factor_locked_until.eq(None::<OffsetDateTime>),
+        ))
+        .execute(conn)
+        .await
 }
 
 /// Marks the reset used, and every other open reset of the person too.

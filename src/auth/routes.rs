@@ -155,7 +155,24 @@ async fn sign_in(
     let ip = client_ip(&req, state.config.trust_forwarded_for);
     let email = normalize_email(&form.email);
     state.limiter.check(rules::SIGN_IN_IP, &ip)?;
-    state.limiter.check(rules::SIGN_IN_ACCOUNT, &email)?;
+    let wrong = |email: String| {
+        let mut errors = FieldErrors::default();
+        errors.add("password", "The email or password is not right.");
+        html_invalid(&SignInPage {
+            nav: None,
+            csrf: csrf.0.clone(),
+            email,
+            notice: None,
+            errors,
+        })
+    };
+    if !looks_like_email(&email) {
+        return wrong(String::new());
+    }
+    // Only failures count against the account, so signing in cannot lock anyone out.
+    state
+        .limiter
+        .refuse_if_exhausted(rules::SIGN_IN_ACCOUNT, &email)?;
     let mut conn = state.conn().await?;
     let user = queries::user_by_email(&mut conn, &email).await?;
     // Unknown addresses are checked against a dummy hash: same work, same time.
@@ -167,56 +184,42 @@ async fn sign_in(
     let user = match user {
         Some(user) if password_ok => user,
         user => {
-            let user_id = user.map(|u| u.id);
+            state.limiter.count(rules::SIGN_IN_ACCOUNT, &email);
             queries::audit_person(
                 &mut conn,
-                user_id,
+                user.map(|u| u.id),
                 &email,
                 &ip,
                 "sign_in.failed",
                 json!({"reason": "wrong email or password"}),
             )
             .await?;
-            let mut errors = FieldErrors::default();
-            errors.add("password", "The email or password is not right.");
-            return html_invalid(&SignInPage {
-                nav: None,
-                csrf: csrf.0,
-                email,
-                notice: None,
-                errors,
-            });
+            return wrong(email);
         }
     };
-    if user.two_factor_enabled() {
-        let token = session::create(
-            &mut conn,
-            &state.config,
-            user.id,
-            STAGE_SECOND_FACTOR,
-            &user_agent(&req),
-        )
+    let agent = user_agent(&req);
+    let config = state.config.clone();
+    let (location, token) = conn
+        .transaction::<_, AppError, _>(async move |conn| {
+            if user.two_factor_enabled() {
+                let token =
+                    session::create(conn, &config, user.id, STAGE_SECOND_FACTOR, &agent).await?;
+                return Ok(("/sign-in/two-factor", token));
+            }
+            let token = session::create(conn, &config, user.id, STAGE_ACTIVE, &agent).await?;
+            queries::audit_person(
+                conn,
+                Some(user.id),
+                &user.email,
+                &ip,
+                "sign_in.succeeded",
+                json!({"second_factor": "none"}),
+            )
+            .await?;
+            Ok(("/", token))
+        })
         .await?;
-        return Ok(with_session("/sign-in/two-factor", &state, token));
-    }
-    let token = session::create(
-        &mut conn,
-        &state.config,
-        user.id,
-        STAGE_ACTIVE,
-        &user_agent(&req),
-    )
-    .await?;
-    queries::audit_person(
-        &mut conn,
-        Some(user.id),
-        &user.email,
-        &ip,
-        "sign_in.succeeded",
-        json!({"second_factor": "none"}),
-    )
-    .await?;
-    Ok(with_session("/", &state, token))
+    Ok(with_session(location, &state, token))
 }
 
 async fn second_factor_page(_pending: PendingSecondFactor, csrf: CsrfToken) -> Page {
@@ -233,15 +236,42 @@ struct CodeForm {
     code: String,
 }
 
-/// Checks a TOTP code or a recovery code; returns which one worked.
+/// Checks a TOTP code or a recovery code; returns which one worked. Wrong codes count towards the
+/// person's second-factor lock, and a locked second step refuses every code.
 async fn check_second_factor(
     state: &AppState,
     conn: &mut diesel_async::AsyncPgConnection,
     user_id: i64,
     code: &str,
 ) -> Result<Option<&'static str>, AppError> {
+    if let Some(until) = queries::second_factor_locked_until(conn, user_id).await? {
+        return Err(AppError::RateLimited {
+            retry_after: (until - time::OffsetDateTime::now_utc())
+                .whole_seconds()
+                .max(1) as u64,
+        });
+    }
+    let method = code_matches(state, conn, user_id, code).await?;
+    if method.is_some() {
+        queries::clear_second_factor_failures(conn, user_id).await?;
+    } else if let Some(until) = queries::record_second_factor_failure(conn, user_id).await? {
+        return Err(AppError::RateLimited {
+            retry_after: (until - time::OffsetDateTime::now_utc())
+                .whole_seconds()
+                .max(1) as u64,
+        });
+    }
+    Ok(method)
+}
+
+async fn code_matches(
+    state: &AppState,
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: i64,
+    code: &str,
+) -> Result<Option<&'static str>, AppError> {
     let user = queries::user_by_id(conn, user_id).await?;
-    let Some(sealed) = user.totp_secret.as_ref() else {
+    let (Some(sealed), true) = (user.totp_secret.as_ref(), user.two_factor_enabled()) else {
         return Ok(None);
     };
     let code = code.trim();
@@ -257,7 +287,9 @@ async fn check_second_factor(
             _ => Ok(None),
         };
     }
-    if queries::use_recovery_code(conn, user_id, totp::recovery_hash(code)).await? {
+    if code.len() <= 64
+        && queries::use_recovery_code(conn, user_id, totp::recovery_hash(code)).await?
+    {
         return Ok(Some("recovery_code"));
     }
     Ok(None)
@@ -276,8 +308,25 @@ async fn second_factor(
         .limiter
         .check(rules::SECOND_FACTOR_ACCOUNT, &pending.user_id.to_string())?;
     let mut conn = state.conn().await?;
-    let Some(method) = check_second_factor(&state, &mut conn, pending.user_id, &form.code).await?
-    else {
+    let method = match check_second_factor(&state, &mut conn, pending.user_id, &form.code).await {
+        Ok(method) => method,
+        Err(locked @ AppError::RateLimited { .. }) => {
+            // Locked: the password has to be entered again after the wait.
+            session::delete(&mut conn, pending.session_id).await?;
+            queries::audit_person(
+                &mut conn,
+                Some(pending.user_id),
+                &pending.email,
+                &ip,
+                "sign_in.second_factor_locked",
+                json!({}),
+            )
+            .await?;
+            return Err(locked.into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let Some(method) = method else {
         queries::audit_person(
             &mut conn,
             Some(pending.user_id),
@@ -298,25 +347,26 @@ async fn second_factor(
             errors,
         });
     };
-    // A new token for the signed-in session: the pre-2FA one is discarded.
-    session::delete(&mut conn, pending.session_id).await?;
-    let token = session::create(
-        &mut conn,
-        &state.config,
-        pending.user_id,
-        STAGE_ACTIVE,
-        &user_agent(&req),
-    )
-    .await?;
-    queries::audit_person(
-        &mut conn,
-        Some(pending.user_id),
-        &pending.email,
-        &ip,
-        "sign_in.succeeded",
-        json!({"second_factor": method}),
-    )
-    .await?;
+    let agent = user_agent(&req);
+    let config = state.config.clone();
+    let token = conn
+        .transaction::<_, AppError, _>(async move |conn| {
+            // A new token for the signed-in session: the pre-2FA one is discarded.
+            session::delete(conn, pending.session_id).await?;
+            let token =
+                session::create(conn, &config, pending.user_id, STAGE_ACTIVE, &agent).await?;
+            queries::audit_person(
+                conn,
+                Some(pending.user_id),
+                &pending.email,
+                &ip,
+                "sign_in.succeeded",
+                json!({"second_factor": method}),
+            )
+            .await?;
+            Ok(token)
+        })
+        .await?;
     Ok(with_session("/", &state, token))
 }
 
@@ -527,6 +577,17 @@ async fn sign_out(req: HttpRequest, state: web::Data<AppState>, _form: Form<Empt
         let mut conn = state.conn().await?;
         if let Ok(row) = session::find_live(&mut conn, &state.config, &token).await? {
             session::delete(&mut conn, row.id).await?;
+            let user = queries::user_by_id(&mut conn, row.user_id).await?;
+            let ip = client_ip(&req, state.config.trust_forwarded_for);
+            queries::audit_person(
+                &mut conn,
+                Some(user.id),
+                &user.email,
+                &ip,
+                "sign_out",
+                json!({}),
+            )
+            .await?;
         }
     }
     let mut response = see_other("/sign-in?notice=signed-out");
@@ -593,31 +654,14 @@ async fn reset_request(
     }
     state.limiter.check(rules::RESET_IP, &ip)?;
     state.limiter.check(rules::RESET_ACCOUNT, &email)?;
-    let mut conn = state.conn().await?;
-    if let Some(user) = queries::user_by_email(&mut conn, &email).await? {
-        let token = new_token();
-        queries::insert_reset(&mut conn, user.id, &token).await?;
-        queries::audit_person(
-            &mut conn,
-            Some(user.id),
-            &user.email,
-            &ip,
-            "password.reset_requested",
-            json!({}),
-        )
-        .await?;
-        let mut link = state.config.public_url.clone();
-        link.set_path("/password-reset/confirm");
-        link.query_pairs_mut().append_pair("token", &token);
-        state.mailer.send_later(
-            user.email.clone(),
-            "Reset your siteward password",
-            format!(
-                "Hello {},\n\nsomeone (hopefully you) asked to reset the password of your siteward account.\nOpen this link within one hour to choose a new password:\n\n{link}\n\nIf you did not ask for this, ignore this mail; your password stays as it is.\n",
-                user.name
-            ),
-        );
-    }
+    // Everything that differs between known and unknown addresses happens after the answer.
+    let (background, public_url) = (state.clone(), state.config.public_url.clone());
+    let lookup = email.clone();
+    tokio::spawn(async move {
+        if let Err(error) = send_reset_link(&background, &lookup, &ip, public_url).await {
+            tracing::error!(%error, "password reset not sent");
+        }
+    });
     // The same answer whether or not the address has an account.
     html(&NoticePage {
         nav: None,
@@ -627,6 +671,41 @@ async fn reset_request(
         ),
         link: Some(("/sign-in", "Back to sign in")),
     })
+}
+
+/// Makes a reset token for the address's account, if there is one, and mails the link.
+async fn send_reset_link(
+    state: &AppState,
+    email: &str,
+    ip: &str,
+    mut link: url::Url,
+) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    let Some(user) = queries::user_by_email(&mut conn, email).await? else {
+        return Ok(());
+    };
+    let token = new_token();
+    queries::insert_reset(&mut conn, user.id, &token).await?;
+    queries::audit_person(
+        &mut conn,
+        Some(user.id),
+        &user.email,
+        ip,
+        "password.reset_requested",
+        json!({}),
+    )
+    .await?;
+    link.set_path("/password-reset/confirm");
+    link.query_pairs_mut().append_pair("token", &token);
+    let body = format!(
+        "Hello {},\n\nsomeone (hopefully you) asked to reset the password of your siteward account.\nOpen this link within one hour to choose a new password:\n\n{link}\n\nIf you did not ask for this, ignore this mail; your password stays as it is.\n",
+        user.name
+    );
+    state
+        .mailer
+        .send(&user.email, "Reset your siteward password", body)
+        .await
+        .map_err(AppError::internal)
 }
 
 #[derive(Deserialize, Default)]
@@ -689,12 +768,12 @@ async fn reset_confirm(
         errors.add("password_confirm", "does not match the password");
     }
     let mut conn = state.conn().await?;
-    let Some((_, user_id)) = queries::reset_user(&mut conn, &form.token).await? else {
+    if queries::reset_user(&mut conn, &form.token).await?.is_none() {
         return crate::layout::html_with(
             actix_web::http::StatusCode::NOT_FOUND,
             &invalid_reset_link(),
         );
-    };
+    }
     if !errors.is_empty() {
         return html_invalid(&ResetConfirmPage {
             nav: None,
@@ -704,25 +783,34 @@ async fn reset_confirm(
         });
     }
     let hash = password::hash(form.password).await;
-    let user = queries::user_by_id(&mut conn, user_id).await?;
-    {
-        let email = user.email.clone();
-        conn.transaction::<_, AppError, _>(async move |conn| {
+    let token = form.token;
+    let claimed = conn
+        .transaction::<_, AppError, _>(async move |conn| {
+            // Claimed in the transaction: of two racing submissions, one wins.
+            let Some(user_id) = queries::claim_reset(conn, &token).await? else {
+                return Ok(false);
+            };
+            let user = queries::user_by_id(conn, user_id).await?;
             queries::set_password(conn, user_id, &hash).await?;
             queries::finish_resets(conn, user_id).await?;
             let ended = session::delete_all_for_user(conn, user_id).await?;
             queries::audit_person(
                 conn,
                 Some(user_id),
-                &email,
+                &user.email,
                 &ip,
                 "password.reset",
                 json!({"sessions_ended": ended}),
             )
             .await?;
-            Ok(())
+            Ok(true)
         })
         .await?;
+    if !claimed {
+        return crate::layout::html_with(
+            actix_web::http::StatusCode::NOT_FOUND,
+            &invalid_reset_link(),
+        );
     }
     let mut response = see_other("/sign-in?notice=password-reset");
     let _ = response.add_removal_cookie(&session::removal_cookie(&state.config));
@@ -807,6 +895,8 @@ async fn two_factor_confirm(
         let viewer = viewer.clone();
         conn.transaction::<_, AppError, _>(async move |conn| {
             queries::enable_totp(conn, viewer.user_id, step, hashes).await?;
+            // Other devices signed in with the password alone sign in again, with the code.
+            session::delete_others(conn, viewer.user_id, viewer.session_id).await?;
             queries::audit_person(
                 conn,
                 Some(viewer.user_id),
@@ -828,24 +918,44 @@ async fn two_factor_confirm(
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct PasswordForm {
+struct DisableForm {
     password: String,
+    code: String,
 }
 
 async fn two_factor_disable(
     state: web::Data<AppState>,
     viewer: Viewer,
     csrf: CsrfToken,
-    Form(form): Form<PasswordForm>,
+    Form(form): Form<DisableForm>,
 ) -> Page {
     state
         .limiter
         .check(rules::SECOND_FACTOR_ACCOUNT, &viewer.user_id.to_string())?;
     let mut conn = state.conn().await?;
     let user = queries::user_by_id(&mut conn, viewer.user_id).await?;
+    let mut errors = FieldErrors::default();
     if !password::verify(form.password, user.password_hash.clone()).await {
-        let mut errors = FieldErrors::default();
         errors.add("password", "is not your current password");
+    } else if check_second_factor(&state, &mut conn, viewer.user_id, &form.code)
+        .await?
+        .is_none()
+    {
+        errors.add(
+            "code",
+            "is not a valid code from your app or a recovery code",
+        );
+    }
+    if !errors.is_empty() {
+        queries::audit_person(
+            &mut conn,
+            Some(viewer.user_id),
+            &viewer.email,
+            &viewer.ip,
+            "two_factor.disable_failed",
+            json!({}),
+        )
+        .await?;
         let recovery_codes_left = queries::unused_recovery_codes(&mut conn, viewer.user_id).await?;
         return html_invalid(&SettingsPage {
             org_name: viewer

@@ -104,6 +104,21 @@ pub async fn delete_all_for_user(conn: &mut AsyncPgConnection, user_id: i64) -> 
         .await
 }
 
+/// Ends every session of a person but one (after a security change made in that one).
+pub async fn delete_others(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    keep: i64,
+) -> QueryResult<usize> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id.ne(keep)),
+    )
+    .execute(conn)
+    .await
+}
+
 pub async fn switch_org(
     conn: &mut AsyncPgConnection,
     session_id: i64,

@@ -139,6 +139,8 @@ diesel::table! {
         totp_enabled_at -> Nullable<Timestamptz>,
         totp_last_step -> Nullable<Int8>,
         created_at -> Timestamptz,
+        second_factor_failures -> Int4,
+        second_factor_locked_until -> Nullable<Timestamptz>,
     }
 }
 

@@ -128,6 +128,7 @@ pub async fn member(
         .ok_or(diesel::result::Error::NotFound)
 }
 
+/// Changes the role of a member who is not the owner; returns rows changed (0 or 1).
 pub async fn set_role(
     conn: &mut AsyncPgConnection,
     ctx: &OrgCtx,
@@ -137,11 +138,50 @@ pub async fn set_role(
     diesel::update(
         memberships::table
             .filter(memberships::org_id.eq(ctx.org_id))
-            .filter(memberships::user_id.eq(user_id)),
+            .filter(memberships::user_id.eq(user_id))
+            .filter(memberships::role.ne(Role::Owner.as_str())),
     )
     .set(memberships::role.eq(role.as_str()))
     .execute(conn)
     .await
+}
+
+/// Moves ownership from `from` to `to` inside the caller's transaction: locks the org's
+/// memberships, checks `from` still owns and `to` is still a member, then demotes and promotes.
+/// Returns false (change nothing) if either check fails.
+pub async fn move_ownership(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    from: i64,
+    to: i64,
+) -> QueryResult<bool> {
+    let locked: Vec<(i64, String)> = memberships::table
+        .filter(memberships::org_id.eq(ctx.org_id))
+        .select((memberships::user_id, memberships::role))
+        .for_update()
+        .load(conn)
+        .await?;
+    let owns = locked
+        .iter()
+        .any(|(id, role)| *id == from && role == Role::Owner.as_str());
+    let member = locked.iter().any(|(id, _)| *id == to);
+    if !owns || !member || from == to {
+        return Ok(false);
+    }
+    let target = |user_id: i64| {
+        memberships::table
+            .filter(memberships::org_id.eq(ctx.org_id))
+            .filter(memberships::user_id.eq(user_id))
+    };
+    let demoted = diesel::update(target(from))
+        .set(memberships::role.eq(Role::Admin.as_str()))
+        .execute(conn)
+        .await?;
+    let promoted = diesel::update(target(to))
+        .set(memberships::role.eq(Role::Owner.as_str()))
+        .execute(conn)
+        .await?;
+    Ok(demoted == 1 && promoted == 1)
 }
 
 pub async fn remove_member(
@@ -246,7 +286,9 @@ pub async fn accept_invitation(conn: &mut AsyncPgConnection, id: i64) -> QueryRe
     let updated = diesel::update(
         invitations::table
             .filter(invitations::id.eq(id))
-            .filter(invitations::accepted_at.is_null()),
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null())
+            .filter(invitations::expires_at.gt(OffsetDateTime::now_utc())),
     )
     .set(invitations::accepted_at.eq(Some(OffsetDateTime::now_utc())))
     .execute(conn)

@@ -347,7 +347,11 @@ async fn change_role(
         .into());
     }
     conn.transaction::<_, AppError, _>(async move |conn| {
-        queries::set_role(conn, &ctx, user_id, role).await?;
+        if queries::set_role(conn, &ctx, user_id, role).await? != 1 {
+            return Err(AppError::Conflict(
+                "the member left or became the owner meanwhile; reload the page".into(),
+            ));
+        }
         audit::record(
             conn,
             Entry::by(&ctx, "member.role_changed", target.email.clone())
@@ -408,8 +412,11 @@ async fn transfer_ownership(
     }
     conn.transaction::<_, AppError, _>(async move |conn| {
         // Demote first: the one-owner index holds after every statement.
-        queries::set_role(conn, &ctx, me, Role::Admin).await?;
-        queries::set_role(conn, &ctx, user_id, Role::Owner).await?;
+        if !queries::move_ownership(conn, &ctx, me, user_id).await? {
+            return Err(AppError::Conflict(
+                "ownership changed meanwhile; reload the page".into(),
+            ));
+        }
         audit::record(
             conn,
             Entry::by(&ctx, "org.ownership_transferred", target.email.clone())
@@ -476,7 +483,11 @@ async fn accept(state: web::Data<AppState>, viewer: Viewer, Form(form): Form<Tok
         if !queries::accept_invitation(conn, invitation.id).await? {
             return Err(AppError::NotFound);
         }
-        queries::add_member(conn, invitation.org_id, user_id, role).await?;
+        if queries::add_member(conn, invitation.org_id, user_id, role).await? == 0 {
+            return Err(AppError::Conflict(
+                "you are a member of this organization already".into(),
+            ));
+        }
         audit::record(
             conn,
             Entry::by_actor(Some(invitation.org_id), &actor, &ip, "member.joined", email)

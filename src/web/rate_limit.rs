@@ -47,39 +47,70 @@ struct Window {
     count: u32,
 }
 
-const SWEEP_AT: usize = 100_000;
+/// Beyond this many tracked callers, lapsed windows are swept; if a flood keeps them all live,
+/// the table starts over rather than grow without bound.
+const MAX_TRACKED: usize = 100_000;
+/// Callers are keyed by at most this many bytes of their address or account.
+const MAX_KEY_BYTES: usize = 256;
+
+fn key(rule: Rule, who: &str) -> (&'static str, String) {
+    let mut end = who.len().min(MAX_KEY_BYTES);
+    while !who.is_char_boundary(end) {
+        end -= 1;
+    }
+    (rule.name, who[..end].to_string())
+}
 
 impl RateLimiter {
     /// Counts one attempt; refuses it with the seconds until the window ends once `max` is used.
     pub fn check(&self, rule: Rule, who: &str) -> Result<(), AppError> {
+        self.refuse_if_exhausted(rule, who)?;
+        self.count(rule, who);
+        Ok(())
+    }
+
+    /// Refuses when the caller has used up the window, without counting this attempt (for
+    /// limits that count only failures).
+    pub fn refuse_if_exhausted(&self, rule: Rule, who: &str) -> Result<(), AppError> {
+        let now = Instant::now();
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        match windows.get(&key(rule, who)) {
+            Some(w) if now.duration_since(w.started) < rule.window && w.count >= rule.max => {
+                let left = rule.window.saturating_sub(now.duration_since(w.started));
+                Err(AppError::RateLimited {
+                    retry_after: left.as_secs().max(1),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one attempt (or failure) against the caller's window.
+    pub fn count(&self, rule: Rule, who: &str) {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if windows.len() >= SWEEP_AT {
+        if windows.len() >= MAX_TRACKED {
             windows.retain(|(name, _), w| {
                 let window = rules_window(name).unwrap_or(Duration::from_secs(3600));
                 now.duration_since(w.started) < window
             });
+            if windows.len() >= MAX_TRACKED {
+                tracing::warn!(
+                    tracked = windows.len(),
+                    "rate-limit table full of live callers; starting over"
+                );
+                windows.clear();
+            }
         }
-        let window = windows
-            .entry((rule.name, who.to_string()))
-            .or_insert(Window {
-                started: now,
-                count: 0,
-            });
+        let window = windows.entry(key(rule, who)).or_insert(Window {
+            started: now,
+            count: 0,
+        });
         if now.duration_since(window.started) >= rule.window {
             window.started = now;
             window.count = 0;
         }
-        if window.count >= rule.max {
-            let left = rule
-                .window
-                .saturating_sub(now.duration_since(window.started));
-            return Err(AppError::RateLimited {
-                retry_after: left.as_secs().max(1),
-            });
-        }
         window.count += 1;
-        Ok(())
     }
 }
 
@@ -115,5 +146,17 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
         limiter.check(rule, "5.6.7.8").unwrap();
+    }
+
+    #[test]
+    fn failure_only_limits_are_not_used_up_by_looking() {
+        let limiter = RateLimiter::default();
+        let rule = Rule::new("failures", 2, 60);
+        for _ in 0..5 {
+            limiter.refuse_if_exhausted(rule, "a@example.com").unwrap();
+        }
+        limiter.count(rule, "a@example.com");
+        limiter.count(rule, "a@example.com");
+        assert!(limiter.refuse_if_exhausted(rule, "a@example.com").is_err());
     }
 }

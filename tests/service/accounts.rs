@@ -285,6 +285,63 @@ async fn two_factor_enrolment_then_sign_in_with_totp_and_with_a_recovery_code() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_second_factor_codes_lock_the_second_step_and_end_the_attempt() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up_first("Agency").await;
+    let page = owner
+        .post_form("/settings/two-factor", &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let base32 = between(&page, "<code class=\"secret\">", "</code>")[0].to_string();
+    let secret = totp_rs::Secret::try_from_base32(&base32).unwrap().to_vec();
+    let code = siteward::auth::totp::code_at(&secret, now()).unwrap();
+    let enabled = owner
+        .post_form("/settings/two-factor/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(enabled.status(), StatusCode::OK);
+
+    let attacker = app.browser();
+    attacker.sign_in(&owner.email, PASSWORD).await;
+    for _ in 0..4 {
+        let wrong = attacker
+            .post_form("/sign-in/two-factor", &[("code", "123456")])
+            .await;
+        assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let fifth = attacker
+        .post_form("/sign-in/two-factor", &[("code", "123456")])
+        .await;
+    assert_eq!(fifth.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: i64 = fifth.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (800..=900).contains(&retry_after),
+        "about 15 minutes: {retry_after}"
+    );
+    // The attempt is over: the password has to be entered again, and the right code waits too.
+    let after = attacker.get("/sign-in/two-factor").await;
+    assert_eq!(after.status(), StatusCode::SEE_OTHER);
+    attacker.sign_in(&owner.email, PASSWORD).await;
+    let right = siteward::auth::totp::code_at(&secret, now() + 30).unwrap();
+    let locked = attacker
+        .post_form("/sign-in/two-factor", &[("code", &right)])
+        .await;
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        app.count(
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'sign_in.second_factor_locked'"
+        )
+        .await
+            >= 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_sign_in_failures_get_429_with_retry_after() {
     let app = TestApp::spawn().await;
     let owner = app.sign_up_first("Agency").await;
