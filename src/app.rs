@@ -84,6 +84,7 @@ impl Application {
             config,
             mailer,
             limiter: RateLimiter::default(),
+            keys: crate::auth::KeyCache::default(),
             dummy_password_hash,
         });
         let metrics = web::Data::new(Metrics::default());

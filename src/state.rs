@@ -1,5 +1,6 @@
 //! What every handler may reach: the pool, the configuration, the mailer and the rate limiter.
 
+use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::db::{DbConn, DbError, DbPool};
 use crate::mail::Mailer;
@@ -11,6 +12,7 @@ pub struct AppState {
     pub config: Config,
     pub mailer: Mailer,
     pub limiter: RateLimiter,
+    pub keys: KeyCache,
     /// A bcrypt hash of nothing in particular: verified against when an email matches no
     /// account, so that a wrong address takes as long as a wrong password.
     pub dummy_password_hash: String,

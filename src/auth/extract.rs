@@ -14,7 +14,9 @@ use time::OffsetDateTime;
 use super::session::{self, STAGE_ACTIVE, STAGE_SECOND_FACTOR};
 use super::{Actor, OrgCtx, Role};
 use crate::crypto::{constant_time_eq, token_hash};
-use crate::db::schema::{api_keys, memberships, orgs, users};
+use diesel::sql_types as sql;
+
+use crate::db::schema::api_keys;
 use crate::state::AppState;
 use crate::web::client_ip::client_ip;
 use crate::web::{ApiError, AppError, PageError};
@@ -55,29 +57,66 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
         .ok_or_else(|| AppError::internal("application state missing"))
 }
 
+/// The session behind a cookie with its person and their organizations, in one round trip.
+#[derive(QueryableByName)]
+struct ViewerRow {
+    #[diesel(sql_type = sql::BigInt)]
+    id: i64,
+    #[diesel(sql_type = sql::BigInt)]
+    user_id: i64,
+    #[diesel(sql_type = sql::Nullable<sql::BigInt>)]
+    org_id: Option<i64>,
+    #[diesel(sql_type = sql::Text)]
+    stage: String,
+    #[diesel(sql_type = sql::Timestamptz)]
+    last_seen_at: OffsetDateTime,
+    #[diesel(sql_type = sql::Timestamptz)]
+    expires_at: OffsetDateTime,
+    #[diesel(sql_type = sql::Text)]
+    email: String,
+    #[diesel(sql_type = sql::Text)]
+    name: String,
+    /// `[[org id, org name, role], …]`, by name.
+    #[diesel(sql_type = sql::Jsonb)]
+    orgs: serde_json::Value,
+}
+
+const VIEWER_QUERY: &str = "
+    SELECT s.id, s.user_id, s.org_id, s.stage, s.last_seen_at, s.expires_at, u.email, u.name,
+           COALESCE(jsonb_agg(jsonb_build_array(o.id, o.name, m.role) ORDER BY o.name, o.id)
+                    FILTER (WHERE o.id IS NOT NULL), '[]'::jsonb) AS orgs
+    FROM sessions s
+    JOIN users u ON u.id = s.user_id
+    LEFT JOIN memberships m ON m.user_id = s.user_id
+    LEFT JOIN orgs o ON o.id = m.org_id
+    WHERE s.token_hash = $1
+    GROUP BY s.id, u.id";
+
 /// Loads the session behind the cookie, in the given stage.
 pub(crate) async fn load_viewer(req: &HttpRequest, stage: &str) -> Result<Viewer, AppError> {
     let state = state(req)?;
     let token = session::token_from(req, &state.config).ok_or(AppError::Unauthenticated)?;
     let mut conn = state.conn().await?;
-    let row = session::find_live(&mut conn, &state.config, &token)
-        .await?
-        .map_err(|_| AppError::Unauthenticated)?;
+    let row: ViewerRow = diesel::sql_query(VIEWER_QUERY)
+        .bind::<sql::Bytea, _>(token_hash(&token))
+        .get_result(&mut conn)
+        .await
+        .optional()?
+        .ok_or(AppError::Unauthenticated)?;
+    session::keep_alive(
+        &mut conn,
+        &state.config,
+        row.id,
+        row.last_seen_at,
+        row.expires_at,
+    )
+    .await?
+    .map_err(|_| AppError::Unauthenticated)?;
     if row.stage != stage {
         return Err(AppError::Unauthenticated);
     }
-    let (email, name): (String, String) = users::table
-        .find(row.user_id)
-        .select((users::email, users::name))
-        .first(&mut conn)
-        .await?;
-    let orgs: Vec<OrgChoice> = memberships::table
-        .inner_join(orgs::table)
-        .filter(memberships::user_id.eq(row.user_id))
-        .order(orgs::name.asc())
-        .select((orgs::id, orgs::name, memberships::role))
-        .load::<(i64, String, String)>(&mut conn)
-        .await?
+    let orgs: Vec<OrgChoice> = serde_json::from_value::<Vec<(i64, String, String)>>(row.orgs)
+        .map_err(AppError::internal)?
         .into_iter()
         .filter_map(|(id, name, role)| {
             Some(OrgChoice {
@@ -93,8 +132,8 @@ pub(crate) async fn load_viewer(req: &HttpRequest, stage: &str) -> Result<Viewer
     Ok(Viewer {
         session_id: row.id,
         user_id: row.user_id,
-        email,
-        name,
+        email: row.email,
+        name: row.name,
         orgs,
         current,
         ip: client_ip(req, state.config.trust_forwarded_for),
@@ -194,6 +233,60 @@ struct KeyRow {
     last_used_at: Option<OffsetDateTime>,
 }
 
+/// Verified API keys, kept for a few seconds so that a busy client costs one database round trip
+/// per request instead of two. A key revoked on this process stops at once (the revocation
+/// evicts it); on other `serve` processes within `KEY_CACHE_TTL`.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedKey>>,
+}
+
+#[derive(Clone)]
+struct CachedKey {
+    secret_hash: Vec<u8>,
+    ctx: OrgCtx,
+    cached_at: std::time::Instant,
+}
+
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn get(&self, prefix: &str, secret_hash: &[u8]) -> Option<OrgCtx> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(prefix)?;
+        (entry.cached_at.elapsed() < KEY_CACHE_TTL
+            && constant_time_eq(&entry.secret_hash, secret_hash))
+        .then(|| entry.ctx.clone())
+    }
+
+    fn put(&self, prefix: &str, secret_hash: Vec<u8>, ctx: OrgCtx) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.retain(|_, e| e.cached_at.elapsed() < KEY_CACHE_TTL);
+            if entries.len() >= KEY_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            prefix.to_string(),
+            CachedKey {
+                secret_hash,
+                ctx,
+                cached_at: std::time::Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets a key (on revocation).
+    pub fn evict(&self, prefix: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(prefix);
+    }
+}
+
 async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
     let state = state(req)?;
     let header = req
@@ -206,6 +299,11 @@ async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
         .map(str::trim)
         .ok_or(AppError::Unauthenticated)?;
     let (prefix, secret) = parse_api_key(presented).ok_or(AppError::Unauthenticated)?;
+    let presented_hash = token_hash(secret);
+    let ip = client_ip(req, state.config.trust_forwarded_for);
+    if let Some(ctx) = state.keys.get(prefix, &presented_hash) {
+        return Ok(ApiCtx(OrgCtx { ip, ..ctx }));
+    }
     let mut conn = state.conn().await?;
     let key: KeyRow = api_keys::table
         .filter(api_keys::prefix.eq(prefix))
@@ -222,7 +320,7 @@ async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
         .await
         .optional()?
         .ok_or(AppError::Unauthenticated)?;
-    if !constant_time_eq(&token_hash(secret), &key.secret_hash) {
+    if !constant_time_eq(&presented_hash, &key.secret_hash) {
         return Err(AppError::Unauthenticated);
     }
     let now = OffsetDateTime::now_utc();
@@ -240,15 +338,17 @@ async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
     } else {
         Role::Member
     };
-    Ok(ApiCtx(OrgCtx {
+    let ctx = OrgCtx {
         org_id: key.org_id,
         role,
         actor: Actor::Key {
             id: key.id,
             name: key.name,
         },
-        ip: client_ip(req, state.config.trust_forwarded_for),
-    }))
+        ip,
+    };
+    state.keys.put(prefix, key.secret_hash, ctx.clone());
+    Ok(ApiCtx(ctx))
 }
 
 impl FromRequest for ApiCtx {

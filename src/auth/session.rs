@@ -164,26 +164,42 @@ pub async fn find_live(
     else {
         return Ok(Err(Lapse::Unknown));
     };
+    Ok(
+        keep_alive(conn, config, row.id, row.last_seen_at, row.expires_at)
+            .await?
+            .map(|()| row),
+    )
+}
+
+/// Ends a session that has lapsed (idle or past its lifetime) and refreshes `last_seen_at` of a
+/// live one when it is due.
+pub async fn keep_alive(
+    conn: &mut AsyncPgConnection,
+    config: &Config,
+    id: i64,
+    last_seen_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> QueryResult<Result<(), Lapse>> {
     let now = OffsetDateTime::now_utc();
     let idle = time::Duration::seconds(config.session_idle_timeout.as_secs() as i64);
-    let lapse = if row.expires_at <= now {
+    let lapse = if expires_at <= now {
         Some(Lapse::Expired)
-    } else if row.last_seen_at + idle <= now {
+    } else if last_seen_at + idle <= now {
         Some(Lapse::Idle)
     } else {
         None
     };
     if let Some(lapse) = lapse {
-        delete(conn, row.id).await?;
+        delete(conn, id).await?;
         return Ok(Err(lapse));
     }
     // Touch often enough that the idle timeout never ends an active session.
     let touch_every = TOUCH_EVERY.min(idle / 4);
-    if now - row.last_seen_at >= touch_every {
-        diesel::update(sessions::table.find(row.id))
+    if now - last_seen_at >= touch_every {
+        diesel::update(sessions::table.find(id))
             .set(sessions::last_seen_at.eq(now))
             .execute(conn)
             .await?;
     }
-    Ok(Ok(row))
+    Ok(Ok(()))
 }

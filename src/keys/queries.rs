@@ -119,8 +119,12 @@ pub async fn create(
     Ok((id, format!("sw_{prefix}_{secret}")))
 }
 
-/// Revokes a live key of the caller's org; returns its name, or NotFound.
-pub async fn revoke(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> QueryResult<String> {
+/// Revokes a live key of the caller's org; returns its name and prefix, or NotFound.
+pub async fn revoke(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    id: i64,
+) -> QueryResult<(String, String)> {
     diesel::update(
         api_keys::table
             .filter(api_keys::id.eq(id))
@@ -128,7 +132,7 @@ pub async fn revoke(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> Quer
             .filter(api_keys::revoked_at.is_null()),
     )
     .set(api_keys::revoked_at.eq(Some(OffsetDateTime::now_utc())))
-    .returning(api_keys::name)
+    .returning((api_keys::name, api_keys::prefix))
     .get_result(conn)
     .await
 }

@@ -144,16 +144,20 @@ async fn revoke(state: &AppState, ctx: &OrgCtx, id: &str) -> Result<(), AppError
         return Err(AppError::NotFound);
     }
     ctx.require(Role::Admin)?;
-    conn.transaction::<_, AppError, _>(async move |conn| {
-        let name = queries::revoke(conn, &ctx, id).await?;
-        audit::record(
-            conn,
-            Entry::by(&ctx, "api_key.revoked", name).detail(json!({"key": id})),
-        )
+    let prefix = conn
+        .transaction::<_, AppError, _>(async move |conn| {
+            let (name, prefix) = queries::revoke(conn, &ctx, id).await?;
+            audit::record(
+                conn,
+                Entry::by(&ctx, "api_key.revoked", name).detail(json!({"key": id})),
+            )
+            .await?;
+            Ok(prefix)
+        })
         .await?;
-        Ok::<_, AppError>(())
-    })
-    .await
+    // After the commit: a lookup racing the revocation cannot re-cache the key.
+    state.keys.evict(&prefix);
+    Ok(())
 }
 
 async fn revoke_key(

@@ -1,0 +1,2 @@
+DROP INDEX audit_log_org_id;
+DROP INDEX clients_org_id;
