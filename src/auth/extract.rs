@@ -14,9 +14,7 @@ use time::OffsetDateTime;
 use super::session::{self, STAGE_ACTIVE, STAGE_SECOND_FACTOR};
 use super::{Actor, OrgCtx, Role};
 use crate::crypto::{constant_time_eq, token_hash};
-use diesel::sql_types as sql;
-
-use crate::db::schema::api_keys;
+use crate::db::schema::{api_keys, memberships, orgs, sessions, users};
 use crate::state::AppState;
 use crate::web::client_ip::client_ip;
 use crate::web::{ApiError, AppError, PageError};
@@ -57,49 +55,39 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
         .ok_or_else(|| AppError::internal("application state missing"))
 }
 
-/// The session behind a cookie with its person and their organizations, in one round trip.
-#[derive(QueryableByName)]
+/// The session behind a cookie, with its person.
+#[derive(Queryable)]
 struct ViewerRow {
-    #[diesel(sql_type = sql::BigInt)]
     id: i64,
-    #[diesel(sql_type = sql::BigInt)]
     user_id: i64,
-    #[diesel(sql_type = sql::Nullable<sql::BigInt>)]
     org_id: Option<i64>,
-    #[diesel(sql_type = sql::Text)]
     stage: String,
-    #[diesel(sql_type = sql::Timestamptz)]
     last_seen_at: OffsetDateTime,
-    #[diesel(sql_type = sql::Timestamptz)]
     expires_at: OffsetDateTime,
-    #[diesel(sql_type = sql::Text)]
     email: String,
-    #[diesel(sql_type = sql::Text)]
     name: String,
-    /// `[[org id, org name, role], …]`, by name.
-    #[diesel(sql_type = sql::Jsonb)]
-    orgs: serde_json::Value,
 }
 
-const VIEWER_QUERY: &str = "
-    SELECT s.id, s.user_id, s.org_id, s.stage, s.last_seen_at, s.expires_at, u.email, u.name,
-           COALESCE(jsonb_agg(jsonb_build_array(o.id, o.name, m.role) ORDER BY o.name, o.id)
-                    FILTER (WHERE o.id IS NOT NULL), '[]'::jsonb) AS orgs
-    FROM sessions s
-    JOIN users u ON u.id = s.user_id
-    LEFT JOIN memberships m ON m.user_id = s.user_id
-    LEFT JOIN orgs o ON o.id = m.org_id
-    WHERE s.token_hash = $1
-    GROUP BY s.id, u.id";
-
-/// Loads the session behind the cookie, in the given stage.
+/// Loads the session behind the cookie, in the given stage. Two queries, both prepared once per
+/// connection: the session with its person, then their organizations.
 pub(crate) async fn load_viewer(req: &HttpRequest, stage: &str) -> Result<Viewer, AppError> {
     let state = state(req)?;
     let token = session::token_from(req, &state.config).ok_or(AppError::Unauthenticated)?;
     let mut conn = state.conn().await?;
-    let row: ViewerRow = diesel::sql_query(VIEWER_QUERY)
-        .bind::<sql::Bytea, _>(token_hash(&token))
-        .get_result(&mut conn)
+    let row: ViewerRow = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::token_hash.eq(token_hash(&token)))
+        .select((
+            sessions::id,
+            sessions::user_id,
+            sessions::org_id,
+            sessions::stage,
+            sessions::last_seen_at,
+            sessions::expires_at,
+            users::email,
+            users::name,
+        ))
+        .first(&mut conn)
         .await
         .optional()?
         .ok_or(AppError::Unauthenticated)?;
@@ -115,8 +103,13 @@ pub(crate) async fn load_viewer(req: &HttpRequest, stage: &str) -> Result<Viewer
     if row.stage != stage {
         return Err(AppError::Unauthenticated);
     }
-    let orgs: Vec<OrgChoice> = serde_json::from_value::<Vec<(i64, String, String)>>(row.orgs)
-        .map_err(AppError::internal)?
+    let orgs: Vec<OrgChoice> = memberships::table
+        .inner_join(orgs::table)
+        .filter(memberships::user_id.eq(row.user_id))
+        .order((orgs::name.asc(), orgs::id.asc()))
+        .select((orgs::id, orgs::name, memberships::role))
+        .load::<(i64, String, String)>(&mut conn)
+        .await?
         .into_iter()
         .filter_map(|(id, name, role)| {
             Some(OrgChoice {
