@@ -6,5 +6,6 @@ mod support;
 mod accounts;
 mod audit;
 mod authorization_matrix;
+mod bad_input;
 mod serve;
 mod sites;
