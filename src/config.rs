@@ -80,7 +80,7 @@ pub enum ConfigError {
     },
     #[error("the configuration file {path} is not valid TOML: {message}")]
     Toml { path: PathBuf, message: String },
-    #[error("unknown setting `{0}` (see `siteward serve --help` for the list)")]
+    #[error("unknown setting `{0}`; the settings are: {known}", known = known_names())]
     Unknown(String),
     #[error("setting `{name}`: {message}")]
     Invalid { name: &'static str, message: String },
@@ -312,6 +312,14 @@ pub fn redact_url(text: &str) -> String {
         }
         Err(_) => "(unparsable URL, not shown)".into(),
     }
+}
+
+fn known_names() -> String {
+    SETTINGS
+        .iter()
+        .map(|(name, _, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn known(name: &str) -> bool {

@@ -76,6 +76,8 @@ pub fn routes() -> Vec<Route> {
         )
         .ends_session(),
         page_get("/settings", Access::SignedIn, settings_page),
+        page_post("/settings/password", Access::SignedIn, change_password)
+            .example("current_password=wrong-password&password=a+new+passphrase&password_confirm=a+new+passphrase"),
         page_post("/settings/two-factor", Access::SignedIn, two_factor_start),
         page_post(
             "/settings/two-factor/confirm",
@@ -111,6 +113,7 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "signed-out" => Some("You are signed out."),
         "signed-out-everywhere" => Some("You are signed out on every device."),
         "password-reset" => Some("Your password was changed. Sign in with the new one."),
+        "password-changed" => Some("Your password was changed; your other devices are signed out."),
         _ => None,
     }
 }
@@ -817,7 +820,12 @@ async fn reset_confirm(
     Ok(response)
 }
 
-async fn settings_page(state: web::Data<AppState>, viewer: Viewer, csrf: CsrfToken) -> Page {
+async fn settings_page(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    csrf: CsrfToken,
+    query: web::Query<NoticeQuery>,
+) -> Page {
     let mut conn = state.conn().await?;
     let user = queries::user_by_id(&mut conn, viewer.user_id).await?;
     let recovery_codes_left = queries::unused_recovery_codes(&mut conn, viewer.user_id).await?;
@@ -831,6 +839,7 @@ async fn settings_page(state: web::Data<AppState>, viewer: Viewer, csrf: CsrfTok
         two_factor: user.two_factor_enabled(),
         recovery_codes_left,
         errors: FieldErrors::default(),
+        notice: notice_text(&query.notice),
     })
 }
 
@@ -919,7 +928,7 @@ async fn two_factor_confirm(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct DisableForm {
-    password: String,
+    disable_password: String,
     code: String,
 }
 
@@ -935,8 +944,8 @@ async fn two_factor_disable(
     let mut conn = state.conn().await?;
     let user = queries::user_by_id(&mut conn, viewer.user_id).await?;
     let mut errors = FieldErrors::default();
-    if !password::verify(form.password, user.password_hash.clone()).await {
-        errors.add("password", "is not your current password");
+    if !password::verify(form.disable_password, user.password_hash.clone()).await {
+        errors.add("disable_password", "is not your current password");
     } else if check_second_factor(&state, &mut conn, viewer.user_id, &form.code)
         .await?
         .is_none()
@@ -967,6 +976,7 @@ async fn two_factor_disable(
             two_factor: user.two_factor_enabled(),
             recovery_codes_left,
             errors,
+            notice: None,
         });
     }
     {
@@ -987,4 +997,64 @@ async fn two_factor_disable(
         .await?;
     }
     Ok(see_other("/settings"))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasswordChangeForm {
+    current_password: String,
+    password: String,
+    password_confirm: String,
+}
+
+/// Changes the password of the signed-in person; every other session of theirs ends.
+async fn change_password(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    csrf: CsrfToken,
+    Form(form): Form<PasswordChangeForm>,
+) -> Page {
+    state.limiter.check(rules::SIGN_IN_ACCOUNT, &viewer.email)?;
+    let mut conn = state.conn().await?;
+    let user = queries::user_by_id(&mut conn, viewer.user_id).await?;
+    let mut errors = FieldErrors::default();
+    if !password::verify(form.current_password, user.password_hash.clone()).await {
+        errors.add("current_password", "is not your current password");
+    }
+    password::check_new(&form.password, "password", &mut errors);
+    if form.password != form.password_confirm {
+        errors.add("password_confirm", "does not match the new password");
+    }
+    if !errors.is_empty() {
+        let recovery_codes_left = queries::unused_recovery_codes(&mut conn, viewer.user_id).await?;
+        return html_invalid(&SettingsPage {
+            org_name: viewer
+                .current
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            nav: Some(Nav::new(&viewer, &csrf)),
+            two_factor: user.two_factor_enabled(),
+            recovery_codes_left,
+            errors,
+            notice: None,
+        });
+    }
+    let hash = password::hash(form.password).await;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        queries::set_password(conn, viewer.user_id, &hash).await?;
+        let ended = session::delete_others(conn, viewer.user_id, viewer.session_id).await?;
+        queries::audit_person(
+            conn,
+            Some(viewer.user_id),
+            &viewer.email,
+            &viewer.ip,
+            "password.changed",
+            json!({"other_sessions_ended": ended}),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(see_other("/settings?notice=password-changed"))
 }

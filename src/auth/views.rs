@@ -83,6 +83,7 @@ pub struct SettingsPage {
     pub recovery_codes_left: i64,
     pub org_name: String,
     pub errors: FieldErrors,
+    pub notice: Option<&'static str>,
 }
 
 #[derive(Template)]

@@ -556,3 +556,61 @@ async fn health_readiness_and_metrics_by_route() {
         "ids never become labels"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_the_password_signs_out_the_other_devices() {
+    let app = TestApp::spawn().await;
+    let laptop = app.sign_up_first("Agency").await;
+    let phone = app.browser();
+    phone.sign_in(&laptop.email, PASSWORD).await;
+    let new_password = "another long passphrase";
+    let wrong = laptop
+        .post_form(
+            "/settings/password",
+            &[
+                ("current_password", "not it at all"),
+                ("password", new_password),
+                ("password_confirm", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("is not your current password")
+    );
+    let changed = laptop
+        .post_form(
+            "/settings/password",
+            &[
+                ("current_password", PASSWORD),
+                ("password", new_password),
+                ("password_confirm", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        laptop.get("/clients").await.status(),
+        StatusCode::OK,
+        "this device stays"
+    );
+    assert_eq!(
+        phone.get("/clients").await.status(),
+        StatusCode::SEE_OTHER,
+        "others end"
+    );
+    let browser = app.browser();
+    assert_eq!(
+        browser.sign_in(&laptop.email, new_password).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM audit_log WHERE action = 'password.changed'")
+            .await,
+        1
+    );
+}
