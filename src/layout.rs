@@ -8,7 +8,7 @@ use askama::Template;
 
 use crate::auth::{Role, Viewer};
 use crate::web::csrf::CsrfToken;
-use crate::web::{AppError, PageError};
+use crate::web::{AppError, FieldErrors, PageError};
 
 pub struct NavOrg {
     pub id: i64,
@@ -77,6 +77,15 @@ pub fn html(page: &impl Template) -> Result<HttpResponse, PageError> {
 /// A form with field errors is shown again with 422.
 pub fn html_invalid(page: &impl Template) -> Result<HttpResponse, PageError> {
     html_with(StatusCode::UNPROCESSABLE_ENTITY, page)
+}
+
+/// A form page: 200 when it is fresh, 422 when it shows field errors.
+pub fn html_form(page: &impl Template, errors: &FieldErrors) -> Result<HttpResponse, PageError> {
+    if errors.is_empty() {
+        html(page)
+    } else {
+        html_invalid(page)
+    }
 }
 
 /// After a successful POST: 303 to the next page.

@@ -965,19 +965,7 @@ async fn two_factor_disable(
             json!({}),
         )
         .await?;
-        let recovery_codes_left = queries::unused_recovery_codes(&mut conn, viewer.user_id).await?;
-        return html_invalid(&SettingsPage {
-            org_name: viewer
-                .current
-                .as_ref()
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-            nav: Some(Nav::new(&viewer, &csrf)),
-            two_factor: user.two_factor_enabled(),
-            recovery_codes_left,
-            errors,
-            notice: None,
-        });
+        return settings_with_errors(&mut conn, &viewer, &csrf, &user, errors).await;
     }
     {
         let viewer = viewer.clone();
@@ -997,6 +985,29 @@ async fn two_factor_disable(
         .await?;
     }
     Ok(see_other("/settings"))
+}
+
+/// The settings page again, with the errors of one of its forms.
+async fn settings_with_errors(
+    conn: &mut diesel_async::AsyncPgConnection,
+    viewer: &Viewer,
+    csrf: &CsrfToken,
+    user: &queries::UserRow,
+    errors: FieldErrors,
+) -> Page {
+    let recovery_codes_left = queries::unused_recovery_codes(conn, viewer.user_id).await?;
+    html_invalid(&SettingsPage {
+        org_name: viewer
+            .current
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or_default(),
+        nav: Some(Nav::new(viewer, csrf)),
+        two_factor: user.two_factor_enabled(),
+        recovery_codes_left,
+        errors,
+        notice: None,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -1026,19 +1037,7 @@ async fn change_password(
         errors.add("password_confirm", "does not match the new password");
     }
     if !errors.is_empty() {
-        let recovery_codes_left = queries::unused_recovery_codes(&mut conn, viewer.user_id).await?;
-        return html_invalid(&SettingsPage {
-            org_name: viewer
-                .current
-                .as_ref()
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-            nav: Some(Nav::new(&viewer, &csrf)),
-            two_factor: user.two_factor_enabled(),
-            recovery_codes_left,
-            errors,
-            notice: None,
-        });
+        return settings_with_errors(&mut conn, &viewer, &csrf, &user, errors).await;
     }
     let hash = password::hash(form.password).await;
     conn.transaction::<_, AppError, _>(async move |conn| {

@@ -11,7 +11,7 @@ use super::views::KeysPage;
 use crate::audit::{self, Entry};
 use crate::auth::routes::{Empty, check_name};
 use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
-use crate::layout::{Nav, html, html_invalid, see_other};
+use crate::layout::{Nav, html_form, see_other};
 use crate::state::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::form::Form;
@@ -61,11 +61,7 @@ async fn render(
         new_key,
         errors,
     };
-    if view.errors.is_empty() {
-        html(&view)
-    } else {
-        html_invalid(&view)
-    }
+    html_form(&view, &view.errors)
 }
 
 async fn keys_page(state: web::Data<AppState>, page: PageCtx, csrf: CsrfToken) -> Page {

@@ -14,7 +14,7 @@ use crate::auth::routes::{Empty, check_name};
 use crate::auth::session;
 use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role, Viewer};
 use crate::crypto::new_token;
-use crate::layout::{Nav, html, html_invalid, see_other};
+use crate::layout::{Nav, html, html_form, html_invalid, see_other};
 use crate::state::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::form::Form;
@@ -175,11 +175,7 @@ async fn render_members(
         new_link,
         errors,
     };
-    if view.errors.is_empty() {
-        html(&view)
-    } else {
-        html_invalid(&view)
-    }
+    html_form(&view, &view.errors)
 }
 
 async fn members_page(state: web::Data<AppState>, page: PageCtx, csrf: CsrfToken) -> Page {

@@ -14,7 +14,7 @@ use crate::audit::{self, Entry};
 use crate::auth::routes::Empty;
 use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
 use crate::db::DbError;
-use crate::layout::{Nav, html, html_invalid, see_other};
+use crate::layout::{Nav, html, html_form, see_other};
 use crate::state::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::form::Form;
@@ -292,11 +292,7 @@ fn client_form(
         notes,
         errors,
     };
-    if view.errors.is_empty() {
-        html(&view)
-    } else {
-        html_invalid(&view)
-    }
+    html_form(&view, &view.errors)
 }
 
 async fn new_client_page(page: PageCtx, csrf: CsrfToken) -> Page {
@@ -486,11 +482,7 @@ fn target_form(
         form,
         errors,
     };
-    if view.errors.is_empty() {
-        html(&view)
-    } else {
-        html_invalid(&view)
-    }
+    html_form(&view, &view.errors)
 }
 
 async fn new_target_page(
