@@ -71,3 +71,10 @@ ensure_test_database() {
   fi
   export SITEWARD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
+
+# s3s-fs: an S3-compatible server that checks request signatures, for the storage tests.
+ensure_s3s_fs() {
+  if command -v s3s-fs >/dev/null 2>&1; then return; fi
+  echo "==> installing s3s-fs (S3-compatible test server)" >&2
+  cargo install --locked s3s-fs@0.14.1 --features binary >/dev/null
+}

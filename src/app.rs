@@ -49,6 +49,8 @@ pub enum StartError {
     Database(#[from] db::DbError),
     #[error(transparent)]
     Mail(#[from] MailError),
+    #[error("blob storage: {0}")]
+    Storage(#[from] crate::storage::StoreError),
 }
 
 pub struct Application {
@@ -70,6 +72,8 @@ impl Application {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let pool = db::pool(database_url, config.database_pool_size)?;
         let mailer = Mailer::from_config(&config)?;
+        let store = crate::storage::BlobStore::open(&config.blob_store).await?;
+        let blobs = crate::storage::SealedBlobs::new(store, config.master_keys.clone());
         let dummy_password_hash =
             crate::auth::password::hash(hex::encode(crypto::random_bytes::<16>())).await;
         let csrf = web::Data::new(CsrfConfig::new(
@@ -85,6 +89,7 @@ impl Application {
             mailer,
             limiter: RateLimiter::default(),
             keys: crate::auth::KeyCache::default(),
+            blobs,
             dummy_password_hash,
         });
         let metrics = web::Data::new(Metrics::default());

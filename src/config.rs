@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::crypto::{MasterKeyError, MasterKeys};
+use crate::storage::{S3Config, StoreConfig};
 
 /// Every setting, its default and what it means. The TOML file uses the lower-case name; the
 /// environment the upper-case one with a `SITEWARD_` prefix (`listen` ↔ `SITEWARD_LISTEN`).
@@ -65,6 +66,37 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "sender of every mail",
     ),
     (
+        "blob_dir",
+        "<data_dir>/blobs",
+        "folder for encrypted blobs when no S3 bucket is set",
+    ),
+    (
+        "s3_bucket",
+        "(none: blobs go to blob_dir)",
+        "S3 bucket for encrypted blobs",
+    ),
+    (
+        "s3_region",
+        "eu-west-1",
+        "the bucket's region (checked at start)",
+    ),
+    ("s3_endpoint", "(AWS)", "URL of an S3-compatible server"),
+    (
+        "s3_path_style",
+        "false (true with s3_endpoint)",
+        "address buckets as a path",
+    ),
+    (
+        "s3_access_key_id",
+        "(required with s3_bucket)",
+        "S3 access key id",
+    ),
+    (
+        "s3_secret_access_key",
+        "(required with s3_bucket)",
+        "S3 secret access key",
+    ),
+    (
         "trust_forwarded_for",
         "false",
         "take the client address from X-Forwarded-For (only behind your own proxy)",
@@ -113,6 +145,7 @@ pub struct Config {
     pub mail: MailTransport,
     pub mail_from: String,
     pub trust_forwarded_for: bool,
+    pub blob_store: StoreConfig,
 }
 
 impl Config {
@@ -203,6 +236,41 @@ impl Config {
             "trust_forwarded_for",
             take("trust_forwarded_for").as_deref().unwrap_or("false"),
         )?;
+        let blob_dir = take("blob_dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("blobs"));
+        let blob_store = match take("s3_bucket") {
+            None => StoreConfig::Local(blob_dir),
+            Some(bucket) => {
+                let endpoint = take("s3_endpoint")
+                    .map(|text| {
+                        Url::parse(&text)
+                            .ok()
+                            .filter(|u| matches!(u.scheme(), "http" | "https"))
+                            .ok_or_else(|| invalid("s3_endpoint", "must be an http or https URL"))
+                    })
+                    .transpose()?;
+                let path_style = parse_bool(
+                    "s3_path_style",
+                    take("s3_path_style")
+                        .as_deref()
+                        .unwrap_or(if endpoint.is_some() { "true" } else { "false" }),
+                )?;
+                StoreConfig::S3(S3Config {
+                    bucket,
+                    region: take("s3_region").unwrap_or_else(|| "eu-west-1".into()),
+                    endpoint,
+                    path_style,
+                    access_key_id: take("s3_access_key_id")
+                        .ok_or_else(|| invalid("s3_access_key_id", "is required with s3_bucket"))?,
+                    secret_access_key: take("s3_secret_access_key")
+                        .map(SecretString::from)
+                        .ok_or_else(|| {
+                            invalid("s3_secret_access_key", "is required with s3_bucket")
+                        })?,
+                })
+            }
+        };
         let keys_text = take("master_keys");
         let current = take("master_key_current");
         let (master_keys, master_keys_generated) = match keys_text {
@@ -228,6 +296,7 @@ impl Config {
             mail,
             mail_from,
             trust_forwarded_for,
+            blob_store,
         })
     }
 
@@ -286,6 +355,24 @@ impl fmt::Display for Config {
             )?,
         }
         writeln!(f, "  mail_from            {}", self.mail_from)?;
+        match &self.blob_store {
+            StoreConfig::Local(dir) => writeln!(
+                f,
+                "  blobs                encrypted, in {} (set SITEWARD_S3_BUCKET for S3)",
+                dir.display()
+            )?,
+            StoreConfig::S3(s3) => writeln!(
+                f,
+                "  blobs                encrypted, S3 bucket `{}` in {}{}{}",
+                s3.bucket,
+                s3.region,
+                s3.endpoint
+                    .as_ref()
+                    .map(|e| format!(" at {}", redact_url(e.as_str())))
+                    .unwrap_or_default(),
+                if s3.path_style { ", path-style" } else { "" }
+            )?,
+        }
         write!(f, "  trust_forwarded_for  {}", self.trust_forwarded_for)?;
         if !self.served_over_tls() {
             write!(
@@ -465,6 +552,26 @@ mod tests {
         assert!(err.to_string().contains("public_url"), "{err}");
         let err = load(&[("SITEWARD_SMTP_URL", "http://mail")]).err().unwrap();
         assert!(err.to_string().contains("smtp"), "{err}");
+    }
+
+    #[test]
+    fn s3_needs_credentials_and_defaults_to_eu_west_1() {
+        let err = load(&[("SITEWARD_S3_BUCKET", "snapshots")]).err().unwrap();
+        assert!(err.to_string().contains("s3_access_key_id"), "{err}");
+        let config = load(&[
+            ("SITEWARD_S3_BUCKET", "snapshots"),
+            ("SITEWARD_S3_ACCESS_KEY_ID", "AKIA"),
+            ("SITEWARD_S3_SECRET_ACCESS_KEY", "very-secret"),
+        ])
+        .unwrap();
+        match &config.blob_store {
+            StoreConfig::S3(s3) => {
+                assert_eq!(s3.region, "eu-west-1");
+                assert!(!s3.path_style);
+            }
+            StoreConfig::Local(_) => panic!("expected S3"),
+        }
+        assert!(!config.to_string().contains("very-secret"));
     }
 
     #[test]

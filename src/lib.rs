@@ -15,4 +15,5 @@ pub mod orgs;
 pub mod reports;
 pub mod sites;
 pub mod state;
+pub mod storage;
 pub mod web;

@@ -4,6 +4,7 @@ use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::db::{DbConn, DbError, DbPool};
 use crate::mail::Mailer;
+use crate::storage::SealedBlobs;
 use crate::web::AppError;
 use crate::web::rate_limit::RateLimiter;
 
@@ -13,6 +14,8 @@ pub struct AppState {
     pub mailer: Mailer,
     pub limiter: RateLimiter,
     pub keys: KeyCache,
+    /// Encrypted blobs; read only after the caller's org and role are checked.
+    pub blobs: SealedBlobs,
     /// A bcrypt hash of nothing in particular: verified against when an email matches no
     /// account, so that a wrong address takes as long as a wrong password.
     pub dummy_password_hash: String,

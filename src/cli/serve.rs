@@ -32,6 +32,16 @@ pub struct AdminArgs {
 pub enum AdminCommand {
     /// Check every audit-log hash chain; exit 1 and name the rows if one is broken.
     VerifyAudit,
+    /// Re-wrap every organization's data key under the current master key
+    /// (SITEWARD_MASTER_KEY_CURRENT). Blobs are not touched; keep the old master key configured
+    /// until this has run.
+    RotateMasterKey,
+    /// Give an organization a new data key: new blobs use it, older ones stay readable.
+    RotateDataKey {
+        /// The organization's id.
+        #[arg(long)]
+        org: i64,
+    },
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
@@ -147,6 +157,8 @@ pub async fn admin(args: AdminArgs) -> ExitCode {
     };
     let code = match args.command {
         AdminCommand::VerifyAudit => verify_audit(&url).await,
+        AdminCommand::RotateMasterKey => rotate_master_key(&url, &config).await,
+        AdminCommand::RotateDataKey { org } => rotate_data_key(&url, &config, org).await,
     };
     stop_embedded(embedded).await;
     code
@@ -185,4 +197,57 @@ async fn verify_audit(url: &SecretString) -> ExitCode {
         );
     }
     ExitCode::from(1)
+}
+
+async fn connect(url: &SecretString) -> Result<diesel_async::AsyncPgConnection, ExitCode> {
+    diesel_async::AsyncPgConnection::establish(url.expose_secret())
+        .await
+        .map_err(|error| fail(format!("cannot connect to the database: {error}")))
+}
+
+async fn rotate_master_key(url: &SecretString, config: &Config) -> ExitCode {
+    if let Err(code) = migrate_or_fail(url).await {
+        return code;
+    }
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
+    };
+    match crate::storage::envelope::rewrap_data_keys(&mut conn, &config.master_keys).await {
+        Ok(count) => {
+            println!(
+                "re-wrapped {count} data key(s) under master key `{}`",
+                config.master_keys.current_id()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
+async fn rotate_data_key(url: &SecretString, config: &Config, org: i64) -> ExitCode {
+    if let Err(code) = migrate_or_fail(url).await {
+        return code;
+    }
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
+    };
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let exists: Result<i64, _> = crate::db::schema::orgs::table
+        .filter(crate::db::schema::orgs::id.eq(org))
+        .count()
+        .get_result(&mut conn)
+        .await;
+    if exists.unwrap_or(0) == 0 {
+        return fail(format!("no organization has the id {org}"));
+    }
+    match crate::storage::envelope::create_data_key(&mut conn, &config.master_keys, org).await {
+        Ok(id) => {
+            println!("organization {org} now seals new blobs with data key {id}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
 }

@@ -69,6 +69,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    org_data_keys (id) {
+        id -> Int8,
+        org_id -> Int8,
+        wrapped_key -> Bytea,
+        master_key_id -> Text,
+        created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     orgs (id) {
         id -> Int8,
         name -> Text,
@@ -151,6 +162,7 @@ diesel::joinable!(invitations -> orgs (org_id));
 diesel::joinable!(invitations -> users (invited_by));
 diesel::joinable!(memberships -> orgs (org_id));
 diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(org_data_keys -> orgs (org_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> orgs (org_id));
@@ -162,6 +174,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     invitations,
     memberships,
+    org_data_keys,
     orgs,
     password_resets,
     recovery_codes,

@@ -9,3 +9,4 @@ mod authorization_matrix;
 mod bad_input;
 mod serve;
 mod sites;
+mod storage;
