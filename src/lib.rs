@@ -12,6 +12,7 @@ pub mod keys;
 pub mod layout;
 pub mod mail;
 pub mod orgs;
+pub mod queue;
 pub mod reports;
 pub mod sites;
 pub mod state;

@@ -1,6 +1,7 @@
 //! The `siteward` command line: argument definitions and dispatch.
 
 mod bench;
+mod bench_queue;
 mod demo;
 pub mod fail_on;
 mod scan;
@@ -35,6 +36,8 @@ pub enum Command {
     Schema,
     /// Run the web app: dashboard, JSON API (embedded PostgreSQL unless DATABASE_URL is set).
     Serve(serve::ConfigArgs),
+    /// Measure job-queue throughput (claim + complete) with simulated runners.
+    BenchQueue(bench_queue::BenchQueueArgs),
     /// Apply pending database migrations and exit.
     Migrate(serve::ConfigArgs),
     /// Administration: audit-log verification.
@@ -123,6 +126,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => bench::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
+        Command::BenchQueue(args) => bench_queue::run(args).await,
         Command::Admin(args) => serve::admin(args).await,
         Command::Schema => {
             println!(

@@ -44,12 +44,14 @@ pub enum AdminCommand {
     },
 }
 
-fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
+pub(super) fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
     Config::load(args.config.as_deref(), std::env::vars()).map_err(fail)
 }
 
 /// The database to use: the configured URL, or the embedded cluster (started here).
-async fn database(config: &Config) -> Result<(SecretString, Option<EmbeddedPostgres>), ExitCode> {
+pub(super) async fn database(
+    config: &Config,
+) -> Result<(SecretString, Option<EmbeddedPostgres>), ExitCode> {
     if let Some(url) = &config.database_url {
         return Ok((url.clone(), None));
     }
@@ -59,7 +61,7 @@ async fn database(config: &Config) -> Result<(SecretString, Option<EmbeddedPostg
     Ok((embedded.database_url(), Some(embedded)))
 }
 
-async fn stop_embedded(embedded: Option<EmbeddedPostgres>) {
+pub(super) async fn stop_embedded(embedded: Option<EmbeddedPostgres>) {
     if let Some(embedded) = embedded
         && let Err(error) = embedded.stop().await
     {

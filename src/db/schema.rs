@@ -60,6 +60,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    jobs (id) {
+        id -> Int8,
+        kind -> Text,
+        payload -> Jsonb,
+        state -> Text,
+        run_at -> Timestamptz,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        lease_expires_at -> Nullable<Timestamptz>,
+        holder -> Nullable<Text>,
+        attempt_token_hash -> Nullable<Bytea>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     memberships (org_id, user_id) {
         org_id -> Int8,
         user_id -> Int8,
@@ -173,6 +191,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     clients,
     invitations,
+    jobs,
     memberships,
     org_data_keys,
     orgs,

@@ -1,0 +1,217 @@
+//! The job queue in PostgreSQL: at-least-once delivery with leases, heartbeats, attempt tokens,
+//! exponential backoff with jitter, and dead jobs that keep their last error.
+//!
+//! A job is written in the caller's transaction (`enqueue`), so it exists exactly when the change
+//! that asked for it does. `claim` takes one ready job with `FOR UPDATE SKIP LOCKED`, so claimers
+//! never wait for each other or take the same job. Every claim mints a new attempt token: only the
+//! holder of the current attempt can `heartbeat`, `complete` or `fail` it, so a runner that lost
+//! its lease can no longer touch the job. `reap` returns jobs whose lease lapsed to the queue at
+//! once (their holder died; the job may be fine), or kills them after their last attempt; failed
+//! attempts wait an exponential backoff with jitter first.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bytea, Integer, Interval, Jsonb, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use time::OffsetDateTime;
+
+use crate::crypto::{new_token, token_hash};
+use crate::db::schema::jobs;
+
+/// A job handed to a claimer.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Jsonb)]
+    pub payload: serde_json::Value,
+    /// 1 for the first attempt.
+    #[diesel(sql_type = Integer)]
+    pub attempt: i32,
+    #[diesel(sql_type = Integer)]
+    pub max_attempts: i32,
+    /// Proves the holder owns this attempt; only its hash is stored.
+    #[diesel(sql_type = Text)]
+    pub token: String,
+}
+
+/// What became of a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Back in the queue, to run again at this time.
+    Retrying(OffsetDateTime),
+    /// That was the last attempt.
+    Dead,
+    /// The token is not the current attempt's: nothing changed.
+    NotHolder,
+}
+
+/// Adds a job; use the caller's connection inside their transaction.
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+    payload: &serde_json::Value,
+    max_attempts: i32,
+    run_at: OffsetDateTime,
+) -> QueryResult<i64> {
+    diesel::insert_into(jobs::table)
+        .values((
+            jobs::kind.eq(kind),
+            jobs::payload.eq(payload),
+            jobs::state.eq("queued"),
+            jobs::run_at.eq(run_at),
+            jobs::max_attempts.eq(max_attempts.max(1)),
+        ))
+        .returning(jobs::id)
+        .get_result(conn)
+        .await
+}
+
+fn interval(duration: Duration) -> diesel::pg::data_types::PgInterval {
+    diesel::pg::data_types::PgInterval::from_microseconds(duration.as_micros() as i64)
+}
+
+/// Claims the next ready job of one of `kinds` for `holder` with a lease of `lease`.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    holder: &str,
+    kinds: &[String],
+    lease: Duration,
+) -> QueryResult<Option<Claimed>> {
+    let token = new_token();
+    let claimed: Option<Claimed> = diesel::sql_query(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, holder = $1,
+                lease_expires_at = now() + $2, attempt_token_hash = $3
+         WHERE id = (SELECT id FROM jobs
+                     WHERE state = 'queued' AND run_at <= now() AND kind = ANY($4)
+                     ORDER BY run_at, id
+                     FOR UPDATE SKIP LOCKED
+                     LIMIT 1)
+         RETURNING id, kind, payload, attempts AS attempt, max_attempts, '' AS token",
+    )
+    .bind::<Text, _>(holder)
+    .bind::<Interval, _>(interval(lease))
+    .bind::<Bytea, _>(token_hash(&token))
+    .bind::<diesel::sql_types::Array<Text>, _>(kinds)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(claimed.map(|job| Claimed { token, ..job }))
+}
+
+/// Extends the lease of the current attempt; false if the token is stale.
+pub async fn heartbeat(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    token: &str,
+    lease: Duration,
+) -> QueryResult<bool> {
+    let updated = diesel::sql_query(
+        "UPDATE jobs SET lease_expires_at = now() + $3
+         WHERE id = $1 AND state = 'running' AND attempt_token_hash = $2",
+    )
+    .bind::<BigInt, _>(id)
+    .bind::<Bytea, _>(token_hash(token))
+    .bind::<Interval, _>(interval(lease))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
+/// Marks the current attempt done; false if the token is stale (nothing changes).
+pub async fn complete(conn: &mut AsyncPgConnection, id: i64, token: &str) -> QueryResult<bool> {
+    let updated = diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(id))
+            .filter(jobs::state.eq("running"))
+            .filter(jobs::attempt_token_hash.eq(token_hash(token))),
+    )
+    .set((
+        jobs::state.eq("done"),
+        jobs::lease_expires_at.eq(None::<OffsetDateTime>),
+        jobs::finished_at.eq(Some(OffsetDateTime::now_utc())),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
+/// The wait before attempt `attempt + 1`: 10 s doubling per attempt, at most an hour, ±20 %.
+pub fn backoff(attempt: i32) -> Duration {
+    let base = 10.0 * 2f64.powi((attempt - 1).clamp(0, 16));
+    let capped = base.min(3600.0);
+    let jitter = 0.8 + 0.4 * (crate::crypto::random_bytes::<2>()[0] as f64 / 255.0);
+    Duration::from_secs_f64(capped * jitter)
+}
+
+/// Records a failed attempt: back to the queue after a backoff, or dead after the last attempt.
+pub async fn fail(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    token: &str,
+    error: &str,
+) -> QueryResult<FailOutcome> {
+    let error: String = error.chars().take(2000).collect();
+    let found: Option<(i32, i32)> = jobs::table
+        .filter(jobs::id.eq(id))
+        .filter(jobs::state.eq("running"))
+        .filter(jobs::attempt_token_hash.eq(token_hash(token)))
+        .select((jobs::attempts, jobs::max_attempts))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((attempts, max_attempts)) = found else {
+        return Ok(FailOutcome::NotHolder);
+    };
+    if attempts >= max_attempts {
+        diesel::update(jobs::table.find(id))
+            .set((
+                jobs::state.eq("dead"),
+                jobs::last_error.eq(&error),
+                jobs::lease_expires_at.eq(None::<OffsetDateTime>),
+                jobs::finished_at.eq(Some(OffsetDateTime::now_utc())),
+            ))
+            .execute(conn)
+            .await?;
+        return Ok(FailOutcome::Dead);
+    }
+    let run_at = OffsetDateTime::now_utc() + backoff(attempts);
+    diesel::update(jobs::table.find(id))
+        .set((
+            jobs::state.eq("queued"),
+            jobs::run_at.eq(run_at),
+            jobs::last_error.eq(&error),
+            jobs::lease_expires_at.eq(None::<OffsetDateTime>),
+            jobs::holder.eq(None::<String>),
+            jobs::attempt_token_hash.eq(None::<Vec<u8>>),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(FailOutcome::Retrying(run_at))
+}
+
+/// Jobs whose lease lapsed: back to the queue (after a backoff) or dead after their last
+/// attempt. Returns (requeued, killed).
+pub async fn reap(conn: &mut AsyncPgConnection) -> QueryResult<(usize, usize)> {
+    let killed = diesel::sql_query(
+        "UPDATE jobs SET state = 'dead', finished_at = now(), lease_expires_at = NULL,
+                last_error = coalesce(last_error || '; ', '') || 'lease lapsed on the last attempt (holder ' || coalesce(holder, '?') || ')'
+         WHERE state = 'running' AND lease_expires_at < now() AND attempts >= max_attempts",
+    )
+    .execute(conn)
+    .await?;
+    // A lapsed lease means the holder died or hung, not that the job is bad: run it again now.
+    let requeued = diesel::sql_query(
+        "UPDATE jobs SET state = 'queued', lease_expires_at = NULL, attempt_token_hash = NULL,
+                last_error = 'lease lapsed (holder ' || coalesce(holder, '?') || ')',
+                holder = NULL, run_at = now()
+         WHERE state = 'running' AND lease_expires_at < now() AND attempts < max_attempts",
+    )
+    .execute(conn)
+    .await?;
+    Ok((requeued, killed))
+}
