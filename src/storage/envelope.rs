@@ -150,16 +150,9 @@ impl SealedBlobs {
         conn: &mut AsyncPgConnection,
         org_id: i64,
     ) -> Result<(i64, Zeroizing<[u8; 32]>), EnvelopeError> {
-        let current: Option<i64> = org_data_keys::table
-            .filter(org_data_keys::org_id.eq(org_id))
-            .filter(org_data_keys::retired_at.is_null())
-            .select(org_data_keys::id)
-            .first(conn)
-            .await
-            .optional()?;
-        let id = match current {
+        let id = match current_data_key_id(conn, org_id).await? {
             Some(id) => id,
-            None => create_data_key(conn, &self.master_keys, org_id).await?,
+            None => ensure_data_key(conn, &self.master_keys, org_id).await?,
         };
         Ok((id, self.data_key(conn, org_id, id).await?))
     }
@@ -206,6 +199,45 @@ fn associated_data(header: &[u8], key: &ObjectKey) -> Vec<u8> {
     aad
 }
 
+async fn current_data_key_id(
+    conn: &mut AsyncPgConnection,
+    org_id: i64,
+) -> QueryResult<Option<i64>> {
+    org_data_keys::table
+        .filter(org_data_keys::org_id.eq(org_id))
+        .filter(org_data_keys::retired_at.is_null())
+        .select(org_data_keys::id)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Serializes data-key changes of one org until the end of the transaction.
+async fn lock_org_keys(conn: &mut AsyncPgConnection, org_id: i64) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(format!("siteward.data_keys:{org_id}"))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// The org's current data key, made if it has none yet (racing first writers make one key).
+async fn ensure_data_key(
+    conn: &mut AsyncPgConnection,
+    master_keys: &MasterKeys,
+    org_id: i64,
+) -> Result<i64, EnvelopeError> {
+    let master_keys = master_keys.clone();
+    conn.transaction::<_, EnvelopeError, _>(async move |conn| {
+        lock_org_keys(conn, org_id).await?;
+        match current_data_key_id(conn, org_id).await? {
+            Some(id) => Ok(id),
+            None => insert_data_key(conn, &master_keys, org_id).await,
+        }
+    })
+    .await
+}
+
 /// Makes a fresh data key for an org, wrapped by the current master key, and retires the one
 /// before it (which keeps opening the blobs it sealed). Returns the new key's id.
 pub async fn create_data_key(
@@ -215,6 +247,19 @@ pub async fn create_data_key(
 ) -> Result<i64, EnvelopeError> {
     let master_keys = master_keys.clone();
     conn.transaction::<_, EnvelopeError, _>(async move |conn| {
+        lock_org_keys(conn, org_id).await?;
+        insert_data_key(conn, &master_keys, org_id).await
+    })
+    .await
+}
+
+/// Retires the current key (if any) and inserts a new one; inside the caller's transaction.
+async fn insert_data_key(
+    conn: &mut AsyncPgConnection,
+    master_keys: &MasterKeys,
+    org_id: i64,
+) -> Result<i64, EnvelopeError> {
+    {
         diesel::update(
             org_data_keys::table
                 .filter(org_data_keys::org_id.eq(org_id))
@@ -241,8 +286,7 @@ pub async fn create_data_key(
             .execute(conn)
             .await?;
         Ok(id)
-    })
-    .await
+    }
 }
 
 /// Re-wraps every data key not wrapped by the current master key; blobs are not touched.

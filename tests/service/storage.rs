@@ -414,3 +414,37 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
     );
     assert!(!stderr.contains(SECRET_KEY), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_first_writes_of_an_org_make_one_data_key() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.db().await;
+    let org = new_org(&mut conn, "A").await;
+    let root = tempfile::tempdir().unwrap();
+    let blobs = SealedBlobs::new(
+        BlobStore::Local(LocalStore::open(root.path()).await.unwrap()),
+        master_keys(&[("m1", 1)], "m1"),
+    );
+    let mut writers = Vec::new();
+    for n in 0..8 {
+        let blobs = blobs.clone();
+        let url = app.database_url.clone();
+        writers.push(tokio::spawn(async move {
+            let mut conn = <AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url)
+                .await
+                .unwrap();
+            let key = ObjectKey::snapshot_artifact(org, n, "viewport.png").unwrap();
+            blobs
+                .put(&mut conn, &key, b"png")
+                .await
+                .map_err(|e| e.to_string())
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM org_data_keys").await,
+        1
+    );
+}
