@@ -242,8 +242,10 @@ async fn rotate_data_key(url: &SecretString, config: &Config, org: i64) -> ExitC
         .count()
         .get_result(&mut conn)
         .await;
-    if exists.unwrap_or(0) == 0 {
-        return fail(format!("no organization has the id {org}"));
+    match exists {
+        Ok(0) => return fail(format!("no organization has the id {org}")),
+        Ok(_) => {}
+        Err(error) => return fail(format!("cannot read organizations: {error}")),
     }
     match crate::storage::envelope::create_data_key(&mut conn, &config.master_keys, org).await {
         Ok(id) => {

@@ -7,7 +7,9 @@
 //! holder of the current attempt can `heartbeat`, `complete` or `fail` it, so a runner that lost
 //! its lease can no longer touch the job. `reap` returns jobs whose lease lapsed to the queue at
 //! once (their holder died; the job may be fine), or kills them after their last attempt; failed
-//! attempts wait an exponential backoff with jitter first.
+//! attempts wait an exponential backoff with jitter first. Times are the database's clock
+//! (`clock_timestamp()`, not the transaction's start), so a claim inside a long transaction still
+//! gets its whole lease.
 
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ use crate::crypto::{new_token, token_hash};
 use crate::db::schema::jobs;
 
 /// A job handed to a claimer.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Clone, QueryableByName)]
 pub struct Claimed {
     #[diesel(sql_type = BigInt)]
     pub id: i64,
@@ -36,6 +38,18 @@ pub struct Claimed {
     /// Proves the holder owns this attempt; only its hash is stored.
     #[diesel(sql_type = Text)]
     pub token: String,
+}
+
+impl std::fmt::Debug for Claimed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claimed")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("attempt", &self.attempt)
+            .field("max_attempts", &self.max_attempts)
+            .field("token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 /// What became of a failed attempt.
@@ -71,7 +85,8 @@ pub async fn enqueue(
 }
 
 fn interval(duration: Duration) -> diesel::pg::data_types::PgInterval {
-    diesel::pg::data_types::PgInterval::from_microseconds(duration.as_micros() as i64)
+    let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+    diesel::pg::data_types::PgInterval::from_microseconds(micros)
 }
 
 /// Claims the next ready job of one of `kinds` for `holder` with a lease of `lease`.
@@ -84,9 +99,9 @@ pub async fn claim(
     let token = new_token();
     let claimed: Option<Claimed> = diesel::sql_query(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, holder = $1,
-                lease_expires_at = now() + $2, attempt_token_hash = $3
+                lease_expires_at = clock_timestamp() + $2, attempt_token_hash = $3
          WHERE id = (SELECT id FROM jobs
-                     WHERE state = 'queued' AND run_at <= now() AND kind = ANY($4)
+                     WHERE state = 'queued' AND run_at <= clock_timestamp() AND kind = ANY($4)
                      ORDER BY run_at, id
                      FOR UPDATE SKIP LOCKED
                      LIMIT 1)
@@ -110,7 +125,7 @@ pub async fn heartbeat(
     lease: Duration,
 ) -> QueryResult<bool> {
     let updated = diesel::sql_query(
-        "UPDATE jobs SET lease_expires_at = now() + $3
+        "UPDATE jobs SET lease_expires_at = clock_timestamp() + $3
          WHERE id = $1 AND state = 'running' AND attempt_token_hash = $2",
     )
     .bind::<BigInt, _>(id)
@@ -139,68 +154,56 @@ pub async fn complete(conn: &mut AsyncPgConnection, id: i64, token: &str) -> Que
     Ok(updated == 1)
 }
 
-/// The wait before attempt `attempt + 1`: 10 s doubling per attempt, at most an hour, ±20 %.
-pub fn backoff(attempt: i32) -> Duration {
-    let base = 10.0 * 2f64.powi((attempt - 1).clamp(0, 16));
-    let capped = base.min(3600.0);
-    let jitter = 0.8 + 0.4 * (crate::crypto::random_bytes::<2>()[0] as f64 / 255.0);
-    Duration::from_secs_f64(capped * jitter)
-}
-
-/// Records a failed attempt: back to the queue after a backoff, or dead after the last attempt.
+/// Records a failed attempt in one statement (so an attempt that lost its lease meanwhile changes
+/// nothing): back to the queue after an exponential backoff with jitter — 10 s doubling per
+/// attempt, at most an hour, ±20 % — or dead, keeping its error, after the last attempt.
 pub async fn fail(
     conn: &mut AsyncPgConnection,
     id: i64,
     token: &str,
     error: &str,
 ) -> QueryResult<FailOutcome> {
-    let error: String = error.chars().take(2000).collect();
-    let found: Option<(i32, i32)> = jobs::table
-        .filter(jobs::id.eq(id))
-        .filter(jobs::state.eq("running"))
-        .filter(jobs::attempt_token_hash.eq(token_hash(token)))
-        .select((jobs::attempts, jobs::max_attempts))
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?;
-    let Some((attempts, max_attempts)) = found else {
-        return Ok(FailOutcome::NotHolder);
-    };
-    if attempts >= max_attempts {
-        diesel::update(jobs::table.find(id))
-            .set((
-                jobs::state.eq("dead"),
-                jobs::last_error.eq(&error),
-                jobs::lease_expires_at.eq(None::<OffsetDateTime>),
-                jobs::finished_at.eq(Some(OffsetDateTime::now_utc())),
-            ))
-            .execute(conn)
-            .await?;
-        return Ok(FailOutcome::Dead);
+    #[derive(QueryableByName)]
+    struct After {
+        #[diesel(sql_type = Text)]
+        state: String,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        run_at: OffsetDateTime,
     }
-    let run_at = OffsetDateTime::now_utc() + backoff(attempts);
-    diesel::update(jobs::table.find(id))
-        .set((
-            jobs::state.eq("queued"),
-            jobs::run_at.eq(run_at),
-            jobs::last_error.eq(&error),
-            jobs::lease_expires_at.eq(None::<OffsetDateTime>),
-            jobs::holder.eq(None::<String>),
-            jobs::attempt_token_hash.eq(None::<Vec<u8>>),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(FailOutcome::Retrying(run_at))
+    let error: String = error.chars().take(2000).collect();
+    let after: Option<After> = diesel::sql_query(
+        "UPDATE jobs SET
+             state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+             run_at = CASE WHEN attempts >= max_attempts THEN run_at
+                      ELSE clock_timestamp() + make_interval(secs =>
+                           least(3600, 10 * power(2, least(attempts - 1, 16))) * (0.8 + 0.4 * random()))
+                      END,
+             finished_at = CASE WHEN attempts >= max_attempts THEN clock_timestamp() END,
+             holder = CASE WHEN attempts >= max_attempts THEN holder END,
+             last_error = $3, lease_expires_at = NULL, attempt_token_hash = NULL
+         WHERE id = $1 AND state = 'running' AND attempt_token_hash = $2
+         RETURNING state, run_at",
+    )
+    .bind::<BigInt, _>(id)
+    .bind::<Bytea, _>(token_hash(token))
+    .bind::<Text, _>(&error)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(match after {
+        None => FailOutcome::NotHolder,
+        Some(after) if after.state == "dead" => FailOutcome::Dead,
+        Some(after) => FailOutcome::Retrying(after.run_at),
+    })
 }
 
-/// Jobs whose lease lapsed: back to the queue (after a backoff) or dead after their last
-/// attempt. Returns (requeued, killed).
+/// Jobs whose lease lapsed: back to the queue at once, or dead after their last attempt.
+/// Returns (requeued, killed).
 pub async fn reap(conn: &mut AsyncPgConnection) -> QueryResult<(usize, usize)> {
     let killed = diesel::sql_query(
-        "UPDATE jobs SET state = 'dead', finished_at = now(), lease_expires_at = NULL,
+        "UPDATE jobs SET state = 'dead', finished_at = clock_timestamp(), lease_expires_at = NULL,
                 last_error = coalesce(last_error || '; ', '') || 'lease lapsed on the last attempt (holder ' || coalesce(holder, '?') || ')'
-         WHERE state = 'running' AND lease_expires_at < now() AND attempts >= max_attempts",
+         WHERE state = 'running' AND lease_expires_at < clock_timestamp() AND attempts >= max_attempts",
     )
     .execute(conn)
     .await?;
@@ -208,8 +211,8 @@ pub async fn reap(conn: &mut AsyncPgConnection) -> QueryResult<(usize, usize)> {
     let requeued = diesel::sql_query(
         "UPDATE jobs SET state = 'queued', lease_expires_at = NULL, attempt_token_hash = NULL,
                 last_error = 'lease lapsed (holder ' || coalesce(holder, '?') || ')',
-                holder = NULL, run_at = now()
-         WHERE state = 'running' AND lease_expires_at < now() AND attempts < max_attempts",
+                holder = NULL, run_at = clock_timestamp()
+         WHERE state = 'running' AND lease_expires_at < clock_timestamp() AND attempts < max_attempts",
     )
     .execute(conn)
     .await?;

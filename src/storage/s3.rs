@@ -52,11 +52,12 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| failed("GetBucketLocation")(describe(&e)))?;
-        let actual = location
-            .location_constraint()
-            .map(|c| c.as_str().to_string())
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| "us-east-1".to_string());
+        // No constraint means us-east-1; the legacy constraint `EU` means eu-west-1.
+        let actual = match location.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1".to_string(),
+            Some("EU") => "eu-west-1".to_string(),
+            Some(region) => region.to_string(),
+        };
         if actual != configured {
             return Err(StoreError::RegionMismatch {
                 bucket: self.bucket.clone(),
@@ -94,8 +95,8 @@ impl S3Store {
             }
             Err(e) => return Err(failed("GetObject")(describe(&e))),
         };
-        // The SDK checks the object's stored checksum while reading: a body changed on the
-        // server fails here already, before envelope authentication does.
+        // The SDK checks the object's checksum while reading when the server sends one, so a body
+        // changed on the server may fail here already; envelope authentication catches the rest.
         let body = object
             .body
             .collect()

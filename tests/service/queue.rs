@@ -241,11 +241,63 @@ async fn failures_back_off_with_jitter_and_the_last_one_is_dead_with_its_error()
         count(&url, "SELECT count(*) AS n FROM jobs WHERE state = 'dead' AND last_error = 'DNS failure again'").await,
         1
     );
-    let spread: HashSet<u128> = (0..20).map(|_| queue::backoff(3).as_millis()).collect();
-    assert!(spread.len() > 5, "jitter spreads retries");
+    // Jitter: twenty jobs failing at once come back at different times.
+    let mut run_ats = HashSet::new();
+    for _ in 0..20 {
+        let id = queue::enqueue(&mut conn, "scan", &json!({}), 5, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        let job = queue::claim(&mut conn, "r", &kinds(), Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.id, id);
+        let FailOutcome::Retrying(at) = queue::fail(&mut conn, id, &job.token, "x").await.unwrap()
+        else {
+            panic!("retried");
+        };
+        run_ats.insert(at.unix_timestamp_nanos() / 1_000_000);
+    }
     assert!(
-        queue::backoff(30) <= Duration::from_secs(4320),
-        "capped near an hour"
+        run_ats.len() > 15,
+        "jitter spreads retries: {} distinct times",
+        run_ats.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_whose_lease_was_taken_over_cannot_fail_the_new_attempt() {
+    let url = fresh_database().await;
+    let mut conn = connect(&url).await;
+    let id = queue::enqueue(&mut conn, "scan", &json!({}), 3, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let a = queue::claim(&mut conn, "runner-a", &kinds(), Duration::from_millis(200))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    queue::reap(&mut conn).await.unwrap();
+    let b = queue::claim(&mut conn, "runner-b", &kinds(), Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        queue::fail(&mut conn, id, &a.token, "late failure")
+            .await
+            .unwrap(),
+        FailOutcome::NotHolder
+    );
+    assert!(
+        queue::heartbeat(&mut conn, id, &b.token, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "B still holds it"
+    );
+    assert!(queue::complete(&mut conn, id, &b.token).await.unwrap());
+    assert!(
+        !format!("{b:?}").contains(&b.token),
+        "Debug never shows the token"
     );
 }
 

@@ -375,17 +375,34 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
         app.count("SELECT count(*) AS n FROM org_data_keys").await,
         2
     );
+    // The old master key can go: everything opens with the new one alone, including a blob
+    // sealed after the data-key rotation.
+    let next_only = format!(
+        "next:{}",
+        base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+    );
     let reopened = SealedBlobs::new(
         BlobStore::Local(
             LocalStore::open(&app.data_dir.path().join("blobs"))
                 .await
                 .unwrap(),
         ),
-        MasterKeys::parse(&next, None).unwrap(),
+        MasterKeys::parse(&next_only, None).unwrap(),
     );
     assert_eq!(
         reopened.get(&mut conn, &key).await.unwrap().as_slice(),
         b"{}"
+    );
+    let later = ObjectKey::snapshot_artifact(org, 2, "snapshot.json").unwrap();
+    reopened.put(&mut conn, &later, b"{}").await.unwrap();
+    assert_eq!(
+        reopened.get(&mut conn, &later).await.unwrap().as_slice(),
+        b"{}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM org_data_keys WHERE master_key_id <> 'next'")
+            .await,
+        0
     );
 
     let server = S3Server::start();
