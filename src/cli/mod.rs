@@ -1,6 +1,7 @@
 //! The `siteward` command line: argument definitions and dispatch.
 
 mod bench;
+mod bench_crypto;
 mod bench_queue;
 mod demo;
 pub mod fail_on;
@@ -36,6 +37,8 @@ pub enum Command {
     Schema,
     /// Run the web app: dashboard, JSON API (embedded PostgreSQL unless DATABASE_URL is set).
     Serve(serve::ConfigArgs),
+    /// Measure envelope-encryption throughput for a screenshot-sized blob.
+    BenchCrypto(bench_crypto::BenchCryptoArgs),
     /// Measure job-queue throughput (claim + complete) with simulated runners.
     BenchQueue(bench_queue::BenchQueueArgs),
     /// Apply pending database migrations and exit.
@@ -127,6 +130,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::BenchQueue(args) => bench_queue::run(args).await,
+        Command::BenchCrypto(args) => bench_crypto::run(args),
         Command::Admin(args) => serve::admin(args).await,
         Command::Schema => {
             println!(

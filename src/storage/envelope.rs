@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -74,26 +74,8 @@ impl SealedBlobs {
         key: &ObjectKey,
         plain: &[u8],
     ) -> Result<(), EnvelopeError> {
-        let org_id = key.org_id();
-        let (data_key_id, data_key) = self.current_data_key(conn, org_id).await?;
-        let nonce = random_bytes::<12>();
-        let mut sealed = Vec::with_capacity(HEADER_LEN + plain.len() + 16);
-        sealed.extend_from_slice(MAGIC);
-        sealed.push(VERSION);
-        sealed.extend_from_slice(&data_key_id.to_be_bytes());
-        sealed.extend_from_slice(&nonce);
-        let aad = associated_data(&sealed, key);
-        let ciphertext = Aes256Gcm::new_from_slice(data_key.as_slice())
-            .expect("32-byte key")
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &aad,
-                },
-            )
-            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        sealed.extend_from_slice(&ciphertext);
+        let (data_key_id, data_key) = self.current_data_key(conn, key.org_id()).await?;
+        let sealed = seal_blob(data_key_id, &data_key, key, plain);
         self.store.put(key, sealed).await?;
         Ok(())
     }
@@ -105,13 +87,9 @@ impl SealedBlobs {
         key: &ObjectKey,
     ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
         let sealed = self.store.get(key).await?;
-        let malformed = || EnvelopeError::Malformed {
+        let data_key_id = blob_data_key(&sealed).ok_or_else(|| EnvelopeError::Malformed {
             key: key.to_string(),
-        };
-        if sealed.len() < HEADER_LEN + 16 || &sealed[..3] != MAGIC || sealed[3] != VERSION {
-            return Err(malformed());
-        }
-        let data_key_id = i64::from_be_bytes(sealed[4..12].try_into().map_err(|_| malformed())?);
+        })?;
         let data_key = self
             .data_key(conn, key.org_id(), data_key_id)
             .await
@@ -124,20 +102,7 @@ impl SealedBlobs {
                 }
                 other => other,
             })?;
-        let aad = associated_data(&sealed[..HEADER_LEN], key);
-        Aes256Gcm::new_from_slice(data_key.as_slice())
-            .expect("32-byte key")
-            .decrypt(
-                Nonce::from_slice(&sealed[12..HEADER_LEN]),
-                Payload {
-                    msg: &sealed[HEADER_LEN..],
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| EnvelopeError::Tampered {
-                key: key.to_string(),
-            })
+        open_blob(&data_key, key, &sealed)
     }
 
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), EnvelopeError> {
@@ -191,6 +156,61 @@ impl SealedBlobs {
             .insert(id, (org_id, key.clone()));
         Ok(key)
     }
+}
+
+/// Seals `plain` for `key` under a data key: header, then AES-256-GCM with a fresh nonce and the
+/// header plus the object key as associated data.
+pub fn seal_blob(data_key_id: i64, data_key: &[u8; 32], key: &ObjectKey, plain: &[u8]) -> Vec<u8> {
+    let nonce = random_bytes::<12>();
+    let mut sealed = Vec::with_capacity(HEADER_LEN + plain.len() + 16);
+    sealed.extend_from_slice(MAGIC);
+    sealed.push(VERSION);
+    sealed.extend_from_slice(&data_key_id.to_be_bytes());
+    sealed.extend_from_slice(&nonce);
+    let aad = associated_data(&sealed, key);
+    // Encrypted in place behind the header: one buffer, one pass.
+    sealed.extend_from_slice(plain);
+    let tag = Aes256Gcm::new_from_slice(data_key)
+        .expect("32-byte key")
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut sealed[HEADER_LEN..])
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    sealed.extend_from_slice(&tag);
+    sealed
+}
+
+/// The data key id a sealed blob names, if it has the sealed-blob format.
+pub fn blob_data_key(sealed: &[u8]) -> Option<i64> {
+    if sealed.len() < HEADER_LEN + 16 || &sealed[..3] != MAGIC || sealed[3] != VERSION {
+        return None;
+    }
+    Some(i64::from_be_bytes(sealed[4..12].try_into().ok()?))
+}
+
+/// Opens a sealed blob of `key` with its data key; any change to header, body or key fails.
+pub fn open_blob(
+    data_key: &[u8; 32],
+    key: &ObjectKey,
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    if blob_data_key(sealed).is_none() {
+        return Err(EnvelopeError::Malformed {
+            key: key.to_string(),
+        });
+    }
+    let aad = associated_data(&sealed[..HEADER_LEN], key);
+    Aes256Gcm::new_from_slice(data_key)
+        .expect("32-byte key")
+        .decrypt(
+            Nonce::from_slice(&sealed[12..HEADER_LEN]),
+            Payload {
+                msg: &sealed[HEADER_LEN..],
+                aad: &aad,
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| EnvelopeError::Tampered {
+            key: key.to_string(),
+        })
 }
 
 fn associated_data(header: &[u8], key: &ObjectKey) -> Vec<u8> {
@@ -321,4 +341,44 @@ pub async fn rewrap_data_keys(
         Ok(stale.len())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_changed_bit_or_other_key_fails_to_open() {
+        let key = ObjectKey::snapshot_artifact(1, 2, "fullpage.png").unwrap();
+        let data_key = [7u8; 32];
+        let sealed = seal_blob(5, &data_key, &key, b"pixels");
+        assert_eq!(blob_data_key(&sealed), Some(5));
+        assert_eq!(
+            open_blob(&data_key, &key, &sealed).unwrap().as_slice(),
+            b"pixels"
+        );
+        assert_ne!(
+            sealed,
+            seal_blob(5, &data_key, &key, b"pixels"),
+            "fresh nonce each time"
+        );
+        for byte in 0..sealed.len() {
+            let mut altered = sealed.clone();
+            altered[byte] ^= 0x04;
+            assert!(open_blob(&data_key, &key, &altered).is_err(), "byte {byte}");
+        }
+        let other = ObjectKey::snapshot_artifact(1, 3, "fullpage.png").unwrap();
+        assert!(matches!(
+            open_blob(&data_key, &other, &sealed),
+            Err(EnvelopeError::Tampered { .. })
+        ));
+        assert!(matches!(
+            open_blob(&[8u8; 32], &key, &sealed),
+            Err(EnvelopeError::Tampered { .. })
+        ));
+        assert!(matches!(
+            open_blob(&data_key, &key, &sealed[..20]),
+            Err(EnvelopeError::Malformed { .. })
+        ));
+    }
 }
