@@ -95,6 +95,18 @@ pub async fn list(conn: &mut AsyncPgConnection, ctx: &OrgCtx) -> QueryResult<Vec
     Ok(rows.into_iter().map(from_row).collect())
 }
 
+/// Whether a live key of the caller's org has this id.
+pub async fn is_live(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .filter(api_keys::org_id.eq(ctx.org_id))
+            .filter(api_keys::revoked_at.is_null()),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// Creates a key and returns its id and the full key, which is never shown again.
 pub async fn create(
     conn: &mut AsyncPgConnection,

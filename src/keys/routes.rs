@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::form::Form;
 use crate::web::routes::{Route, api, page_get, page_post};
-use crate::web::{Access, ApiError, AppError, FieldErrors, PageError};
+use crate::web::{Access, ApiError, AppError, FieldErrors, PageError, object_id};
 
 type Page = Result<HttpResponse, PageError>;
 
@@ -128,15 +128,11 @@ async fn create_key(
 }
 
 async fn revoke(state: &AppState, ctx: &OrgCtx, id: &str) -> Result<(), AppError> {
-    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = object_id(id)?;
     let ctx = ctx.clone();
     let mut conn = state.conn().await?;
     // Another org's key is not found; only then does the role matter.
-    if !queries::list(&mut conn, &ctx)
-        .await?
-        .iter()
-        .any(|k| k.id == id)
-    {
+    if !queries::is_live(&mut conn, &ctx, id).await? {
         return Err(AppError::NotFound);
     }
     ctx.require(Role::Admin)?;

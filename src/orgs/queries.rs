@@ -121,11 +121,44 @@ pub async fn member(
     ctx: &OrgCtx,
     user_id: i64,
 ) -> QueryResult<Member> {
-    members(conn, ctx)
-        .await?
-        .into_iter()
-        .find(|m| m.user_id == user_id)
-        .ok_or(diesel::result::Error::NotFound)
+    let (name, email, role, joined_at): (String, String, String, OffsetDateTime) =
+        memberships::table
+            .inner_join(users::table)
+            .filter(memberships::org_id.eq(ctx.org_id))
+            .filter(memberships::user_id.eq(user_id))
+            .select((
+                users::name,
+                users::email,
+                memberships::role,
+                memberships::created_at,
+            ))
+            .first(conn)
+            .await?;
+    Ok(Member {
+        user_id,
+        name,
+        email,
+        role: Role::parse(&role).ok_or(diesel::result::Error::NotFound)?,
+        joined_at,
+    })
+}
+
+/// Whether an invitation of the caller's org is still open.
+pub async fn invitation_is_open(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    id: i64,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        invitations::table
+            .filter(invitations::id.eq(id))
+            .filter(invitations::org_id.eq(ctx.org_id))
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::revoked_at.is_null())
+            .filter(invitations::expires_at.gt(OffsetDateTime::now_utc())),
+    ))
+    .get_result(conn)
+    .await
 }
 
 /// Changes the role of a member who is not the owner; returns rows changed (0 or 1).

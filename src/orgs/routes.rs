@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::web::csrf::CsrfToken;
 use crate::web::form::Form;
 use crate::web::routes::{Route, api, page_get, page_post, public};
-use crate::web::{Access, ApiError, AppError, FieldErrors, PageError};
+use crate::web::{Access, ApiError, AppError, FieldErrors, PageError, object_id};
 
 type Page = Result<HttpResponse, PageError>;
 
@@ -124,7 +124,7 @@ async fn switch_org(
     viewer: Viewer,
     Form(form): Form<SwitchForm>,
 ) -> Page {
-    let org_id: i64 = form.org_id.trim().parse().map_err(|_| AppError::NotFound)?;
+    let org_id = object_id(&form.org_id)?;
     if !viewer.orgs.iter().any(|o| o.id == org_id) {
         return Err(AppError::NotFound.into());
     }
@@ -267,25 +267,17 @@ async fn invite(
     .await
 }
 
-fn path_id(text: &str) -> Result<i64, AppError> {
-    text.parse().map_err(|_| AppError::NotFound)
-}
-
 async fn revoke_invitation(
     state: web::Data<AppState>,
     page: PageCtx,
     path: web::Path<String>,
     _form: Form<Empty>,
 ) -> Page {
-    let id = path_id(&path)?;
+    let id = object_id(&path)?;
     let ctx = page.ctx.clone();
     let mut conn = state.conn().await?;
     // Another org's invitation is not found; only then does the role matter.
-    if !queries::open_invitations(&mut conn, &ctx)
-        .await?
-        .iter()
-        .any(|invitation| invitation.id == id)
-    {
+    if !queries::invitation_is_open(&mut conn, &ctx, id).await? {
         return Err(AppError::NotFound.into());
     }
     page.require(Role::Owner)?;
@@ -320,7 +312,7 @@ async fn change_role(
     path: web::Path<String>,
     Form(form): Form<RoleForm>,
 ) -> Page {
-    let user_id = path_id(&path)?;
+    let user_id = object_id(&path)?;
     let ctx = page.ctx.clone();
     let mut conn = state.conn().await?;
     let target = queries::member(&mut conn, &ctx, user_id).await?;
@@ -366,7 +358,7 @@ async fn remove_member(
     path: web::Path<String>,
     _form: Form<Empty>,
 ) -> Page {
-    let user_id = path_id(&path)?;
+    let user_id = object_id(&path)?;
     let ctx = page.ctx.clone();
     let mut conn = state.conn().await?;
     let target = queries::member(&mut conn, &ctx, user_id).await?;
@@ -397,7 +389,7 @@ async fn transfer_ownership(
     path: web::Path<String>,
     _form: Form<Empty>,
 ) -> Page {
-    let user_id = path_id(&path)?;
+    let user_id = object_id(&path)?;
     let ctx = page.ctx.clone();
     let me = page.viewer.user_id;
     let mut conn = state.conn().await?;

@@ -20,7 +20,7 @@ use crate::web::csrf::CsrfToken;
 use crate::web::form::Form;
 use crate::web::pagination::{Page as ListPage, PageQuery};
 use crate::web::routes::{Route, api, page_get, page_post};
-use crate::web::{Access, ApiError, AppError, FieldErrors, PageError};
+use crate::web::{Access, ApiError, AppError, FieldErrors, PageError, object_id};
 
 type Page = Result<HttpResponse, PageError>;
 type Api<T> = Result<T, ApiError>;
@@ -94,13 +94,6 @@ pub fn routes() -> Vec<Route> {
             .summary("Delete a target")
             .success(204),
     ]
-}
-
-fn object_id(text: &str) -> Result<i64, AppError> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(AppError::NotFound)
 }
 
 // ---- actions shared by pages and the API ----

@@ -21,16 +21,22 @@ pub enum ScheduleError {
     TooFrequent,
 }
 
-pub fn parse(text: &str) -> Result<Cron, ScheduleError> {
+/// Reads the expression without checking how often it fires.
+fn read(text: &str) -> Result<Cron, ScheduleError> {
     let text = text.trim();
     if !text.starts_with('@') && text.split_whitespace().count() != 5 {
         return Err(ScheduleError::FieldCount);
     }
-    let cron = CronParser::builder()
+    CronParser::builder()
         .seconds(Seconds::Disallowed)
         .build()
         .parse(text)
-        .map_err(|e| ScheduleError::Syntax(e.to_string()))?;
+        .map_err(|e| ScheduleError::Syntax(e.to_string()))
+}
+
+/// Validates a schedule as typed: syntax, and no more often than every five minutes.
+pub fn parse(text: &str) -> Result<Cron, ScheduleError> {
+    let cron = read(text)?;
     // The tightest gap over the next firings decides (cron gaps vary, e.g. `*/7`).
     let mut previous: Option<DateTime<Utc>> = None;
     let mut now = Utc::now();
@@ -49,9 +55,9 @@ pub fn parse(text: &str) -> Result<Cron, ScheduleError> {
     Ok(cron)
 }
 
-/// The next time a valid schedule fires after `after`.
+/// The next time a stored (already validated) schedule fires after `after`.
 pub fn next_run(text: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    parse(text).ok()?.find_next_occurrence(&after, false).ok()
+    read(text).ok()?.find_next_occurrence(&after, false).ok()
 }
 
 #[cfg(test)]

@@ -13,8 +13,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::AppError;
 use crate::crypto;
 
-/// The form field that carries the token.
-pub const FIELD: &str = "_csrf";
 
 /// The key and cookie settings, shared through app data.
 #[derive(Clone)]

@@ -8,7 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::de::DeserializeOwned;
 
-use super::csrf::{CsrfConfig, FIELD};
+use super::csrf::CsrfConfig;
 use super::{AppError, PageError};
 
 /// Bodies of dashboard forms are small.
@@ -49,7 +49,6 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
                 .ok_or_else(|| AppError::internal("CSRF configuration missing"))?;
             let field: CsrfField =
                 serde_urlencoded::from_bytes(&body).map_err(|_| AppError::Csrf)?;
-            let _ = FIELD;
             config.verify(&req, field.token.as_deref())?;
             let value = serde_urlencoded::from_bytes::<T>(&body)
                 .map_err(|e| AppError::BadRequest(format!("the form is malformed: {e}")))?;

@@ -14,3 +14,12 @@ pub mod routes;
 
 pub use error::{ApiError, AppError, FieldErrors, PageError};
 pub use routes::{Access, Route, RouteDoc, Surface};
+
+/// An object id from a path or form: anything but a positive integer is simply not found.
+pub fn object_id(text: &str) -> Result<i64, AppError> {
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
+}
