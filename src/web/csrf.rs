@@ -13,7 +13,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::AppError;
 use crate::crypto;
 
-
 /// The key and cookie settings, shared through app data.
 #[derive(Clone)]
 pub struct CsrfConfig {
