@@ -35,6 +35,8 @@ pub fn route_table() -> Vec<Route> {
     routes.extend(crate::sites::routes::routes());
     routes.extend(crate::keys::routes::routes());
     routes.extend(crate::audit::routes::routes());
+    routes.extend(crate::scans::routes::routes());
+    routes.extend(crate::scans::internal::routes());
     routes
 }
 
@@ -91,7 +93,15 @@ impl Application {
             keys: crate::auth::KeyCache::default(),
             blobs,
             dummy_password_hash,
+            jobs_ready: tokio::sync::Notify::new(),
         });
+        if state.config.runners.scheduler {
+            tokio::spawn(crate::scheduler::run(
+                database_url.clone(),
+                state.config.runners.scheduler_interval,
+                scheduler_tick(state.clone()),
+            ));
+        }
         let metrics = web::Data::new(Metrics::default());
         let server =
             HttpServer::new(move || {
@@ -154,8 +164,24 @@ impl Application {
     }
 }
 
+/// What the leading scheduler does each round: queue due scans (and return lapsed leases).
+fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
+    Box::new(move |conn| {
+        let state = state.clone();
+        Box::pin(async move {
+            let queued = crate::scans::schedule::tick(conn, state.config.runners.scan_attempts)
+                .await
+                .map_err(|e| e.to_string())?;
+            if queued > 0 {
+                state.jobs_ready.notify_waiters();
+            }
+            Ok(queued)
+        })
+    })
+}
+
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    if req.path().starts_with("/api/") {
+    if req.path().starts_with("/api/") || req.path().starts_with("/internal/") {
         ApiError(AppError::NotFound).error_response()
     } else {
         PageError(AppError::NotFound).error_response()

@@ -101,6 +101,46 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "false",
         "take the client address from X-Forwarded-For (only behind your own proxy)",
     ),
+    (
+        "embedded_runner",
+        "true",
+        "start one runner child process (false when runners run elsewhere)",
+    ),
+    (
+        "runner_concurrency",
+        "2",
+        "scans the embedded runner runs at once",
+    ),
+    (
+        "runner_allow_private",
+        "false",
+        "let the embedded runner scan private and loopback addresses (self-hosted sites only)",
+    ),
+    (
+        "chromium",
+        "/usr/bin/chromium",
+        "the Chromium binary of the embedded runner",
+    ),
+    (
+        "runner_lease",
+        "60s",
+        "a claimed job returns to the queue this long after the runner's last heartbeat",
+    ),
+    (
+        "scan_attempts",
+        "3",
+        "attempts of a scan before it is marked failed",
+    ),
+    (
+        "scheduler",
+        "true",
+        "run the scheduler (one leads across all serve processes)",
+    ),
+    (
+        "scheduler_interval",
+        "15s",
+        "how often the leading scheduler looks for due scans and lapsed leases",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +186,20 @@ pub struct Config {
     pub mail_from: String,
     pub trust_forwarded_for: bool,
     pub blob_store: StoreConfig,
+    pub runners: RunnerSettings,
+}
+
+/// How scans run: the embedded runner, leases, attempts and the scheduler.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub embedded_runner: bool,
+    pub runner_concurrency: usize,
+    pub runner_allow_private: bool,
+    pub chromium: PathBuf,
+    pub lease: Duration,
+    pub scan_attempts: i32,
+    pub scheduler: bool,
+    pub scheduler_interval: Duration,
 }
 
 impl Config {
@@ -271,6 +325,43 @@ impl Config {
                 })
             }
         };
+        let runners = RunnerSettings {
+            embedded_runner: parse_bool(
+                "embedded_runner",
+                take("embedded_runner").as_deref().unwrap_or("true"),
+            )?,
+            runner_concurrency: parse(
+                "runner_concurrency",
+                take("runner_concurrency").as_deref().unwrap_or("2"),
+            )?,
+            runner_allow_private: parse_bool(
+                "runner_allow_private",
+                take("runner_allow_private").as_deref().unwrap_or("false"),
+            )?,
+            chromium: PathBuf::from(take("chromium").unwrap_or_else(|| "/usr/bin/chromium".into())),
+            lease: parse_span(
+                "runner_lease",
+                take("runner_lease").as_deref().unwrap_or("60s"),
+            )?,
+            scan_attempts: parse(
+                "scan_attempts",
+                take("scan_attempts").as_deref().unwrap_or("3"),
+            )?,
+            scheduler: parse_bool("scheduler", take("scheduler").as_deref().unwrap_or("true"))?,
+            scheduler_interval: parse_span(
+                "scheduler_interval",
+                take("scheduler_interval").as_deref().unwrap_or("15s"),
+            )?,
+        };
+        if !(1..=64).contains(&runners.runner_concurrency) {
+            return Err(invalid("runner_concurrency", "must be between 1 and 64"));
+        }
+        if !(1..=20).contains(&runners.scan_attempts) {
+            return Err(invalid("scan_attempts", "must be between 1 and 20"));
+        }
+        if runners.lease < Duration::from_secs(2) || runners.lease > Duration::from_secs(3600) {
+            return Err(invalid("runner_lease", "must be between 2s and 1h"));
+        }
         let keys_text = take("master_keys");
         let current = take("master_key_current");
         let (master_keys, master_keys_generated) = match keys_text {
@@ -297,6 +388,7 @@ impl Config {
             mail_from,
             trust_forwarded_for,
             blob_store,
+            runners,
         })
     }
 
@@ -373,7 +465,38 @@ impl fmt::Display for Config {
                 if s3.path_style { ", path-style" } else { "" }
             )?,
         }
-        write!(f, "  trust_forwarded_for  {}", self.trust_forwarded_for)?;
+        writeln!(f, "  trust_forwarded_for  {}", self.trust_forwarded_for)?;
+        let runners = &self.runners;
+        if runners.embedded_runner {
+            writeln!(
+                f,
+                "  embedded_runner      one child process, {} scans at once, {}{}",
+                runners.runner_concurrency,
+                runners.chromium.display(),
+                if runners.runner_allow_private {
+                    ", PRIVATE ADDRESSES ALLOWED (egress guard off for private networks)"
+                } else {
+                    ""
+                }
+            )?;
+        } else {
+            writeln!(f, "  embedded_runner      off (runners run elsewhere)")?;
+        }
+        writeln!(
+            f,
+            "  scans                lease {}s, {} attempts; scheduler {}",
+            runners.lease.as_secs(),
+            runners.scan_attempts,
+            if runners.scheduler {
+                format!("on, every {}s", runners.scheduler_interval.as_secs())
+            } else {
+                "off".into()
+            }
+        )?;
+        write!(
+            f,
+            "  master keys and blob credentials stay in this process; runners get only a token"
+        )?;
         if !self.served_over_tls() {
             write!(
                 f,

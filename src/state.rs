@@ -19,6 +19,8 @@ pub struct AppState {
     /// A bcrypt hash of nothing in particular: verified against when an email matches no
     /// account, so that a wrong address takes as long as a wrong password.
     pub dummy_password_hash: String,
+    /// Woken when scans are queued, so runners waiting in a long poll claim them at once.
+    pub jobs_ready: tokio::sync::Notify,
 }
 
 impl AppState {

@@ -5,6 +5,7 @@ mod bench_crypto;
 mod bench_queue;
 mod demo;
 pub mod fail_on;
+mod runner;
 mod scan;
 mod serve;
 
@@ -43,7 +44,9 @@ pub enum Command {
     BenchQueue(bench_queue::BenchQueueArgs),
     /// Apply pending database migrations and exit.
     Migrate(serve::ConfigArgs),
-    /// Administration: audit-log verification.
+    /// Run a scanning worker that takes jobs from an app (needs only its URL and a runner token).
+    Runner(runner::RunnerArgs),
+    /// Administration: runner tokens, key rotation, audit-log verification.
     Admin(serve::AdminArgs),
 }
 
@@ -132,6 +135,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::BenchQueue(args) => bench_queue::run(args).await,
         Command::BenchCrypto(args) => bench_crypto::run(args),
         Command::Admin(args) => serve::admin(args).await,
+        Command::Runner(args) => runner::run(args).await,
         Command::Schema => {
             println!(
                 "{}",

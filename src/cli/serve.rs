@@ -42,6 +42,20 @@ pub enum AdminCommand {
         #[arg(long)]
         org: i64,
     },
+    /// Register a runner and print its token (shown once) for `siteward runner`.
+    RunnerToken {
+        /// A name to recognise the runner by.
+        #[arg(long)]
+        name: String,
+    },
+    /// List registered runners.
+    ListRunners,
+    /// Revoke a runner: its token stops working at its next request.
+    RevokeRunner {
+        /// The runner's id (see list-runners).
+        #[arg(long)]
+        id: i64,
+    },
 }
 
 pub(super) fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
@@ -92,6 +106,13 @@ pub async fn serve(args: ConfigArgs) -> ExitCode {
         return code;
     }
     let public_url = config.public_url.clone();
+    let runner_settings = config.runners.clone();
+    // The embedded runner reaches the app over loopback unless we listen on one address only.
+    let runner_host = match config.listen.ip() {
+        ip if ip.is_unspecified() || ip.is_loopback() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
     let app = match Application::build(config, &url).await {
         Ok(app) => app,
         Err(error) => {
@@ -104,16 +125,31 @@ pub async fn serve(args: ConfigArgs) -> ExitCode {
         app.port()
     );
     let handle = app.handle();
+    let runner = if runner_settings.embedded_runner {
+        match start_embedded_runner(&app, &runner_host, &runner_settings).await {
+            Ok(child) => Some(child),
+            Err(error) => {
+                handle.stop(false).await;
+                stop_embedded(embedded).await;
+                return fail(error);
+            }
+        }
+    } else {
+        None
+    };
     let server = tokio::spawn(app.run());
     shutdown_signal().await;
     eprintln!("shutting down …");
+    if let Some(runner) = runner {
+        runner.stop().await;
+    }
     handle.stop(true).await;
     let _ = server.await;
     stop_embedded(embedded).await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
@@ -127,6 +163,34 @@ async fn shutdown_signal() {
         }
     }
 }
+
+/// Registers a fresh token for the embedded runner (revoking the last one) and starts the child.
+async fn start_embedded_runner(
+    app: &Application,
+    host: &str,
+    settings: &crate::config::RunnerSettings,
+) -> Result<crate::runner::child::RunnerChild, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find our own binary: {e}"))?;
+    let mut conn = app
+        .pool()
+        .get()
+        .await
+        .map_err(|e| format!("cannot reach the database: {e}"))?;
+    crate::scans::runner_tokens::revoke_named(&mut conn, EMBEDDED_RUNNER)
+        .await
+        .map_err(|e| format!("cannot revoke the old embedded runner: {e}"))?;
+    let (_, token) = crate::scans::runner_tokens::create(&mut conn, EMBEDDED_RUNNER)
+        .await
+        .map_err(|e| format!("cannot register the embedded runner: {e}"))?;
+    let app_url =
+        url::Url::parse(&format!("http://{host}:{}/", app.port())).map_err(|e| e.to_string())?;
+    Ok(crate::runner::child::RunnerChild::spawn(
+        exe, app_url, token, settings,
+    ))
+}
+
+/// The name the embedded runner is registered under.
+const EMBEDDED_RUNNER: &str = "embedded";
 
 pub async fn migrate(args: ConfigArgs) -> ExitCode {
     let config = match load(&args) {
@@ -161,6 +225,9 @@ pub async fn admin(args: AdminArgs) -> ExitCode {
         AdminCommand::VerifyAudit => verify_audit(&url).await,
         AdminCommand::RotateMasterKey => rotate_master_key(&url, &config).await,
         AdminCommand::RotateDataKey { org } => rotate_data_key(&url, &config, org).await,
+        AdminCommand::RunnerToken { name } => runner_token(&url, &name).await,
+        AdminCommand::ListRunners => list_runners(&url).await,
+        AdminCommand::RevokeRunner { id } => revoke_runner(&url, id).await,
     };
     stop_embedded(embedded).await;
     code
@@ -253,5 +320,77 @@ async fn rotate_data_key(url: &SecretString, config: &Config, org: i64) -> ExitC
             ExitCode::SUCCESS
         }
         Err(error) => fail(error),
+    }
+}
+
+async fn runner_token(url: &SecretString, name: &str) -> ExitCode {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return fail("--name must be 1–100 characters");
+    }
+    if let Err(code) = migrate_or_fail(url).await {
+        return code;
+    }
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
+    };
+    match crate::scans::runner_tokens::create(&mut conn, name).await {
+        Ok((runner, token)) => {
+            eprintln!(
+                "runner {} `{}` registered; its token is shown once — give it to the runner as SITEWARD_RUNNER_TOKEN:",
+                runner.id, runner.name
+            );
+            println!("{}", token.expose_secret());
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(format!("cannot register the runner: {error}")),
+    }
+}
+
+async fn list_runners(url: &SecretString) -> ExitCode {
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
+    };
+    match crate::scans::runner_tokens::list(&mut conn).await {
+        Ok(runners) => {
+            println!(
+                "{:>6}  {:<14}  {:<24}  {:<10}  name",
+                "id", "token", "last seen", "state"
+            );
+            for r in runners {
+                let seen = r
+                    .last_seen_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "never".into());
+                let state = if r.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:>6}  swr_{:<10}  {:<24.24}  {:<10}  {}",
+                    r.id, r.token_prefix, seen, state, r.name
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(format!("cannot list runners: {error}")),
+    }
+}
+
+async fn revoke_runner(url: &SecretString, id: i64) -> ExitCode {
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
+    };
+    match crate::scans::runner_tokens::revoke(&mut conn, id).await {
+        Ok(true) => {
+            println!("runner {id} revoked");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => fail(format!("no active runner has the id {id}")),
+        Err(error) => fail(format!("cannot revoke the runner: {error}")),
     }
 }

@@ -126,6 +126,44 @@ diesel::table! {
 }
 
 diesel::table! {
+    runners (id) {
+        id -> Int8,
+        name -> Text,
+        token_prefix -> Text,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        last_seen_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    scan_artifacts (scan_id, name) {
+        scan_id -> Int8,
+        name -> Text,
+        org_id -> Int8,
+        content_type -> Text,
+        size_bytes -> Int8,
+        sha256 -> Text,
+        attempt -> Int4,
+        uploaded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    scans (id) {
+        id -> Int8,
+        org_id -> Int8,
+        target_id -> Int8,
+        job_id -> Int8,
+        snapshot_id -> Int8,
+        trigger -> Text,
+        requested_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Int8,
         token_hash -> Bytea,
@@ -136,6 +174,80 @@ diesel::table! {
         last_seen_at -> Timestamptz,
         expires_at -> Timestamptz,
         user_agent -> Text,
+    }
+}
+
+diesel::table! {
+    snapshot_blocked (snapshot_id, position) {
+        snapshot_id -> Int8,
+        position -> Int4,
+        org_id -> Int8,
+        host -> Text,
+        port -> Int4,
+        address -> Nullable<Text>,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
+    snapshot_cookies (snapshot_id, name, domain, path) {
+        snapshot_id -> Int8,
+        org_id -> Int8,
+        name -> Text,
+        domain -> Text,
+        path -> Text,
+        party -> Text,
+        session -> Bool,
+        expires -> Nullable<Text>,
+        secure -> Bool,
+        http_only -> Bool,
+        same_site -> Text,
+        set_by_host -> Nullable<Text>,
+        category -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    snapshot_hosts (snapshot_id, host) {
+        snapshot_id -> Int8,
+        host -> Text,
+        org_id -> Int8,
+        party -> Text,
+        requests -> Int4,
+        category -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    snapshot_scripts (snapshot_id, position) {
+        snapshot_id -> Int8,
+        position -> Int4,
+        org_id -> Int8,
+        url -> Nullable<Text>,
+        host -> Nullable<Text>,
+        party -> Nullable<Text>,
+        sha256 -> Text,
+        size_bytes -> Int8,
+    }
+}
+
+diesel::table! {
+    snapshots (id) {
+        id -> Int8,
+        org_id -> Int8,
+        target_id -> Int8,
+        scan_id -> Int8,
+        attempt -> Int4,
+        runner_id -> Nullable<Int8>,
+        requested_url -> Text,
+        final_url -> Text,
+        http_status -> Nullable<Int4>,
+        title -> Text,
+        scan_ms -> Int8,
+        request_count -> Int4,
+        console_error_count -> Int4,
+        limits_hit -> Jsonb,
+        captured_at -> Timestamptz,
     }
 }
 
@@ -155,6 +267,7 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        last_scheduled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -183,8 +296,22 @@ diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(org_data_keys -> orgs (org_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(scan_artifacts -> orgs (org_id));
+diesel::joinable!(scan_artifacts -> scans (scan_id));
+diesel::joinable!(scans -> jobs (job_id));
+diesel::joinable!(scans -> orgs (org_id));
+diesel::joinable!(scans -> targets (target_id));
+diesel::joinable!(scans -> users (requested_by));
 diesel::joinable!(sessions -> orgs (org_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(snapshot_blocked -> snapshots (snapshot_id));
+diesel::joinable!(snapshot_cookies -> snapshots (snapshot_id));
+diesel::joinable!(snapshot_hosts -> snapshots (snapshot_id));
+diesel::joinable!(snapshot_scripts -> snapshots (snapshot_id));
+diesel::joinable!(snapshots -> orgs (org_id));
+diesel::joinable!(snapshots -> runners (runner_id));
+diesel::joinable!(snapshots -> scans (scan_id));
+diesel::joinable!(snapshots -> targets (target_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -197,7 +324,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     orgs,
     password_resets,
     recovery_codes,
+    runners,
+    scan_artifacts,
+    scans,
     sessions,
+    snapshot_blocked,
+    snapshot_cookies,
+    snapshot_hosts,
+    snapshot_scripts,
+    snapshots,
     targets,
     users,
 );

@@ -184,6 +184,22 @@ pub async fn target(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> Quer
         .await
 }
 
+/// A target and its org for the scheduler (no caller scope: the scheduler acts for every org),
+/// locked for the rest of the transaction; `None` if it is gone or another transaction holds it.
+pub async fn target_for_scheduler(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> QueryResult<Option<(i64, Target)>> {
+    targets::table
+        .filter(targets::id.eq(id))
+        .select((targets::org_id, Target::as_select()))
+        .for_update()
+        .skip_locked()
+        .first(conn)
+        .await
+        .optional()
+}
+
 pub async fn insert_target(
     conn: &mut AsyncPgConnection,
     ctx: &OrgCtx,

@@ -65,6 +65,10 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("too many attempts; try again in {retry_after} seconds")]
     RateLimited { retry_after: u64 },
     #[error("this form has expired or was sent from another site; reload the page and try again")]
@@ -73,6 +77,10 @@ pub enum AppError {
     Unavailable,
     #[error("something went wrong on our side; it has been logged")]
     Internal,
+    #[error(
+        "stored data failed its integrity check: it was altered or is not where it belongs; it has been logged"
+    )]
+    Integrity,
 }
 
 impl AppError {
@@ -96,9 +104,11 @@ impl AppError {
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal | AppError::Integrity => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -110,10 +120,13 @@ impl AppError {
             AppError::Invalid(_) => "invalid-input",
             AppError::BadRequest(_) => "bad-request",
             AppError::Conflict(_) => "conflict",
+            AppError::TooLarge(_) => "too-large",
+            AppError::UnsupportedMediaType(_) => "unsupported-media-type",
             AppError::RateLimited { .. } => "rate-limited",
             AppError::Csrf => "csrf",
             AppError::Unavailable => "unavailable",
             AppError::Internal => "internal",
+            AppError::Integrity => "integrity",
         }
     }
 
@@ -125,10 +138,13 @@ impl AppError {
             AppError::Invalid(_) => "Invalid input",
             AppError::BadRequest(_) => "Bad request",
             AppError::Conflict(_) => "Conflict",
+            AppError::TooLarge(_) => "Too large",
+            AppError::UnsupportedMediaType(_) => "Unsupported media type",
             AppError::RateLimited { .. } => "Too many attempts",
             AppError::Csrf => "Form expired",
             AppError::Unavailable => "Unavailable",
             AppError::Internal => "Internal error",
+            AppError::Integrity => "Integrity check failed",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Shared web machinery: errors, the route table, CSRF, security headers, metrics, rate limits,
 //! pagination and the OpenAPI document. Imports no feature module.
 
+pub mod body;
 pub mod client_ip;
 pub mod csrf;
 pub mod error;

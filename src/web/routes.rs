@@ -17,6 +17,8 @@ pub enum Surface {
     Page,
     /// `/api/v1`: `Authorization: Bearer` API keys only, JSON in and out, problem+json errors.
     Api,
+    /// `/internal/v1`: runners only (`Authorization: Bearer` runner tokens), problem+json errors.
+    Internal,
 }
 
 /// Who may call a route.
@@ -29,6 +31,8 @@ pub enum Access {
     /// A member of the current organization with at least this role (API keys: read = member,
     /// read-write = admin).
     Role(Role),
+    /// A runner with a valid, unrevoked runner token; no person or API key.
+    Runner,
 }
 
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -43,7 +47,8 @@ pub fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 pub struct RouteDoc {
     pub method: Method,
     /// actix path pattern; object ids are `{client_id}`, `{target_id}`, `{key_id}`,
-    /// `{invitation_id}`, `{user_id}`, `{org_id}`.
+    /// `{invitation_id}`, `{user_id}`, `{org_id}`, `{scan_id}`, `{snapshot_id}`, `{job_id}`;
+    /// `{artifact}` names a snapshot artifact.
     pub path: &'static str,
     pub surface: Surface,
     pub access: Access,
@@ -192,6 +197,18 @@ where
 {
     Route::new(
         RouteDoc::new(method, path, Surface::Api, Access::Role(role)),
+        handler,
+    )
+}
+
+pub fn internal<F, Args>(method: Method, path: &'static str, handler: F) -> Route
+where
+    F: Handler<Args> + Clone,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    Route::new(
+        RouteDoc::new(method, path, Surface::Internal, Access::Runner),
         handler,
     )
 }

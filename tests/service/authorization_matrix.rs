@@ -87,12 +87,16 @@ fn expected(doc: &RouteDoc, who: Who) -> Expect {
             (None, _) => Expect::SignIn,
             (Some(_), Access::SignedIn | Access::Anyone) => Expect::Allowed,
             (Some(role), Access::Role(needed)) => role_check(Some(role), needed),
+            (Some(_), Access::Runner) => Expect::SignIn,
         },
         Surface::Api => match (who.key_role(), doc.access) {
             (None, _) => Expect::Unauthorized,
             (Some(_), Access::SignedIn | Access::Anyone) => Expect::Allowed,
             (Some(role), Access::Role(needed)) => role_check(Some(role), needed),
+            (Some(_), Access::Runner) => Expect::Unauthorized,
         },
+        // No session and no API key gets into the runners' API.
+        Surface::Internal => Expect::Unauthorized,
     }
 }
 
@@ -294,6 +298,35 @@ impl World {
                 self.spare_id.to_string()
             }
             "org_id" => self.home_org(who).to_string(),
+            "scan_id" => scan_now(&self.rw_api, self.new_target().await)
+                .await
+                .to_string(),
+            "job_id" => {
+                let scan = scan_now(&self.rw_api, self.new_target().await).await;
+                self.app
+                    .count(&format!("SELECT job_id AS n FROM scans WHERE id = {scan}"))
+                    .await
+                    .to_string()
+            }
+            "snapshot_id" => {
+                let scan = scan_now(&self.rw_api, self.new_target().await).await;
+                // Complete queued scans (oldest first) until this one has its snapshot.
+                let runner = RunnerApi::new(&self.app, &runner_token(&self.app, "matrix").await);
+                loop {
+                    let job = runner.claim(0).await.expect("the scan's job is queued");
+                    assert_eq!(runner.finish(&job).await.status(), StatusCode::OK);
+                    if job.scan_id == scan {
+                        break;
+                    }
+                }
+                self.app
+                    .count(&format!(
+                        "SELECT snapshot_id AS n FROM scans WHERE id = {scan}"
+                    ))
+                    .await
+                    .to_string()
+            }
+            "artifact" => "viewport.png".into(),
             "invitation_token" => self.invitation_token_for(who).await,
             "unique" => unique(),
             other => panic!(
@@ -392,6 +425,10 @@ async fn call(world: &World, doc: &RouteDoc, who: Who) -> (reqwest::Response, St
     let method = Method::from_bytes(doc.method.as_str().as_bytes()).unwrap();
     let request = browser.client.request(method.clone(), &url);
     let request = match (doc.surface, method) {
+        // A GET's example is its query string.
+        (_, Method::GET) if !body.is_empty() => {
+            browser.client.request(Method::GET, format!("{url}?{body}"))
+        }
         (_, Method::GET) => request,
         (Surface::Api, _) => {
             request

@@ -24,6 +24,9 @@ async fn fingerprint(app: &TestApp) -> String {
         "SELECT * FROM targets",
         "SELECT id, used_at FROM recovery_codes",
         "SELECT id, used_at FROM password_resets",
+        "SELECT id, state, attempts, holder, last_error, run_at FROM jobs",
+        "SELECT * FROM scan_artifacts",
+        "SELECT * FROM snapshots",
     ];
     let mut conn = app.db().await;
     let mut all = String::new();
@@ -46,7 +49,7 @@ fn hostile(doc: &RouteDoc) -> Option<String> {
     if doc.example.is_empty() {
         return None;
     }
-    if doc.surface == Surface::Api {
+    if matches!(doc.surface, Surface::Api | Surface::Internal) {
         let mut value: serde_json::Value = serde_json::from_str(doc.example).ok()?;
         for (_, field) in value.as_object_mut()?.iter_mut() {
             *field = match field {
@@ -99,6 +102,11 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
     app.invite(&owner, "pending@example.com", "member").await;
     let invitation = app.count("SELECT max(id) AS n FROM invitations").await;
     let key_id = app.count("SELECT max(id) AS n FROM api_keys").await;
+    let scan = scan_now(&api, target).await;
+    let job_id = app
+        .count(&format!("SELECT job_id AS n FROM scans WHERE id = {scan}"))
+        .await;
+    let runner = RunnerApi::new(&app, &runner_token(&app, "bad-input").await);
     let real_id = |name: &str| -> String {
         match name {
             "client_id" => client.to_string(),
@@ -107,6 +115,9 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
             "invitation_id" => invitation.to_string(),
             "key_id" => key_id.to_string(),
             "org_id" => org.to_string(),
+            "job_id" => job_id.to_string(),
+            "scan_id" => scan.to_string(),
+            "artifact" => "viewport.png".into(),
             other => panic!("teach the bad-input test about `{other}`"),
         }
     };
@@ -143,6 +154,13 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
         for (path, body) in attempts {
             let method = Method::from_bytes(doc.method.as_str().as_bytes()).unwrap();
             let response = match doc.surface {
+                Surface::Internal => runner
+                    .request(method, &path)
+                    .header("content-type", "application/json")
+                    .body(body.clone().unwrap_or_else(|| "{}".into()))
+                    .send()
+                    .await
+                    .unwrap(),
                 Surface::Api => api
                     .request(method, &path)
                     .header("content-type", "application/json")
@@ -163,7 +181,7 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
             let text = response.text().await.unwrap_or_default();
             checked += 1;
             let clear = match doc.surface {
-                Surface::Api => text.contains("\"detail\""),
+                Surface::Api | Surface::Internal => text.contains("\"detail\""),
                 _ => text.contains("class=\"error\"") || text.contains("<h1>"),
             };
             if !status.is_client_error() || !clear {

@@ -45,6 +45,10 @@ const SEQUENCE_OFFSETS: &[(&str, i64)] = &[
     ("audit_log", 700_000),
     ("password_resets", 800_000),
     ("recovery_codes", 900_000),
+    ("jobs", 1_100_000),
+    ("scans", 1_200_000),
+    ("snapshots", 1_300_000),
+    ("runners", 1_400_000),
 ];
 
 /// The template's name changes whenever a migration does.
@@ -211,7 +215,10 @@ impl TestApp {
                 data_dir.path().to_string_lossy().into_owned(),
             ),
             ("SITEWARD_SMTP_URL".into(), mail.url()),
-            ("SITEWARD_DATABASE_POOL_SIZE".into(), "4".into()),
+            ("SITEWARD_DATABASE_POOL_SIZE".into(), "6".into()),
+            // Tests start the runners and scheduler they need themselves.
+            ("SITEWARD_EMBEDDED_RUNNER".into(), "false".into()),
+            ("SITEWARD_SCHEDULER".into(), "false".into()),
             (
                 "SITEWARD_MASTER_KEYS".into(),
                 "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
@@ -478,4 +485,254 @@ impl ApiClient {
     ) -> reqwest::Response {
         self.request(method, path).json(&body).send().await.unwrap()
     }
+}
+
+/// Registers a runner straight in the database and returns its token.
+pub async fn runner_token(app: &TestApp, name: &str) -> String {
+    use secrecy::ExposeSecret;
+    let mut conn = app.db().await;
+    let (_, token) = siteward::scans::runner_tokens::create(&mut conn, name)
+        .await
+        .unwrap();
+    token.expose_secret().to_string()
+}
+
+/// A runner speaking `/internal/v1` by hand.
+#[derive(Clone)]
+pub struct RunnerApi {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+/// A claimed job as the tests need it.
+#[derive(Debug, Clone)]
+pub struct TestJob {
+    pub id: i64,
+    pub token: String,
+    pub scan_id: i64,
+    pub attempt: i64,
+    pub url: String,
+}
+
+impl RunnerApi {
+    pub fn new(app: &TestApp, token: &str) -> RunnerApi {
+        RunnerApi {
+            base: app.base.clone(),
+            token: token.to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn claim_raw(&self, wait_seconds: u32) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/internal/v1/jobs/claim")
+            .json(&serde_json::json!({ "wait_seconds": wait_seconds }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn claim(&self, wait_seconds: u32) -> Option<TestJob> {
+        let response = self.claim_raw(wait_seconds).await;
+        if response.status() == StatusCode::NO_CONTENT {
+            return None;
+        }
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "claim answers 200 or 204"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        Some(TestJob {
+            id: body["job_id"].as_i64().unwrap(),
+            token: body["attempt_token"].as_str().unwrap().to_string(),
+            scan_id: body["scan"]["scan_id"].as_i64().unwrap(),
+            attempt: body["attempt"].as_i64().unwrap(),
+            url: body["scan"]["url"].as_str().unwrap().to_string(),
+        })
+    }
+
+    pub async fn upload(&self, job: &TestJob, name: &str, bytes: &[u8]) -> reqwest::Response {
+        self.request(
+            reqwest::Method::PUT,
+            &format!("/internal/v1/jobs/{}/artifacts/{name}", job.id),
+        )
+        .header("siteward-attempt", &job.token)
+        .header("content-type", "image/png")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap()
+    }
+
+    pub async fn complete(&self, job: &TestJob, snapshot: &serde_json::Value) -> reqwest::Response {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/internal/v1/jobs/{}/complete", job.id),
+        )
+        .header("siteward-attempt", &job.token)
+        .json(snapshot)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    pub async fn heartbeat(&self, job: &TestJob) -> reqwest::Response {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/internal/v1/jobs/{}/heartbeat", job.id),
+        )
+        .header("siteward-attempt", &job.token)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    pub async fn fail(&self, job: &TestJob, error: &str) -> reqwest::Response {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/internal/v1/jobs/{}/fail", job.id),
+        )
+        .header("siteward-attempt", &job.token)
+        .json(&serde_json::json!({ "error": error }))
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// Uploads both screenshots and a synthetic snapshot of the job's URL; returns the
+    /// completion response.
+    pub async fn finish(&self, job: &TestJob) -> reqwest::Response {
+        let viewport = fake_png(&format!("viewport {}", job.id));
+        let full = fake_png(&format!("full page {}", job.id));
+        assert_eq!(
+            self.upload(job, "viewport.png", &viewport).await.status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            self.upload(job, "fullpage.png", &full).await.status(),
+            StatusCode::CREATED
+        );
+        self.complete(job, &sample_snapshot(&job.url, &viewport, &full))
+            .await
+    }
+}
+
+/// Bytes that start like a PNG (the app checks the signature, not the image).
+pub fn fake_png(seed: &str) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend_from_slice(seed.as_bytes());
+    bytes
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(siteward::crypto::sha256(bytes))
+}
+
+/// A valid snapshot of `url` (as a runner would send it) that loads `analytics.test` and sets
+/// `_ga` and `session`, with these screenshots.
+pub fn sample_snapshot(url: &str, viewport_png: &[u8], full_png: &[u8]) -> serde_json::Value {
+    let host = url::Url::parse(url)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_string();
+    let shot = |bytes: &[u8]| serde_json::json!({"width": 1280, "height": 800, "sha256": sha256_hex(bytes), "size_bytes": bytes.len()});
+    let cookie = |name: &str, domain: &str, party: &str| {
+        serde_json::json!({"name": name, "domain": domain, "path": "/", "expires": null, "session": true,
+            "secure": false, "http_only": false, "same_site": "lax", "party": party,
+            "set_by_host": domain, "set_by": "script", "value_size": 10, "classification": null})
+    };
+    let request = |url: &str, host: &str, party: &str| {
+        serde_json::json!({"url": url, "method": "GET", "resource_type": "Script", "host": host,
+            "party": party, "status": 200, "failure": null, "blocked": false, "started_ms": 5,
+            "duration_ms": 3, "encoded_bytes": 100})
+    };
+    let snapshot = serde_json::json!({
+        "format_version": scanner::SNAPSHOT_FORMAT_VERSION,
+        "scanner_version": "test",
+        "requested_url": url,
+        "final_url": url,
+        "redirect_chain": [],
+        "status": 200,
+        "title": "A <b>shop</b>",
+        "first_party_domain": host,
+        "started_at": "2026-11-23T10:00:00Z",
+        "finished_at": "2026-11-23T10:00:01Z",
+        "timings": {"load_ms": 300, "network_quiet_ms": 800, "total_ms": 1000},
+        "browser": {"product": "Chrome/156", "user_agent": "test", "third_party_cookies_allowed": true},
+        "options": {"viewport_width": 1280, "viewport_height": 800, "quiet_period_ms": 500,
+            "load_timeout_ms": 20000, "scan_timeout_ms": 60000, "consent_mode": "no_interaction",
+            "policy_pages": false, "resolve": [], "private_destinations_allowed": false},
+        "dom": {"html": "<html><script>alert(1)</script></html>", "size_bytes": 40, "truncated": false},
+        "scripts": [
+            {"kind": "external", "url": "http://analytics.test/a.js", "host": "analytics.test",
+             "party": "third", "sha256": "ab".repeat(32), "size_bytes": 100, "frame_url": url},
+            {"kind": "inline", "sha256": "cd".repeat(32), "size_bytes": 20, "first_bytes": "console.log(1)", "frame_url": url}
+        ],
+        "cookies": [cookie("_ga", ".analytics.test", "third"), cookie("session", &host, "first")],
+        "storage": [],
+        "requests": [request(url, &host, "first"), request("http://analytics.test/a.js", "analytics.test", "third")],
+        "blocked": [{"host": "169.254.169.254", "port": 80, "address": "169.254.169.254", "reason": "link-local"}],
+        "console_errors": [],
+        "dialogs": [],
+        "downloads": [],
+        "third_party_hosts": ["analytics.test"],
+        "listed_hosts": [],
+        "screenshots": {"viewport": shot(viewport_png), "full_page": shot(full_png),
+            "page_height": 800, "full_page_truncated": false, "full_page_max_height": 16384},
+        "policy_pages": [],
+        "consent": null,
+        "limits_hit": []
+    });
+    // The app must accept it: prove it is a valid Snapshot here, not in each test.
+    serde_json::from_value::<scanner::Snapshot>(snapshot.clone())
+        .expect("sample snapshot is valid");
+    snapshot
+}
+
+/// Creates a client and a target of `url` through the API; returns the target id.
+pub async fn new_target(api: &ApiClient, url: &str) -> i64 {
+    let client = api
+        .send_json(
+            reqwest::Method::POST,
+            "/api/v1/clients",
+            serde_json::json!({ "name": format!("Client {}", unique()) }),
+        )
+        .await;
+    assert_eq!(client.status(), StatusCode::CREATED);
+    let client: serde_json::Value = client.json().await.unwrap();
+    let target = api
+        .send_json(
+            reqwest::Method::POST,
+            &format!("/api/v1/clients/{}/targets", client["id"]),
+            serde_json::json!({ "url": url, "wait_ms": 300 }),
+        )
+        .await;
+    assert_eq!(target.status(), StatusCode::CREATED);
+    target.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Asks for a scan through the API; returns the scan id.
+pub async fn scan_now(api: &ApiClient, target_id: i64) -> i64 {
+    let response = api
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/targets/{target_id}/scans"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    response.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap()
 }

@@ -1,0 +1,301 @@
+//! The runner loop: `concurrency` slots, each claiming a job, scanning, and delivering.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use scanner::classify::{CookieDatabase, HostList};
+use scanner::egress::EgressPolicy;
+use scanner::{Limits, ScanOptions, ScanOutput, Scanner, Supervisor};
+use secrecy::SecretString;
+use tokio::sync::Notify;
+use url::Url;
+
+use super::client::{AppClient, CallError};
+use super::protocol::{ClaimedJob, ScanOrder};
+
+/// Everything a runner needs; nothing of it opens the database or the blob store.
+pub struct RunnerSettings {
+    pub app_url: Url,
+    pub token: SecretString,
+    pub concurrency: usize,
+    pub browser: scanner::BrowserOptions,
+    pub egress: EgressPolicy,
+    pub cookie_database: Option<Arc<CookieDatabase>>,
+    pub host_list: Option<Arc<HostList>>,
+    /// How long one claim waits for a job.
+    pub claim_wait_seconds: u32,
+    /// How long to keep trying to deliver a finished scan while the app is unreachable.
+    pub deliver_for: Duration,
+}
+
+struct Shared {
+    client: AppClient,
+    scanner: Scanner,
+    settings: RunnerSettings,
+    stopping: AtomicBool,
+    stop: Notify,
+}
+
+/// Runs until `shutdown` resolves (then finishes nothing new and returns) or the app refuses the
+/// token (an error: a revoked runner must stop).
+pub async fn run(
+    settings: RunnerSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let client = AppClient::new(settings.app_url.clone(), settings.token.clone())?;
+    let scanner = Scanner::new(Supervisor::new(settings.browser.clone()));
+    scanner
+        .supervisor()
+        .warm_up()
+        .await
+        .map_err(|e| format!("cannot start Chromium: {e}"))?;
+    let shared = Arc::new(Shared {
+        client,
+        scanner,
+        stopping: AtomicBool::new(false),
+        stop: Notify::new(),
+        settings,
+    });
+    tracing::info!(
+        app = %shared.settings.app_url,
+        concurrency = shared.settings.concurrency,
+        "runner started"
+    );
+    let mut slots = tokio::task::JoinSet::new();
+    for slot in 0..shared.settings.concurrency {
+        slots.spawn(slot_loop(shared.clone(), slot));
+    }
+    let outcome = tokio::select! {
+        _ = shutdown => Ok(()),
+        Some(result) = slots.join_next() => match result {
+            Ok(outcome) => outcome,
+            Err(error) => Err(format!("a runner slot crashed: {error}")),
+        },
+    };
+    shared.stopping.store(true, Ordering::SeqCst);
+    shared.stop.notify_waiters();
+    slots.shutdown().await;
+    shared.scanner.supervisor().shutdown().await;
+    outcome
+}
+
+/// Exponential backoff from 0.5 s to 30 s with jitter.
+struct Backoff(u32);
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let base = 0.5 * 2f64.powi(self.0.min(6) as i32);
+        self.0 += 1;
+        let jitter = 0.8 + 0.4 * rand::random::<f64>();
+        Duration::from_secs_f64((base * jitter).min(30.0))
+    }
+}
+
+async fn slot_loop(shared: Arc<Shared>, slot: usize) -> Result<(), String> {
+    let mut backoff = Backoff(0);
+    while !shared.stopping.load(Ordering::SeqCst) {
+        match shared
+            .client
+            .claim(shared.settings.claim_wait_seconds)
+            .await
+        {
+            Ok(Some(job)) => {
+                backoff = Backoff(0);
+                tracing::info!(slot, job = job.job_id, attempt = job.attempt, url = %job.scan.url, "job claimed");
+                run_job(&shared, job).await;
+            }
+            Ok(None) => backoff = Backoff(0),
+            Err(CallError::Unauthorized) => {
+                return Err("the app refused this runner's token; was the runner revoked?".into());
+            }
+            Err(error) => {
+                let wait = backoff.next();
+                tracing::warn!(slot, %error, retry_in = ?wait, "cannot claim a job");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn scan_options(shared: &Shared, order: &ScanOrder) -> ScanOptions {
+    ScanOptions {
+        viewport_width: order.viewport_width,
+        viewport_height: order.viewport_height,
+        quiet_period: Duration::from_millis(u64::from(order.wait_ms)),
+        policy_pages: order.policy_pages,
+        consent_mode: order.consent_mode,
+        egress: shared.settings.egress.clone(),
+        limits: Limits::default(),
+        cookie_database: shared.settings.cookie_database.clone(),
+        host_list: shared.settings.host_list.clone(),
+        ..ScanOptions::default()
+    }
+}
+
+/// Scans with a heartbeat running beside it; stops early if the job is lost.
+async fn run_job(shared: &Arc<Shared>, job: ClaimedJob) {
+    let lost = Arc::new(Notify::new());
+    let lost_flag = Arc::new(AtomicBool::new(false));
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        shared.clone(),
+        job.clone(),
+        lost.clone(),
+        lost_flag.clone(),
+    ));
+    let options = scan_options(shared, &job.scan);
+    let started = Instant::now();
+    let result = tokio::select! {
+        result = shared.scanner.scan(&job.scan.url, &options, &|_| {}) => Some(result),
+        _ = lost.notified() => None,
+        _ = shared.stop.notified() => None,
+    };
+    match result {
+        None => tracing::warn!(
+            job = job.job_id,
+            "job dropped: lost its lease or the runner is stopping"
+        ),
+        Some(Ok(output)) => {
+            tracing::info!(
+                job = job.job_id,
+                seconds = started.elapsed().as_secs_f64(),
+                "scan done"
+            );
+            deliver(shared, &job, output, &lost_flag).await;
+        }
+        Some(Err(error)) => {
+            tracing::warn!(job = job.job_id, %error, "scan failed");
+            report_failure(shared, &job, &error.to_string(), &lost_flag).await;
+        }
+    }
+    heartbeat.abort();
+}
+
+async fn heartbeat_loop(
+    shared: Arc<Shared>,
+    job: ClaimedJob,
+    lost: Arc<Notify>,
+    lost_flag: Arc<AtomicBool>,
+) {
+    let every = Duration::from_secs(job.lease_seconds.max(3)) / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        match shared.client.heartbeat(&job).await {
+            Ok(()) => {}
+            Err(CallError::Stale) | Err(CallError::Unauthorized) => {
+                lost_flag.store(true, Ordering::SeqCst);
+                lost.notify_waiters();
+                return;
+            }
+            Err(error) => tracing::warn!(job = job.job_id, %error, "heartbeat failed; retrying"),
+        }
+    }
+}
+
+/// Retries `call` while the app is unavailable, until `deliver_for` has passed.
+async fn with_retries<T, F, Fut>(
+    shared: &Shared,
+    lost: &AtomicBool,
+    mut call: F,
+) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    let deadline = Instant::now() + shared.settings.deliver_for;
+    let mut backoff = Backoff(0);
+    loop {
+        if lost.load(Ordering::SeqCst) {
+            return Err(CallError::Stale);
+        }
+        match call().await {
+            Err(CallError::Unavailable(detail)) if Instant::now() < deadline => {
+                let wait = backoff.next();
+                tracing::warn!(%detail, retry_in = ?wait, "the app is unavailable; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Sends the screenshots, then the snapshot. A request the app rejects fails the attempt.
+async fn deliver(shared: &Shared, job: &ClaimedJob, output: ScanOutput, lost: &AtomicBool) {
+    let ScanOutput {
+        snapshot,
+        viewport_png,
+        full_page_png,
+    } = output;
+    let document = match serde_json::to_vec(&snapshot) {
+        Ok(document) => document,
+        Err(error) => {
+            return report_failure(
+                shared,
+                job,
+                &format!("cannot encode the snapshot: {error}"),
+                lost,
+            )
+            .await;
+        }
+    };
+    // The app may have been away longer than the lease: renew it before sending.
+    let _ = with_retries(shared, lost, || shared.client.heartbeat(job)).await;
+    let uploads = [
+        ("viewport.png", viewport_png),
+        ("fullpage.png", full_page_png),
+    ];
+    for (name, bytes) in uploads {
+        let result = with_retries(shared, lost, || {
+            shared.client.upload(job, name, "image/png", bytes.clone())
+        })
+        .await;
+        if let Err(error) = result {
+            return handle_delivery_error(shared, job, error, lost).await;
+        }
+    }
+    match with_retries(shared, lost, || {
+        shared.client.complete(job, document.clone())
+    })
+    .await
+    {
+        Ok(done) => tracing::info!(
+            job = job.job_id,
+            snapshot = done.snapshot_id,
+            duplicate = done.duplicate,
+            "snapshot delivered"
+        ),
+        Err(error) => handle_delivery_error(shared, job, error, lost).await,
+    }
+}
+
+async fn handle_delivery_error(
+    shared: &Shared,
+    job: &ClaimedJob,
+    error: CallError,
+    lost: &AtomicBool,
+) {
+    match error {
+        CallError::Stale => tracing::warn!(job = job.job_id, "job lost before delivery; dropped"),
+        CallError::Unauthorized => {
+            tracing::error!(job = job.job_id, "token refused during delivery")
+        }
+        CallError::Rejected { .. } | CallError::Unavailable(_) => {
+            report_failure(
+                shared,
+                job,
+                &format!("delivering the results failed: {error}"),
+                lost,
+            )
+            .await
+        }
+    }
+}
+
+async fn report_failure(shared: &Shared, job: &ClaimedJob, error: &str, lost: &AtomicBool) {
+    match with_retries(shared, lost, || shared.client.fail(job, error)).await {
+        Ok(reply) => tracing::info!(job = job.job_id, outcome = %reply.outcome, "failure reported"),
+        // If even that fails, the lease lapses and the job comes back on its own.
+        Err(error) => tracing::warn!(job = job.job_id, %error, "could not report the failure"),
+    }
+}

@@ -1,0 +1,320 @@
+//! `/internal/v1`: the API runners use. A runner long-polls for a job, heartbeats while it
+//! scans, uploads the screenshots and then the snapshot under the job's attempt token, or
+//! reports a failure. Every request about a job must come from the attempt that holds it.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+use scanner::{SNAPSHOT_FORMAT_VERSION, Snapshot};
+
+use super::ingest::{self, Standing};
+use super::runner_tokens::RunnerCtx;
+use crate::db::schema::snapshots;
+use crate::queue::{self, FailOutcome};
+use crate::runner::protocol::{
+    ATTEMPT_HEADER, ClaimRequest, ClaimedJob, Completed, FailReply, FailRequest,
+    MAX_ARTIFACT_BYTES, MAX_CLAIM_WAIT_SECONDS, MAX_SNAPSHOT_BYTES, SCAN_ARTIFACTS, SCAN_JOB,
+    SNAPSHOT_ARTIFACT, ScanOrder,
+};
+use crate::state::AppState;
+use crate::web::body::{read_limited, require_content_type};
+use crate::web::routes::{Route, internal};
+use crate::web::{ApiError, AppError, object_id};
+
+type Reply = Result<HttpResponse, ApiError>;
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        internal(Method::POST, "/internal/v1/jobs/claim", claim)
+            .summary("Wait for a job and claim it (204 when none came in time)")
+            .example(r#"{"wait_seconds": 0}"#)
+            .request::<ClaimRequest>()
+            .response::<ClaimedJob>(),
+        internal(
+            Method::POST,
+            "/internal/v1/jobs/{job_id}/heartbeat",
+            heartbeat,
+        )
+        .summary("Extend the lease of the attempt that holds the job")
+        .success(204),
+        internal(
+            Method::PUT,
+            "/internal/v1/jobs/{job_id}/artifacts/{artifact}",
+            upload_artifact,
+        )
+        .summary("Upload a screenshot of the attempt (stored sealed)")
+        .success(201),
+        internal(
+            Method::POST,
+            "/internal/v1/jobs/{job_id}/complete",
+            complete,
+        )
+        .summary("Send the snapshot: completes the job once, however often it is sent")
+        .response::<Completed>(),
+        internal(Method::POST, "/internal/v1/jobs/{job_id}/fail", fail)
+            .summary("Report that the attempt failed")
+            .example(r#"{"error": "the site did not answer"}"#)
+            .request::<FailRequest>()
+            .response::<FailReply>(),
+    ]
+}
+
+fn attempt_token(req: &HttpRequest) -> Result<String, AppError> {
+    req.headers()
+        .get(ATTEMPT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 100)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "send the claimed attempt's token in the {ATTEMPT_HEADER} header"
+            ))
+        })
+}
+
+/// Hands out the next scan job, waiting up to `wait_seconds` for one. Jobs whose lease lapsed
+/// are returned to the queue on the way.
+async fn claim(
+    state: web::Data<AppState>,
+    runner: RunnerCtx,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
+    require_content_type(&req, "application/json")?;
+    let body = read_limited(&req, payload, 4096).await?;
+    let request: ClaimRequest = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("the JSON body is not valid: {e}")))?;
+    if request.wait_seconds > MAX_CLAIM_WAIT_SECONDS {
+        return Err(AppError::invalid(
+            "wait_seconds",
+            format!("must be at most {MAX_CLAIM_WAIT_SECONDS}"),
+        )
+        .into());
+    }
+    let deadline = Instant::now() + Duration::from_secs(u64::from(request.wait_seconds));
+    let lease = state.config.runners.lease;
+    let kinds = [SCAN_JOB.to_string()];
+    loop {
+        // Listen before looking, so a job queued in between still wakes us.
+        let notified = state.jobs_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let mut conn = state.conn().await?;
+        if let Some(job) = queue::claim(&mut conn, &runner.holder(), &kinds, lease).await? {
+            match serde_json::from_value::<ScanOrder>(job.payload.clone()) {
+                Ok(scan) => {
+                    return Ok(HttpResponse::Ok().json(ClaimedJob {
+                        job_id: job.id,
+                        attempt: job.attempt,
+                        max_attempts: job.max_attempts,
+                        attempt_token: job.token.clone(),
+                        lease_seconds: lease.as_secs(),
+                        scan,
+                    }));
+                }
+                Err(error) => {
+                    // Not a job any runner can do: keep the reason and let it die.
+                    tracing::error!(job = job.id, %error, "unreadable scan job");
+                    queue::fail(
+                        &mut conn,
+                        job.id,
+                        &job.token,
+                        "the job's order is unreadable",
+                    )
+                    .await?;
+                    continue;
+                }
+            }
+        }
+        let (requeued, killed) = queue::reap(&mut conn).await?;
+        drop(conn);
+        if requeued > 0 {
+            tracing::info!(requeued, killed, "jobs whose lease lapsed were returned");
+            continue;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(HttpResponse::NoContent().finish());
+        }
+        // Other serve processes queue jobs too: look again at least every second.
+        let wait = (deadline - now).min(Duration::from_secs(1));
+        let _ = tokio::time::timeout(wait, notified).await;
+    }
+}
+
+async fn heartbeat(
+    state: web::Data<AppState>,
+    _runner: RunnerCtx,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Reply {
+    let job_id = object_id(&path)?;
+    let token = attempt_token(&req)?;
+    let mut conn = state.conn().await?;
+    if queue::heartbeat(&mut conn, job_id, &token, state.config.runners.lease).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        ingest::standing(&mut conn, job_id, &token).await?;
+        Err(AppError::Conflict("the job is not running under this attempt".into()).into())
+    }
+}
+
+async fn upload_artifact(
+    state: web::Data<AppState>,
+    _runner: RunnerCtx,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
+    let (job, name) = path.into_inner();
+    let job_id = object_id(&job)?;
+    let token = attempt_token(&req)?;
+    let (name, content_type) = SCAN_ARTIFACTS
+        .iter()
+        .find(|(known, _)| *known == name)
+        .copied()
+        .ok_or(AppError::NotFound)?;
+    require_content_type(&req, content_type)?;
+    let bytes = read_limited(&req, payload, MAX_ARTIFACT_BYTES).await?;
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Err(AppError::BadRequest(format!("{name} is not a PNG image")).into());
+    }
+    let mut conn = state.conn().await?;
+    match ingest::standing(&mut conn, job_id, &token).await? {
+        Standing::Holds(attempt) => {
+            let sha256 = ingest::store_artifact(
+                &mut conn,
+                &state.blobs,
+                &attempt,
+                &token,
+                name,
+                content_type,
+                &bytes,
+            )
+            .await?;
+            Ok(HttpResponse::Created().json(serde_json::json!({"name": name, "sha256": sha256})))
+        }
+        Standing::Completed(_) => Err(AppError::Conflict(
+            "the job is already complete; its artifacts can no longer change".into(),
+        )
+        .into()),
+    }
+}
+
+async fn complete(
+    state: web::Data<AppState>,
+    runner: RunnerCtx,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Reply {
+    let job_id = object_id(&path)?;
+    let token = attempt_token(&req)?;
+    require_content_type(&req, "application/json")?;
+    let body = read_limited(&req, payload, MAX_SNAPSHOT_BYTES).await?;
+    let snapshot: Snapshot = serde_json::from_slice(&body).map_err(|e| {
+        let mut message = e.to_string();
+        message.truncate(300);
+        AppError::BadRequest(format!("the snapshot is not valid: {message}"))
+    })?;
+    if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
+        return Err(AppError::BadRequest(format!(
+            "snapshot format {} is not supported; this app reads format {SNAPSHOT_FORMAT_VERSION}",
+            snapshot.format_version
+        ))
+        .into());
+    }
+    let mut conn = state.conn().await?;
+    let attempt = match ingest::standing(&mut conn, job_id, &token).await? {
+        Standing::Completed(attempt) => return Ok(duplicate(&mut conn, &attempt).await?),
+        Standing::Holds(attempt) => attempt,
+    };
+    ingest::check_screenshots(&mut conn, &attempt, &snapshot).await?;
+    let document = serde_json::to_vec(&snapshot).map_err(AppError::internal)?;
+    ingest::store_artifact(
+        &mut conn,
+        &state.blobs,
+        &attempt,
+        &token,
+        SNAPSHOT_ARTIFACT,
+        "application/json",
+        &document,
+    )
+    .await?;
+    match ingest::record_snapshot(&mut conn, &attempt, &token, runner.id, &snapshot).await? {
+        Some(snapshot_id) => {
+            tracing::info!(
+                job = job_id,
+                scan = attempt.scan_id,
+                snapshot = snapshot_id,
+                "snapshot recorded"
+            );
+            Ok(HttpResponse::Ok().json(Completed {
+                snapshot_id,
+                duplicate: false,
+            }))
+        }
+        // Another request of the same attempt completed it meanwhile, or the lease was lost.
+        None => match ingest::standing(&mut conn, job_id, &token).await? {
+            Standing::Completed(attempt) => Ok(duplicate(&mut conn, &attempt).await?),
+            Standing::Holds(_) => {
+                Err(AppError::Conflict("the job could not be completed".into()).into())
+            }
+        },
+    }
+}
+
+async fn duplicate(
+    conn: &mut diesel_async::AsyncPgConnection,
+    attempt: &ingest::Attempt,
+) -> Result<HttpResponse, AppError> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let snapshot_id: i64 = snapshots::table
+        .filter(snapshots::scan_id.eq(attempt.scan_id))
+        .select(snapshots::id)
+        .first(conn)
+        .await?;
+    Ok(HttpResponse::Ok().json(Completed {
+        snapshot_id,
+        duplicate: true,
+    }))
+}
+
+async fn fail(
+    state: web::Data<AppState>,
+    _runner: RunnerCtx,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Reply {
+    let job_id = object_id(&path)?;
+    let token = attempt_token(&req)?;
+    require_content_type(&req, "application/json")?;
+    let body = read_limited(&req, payload, 16 * 1024).await?;
+    let request: FailRequest = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("the JSON body is not valid: {e}")))?;
+    let mut conn = state.conn().await?;
+    let error = request.error.replace('\0', "\u{FFFD}");
+    let reply = match queue::fail(&mut conn, job_id, &token, &error).await? {
+        FailOutcome::Retrying(at) => FailReply {
+            outcome: "retrying".into(),
+            retry_at: at
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok(),
+        },
+        FailOutcome::Dead => FailReply {
+            outcome: "dead".into(),
+            retry_at: None,
+        },
+        FailOutcome::NotHolder => {
+            ingest::standing(&mut conn, job_id, &token).await?;
+            return Err(
+                AppError::Conflict("the job is not running under this attempt".into()).into(),
+            );
+        }
+    };
+    Ok(HttpResponse::Ok().json(reply))
+}

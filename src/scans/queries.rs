@@ -1,0 +1,430 @@
+//! Scans and snapshots in PostgreSQL: asking for a scan (scan row and job in one transaction),
+//! reading them back scoped to the caller's organization, and the inventory queries.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use scanner::snapshot::ConsentMode;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::auth::OrgCtx;
+use crate::db::schema::{scan_artifacts, scans, snapshots};
+use crate::queue;
+use crate::runner::protocol::{SCAN_JOB, ScanOrder};
+use crate::sites::queries::Target;
+use crate::web::pagination::PageRequest;
+
+/// Who or what asked for a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Dashboard,
+    Api,
+    Schedule,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Dashboard => "dashboard",
+            Trigger::Api => "api",
+            Trigger::Schedule => "schedule",
+        }
+    }
+}
+
+/// A scan's state, read from its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanState {
+    /// Waiting for a runner.
+    Queued,
+    /// An attempt failed; waiting to try again.
+    Retrying,
+    /// A runner is on it.
+    Running,
+    /// The snapshot is stored.
+    Succeeded,
+    /// Every attempt failed; `error` says why.
+    Failed,
+}
+
+impl ScanState {
+    fn of(job_state: &str, attempts: i32) -> ScanState {
+        match job_state {
+            "running" => ScanState::Running,
+            "done" => ScanState::Succeeded,
+            "dead" => ScanState::Failed,
+            _ if attempts > 0 => ScanState::Retrying,
+            _ => ScanState::Queued,
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, ScanState::Succeeded | ScanState::Failed)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ScanState::Queued => "queued",
+            ScanState::Retrying => "retrying",
+            ScanState::Running => "running",
+            ScanState::Succeeded => "succeeded",
+            ScanState::Failed => "failed",
+        }
+    }
+}
+
+/// A scan as people see it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Scan {
+    pub id: i64,
+    pub target_id: i64,
+    pub target_name: String,
+    pub url: String,
+    pub state: ScanState,
+    pub trigger: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// The last attempt's error (kept after a later attempt succeeds, for the record).
+    pub error: Option<String>,
+    /// Set once the scan succeeded.
+    pub snapshot_id: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+#[derive(QueryableByName)]
+struct ScanRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    target_id: i64,
+    #[diesel(sql_type = Text)]
+    target_name: String,
+    #[diesel(sql_type = Text)]
+    url: String,
+    #[diesel(sql_type = Text)]
+    job_state: String,
+    #[diesel(sql_type = Text)]
+    trigger: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Integer)]
+    max_attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    snapshot_id: Option<i64>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: OffsetDateTime,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    finished_at: Option<OffsetDateTime>,
+}
+
+impl From<ScanRow> for Scan {
+    fn from(row: ScanRow) -> Scan {
+        Scan {
+            id: row.id,
+            target_id: row.target_id,
+            target_name: row.target_name,
+            url: row.url,
+            state: ScanState::of(&row.job_state, row.attempts),
+            trigger: row.trigger,
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            error: row.last_error,
+            snapshot_id: row.snapshot_id,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+const SCAN_SELECT: &str =
+    "SELECT s.id, s.target_id, t.name AS target_name, j.payload->>'url' AS url,
+        j.state AS job_state, s.trigger, j.attempts, j.max_attempts, j.last_error,
+        snap.id AS snapshot_id, s.created_at, j.finished_at
+    FROM scans s
+    JOIN jobs j ON j.id = s.job_id
+    JOIN targets t ON t.id = s.target_id
+    LEFT JOIN snapshots snap ON snap.scan_id = s.id";
+
+fn consent_mode(stored: &str) -> ConsentMode {
+    match stored {
+        "accept" => ConsentMode::AcceptAll,
+        "reject" => ConsentMode::RejectAll,
+        _ => ConsentMode::NoInteraction,
+    }
+}
+
+/// Writes a scan and its job; call inside the caller's transaction. Returns the scan id.
+pub async fn request_scan(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    org_id: i64,
+    trigger: Trigger,
+    requested_by: Option<i64>,
+    max_attempts: i32,
+) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let scan_id = diesel::sql_query("SELECT nextval('scans_id_seq') AS id")
+        .get_result::<Id>(conn)
+        .await?
+        .id;
+    let order = ScanOrder {
+        scan_id,
+        url: target.url.clone(),
+        viewport_width: u32::try_from(target.viewport_width).unwrap_or(1366),
+        viewport_height: u32::try_from(target.viewport_height).unwrap_or(768),
+        consent_mode: consent_mode(&target.consent_mode),
+        policy_pages: target.capture_policy_pages,
+        wait_ms: u32::try_from(target.wait_ms).unwrap_or(1500),
+    };
+    let payload = serde_json::to_value(&order)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    let job_id = queue::enqueue(
+        conn,
+        SCAN_JOB,
+        &payload,
+        max_attempts,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    diesel::insert_into(scans::table)
+        .values((
+            scans::id.eq(scan_id),
+            scans::org_id.eq(org_id),
+            scans::target_id.eq(target.id),
+            scans::job_id.eq(job_id),
+            scans::trigger.eq(trigger.as_str()),
+            scans::requested_by.eq(requested_by),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(scan_id)
+}
+
+/// One scan of the caller's organization.
+pub async fn scan(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> QueryResult<Scan> {
+    diesel::sql_query(format!("{SCAN_SELECT} WHERE s.id = $1 AND s.org_id = $2"))
+        .bind::<BigInt, _>(id)
+        .bind::<BigInt, _>(ctx.org_id)
+        .get_result::<ScanRow>(conn)
+        .await
+        .map(Scan::from)
+}
+
+/// A target's scans, newest first.
+pub async fn list_scans(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    target_id: i64,
+    page: PageRequest,
+) -> QueryResult<Vec<Scan>> {
+    diesel::sql_query(format!(
+        "{SCAN_SELECT} WHERE s.target_id = $1 AND s.org_id = $2 AND s.id < $3
+         ORDER BY s.id DESC LIMIT $4"
+    ))
+    .bind::<BigInt, _>(target_id)
+    .bind::<BigInt, _>(ctx.org_id)
+    .bind::<BigInt, _>(page.before_id.unwrap_or(i64::MAX))
+    .bind::<BigInt, _>(page.limit + 1)
+    .load::<ScanRow>(conn)
+    .await
+    .map(|rows| rows.into_iter().map(Scan::from).collect())
+}
+
+/// A snapshot's metadata.
+#[derive(Debug, Clone, Queryable, Serialize, schemars::JsonSchema)]
+pub struct SnapshotMeta {
+    pub id: i64,
+    pub scan_id: i64,
+    pub target_id: i64,
+    pub attempt: i32,
+    pub requested_url: String,
+    pub final_url: String,
+    pub http_status: Option<i32>,
+    pub title: String,
+    pub scan_ms: i64,
+    pub request_count: i32,
+    pub console_error_count: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
+    pub captured_at: OffsetDateTime,
+}
+
+pub async fn snapshot(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    id: i64,
+) -> QueryResult<SnapshotMeta> {
+    snapshots::table
+        .filter(snapshots::id.eq(id))
+        .filter(snapshots::org_id.eq(ctx.org_id))
+        .select((
+            snapshots::id,
+            snapshots::scan_id,
+            snapshots::target_id,
+            snapshots::attempt,
+            snapshots::requested_url,
+            snapshots::final_url,
+            snapshots::http_status,
+            snapshots::title,
+            snapshots::scan_ms,
+            snapshots::request_count,
+            snapshots::console_error_count,
+            snapshots::captured_at,
+        ))
+        .first(conn)
+        .await
+}
+
+/// A stored artifact of a snapshot.
+#[derive(Debug, Clone, Queryable, Serialize, schemars::JsonSchema)]
+pub struct Artifact {
+    pub name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// Hex SHA-256 of the plaintext; checked again on every read.
+    pub sha256: String,
+}
+
+/// The artifacts of a snapshot of the caller's organization (only completed snapshots have any).
+pub async fn artifacts(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    snapshot_id: i64,
+) -> QueryResult<Vec<Artifact>> {
+    scan_artifacts::table
+        .inner_join(snapshots::table.on(snapshots::scan_id.eq(scan_artifacts::scan_id)))
+        .filter(snapshots::id.eq(snapshot_id))
+        .filter(snapshots::org_id.eq(ctx.org_id))
+        .filter(scan_artifacts::attempt.eq(snapshots::attempt))
+        .select((
+            scan_artifacts::name,
+            scan_artifacts::content_type,
+            scan_artifacts::size_bytes,
+            scan_artifacts::sha256,
+        ))
+        .order(scan_artifacts::name)
+        .load(conn)
+        .await
+}
+
+/// A target whose latest snapshot matched an inventory query.
+#[derive(Debug, Clone, QueryableByName, Serialize, schemars::JsonSchema)]
+pub struct InventoryMatch {
+    #[diesel(sql_type = BigInt)]
+    pub target_id: i64,
+    #[diesel(sql_type = Text)]
+    pub target_name: String,
+    #[diesel(sql_type = Text)]
+    pub target_url: String,
+    #[diesel(sql_type = BigInt)]
+    pub client_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub snapshot_id: i64,
+    /// What matched: the host, or the cookie's `name@domain`.
+    #[diesel(sql_type = Text)]
+    pub matched: String,
+}
+
+/// Which of the organization's targets load `host` (or a subdomain of it) in their latest
+/// snapshot.
+pub async fn targets_loading_host(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    host: &str,
+) -> QueryResult<Vec<InventoryMatch>> {
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    diesel::sql_query(
+        "WITH latest AS (
+             SELECT DISTINCT ON (target_id) id, target_id FROM snapshots
+             WHERE org_id = $1 ORDER BY target_id, id DESC)
+         SELECT t.id AS target_id, t.name AS target_name, t.url AS target_url, t.client_id,
+                l.id AS snapshot_id, h.host AS matched
+         FROM latest l
+         JOIN snapshot_hosts h ON h.snapshot_id = l.id
+         JOIN targets t ON t.id = l.target_id
+         WHERE h.org_id = $1 AND (h.host = $2 OR h.host LIKE '%.' || $3)
+         ORDER BY t.name, t.id, h.host
+         LIMIT 1000",
+    )
+    .bind::<BigInt, _>(ctx.org_id)
+    .bind::<Text, _>(&host)
+    .bind::<Text, _>(escape_like(&host))
+    .load(conn)
+    .await
+}
+
+/// Which of the organization's targets set a cookie named `name` in their latest snapshot.
+pub async fn targets_setting_cookie(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    name: &str,
+) -> QueryResult<Vec<InventoryMatch>> {
+    diesel::sql_query(
+        "WITH latest AS (
+             SELECT DISTINCT ON (target_id) id, target_id FROM snapshots
+             WHERE org_id = $1 ORDER BY target_id, id DESC)
+         SELECT t.id AS target_id, t.name AS target_name, t.url AS target_url, t.client_id,
+                l.id AS snapshot_id, c.name || '@' || c.domain AS matched
+         FROM latest l
+         JOIN snapshot_cookies c ON c.snapshot_id = l.id
+         JOIN targets t ON t.id = l.target_id
+         WHERE c.org_id = $1 AND c.name = $2
+         ORDER BY t.name, t.id, c.domain
+         LIMIT 1000",
+    )
+    .bind::<BigInt, _>(ctx.org_id)
+    .bind::<Text, _>(name.trim())
+    .load(conn)
+    .await
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The target a scan is about, scoped to the caller.
+pub async fn target_of_scan(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    scan_id: i64,
+) -> QueryResult<i64> {
+    scans::table
+        .filter(scans::id.eq(scan_id))
+        .filter(scans::org_id.eq(ctx.org_id))
+        .select(scans::target_id)
+        .first(conn)
+        .await
+}
+
+/// Whether the target has a scan waiting or running (the scheduler skips it then).
+pub async fn has_open_scan(conn: &mut AsyncPgConnection, target_id: i64) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Open {
+        #[diesel(sql_type = Bool)]
+        open: bool,
+    }
+    diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM scans s JOIN jobs j ON j.id = s.job_id
+                        WHERE s.target_id = $1 AND j.state IN ('queued', 'running')) AS open",
+    )
+    .bind::<BigInt, _>(target_id)
+    .get_result::<Open>(conn)
+    .await
+    .map(|o| o.open)
+}

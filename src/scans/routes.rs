@@ -1,0 +1,418 @@
+//! Scans in the dashboard and the API: "Scan now", a target's scan history, a scan with its
+//! snapshot, artifacts (read only after the caller's org and role are checked), and which
+//! targets load a host or set a cookie.
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use diesel_async::AsyncConnection;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::ingest::blob_error;
+use super::queries::{self, Artifact, InventoryMatch, Scan, SnapshotMeta, Trigger};
+use super::views::*;
+use crate::audit::{self, Entry};
+use crate::auth::routes::Empty;
+use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
+use crate::layout::{Nav, html, see_other};
+use crate::runner::protocol::SNAPSHOT_ARTIFACT;
+use crate::sites::queries as sites;
+use crate::state::AppState;
+use crate::storage::ObjectKey;
+use crate::web::csrf::CsrfToken;
+use crate::web::form::Form;
+use crate::web::pagination::{Page as ListPage, PageQuery};
+use crate::web::routes::{Route, api, page_get, page_post};
+use crate::web::{Access, ApiError, AppError, PageError, object_id};
+
+type Page = Result<HttpResponse, PageError>;
+type Api<T> = Result<T, ApiError>;
+
+pub fn routes() -> Vec<Route> {
+    let member = Access::Role(Role::Member);
+    let admin = Access::Role(Role::Admin);
+    vec![
+        page_post("/targets/{target_id}/scans", admin, scan_now_form),
+        page_get("/targets/{target_id}/scans", member, history_page),
+        page_get("/scans/{scan_id}", member, scan_page),
+        page_get(
+            "/snapshots/{snapshot_id}/artifacts/{artifact}",
+            member,
+            artifact_page,
+        ),
+        page_get("/inventory", member, inventory_page).example("host=analytics.test"),
+        api(
+            Method::POST,
+            "/api/v1/targets/{target_id}/scans",
+            Role::Admin,
+            api_scan_now,
+        )
+        .summary("Scan a target now; the scan is queued and its state can be followed")
+        .response::<Scan>()
+        .success(202),
+        api(
+            Method::GET,
+            "/api/v1/targets/{target_id}/scans",
+            Role::Member,
+            api_scans,
+        )
+        .summary("List a target's scans, newest first")
+        .response::<ListPage<Scan>>()
+        .paginated(),
+        api(
+            Method::GET,
+            "/api/v1/scans/{scan_id}",
+            Role::Member,
+            api_scan,
+        )
+        .summary("Get a scan: its state, attempts, last error and snapshot")
+        .response::<Scan>(),
+        api(
+            Method::GET,
+            "/api/v1/snapshots/{snapshot_id}",
+            Role::Member,
+            api_snapshot,
+        )
+        .summary("Get a snapshot: metadata, artifacts and the whole snapshot document")
+        .response::<SnapshotBody>(),
+        api(
+            Method::GET,
+            "/api/v1/snapshots/{snapshot_id}/artifacts/{artifact}",
+            Role::Member,
+            api_artifact,
+        )
+        .summary("Download an artifact: viewport.png, fullpage.png or snapshot.json"),
+        api(
+            Method::GET,
+            "/api/v1/inventory/hosts",
+            Role::Member,
+            api_hosts,
+        )
+        .summary("Which targets load a host (or its subdomains) in their latest snapshot")
+        .example("host=analytics.test")
+        .response::<Vec<InventoryMatch>>(),
+        api(
+            Method::GET,
+            "/api/v1/inventory/cookies",
+            Role::Member,
+            api_cookies,
+        )
+        .summary("Which targets set a cookie with this name in their latest snapshot")
+        .example("name=_ga")
+        .response::<Vec<InventoryMatch>>(),
+    ]
+}
+
+// ---- actions shared by pages and the API ----
+
+/// Queues a scan of a target of the caller's organization.
+async fn scan_now(
+    state: &AppState,
+    ctx: &OrgCtx,
+    target_id: i64,
+    trigger: Trigger,
+) -> Result<i64, AppError> {
+    let mut conn = state.conn().await?;
+    let target = sites::target(&mut conn, ctx, target_id).await?;
+    ctx.require(Role::Admin)?;
+    let ctx = ctx.clone();
+    let attempts = state.config.runners.scan_attempts;
+    let scan_id = conn
+        .transaction::<_, AppError, _>(async move |conn| {
+            let scan_id = queries::request_scan(
+                conn,
+                &target,
+                ctx.org_id,
+                trigger,
+                ctx.actor.user_id(),
+                attempts,
+            )
+            .await?;
+            audit::record(
+                conn,
+                Entry::by(&ctx, "scan.requested", format!("target {}", target.id))
+                    .detail(json!({"scan": scan_id, "url": target.url})),
+            )
+            .await?;
+            Ok(scan_id)
+        })
+        .await?;
+    state.jobs_ready.notify_waiters();
+    Ok(scan_id)
+}
+
+/// Reads an artifact of a snapshot of the caller's organization, checking its hash.
+async fn read_artifact(
+    state: &AppState,
+    ctx: &OrgCtx,
+    snapshot_id: i64,
+    name: &str,
+) -> Result<(Artifact, Vec<u8>), AppError> {
+    let mut conn = state.conn().await?;
+    let artifact = queries::artifacts(&mut conn, ctx, snapshot_id)
+        .await?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or(AppError::NotFound)?;
+    let key = ObjectKey::snapshot_artifact(ctx.org_id, snapshot_id, name)
+        .map_err(|_| AppError::NotFound)?;
+    let bytes = state.blobs.get(&mut conn, &key).await.map_err(blob_error)?;
+    if hex::encode(crate::crypto::sha256(&bytes)) != artifact.sha256 {
+        tracing::error!(%key, "artifact does not match its recorded hash");
+        return Err(AppError::Integrity);
+    }
+    Ok((artifact, bytes.to_vec()))
+}
+
+/// A snapshot with its artifacts and document.
+async fn load_snapshot(
+    state: &AppState,
+    ctx: &OrgCtx,
+    snapshot_id: i64,
+) -> Result<SnapshotView, AppError> {
+    let mut conn = state.conn().await?;
+    let meta = queries::snapshot(&mut conn, ctx, snapshot_id).await?;
+    let artifacts = queries::artifacts(&mut conn, ctx, snapshot_id).await?;
+    drop(conn);
+    let (_, bytes) = read_artifact(state, ctx, snapshot_id, SNAPSHOT_ARTIFACT).await?;
+    let doc = serde_json::from_slice(&bytes).map_err(AppError::internal)?;
+    Ok(SnapshotView {
+        meta,
+        artifacts,
+        doc,
+    })
+}
+
+fn artifact_response(artifact: Artifact, bytes: Vec<u8>) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response.content_type(artifact.content_type.as_str());
+    if artifact.name == SNAPSHOT_ARTIFACT {
+        response.insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{}\"", artifact.name),
+        ));
+    }
+    response.body(bytes)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct InventoryQuery {
+    host: String,
+    cookie: String,
+    name: String,
+}
+
+fn check_host(host: &str) -> Result<(), AppError> {
+    let host = host.trim();
+    if host.is_empty()
+        || host.len() > 253
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+    {
+        return Err(AppError::invalid(
+            "host",
+            "must be a host name such as analytics.example.com",
+        ));
+    }
+    Ok(())
+}
+
+fn check_cookie(name: &str) -> Result<(), AppError> {
+    if name.trim().is_empty() || name.len() > 512 {
+        return Err(AppError::invalid(
+            "name",
+            "must be a cookie name of 1–512 characters",
+        ));
+    }
+    Ok(())
+}
+
+// ---- pages ----
+
+async fn scan_now_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    _form: Form<Empty>,
+) -> Page {
+    let scan_id = scan_now(&state, &page, object_id(&path)?, Trigger::Dashboard).await?;
+    Ok(see_other(&format!("/scans/{scan_id}")))
+}
+
+async fn history_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Page {
+    let target_id = object_id(&path)?;
+    let request = query.parse()?;
+    let mut conn = state.conn().await?;
+    let target = sites::target(&mut conn, &page, target_id).await?;
+    let rows = queries::list_scans(&mut conn, &page, target_id, request).await?;
+    let list = ListPage::from_rows(rows, request, |s| s.id);
+    html(&HistoryPage {
+        nav: Some(Nav::new(&page.viewer, &csrf)),
+        refresh: list.items.iter().any(|s| !s.state.is_finished()),
+        target,
+        scans: list.items,
+        next_cursor: list.next_cursor,
+    })
+}
+
+async fn scan_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+) -> Page {
+    let scan_id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    let scan = queries::scan(&mut conn, &page, scan_id).await?;
+    drop(conn);
+    let snapshot = match scan.snapshot_id {
+        Some(id) => Some(load_snapshot(&state, &page, id).await?),
+        None => None,
+    };
+    html(&ScanPage {
+        nav: Some(Nav::new(&page.viewer, &csrf)),
+        scan,
+        snapshot,
+    })
+}
+
+async fn artifact_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<(String, String)>,
+) -> Page {
+    let (snapshot, name) = path.into_inner();
+    let (artifact, bytes) = read_artifact(&state, &page, object_id(&snapshot)?, &name).await?;
+    Ok(artifact_response(artifact, bytes))
+}
+
+async fn inventory_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    query: web::Query<InventoryQuery>,
+) -> Page {
+    let query = query.into_inner();
+    let mut conn = state.conn().await?;
+    let matches = if !query.host.trim().is_empty() {
+        check_host(&query.host)?;
+        Some(queries::targets_loading_host(&mut conn, &page, &query.host).await?)
+    } else if !query.cookie.trim().is_empty() {
+        check_cookie(&query.cookie)?;
+        Some(queries::targets_setting_cookie(&mut conn, &page, &query.cookie).await?)
+    } else {
+        None
+    };
+    html(&InventoryPage {
+        nav: Some(Nav::new(&page.viewer, &csrf)),
+        host: query.host,
+        cookie: query.cookie,
+        matches,
+    })
+}
+
+// ---- API ----
+
+/// A snapshot as the API returns it.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct SnapshotBody {
+    #[serde(flatten)]
+    meta: SnapshotMeta,
+    artifacts: Vec<Artifact>,
+    /// The snapshot document as the runner captured it (format in `docs/snapshot.schema.json`).
+    #[schemars(with = "serde_json::Value")]
+    snapshot: scanner::Snapshot,
+}
+
+async fn api_scan_now(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<HttpResponse> {
+    let scan_id = scan_now(&state, &ctx, object_id(&path)?, Trigger::Api).await?;
+    let mut conn = state.conn().await?;
+    let scan = queries::scan(&mut conn, &ctx, scan_id).await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header(("location", format!("/api/v1/scans/{scan_id}")))
+        .json(scan))
+}
+
+async fn api_scans(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Api<web::Json<ListPage<Scan>>> {
+    let target_id = object_id(&path)?;
+    let request = query.parse()?;
+    let mut conn = state.conn().await?;
+    sites::target(&mut conn, &ctx, target_id).await?;
+    let rows = queries::list_scans(&mut conn, &ctx, target_id, request).await?;
+    Ok(web::Json(ListPage::from_rows(rows, request, |s| s.id)))
+}
+
+async fn api_scan(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<web::Json<Scan>> {
+    let mut conn = state.conn().await?;
+    Ok(web::Json(
+        queries::scan(&mut conn, &ctx, object_id(&path)?).await?,
+    ))
+}
+
+async fn api_snapshot(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<web::Json<SnapshotBody>> {
+    let view = load_snapshot(&state, &ctx, object_id(&path)?).await?;
+    Ok(web::Json(SnapshotBody {
+        meta: view.meta,
+        artifacts: view.artifacts,
+        snapshot: view.doc,
+    }))
+}
+
+async fn api_artifact(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<(String, String)>,
+) -> Api<HttpResponse> {
+    let (snapshot, name) = path.into_inner();
+    let (artifact, bytes) = read_artifact(&state, &ctx, object_id(&snapshot)?, &name).await?;
+    Ok(artifact_response(artifact, bytes))
+}
+
+async fn api_hosts(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    query: web::Query<InventoryQuery>,
+) -> Api<web::Json<Vec<InventoryMatch>>> {
+    check_host(&query.host)?;
+    let mut conn = state.conn().await?;
+    Ok(web::Json(
+        queries::targets_loading_host(&mut conn, &ctx, &query.host).await?,
+    ))
+}
+
+async fn api_cookies(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    query: web::Query<InventoryQuery>,
+) -> Api<web::Json<Vec<InventoryMatch>>> {
+    check_cookie(&query.name)?;
+    let mut conn = state.conn().await?;
+    Ok(web::Json(
+        queries::targets_setting_cookie(&mut conn, &ctx, &query.name).await?,
+    ))
+}
