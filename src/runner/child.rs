@@ -44,7 +44,7 @@ impl RunnerChild {
                     )
                     .env("SITEWARD_CHROMIUM", &settings.chromium)
                     .kill_on_drop(true);
-                for name in ["HOME", "TMPDIR", "RUST_LOG", "LANG"] {
+                for name in ["HOME", "TMPDIR", "SITEWARD_LOG", "LANG"] {
                     if let Some(value) = std::env::var_os(name) {
                         command.env(name, value);
                     }
@@ -69,8 +69,14 @@ impl RunnerChild {
                         tracing::warn!(?status, "the embedded runner exited; restarting it");
                     }
                     _ = stopped.changed() => {
-                        let _ = child.start_kill();
-                        let _ = child.wait().await;
+                        // SIGTERM lets the runner close Chromium; SIGKILL if it does not go.
+                        if let Some(pid) = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32)) {
+                            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+                        }
+                        if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                            let _ = child.start_kill();
+                            let _ = child.wait().await;
+                        }
                         return;
                     }
                 }

@@ -179,8 +179,14 @@ async fn heartbeat_loop(
     lost_flag: Arc<AtomicBool>,
 ) {
     let every = Duration::from_secs(job.lease_seconds.max(3)) / 3;
+    let mut first = true;
     loop {
-        tokio::time::sleep(every).await;
+        // The first beat goes at once: it acknowledges the claim, which holds only briefly
+        // until then.
+        if !first {
+            tokio::time::sleep(every).await;
+        }
+        first = false;
         match shared.client.heartbeat(&job).await {
             Ok(()) => {}
             Err(CallError::Stale) | Err(CallError::Unauthorized) => {

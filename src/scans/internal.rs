@@ -24,6 +24,9 @@ use crate::web::{ApiError, AppError, object_id};
 
 type Reply = Result<HttpResponse, ApiError>;
 
+/// How long a claimed job waits for the runner's first heartbeat.
+const CLAIM_ACK_WINDOW: Duration = Duration::from_secs(10);
+
 pub fn routes() -> Vec<Route> {
     vec![
         internal(Method::POST, "/internal/v1/jobs/claim", claim)
@@ -95,6 +98,9 @@ async fn claim(
     }
     let deadline = Instant::now() + Duration::from_secs(u64::from(request.wait_seconds));
     let lease = state.config.runners.lease;
+    // A long poll may outlive its runner (killed while waiting): the job it is handed holds
+    // only until the runner's first heartbeat acknowledges it, so a dead poller costs seconds.
+    let claim_lease = lease.min(CLAIM_ACK_WINDOW);
     let kinds = [SCAN_JOB.to_string()];
     loop {
         // Listen before looking, so a job queued in between still wakes us.
@@ -102,7 +108,7 @@ async fn claim(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let mut conn = state.conn().await?;
-        if let Some(job) = queue::claim(&mut conn, &runner.holder(), &kinds, lease).await? {
+        if let Some(job) = queue::claim(&mut conn, &runner.holder(), &kinds, claim_lease).await? {
             match serde_json::from_value::<ScanOrder>(job.payload.clone()) {
                 Ok(scan) => {
                     return Ok(HttpResponse::Ok().json(ClaimedJob {

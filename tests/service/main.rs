@@ -8,6 +8,7 @@ mod audit;
 mod authorization_matrix;
 mod bad_input;
 mod queue;
+mod runner;
 mod scans;
 mod serve;
 mod sites;

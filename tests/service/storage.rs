@@ -1,15 +1,13 @@
 //! Encrypted blob storage: envelope encryption with per-org data keys over the local folder and
 //! over a real S3-compatible server (s3s-fs) through aws-sdk-s3.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use base64::Engine;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use secrecy::SecretString;
 use siteward::crypto::MasterKeys;
 use siteward::storage::{
-    BlobStore, EnvelopeError, LocalStore, ObjectKey, S3Config, SealedBlobs, StoreConfig, StoreError,
+    BlobStore, EnvelopeError, LocalStore, ObjectKey, SealedBlobs, StoreConfig, StoreError,
 };
 
 use super::support::*;
@@ -183,62 +181,6 @@ async fn data_and_master_keys_rotate_without_touching_blobs() {
 }
 
 /// An S3-compatible server (s3s-fs: it checks request signatures) on a free port.
-struct S3Server {
-    child: Child,
-    port: u16,
-    root: tempfile::TempDir,
-}
-
-const ACCESS_KEY: &str = "siteward-test";
-const SECRET_KEY: &str = "siteward-test-secret-key";
-
-impl S3Server {
-    fn start() -> S3Server {
-        let binary = std::env::var("SITEWARD_S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
-        let root = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("the S3 tests need s3s-fs (`cargo install s3s-fs@0.14.1 --features binary`, or SITEWARD_S3S_FS): {binary}: {e}")
-            });
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        S3Server { child, port, root }
-    }
-
-    fn config(&self, bucket: &str, region: &str, secret: &str) -> S3Config {
-        S3Config {
-            bucket: bucket.into(),
-            region: region.into(),
-            endpoint: Some(format!("http://127.0.0.1:{}", self.port).parse().unwrap()),
-            path_style: true,
-            access_key_id: ACCESS_KEY.into(),
-            secret_access_key: SecretString::from(secret.to_string()),
-        }
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_blobs_round_trip_through_a_real_s3_server_and_server_side_edits_are_caught() {
     let server = S3Server::start();
@@ -251,7 +193,7 @@ async fn sealed_blobs_round_trip_through_a_real_s3_server_and_server_side_edits_
     let wrong_region = BlobStore::open(&StoreConfig::S3(server.config(
         "snapshots",
         "ap-southeast-2",
-        SECRET_KEY,
+        S3_SECRET_KEY,
     )))
     .await;
     let region = match wrong_region {
@@ -273,7 +215,7 @@ async fn sealed_blobs_round_trip_through_a_real_s3_server_and_server_side_edits_
     let store = BlobStore::open(&StoreConfig::S3(server.config(
         "snapshots",
         &region,
-        SECRET_KEY,
+        S3_SECRET_KEY,
     )))
     .await
     .unwrap();
@@ -419,8 +361,8 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
             "SITEWARD_S3_ENDPOINT",
             format!("http://127.0.0.1:{}", server.port),
         )
-        .env("SITEWARD_S3_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("SITEWARD_S3_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("SITEWARD_S3_ACCESS_KEY_ID", S3_ACCESS_KEY)
+        .env("SITEWARD_S3_SECRET_ACCESS_KEY", S3_SECRET_KEY)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -429,7 +371,7 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
         stderr.contains("is in region") && stderr.contains("ap-southeast-2"),
         "{stderr}"
     );
-    assert!(!stderr.contains(SECRET_KEY), "{stderr}");
+    assert!(!stderr.contains(S3_SECRET_KEY), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,6 +179,21 @@ pub async fn fresh_database() -> String {
     unreachable!()
 }
 
+async fn start_app(
+    env: &[(String, String)],
+    database_url: &str,
+) -> (u16, actix_web::dev::ServerHandle) {
+    let config = siteward::config::Config::load(None, env.to_vec()).expect("test configuration");
+    let url = SecretString::from(database_url.to_string());
+    let app = siteward::app::Application::build(config, &url)
+        .await
+        .expect("the app starts");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run());
+    (port, handle)
+}
+
 static UNIQUE: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh string for names and addresses.
@@ -195,6 +210,8 @@ pub struct TestApp {
     pub database_url: String,
     pub mail: SmtpSink,
     pub data_dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    handle: actix_web::dev::ServerHandle,
 }
 
 impl TestApp {
@@ -227,19 +244,27 @@ impl TestApp {
         for (key, value) in settings {
             env.push((key.to_string(), value.to_string()));
         }
-        let config = siteward::config::Config::load(None, env).expect("test configuration");
-        let url = SecretString::from(database_url.clone());
-        let app = siteward::app::Application::build(config, &url)
-            .await
-            .expect("the app starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run());
+        let (port, handle) = start_app(&env, &database_url).await;
+        env.push(("SITEWARD_LISTEN".into(), format!("127.0.0.1:{port}")));
         TestApp {
-            base,
+            base: format!("http://127.0.0.1:{port}"),
             database_url,
             mail,
             data_dir,
+            env,
+            handle,
         }
+    }
+
+    /// Stops the app at once (in-flight requests are dropped, as when a process dies).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
+    /// Starts the app again on the same port, database and data folder.
+    pub async fn start_again(&mut self) {
+        let (_, handle) = start_app(&self.env, &self.database_url).await;
+        self.handle = handle;
     }
 
     pub async fn db(&self) -> AsyncPgConnection {
@@ -250,16 +275,7 @@ impl TestApp {
 
     /// A browser with a cookie jar and no one signed in.
     pub fn browser(&self) -> Browser {
-        Browser {
-            base: self.base.clone(),
-            client: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            csrf: std::sync::Mutex::new(None),
-            email: String::new(),
-        }
+        Browser::new(&self.base)
     }
 
     pub fn api(&self, key: &str) -> ApiClient {
@@ -391,6 +407,22 @@ pub struct Browser {
     pub client: reqwest::Client,
     csrf: std::sync::Mutex<Option<String>>,
     pub email: String,
+}
+
+impl Browser {
+    /// A fresh browser (cookie jar, no redirects followed) for the app at `base`.
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            base: base.to_string(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            csrf: std::sync::Mutex::new(None),
+            email: String::new(),
+        }
+    }
 }
 
 /// The value of the first `name="_csrf"` field of a page.
@@ -735,4 +767,95 @@ pub async fn scan_now(api: &ApiClient, target_id: i64) -> i64 {
     response.json::<serde_json::Value>().await.unwrap()["id"]
         .as_i64()
         .unwrap()
+}
+
+/// A real S3-compatible server (s3s-fs) on loopback, with its data in a temporary folder. It can
+/// be stopped and started again on the same port with the same data.
+pub struct S3Server {
+    child: Option<std::process::Child>,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+}
+
+pub const S3_ACCESS_KEY: &str = "siteward-test";
+pub const S3_SECRET_KEY: &str = "siteward-test-secret-key";
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = S3Server {
+            child: None,
+            port,
+            root: tempfile::tempdir().unwrap(),
+        };
+        server.resume();
+        server
+    }
+
+    /// Starts the server (again).
+    pub fn resume(&mut self) {
+        let binary = std::env::var("SITEWARD_S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
+        let child = std::process::Command::new(&binary)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+            .arg(self.root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("the S3 tests need s3s-fs (`cargo install s3s-fs@0.14.1 --features binary`, or SITEWARD_S3S_FS): {binary}: {e}")
+            });
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("s3s-fs did not start listening on port {}", self.port);
+    }
+
+    /// Kills the server; its data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn config(&self, bucket: &str, region: &str, secret: &str) -> siteward::storage::S3Config {
+        siteward::storage::S3Config {
+            bucket: bucket.into(),
+            region: region.into(),
+            endpoint: Some(format!("http://127.0.0.1:{}", self.port).parse().unwrap()),
+            path_style: true,
+            access_key_id: S3_ACCESS_KEY.into(),
+            secret_access_key: SecretString::from(secret.to_string()),
+        }
+    }
+
+    /// The `SITEWARD_S3_*` settings of an app that keeps its blobs in `bucket` here.
+    pub fn settings(&self, bucket: &str) -> Vec<(String, String)> {
+        std::fs::create_dir_all(self.root.path().join(bucket)).unwrap();
+        vec![
+            ("SITEWARD_S3_BUCKET".into(), bucket.into()),
+            ("SITEWARD_S3_REGION".into(), "eu-west-1".into()),
+            (
+                "SITEWARD_S3_ENDPOINT".into(),
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("SITEWARD_S3_ACCESS_KEY_ID".into(), S3_ACCESS_KEY.into()),
+            ("SITEWARD_S3_SECRET_ACCESS_KEY".into(), S3_SECRET_KEY.into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -1,0 +1,261 @@
+//! The real `siteward runner` process with real Chromium against the real app: a scan end to end,
+//! and the faults — a runner killed mid-scan, the blob store down during upload, the app
+//! restarted while runners work — each ending in exactly one snapshot.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fixture_sites::{FixtureSites, SHOP};
+use reqwest::StatusCode;
+
+use super::support::*;
+
+/// Starts `siteward runner` against the app, allowed to reach the fixture sites on loopback.
+fn spawn_runner(app: &TestApp, token: &str, sites: &FixtureSites) -> tokio::process::Child {
+    spawn_runner_with(app, token, sites, 2)
+}
+
+fn spawn_runner_with(
+    app: &TestApp,
+    token: &str,
+    sites: &FixtureSites,
+    concurrency: usize,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_siteward"))
+        .arg("runner")
+        .args(["--allow-private", "--deliver-for", "90s"])
+        .args(["--concurrency", &concurrency.to_string()])
+        .arg("--resolve")
+        .arg(sites.resolve_args().join(","))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("SITEWARD_APP_URL", &app.base)
+        .env("SITEWARD_RUNNER_TOKEN", token)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("siteward runner starts")
+}
+
+async fn admin_api(app: &TestApp) -> ApiClient {
+    let owner = app.sign_up_first(&format!("Agency {}", unique())).await;
+    let key = app.create_key(&owner, "read_write").await;
+    app.api(&key)
+}
+
+async fn target_with_wait(api: &ApiClient, url: &str, wait_ms: u32) -> i64 {
+    let target = new_target(api, url).await;
+    let response = api
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{target}"),
+            serde_json::json!({ "wait_ms": wait_ms }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    target
+}
+
+/// Polls the scan until it is in `state` (panics with the last answer after `limit`).
+async fn wait_for(
+    api: &ApiClient,
+    scan_id: i64,
+    state: &str,
+    limit: Duration,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let response = api.get(&format!("/api/v1/scans/{scan_id}")).await;
+        let scan: serde_json::Value = response.json().await.unwrap();
+        if scan["state"] == state {
+            return scan;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "scan {scan_id} did not become {state} within {limit:?}: {scan}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_process_scans_a_fixture_site_end_to_end() {
+    let sites = FixtureSites::start().await.unwrap();
+    let app = TestApp::spawn().await;
+    let api = admin_api(&app).await;
+    let token = runner_token(&app, "e2e").await;
+    let _runner = spawn_runner(&app, &token, &sites);
+    let target = target_with_wait(&api, &sites.url(SHOP, "/"), 500).await;
+    let scan_id = scan_now(&api, target).await;
+    let scan = wait_for(&api, scan_id, "succeeded", Duration::from_secs(90)).await;
+    let snapshot_id = scan["snapshot_id"].as_i64().unwrap();
+    let snapshot: serde_json::Value = api
+        .get(&format!("/api/v1/snapshots/{snapshot_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hosts = snapshot["snapshot"]["third_party_hosts"].to_string();
+    assert!(hosts.contains("analytics.test"), "{hosts}");
+    assert!(snapshot["request_count"].as_i64().unwrap() > 3);
+    let png = api
+        .get(&format!(
+            "/api/v1/snapshots/{snapshot_id}/artifacts/fullpage.png"
+        ))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a real screenshot");
+    let found: serde_json::Value = api
+        .get("/api/v1/inventory/hosts?host=analytics.test")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found[0]["target_id"], target);
+    assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_killed_mid_scan_is_replaced_and_the_scan_finishes_once() {
+    let sites = FixtureSites::start().await.unwrap();
+    let app = TestApp::spawn_with(&[("SITEWARD_RUNNER_LEASE", "3s")]).await;
+    let api = admin_api(&app).await;
+    // A five-second network-quiet wait keeps the scan busy long enough to kill its runner.
+    let target = target_with_wait(&api, &sites.url(SHOP, "/"), 5_000).await;
+    // One slot, busy with the scan: no long poll of the dead runner is left to take the job
+    // back (that case costs one claim-acknowledgement window and is counted below).
+    let doomed = spawn_runner_with(&app, &runner_token(&app, "doomed").await, &sites, 1);
+    let scan_id = scan_now(&api, target).await;
+    wait_for(&api, scan_id, "running", Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let mut doomed = doomed;
+    doomed.kill().await.expect("SIGKILL the runner"); // kill -9
+    assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 0);
+
+    let _heir = spawn_runner(&app, &runner_token(&app, "heir").await, &sites);
+    let scan = wait_for(&api, scan_id, "succeeded", Duration::from_secs(90)).await;
+    let mut conn = app.db().await;
+    #[derive(diesel::QueryableByName, Debug)]
+    struct Job {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        holder: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        last_error: Option<String>,
+    }
+    let job: Job = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT holder, last_error FROM jobs"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scan["attempts"], 2,
+        "the lapsed lease was taken over once: {job:?}"
+    );
+    assert!(
+        job.holder.as_deref().unwrap_or("").contains("heir"),
+        "{job:?}"
+    );
+    assert!(
+        job.last_error.as_deref().unwrap_or("").contains("doomed"),
+        "{job:?}"
+    );
+    assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM scans").await, 1);
+    assert_eq!(
+        app.count("SELECT attempt::bigint AS n FROM snapshots")
+            .await,
+        2,
+        "the snapshot is the second attempt's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_store_outage_during_upload_is_retried_until_it_is_back() {
+    let sites = FixtureSites::start().await.unwrap();
+    let mut s3 = S3Server::start();
+    let settings = s3.settings("snapshots");
+    // s3s-fs reports every bucket in us-east-1; the app checks the configured region against it.
+    let settings: Vec<(String, String)> = settings
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "SITEWARD_S3_REGION" {
+                (k, "us-east-1".into())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let settings: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = TestApp::spawn_with(&settings).await;
+    let api = admin_api(&app).await;
+    let target = target_with_wait(&api, &sites.url(SHOP, "/simple"), 300).await;
+    let _runner = spawn_runner(&app, &runner_token(&app, "r").await, &sites);
+    s3.stop();
+    let scan_id = scan_now(&api, target).await;
+    wait_for(&api, scan_id, "running", Duration::from_secs(60)).await;
+    // The scan finishes but its screenshots cannot be stored: the runner keeps the results and
+    // retries while the job stays running.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let scan: serde_json::Value = api
+        .get(&format!("/api/v1/scans/{scan_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(scan["state"], "running", "{scan}");
+    assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM scan_artifacts").await,
+        0
+    );
+
+    s3.resume();
+    let scan = wait_for(&api, scan_id, "succeeded", Duration::from_secs(90)).await;
+    assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 1);
+    let snapshot_id = scan["snapshot_id"].as_i64().unwrap();
+    let image = api
+        .get(&format!(
+            "/api/v1/snapshots/{snapshot_id}/artifacts/viewport.png"
+        ))
+        .await;
+    assert_eq!(
+        image.status(),
+        StatusCode::OK,
+        "the blob is in S3 and opens"
+    );
+    let stored = std::fs::read_dir(s3.root.path().join("snapshots/org"))
+        .expect("blobs under org/<id>/… in the bucket")
+        .count();
+    assert_eq!(stored, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_reconnect_and_finish_when_the_app_restarts() {
+    let sites = FixtureSites::start().await.unwrap();
+    let mut app = TestApp::spawn_with(&[("SITEWARD_RUNNER_LEASE", "20s")]).await;
+    let api = admin_api(&app).await;
+    let target = target_with_wait(&api, &sites.url(SHOP, "/"), 4_000).await;
+    let _runner = spawn_runner(&app, &runner_token(&app, "r").await, &sites);
+    let first = scan_now(&api, target).await;
+    wait_for(&api, first, "running", Duration::from_secs(60)).await;
+    app.stop().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.start_again().await;
+    let scan = wait_for(&api, first, "succeeded", Duration::from_secs(90)).await;
+    assert_eq!(
+        scan["attempts"], 1,
+        "the runner kept its attempt through the restart"
+    );
+    // And it claims new work from the restarted app.
+    let second = scan_now(&api, target).await;
+    wait_for(&api, second, "succeeded", Duration::from_secs(90)).await;
+    assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 2);
+}
