@@ -3,6 +3,7 @@
 mod bench;
 mod bench_crypto;
 mod bench_queue;
+mod bench_scans;
 mod demo;
 pub mod fail_on;
 mod runner;
@@ -42,6 +43,8 @@ pub enum Command {
     BenchCrypto(bench_crypto::BenchCryptoArgs),
     /// Measure job-queue throughput (claim + complete) with simulated runners.
     BenchQueue(bench_queue::BenchQueueArgs),
+    /// Measure end-to-end scans through the service against the scan alone.
+    BenchScans(bench_scans::BenchScansArgs),
     /// Apply pending database migrations and exit.
     Migrate(serve::ConfigArgs),
     /// Run a scanning worker that takes jobs from an app (needs only its URL and a runner token).
@@ -133,6 +136,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::BenchQueue(args) => bench_queue::run(args).await,
+        Command::BenchScans(args) => bench_scans::run(args).await,
         Command::BenchCrypto(args) => bench_crypto::run(args),
         Command::Admin(args) => serve::admin(args).await,
         Command::Runner(args) => runner::run(args).await,

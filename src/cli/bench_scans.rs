@@ -1,0 +1,425 @@
+//! `siteward bench-scans`: end-to-end scans through the whole service — "Scan now" over the API,
+//! the queue, a `siteward runner` process at concurrency 2, sealed uploads, ingestion — until the
+//! snapshot is visible over the API, on a fixture page. Measured against the scan itself in the
+//! same run: each snapshot's own scan time, and the same scans run straight in a browser.
+//! Runs the app on a scratch database it creates and drops, with blobs in a temporary folder.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use fixture_sites::{FixtureSites, SHOP};
+use scanner::egress::EgressPolicy;
+use scanner::{ScanOptions, Scanner, Supervisor};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::serve::{ConfigArgs, database, load, stop_embedded};
+use super::{BrowserArgs, fail};
+use crate::app::Application;
+use crate::auth::{Actor, OrgCtx, Role};
+
+#[derive(Debug, Args)]
+pub struct BenchScansArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Scans one at a time, for the latency figures.
+    #[arg(long, default_value_t = 10)]
+    pub sequential: usize,
+    /// Scans asked for at once, for the throughput figures.
+    #[arg(long, default_value_t = 20)]
+    pub batch: usize,
+    /// The runner's concurrency.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// The target's network-quiet wait in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub wait_ms: u32,
+    #[command(flatten)]
+    pub browser: BrowserArgs,
+}
+
+pub async fn run(args: BenchScansArgs) -> ExitCode {
+    let config = match load(&args.config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let (url, embedded) = match database(&config).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let result = bench(&url, &args).await;
+    stop_embedded(embedded).await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(error),
+    }
+}
+
+/// A scratch database on the configured server, dropped afterwards.
+struct Scratch {
+    admin: SecretString,
+    name: String,
+    url: SecretString,
+}
+
+impl Scratch {
+    async fn create(url: &SecretString) -> Result<Scratch, String> {
+        let name = format!(
+            "siteward_scan_bench_{}",
+            hex::encode(crate::crypto::random_bytes::<4>())
+        );
+        let mut admin = AsyncPgConnection::establish(url.expose_secret())
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| format!("cannot create the scratch database (needs CREATEDB): {e}"))?;
+        let mut scratch = url::Url::parse(url.expose_secret()).map_err(|e| e.to_string())?;
+        scratch.set_path(&format!("/{name}"));
+        Ok(Scratch {
+            admin: url.clone(),
+            name,
+            url: SecretString::from(scratch.to_string()),
+        })
+    }
+
+    async fn drop_now(self) {
+        if let Ok(mut admin) = AsyncPgConnection::establish(self.admin.expose_secret()).await {
+            let _ = diesel::sql_query(format!("DROP DATABASE {} WITH (FORCE)", self.name))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+}
+
+async fn bench(url: &SecretString, args: &BenchScansArgs) -> Result<(), String> {
+    let scratch = Scratch::create(url).await?;
+    let result = bench_in(&scratch.url, args).await;
+    scratch.drop_now().await;
+    result
+}
+
+/// The org, a read-write API key and a target of the fixture page, made straight in the database.
+async fn seed(url: &SecretString, target_url: &str, wait_ms: u32) -> Result<(String, i64), String> {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(url.expose_secret())
+        .await
+        .map_err(|e| e.to_string())?;
+    let user: Id = diesel::sql_query(
+        "INSERT INTO users (email, name, password_hash) VALUES ('bench@example.com', 'Bench', 'x') RETURNING id",
+    )
+    .get_result(&mut conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    let org = crate::orgs::queries::create_org(&mut conn, "Bench", user.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ctx = OrgCtx {
+        org_id: org,
+        role: Role::Owner,
+        actor: Actor::User {
+            id: user.id,
+            email: "bench@example.com".into(),
+        },
+        ip: "127.0.0.1".into(),
+    };
+    let (_, key) = crate::keys::queries::create(
+        &mut conn,
+        &ctx,
+        "bench",
+        crate::keys::queries::Scope::ReadWrite,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = crate::sites::queries::insert_client(&mut conn, &ctx, "Bench", "")
+        .await
+        .map_err(|e| e.to_string())?;
+    let target: Id = diesel::sql_query(
+        "INSERT INTO targets (org_id, client_id, name, url, viewport_width, viewport_height,
+                              consent_mode, capture_policy_pages, wait_ms, enabled)
+         VALUES ($1, $2, 'Fixture shop', $3, 1366, 768, 'none', false, $4, true) RETURNING id",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(org)
+    .bind::<diesel::sql_types::BigInt, _>(client.id)
+    .bind::<diesel::sql_types::Text, _>(target_url)
+    .bind::<diesel::sql_types::Integer, _>(wait_ms as i32)
+    .get_result(&mut conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((key, target.id))
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl Api {
+    async fn scan_now(&self, target: i64) -> Result<i64, String> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/targets/{target}/scans", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if response.status().as_u16() != 202 {
+            return Err(format!("Scan now answered {}", response.status()));
+        }
+        let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        body["id"].as_i64().ok_or("no scan id".into())
+    }
+
+    /// Polls until the scan's snapshot is readable; returns the snapshot's own scan time.
+    async fn visible(&self, scan: i64) -> Result<Duration, String> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let body: serde_json::Value = self
+                .http
+                .get(format!("{}/api/v1/scans/{scan}", self.base))
+                .bearer_auth(&self.key)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            match body["state"].as_str() {
+                Some("succeeded") => {
+                    let snapshot = body["snapshot_id"].as_i64().unwrap_or(0);
+                    let meta: serde_json::Value = self
+                        .http
+                        .get(format!("{}/api/v1/snapshots/{snapshot}", self.base))
+                        .bearer_auth(&self.key)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .json()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let ms = meta["scan_ms"].as_u64().ok_or("snapshot without scan_ms")?;
+                    return Ok(Duration::from_millis(ms));
+                }
+                Some("failed") => return Err(format!("scan {scan} failed: {}", body["error"])),
+                _ if Instant::now() > deadline => return Err(format!("scan {scan} timed out")),
+                _ => tokio::time::sleep(Duration::from_millis(POLL_MS)).await,
+            }
+        }
+    }
+}
+
+/// How often "visible" is checked; half of it is the average overshoot.
+const POLL_MS: u64 = 20;
+
+async fn bench_in(url: &SecretString, args: &BenchScansArgs) -> Result<(), String> {
+    crate::db::migrate(url).await.map_err(|e| e.to_string())?;
+    let sites = FixtureSites::start().await.map_err(|e| e.to_string())?;
+    let page = sites.url(SHOP, "/bench");
+    let (key, target) = seed(url, &page, args.wait_ms).await?;
+    let data = std::env::temp_dir().join(format!(
+        "siteward-scan-bench-{}",
+        hex::encode(crate::crypto::random_bytes::<4>())
+    ));
+    let env = vec![
+        ("SITEWARD_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        ("SITEWARD_DATA_DIR".into(), data.display().to_string()),
+        ("SITEWARD_EMBEDDED_RUNNER".into(), "false".into()),
+        ("SITEWARD_SCHEDULER".into(), "false".into()),
+        ("SITEWARD_DATABASE_POOL_SIZE".into(), "8".into()),
+    ];
+    let config = crate::config::Config::load(None, env).map_err(|e| e.to_string())?;
+    let app = Application::build(config, url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run());
+
+    let mut conn = AsyncPgConnection::establish(url.expose_secret())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, token) = crate::scans::runner_tokens::create(&mut conn, "bench")
+        .await
+        .map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut runner = tokio::process::Command::new(exe)
+        .arg("runner")
+        .args([
+            "--concurrency",
+            &args.concurrency.to_string(),
+            "--allow-private",
+        ])
+        .arg("--resolve")
+        .arg(sites.resolve_args().join(","))
+        .arg("--chromium")
+        .arg(&args.browser.chromium)
+        .env("SITEWARD_APP_URL", &base)
+        .env("SITEWARD_RUNNER_TOKEN", token.expose_secret())
+        .env_remove("DATABASE_URL")
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the runner: {e}"))?;
+    let api = Arc::new(Api {
+        http: reqwest::Client::new(),
+        base,
+        key,
+    });
+
+    let outcome = measure(&api, target, args).await;
+    let baseline = if outcome.is_ok() {
+        direct_scans(&page, &sites, args).await
+    } else {
+        Err("skipped".into())
+    };
+    if let Some(pid) = runner
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), runner.wait()).await;
+    let _ = runner.start_kill();
+    handle.stop(false).await;
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&data);
+    let (latency, throughput) = outcome?;
+    let direct = baseline?;
+    report(args, &latency, throughput, direct);
+    Ok(())
+}
+
+/// (end-to-end, scan alone) per sequential scan, and the batch's scans per minute.
+async fn measure(
+    api: &Arc<Api>,
+    target: i64,
+    args: &BenchScansArgs,
+) -> Result<(Vec<(Duration, Duration)>, f64), String> {
+    // Warm-up: the runner's browser, the app's pool and caches.
+    for _ in 0..2 {
+        let scan = api.scan_now(target).await?;
+        api.visible(scan).await?;
+    }
+    let mut latency = Vec::new();
+    for _ in 0..args.sequential {
+        let started = Instant::now();
+        let scan = api.scan_now(target).await?;
+        let scan_time = api.visible(scan).await?;
+        latency.push((started.elapsed(), scan_time));
+    }
+    let started = Instant::now();
+    let mut scans = Vec::new();
+    for _ in 0..args.batch {
+        scans.push(api.scan_now(target).await?);
+    }
+    let waits: Vec<_> = scans
+        .into_iter()
+        .map(|scan| {
+            let api = api.clone();
+            tokio::spawn(async move { api.visible(scan).await })
+        })
+        .collect();
+    for wait in waits {
+        wait.await.map_err(|e| e.to_string())??;
+    }
+    let per_minute = args.batch as f64 / started.elapsed().as_secs_f64() * 60.0;
+    Ok((latency, per_minute))
+}
+
+/// The same scans straight in one browser at the same concurrency: scans per minute.
+async fn direct_scans(
+    page: &str,
+    sites: &FixtureSites,
+    args: &BenchScansArgs,
+) -> Result<f64, String> {
+    let mut egress = EgressPolicy::public_only().allowing_private();
+    for mapping in sites.resolve_args() {
+        egress = egress
+            .with_resolve_arg(&mapping)
+            .map_err(|e| e.to_string())?;
+    }
+    let options = ScanOptions {
+        quiet_period: Duration::from_millis(u64::from(args.wait_ms)),
+        egress,
+        ..ScanOptions::default()
+    };
+    let scanner = Arc::new(Scanner::new(Supervisor::new(
+        args.browser.browser_options(args.concurrency),
+    )));
+    for _ in 0..2 {
+        scanner
+            .scan(page, &options, &|_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..args.concurrency {
+        let (scanner, options, next, page) = (
+            scanner.clone(),
+            options.clone(),
+            next.clone(),
+            page.to_string(),
+        );
+        let total = args.batch;
+        tasks.spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < total {
+                scanner
+                    .scan(&page, &options, &|_| {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.map_err(|e| e.to_string())??;
+    }
+    let per_minute = args.batch as f64 / started.elapsed().as_secs_f64() * 60.0;
+    scanner.supervisor().shutdown().await;
+    Ok(per_minute)
+}
+
+fn report(args: &BenchScansArgs, latency: &[(Duration, Duration)], per_minute: f64, direct: f64) {
+    let mean = |pick: fn(&(Duration, Duration)) -> Duration| {
+        latency.iter().map(pick).sum::<Duration>().as_secs_f64() / latency.len().max(1) as f64
+    };
+    let end_to_end = mean(|l| l.0);
+    let scan_alone = mean(|l| l.1);
+    let mut ratios: Vec<f64> = latency
+        .iter()
+        .map(|(e2e, scan)| e2e.as_secs_f64() / scan.as_secs_f64().max(0.001))
+        .collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let median_ratio = ratios.get(ratios.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "end-to-end scans (\"Scan now\" to snapshot visible), fixture page, one runner at concurrency {}",
+        args.concurrency
+    );
+    println!(
+        "  one at a time ({} scans): end-to-end {:.0} ms, the scan itself {:.0} ms → {:.3}× (median {:.3}×; target ≤ 1.15×)",
+        latency.len(),
+        end_to_end * 1000.0,
+        scan_alone * 1000.0,
+        end_to_end / scan_alone.max(0.001),
+        median_ratio
+    );
+    println!(
+        "  time outside the scan: {:.0} ms = {:.1} % (queue hand-off, uploads, sealing, ingestion, {POLL_MS} ms polling)",
+        (end_to_end - scan_alone) * 1000.0,
+        (1.0 - scan_alone / end_to_end.max(0.001)) * 100.0
+    );
+    println!(
+        "  {} at once: {per_minute:.1} scans/min end to end; the same scans straight in one browser: {direct:.1} scans/min → {:.3}×",
+        args.batch,
+        direct / per_minute.max(0.001)
+    );
+}
