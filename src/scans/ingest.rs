@@ -78,6 +78,16 @@ pub async fn standing(
     }
 }
 
+/// Whether job `job_id` still has its scan (deleting a target deletes its scans, not their jobs).
+pub async fn scan_exists(conn: &mut AsyncPgConnection, job_id: i64) -> QueryResult<bool> {
+    use crate::db::schema::scans;
+    diesel::select(diesel::dsl::exists(
+        scans::table.filter(scans::job_id.eq(job_id)),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// Maps a blob-store failure: the store being down is worth retrying, anything else is ours.
 pub fn blob_error(error: EnvelopeError) -> AppError {
     match error {

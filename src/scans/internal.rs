@@ -110,6 +110,11 @@ async fn claim(
         let mut conn = state.conn().await?;
         if let Some(job) = queue::claim(&mut conn, &runner.holder(), &kinds, claim_lease).await? {
             match serde_json::from_value::<ScanOrder>(job.payload.clone()) {
+                Ok(_) if !ingest::scan_exists(&mut conn, job.id).await? => {
+                    // Its target was deleted after it was queued: nothing left to scan.
+                    queue::complete(&mut conn, job.id, &job.token).await?;
+                    continue;
+                }
                 Ok(scan) => {
                     return Ok(HttpResponse::Ok().json(ClaimedJob {
                         job_id: job.id,

@@ -559,3 +559,25 @@ async fn the_scheduler_runs_missed_ticks_once_and_only_one_process_leads() {
     }
     assert!(led, "the lock is free once its holder's session ends");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_of_a_deleted_target_is_not_handed_out() {
+    let app = TestApp::spawn().await;
+    let api = admin_api(&app).await;
+    let target = new_target(&api, "https://shop.example.com/").await;
+    scan_now(&api, target).await;
+    let response = api
+        .request(Method::DELETE, &format!("/api/v1/targets/{target}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let runner = RunnerApi::new(&app, &runner_token(&app, "r").await);
+    assert!(runner.claim(0).await.is_none());
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM jobs WHERE state = 'done'")
+            .await,
+        1,
+        "the orphaned job is closed, not retried"
+    );
+}
