@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod diff;
 pub mod keys;
 pub mod layout;
 pub mod mail;

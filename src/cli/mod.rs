@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_crypto;
+mod bench_diff;
 mod bench_queue;
 mod bench_scans;
 mod demo;
@@ -45,6 +46,8 @@ pub enum Command {
     BenchQueue(bench_queue::BenchQueueArgs),
     /// Measure end-to-end scans through the service against the scan alone.
     BenchScans(bench_scans::BenchScansArgs),
+    /// Measure the diff engine on large snapshots and full-page screenshots.
+    BenchDiff(bench_diff::BenchDiffArgs),
     /// Apply pending database migrations and exit.
     Migrate(serve::ConfigArgs),
     /// Run a scanning worker that takes jobs from an app (needs only its URL and a runner token).
@@ -137,6 +140,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate(args) => serve::migrate(args).await,
         Command::BenchQueue(args) => bench_queue::run(args).await,
         Command::BenchScans(args) => bench_scans::run(args).await,
+        Command::BenchDiff(args) => bench_diff::run(args),
         Command::BenchCrypto(args) => bench_crypto::run(args),
         Command::Admin(args) => serve::admin(args).await,
         Command::Runner(args) => runner::run(args).await,

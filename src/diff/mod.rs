@@ -1,0 +1,253 @@
+//! What changed between two snapshots of one target: pure functions, no I/O. Each change is a
+//! typed, serializable value that alert rules match on and the dashboard turns into a sentence.
+//!
+//! - `inventory`: cookies, third-party hosts, scripts (added, removed, same URL with new content),
+//!   inline scripts, request hosts, refused connections, console errors, title and final URL.
+//! - `text`: visible DOM text and policy pages as word-level diffs.
+//! - `visual`: changed-pixel share, changed regions and a highlighted diff image of screenshots.
+
+pub mod inventory;
+pub mod text;
+pub mod visual;
+
+use scanner::Snapshot;
+use scanner::snapshot::{Party, PolicyKind};
+use serde::{Deserialize, Serialize};
+
+pub use text::Span;
+pub use visual::{Rect, VisualDiff};
+
+/// How to compare two snapshots of a target.
+#[derive(Debug, Clone, Default)]
+pub struct DiffOptions {
+    /// CSS selectors whose text is left out of the DOM text (clocks, rotating ads, random ids).
+    pub ignore_selectors: Vec<String>,
+}
+
+/// A cookie attribute that changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AttributeChange {
+    /// `expiry`, `secure`, `http_only`, `same_site` or `domain`.
+    pub attribute: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// One difference between two snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    CookieAdded {
+        name: String,
+        domain: String,
+        path: String,
+        party: Party,
+        /// Set before any consent answer (or with no answer asked for).
+        before_consent: bool,
+    },
+    CookieRemoved {
+        name: String,
+        domain: String,
+        path: String,
+    },
+    CookieChanged {
+        name: String,
+        domain: String,
+        path: String,
+        attributes: Vec<AttributeChange>,
+    },
+    ThirdPartyHostAdded {
+        host: String,
+    },
+    ThirdPartyHostRemoved {
+        host: String,
+    },
+    ScriptAdded {
+        url: String,
+        host: String,
+        party: Party,
+        sha256: String,
+    },
+    ScriptRemoved {
+        url: String,
+        host: String,
+    },
+    /// The same URL now serves different code.
+    ScriptContentChanged {
+        url: String,
+        host: String,
+        before_sha256: String,
+        after_sha256: String,
+    },
+    InlineScriptAdded {
+        sha256: String,
+        first_bytes: String,
+    },
+    InlineScriptRemoved {
+        sha256: String,
+        first_bytes: String,
+    },
+    /// A host the page had not contacted before (first or third party).
+    RequestHostAdded {
+        host: String,
+        party: Party,
+    },
+    /// The egress guard refused a destination it had not refused before.
+    BlockedRequestAdded {
+        host: String,
+        reason: String,
+    },
+    ConsoleErrorAdded {
+        message: String,
+    },
+    TitleChanged {
+        before: String,
+        after: String,
+    },
+    FinalUrlChanged {
+        before: String,
+        after: String,
+    },
+    PolicyTextChanged {
+        policy: PolicyKind,
+        url: String,
+        words_added: usize,
+        words_removed: usize,
+        diff: Vec<Span>,
+    },
+    PolicyPageAdded {
+        policy: PolicyKind,
+        url: String,
+    },
+    PolicyPageRemoved {
+        policy: PolicyKind,
+        url: String,
+    },
+    DomTextChanged {
+        words_added: usize,
+        words_removed: usize,
+        diff: Vec<Span>,
+    },
+}
+
+impl Change {
+    /// The change as a sentence for people.
+    pub fn sentence(&self) -> String {
+        match self {
+            Change::CookieAdded {
+                name,
+                domain,
+                party,
+                before_consent,
+                ..
+            } => format!(
+                "New {} cookie `{name}` on {domain}{}",
+                party_word(*party),
+                if *before_consent {
+                    ", set before consent"
+                } else {
+                    ""
+                }
+            ),
+            Change::CookieRemoved { name, domain, .. } => {
+                format!("Cookie `{name}` on {domain} is no longer set")
+            }
+            Change::CookieChanged {
+                name,
+                domain,
+                attributes,
+                ..
+            } => format!(
+                "Cookie `{name}` on {domain} changed: {}",
+                attributes
+                    .iter()
+                    .map(|a| format!("{} {} → {}", a.attribute, a.before, a.after))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Change::ThirdPartyHostAdded { host } => format!("New third-party host {host}"),
+            Change::ThirdPartyHostRemoved { host } => {
+                format!("Third-party host {host} is no longer contacted")
+            }
+            Change::ScriptAdded { url, party, .. } => {
+                format!("New {} script {url}", party_word(*party))
+            }
+            Change::ScriptRemoved { url, .. } => format!("Script {url} is no longer loaded"),
+            Change::ScriptContentChanged { url, .. } => {
+                format!("Script {url} now serves different code")
+            }
+            Change::InlineScriptAdded { first_bytes, .. } => {
+                format!("New inline script `{first_bytes}`")
+            }
+            Change::InlineScriptRemoved { first_bytes, .. } => {
+                format!("Inline script `{first_bytes}` is gone")
+            }
+            Change::RequestHostAdded { host, party } => {
+                format!(
+                    "The page now contacts {host} ({} party)",
+                    party_word(*party)
+                )
+            }
+            Change::BlockedRequestAdded { host, reason } => {
+                format!("A request to {host} was refused: {reason}")
+            }
+            Change::ConsoleErrorAdded { message } => format!("New console error: {message}"),
+            Change::TitleChanged { before, after } => {
+                format!("Title changed from “{before}” to “{after}”")
+            }
+            Change::FinalUrlChanged { before, after } => {
+                format!("The page now ends at {after} (was {before})")
+            }
+            Change::PolicyTextChanged {
+                policy,
+                words_added,
+                words_removed,
+                ..
+            } => format!(
+                "The {} policy changed: {words_added} words added, {words_removed} removed",
+                policy_word(*policy)
+            ),
+            Change::PolicyPageAdded { policy, url } => {
+                format!("A {} policy page was found at {url}", policy_word(*policy))
+            }
+            Change::PolicyPageRemoved { policy, url } => {
+                format!("The {} policy page at {url} is gone", policy_word(*policy))
+            }
+            Change::DomTextChanged {
+                words_added,
+                words_removed,
+                ..
+            } => format!(
+                "The page's text changed: {words_added} words added, {words_removed} removed"
+            ),
+        }
+    }
+}
+
+fn party_word(party: Party) -> &'static str {
+    match party {
+        Party::First => "first-party",
+        Party::Third => "third-party",
+    }
+}
+
+fn policy_word(kind: PolicyKind) -> &'static str {
+    match kind {
+        PolicyKind::Privacy => "privacy",
+        PolicyKind::Cookies => "cookie",
+        PolicyKind::Terms => "terms",
+    }
+}
+
+/// Every change from `before` to `after` except the visual ones (see `visual::compare`), in a
+/// stable order.
+pub fn snapshots(before: &Snapshot, after: &Snapshot, options: &DiffOptions) -> Vec<Change> {
+    let mut changes = inventory::changes(before, after);
+    changes.extend(text::policy_changes(before, after));
+    if let Some(change) =
+        text::dom_change(&before.dom.html, &after.dom.html, &options.ignore_selectors)
+    {
+        changes.push(change);
+    }
+    changes
+}
