@@ -95,6 +95,7 @@ impl Application {
             dummy_password_hash,
             jobs_ready: tokio::sync::Notify::new(),
         });
+        tokio::spawn(crate::scans::analysis::run_worker(state.clone()));
         if state.config.runners.scheduler {
             tokio::spawn(crate::scheduler::run(
                 database_url.clone(),

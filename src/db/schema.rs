@@ -208,6 +208,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    snapshot_diffs (snapshot_id) {
+        snapshot_id -> Int8,
+        org_id -> Int8,
+        target_id -> Int8,
+        previous_snapshot_id -> Nullable<Int8>,
+        changes -> Jsonb,
+        visual -> Jsonb,
+        change_count -> Int4,
+        computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     snapshot_hosts (snapshot_id, host) {
         snapshot_id -> Int8,
         host -> Text,
@@ -268,6 +281,10 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         last_scheduled_at -> Nullable<Timestamptz>,
+        page_kind -> Text,
+        visual_threshold -> Float4,
+        ignore_selectors -> Jsonb,
+        ignore_regions -> Jsonb,
     }
 }
 
@@ -306,6 +323,8 @@ diesel::joinable!(sessions -> orgs (org_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(snapshot_blocked -> snapshots (snapshot_id));
 diesel::joinable!(snapshot_cookies -> snapshots (snapshot_id));
+diesel::joinable!(snapshot_diffs -> orgs (org_id));
+diesel::joinable!(snapshot_diffs -> targets (target_id));
 diesel::joinable!(snapshot_hosts -> snapshots (snapshot_id));
 diesel::joinable!(snapshot_scripts -> snapshots (snapshot_id));
 diesel::joinable!(snapshots -> orgs (org_id));
@@ -330,6 +349,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     snapshot_blocked,
     snapshot_cookies,
+    snapshot_diffs,
     snapshot_hosts,
     snapshot_scripts,
     snapshots,

@@ -4,7 +4,8 @@
 //! - `inventory`: cookies, third-party hosts, scripts (added, removed, same URL with new content),
 //!   inline scripts, request hosts, refused connections, console errors, title and final URL.
 //! - `text`: visible DOM text and policy pages as word-level diffs.
-//! - `visual`: changed-pixel share, changed regions and a highlighted diff image of screenshots.
+//! - `visual`: changed-pixel share, changed regions and a highlighted diff image of screenshots,
+//!   which becomes a `VisualChanged` change above the target's threshold (`visual_change`).
 
 pub mod inventory;
 pub mod text;
@@ -128,6 +129,13 @@ pub enum Change {
         words_removed: usize,
         diff: Vec<Span>,
     },
+    /// More of a screenshot changed than the target's threshold allows.
+    VisualChanged {
+        /// `viewport` or `full_page`.
+        screenshot: String,
+        changed_percent: f64,
+        regions: Vec<Rect>,
+    },
 }
 
 impl Change {
@@ -220,6 +228,19 @@ impl Change {
             } => format!(
                 "The page's text changed: {words_added} words added, {words_removed} removed"
             ),
+            Change::VisualChanged {
+                screenshot,
+                changed_percent,
+                regions,
+            } => format!(
+                "The {} looks different: {changed_percent:.1} % of pixels changed in {} area(s)",
+                if screenshot == "viewport" {
+                    "first screen"
+                } else {
+                    "full page"
+                },
+                regions.len()
+            ),
         }
     }
 }
@@ -250,4 +271,18 @@ pub fn snapshots(before: &Snapshot, after: &Snapshot, options: &DiffOptions) -> 
         changes.push(change);
     }
     changes
+}
+
+/// A screenshot comparison as a change, when more changed than `threshold_percent`.
+pub fn visual_change(
+    screenshot: &str,
+    diff: &VisualDiff,
+    threshold_percent: f64,
+) -> Option<Change> {
+    let changed_percent = diff.changed_share * 100.0;
+    (changed_percent > threshold_percent).then(|| Change::VisualChanged {
+        screenshot: screenshot.to_string(),
+        changed_percent,
+        regions: diff.regions.clone(),
+    })
 }

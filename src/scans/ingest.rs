@@ -196,6 +196,7 @@ pub async fn record_snapshot(
             return Ok(None);
         }
         insert_rows(conn, &attempt, runner_id, &snapshot).await?;
+        super::analysis::enqueue(conn, attempt.snapshot_id).await?;
         Ok(Some(attempt.snapshot_id))
     })
     .await

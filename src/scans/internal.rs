@@ -256,6 +256,8 @@ async fn complete(
     .await?;
     match ingest::record_snapshot(&mut conn, &attempt, &token, runner.id, &snapshot).await? {
         Some(snapshot_id) => {
+            // Wake this process's diff worker.
+            state.jobs_ready.notify_waiters();
             tracing::info!(
                 job = job_id,
                 scan = attempt.scan_id,

@@ -1,6 +1,7 @@
 //! Scans: asking for them (dashboard, API, schedule), the runners' internal API that takes their
 //! results in, and reading snapshots back.
 
+pub mod analysis;
 pub mod ingest;
 pub mod internal;
 pub mod queries;

@@ -428,3 +428,75 @@ pub async fn has_open_scan(conn: &mut AsyncPgConnection, target_id: i64) -> Quer
     .await
     .map(|o| o.open)
 }
+
+/// What changed in a snapshot since the target's previous one, once the app has compared them.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct StoredChanges {
+    pub snapshot_id: i64,
+    /// False until the app has compared the snapshot (moments after it is stored).
+    pub computed: bool,
+    /// `None` for a target's first snapshot.
+    pub previous_snapshot_id: Option<i64>,
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub changes: Vec<crate::diff::Change>,
+    pub visual: crate::scans::analysis::Visual,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>")]
+    pub computed_at: Option<OffsetDateTime>,
+}
+
+/// The stored comparison of a snapshot of the caller's organization; `None` until it is done.
+pub async fn stored_changes(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    snapshot_id: i64,
+) -> QueryResult<Option<StoredChanges>> {
+    use crate::db::schema::snapshot_diffs;
+    let row: Option<(
+        Option<i64>,
+        serde_json::Value,
+        serde_json::Value,
+        OffsetDateTime,
+    )> = snapshot_diffs::table
+        .filter(snapshot_diffs::snapshot_id.eq(snapshot_id))
+        .filter(snapshot_diffs::org_id.eq(ctx.org_id))
+        .select((
+            snapshot_diffs::previous_snapshot_id,
+            snapshot_diffs::changes,
+            snapshot_diffs::visual,
+            snapshot_diffs::computed_at,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(
+        row.map(|(previous, changes, visual, computed_at)| StoredChanges {
+            snapshot_id,
+            computed: true,
+            previous_snapshot_id: previous,
+            changes: serde_json::from_value(changes).unwrap_or_default(),
+            visual: serde_json::from_value(visual).unwrap_or(crate::scans::analysis::Visual {
+                viewport: None,
+                full_page: None,
+            }),
+            computed_at: Some(computed_at),
+        }),
+    )
+}
+
+/// The ids of a target's latest snapshots, newest first.
+pub async fn recent_snapshots(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    target_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<(i64, OffsetDateTime)>> {
+    snapshots::table
+        .filter(snapshots::org_id.eq(ctx.org_id))
+        .filter(snapshots::target_id.eq(target_id))
+        .select((snapshots::id, snapshots::captured_at))
+        .order(snapshots::id.desc())
+        .limit(limit)
+        .load(conn)
+        .await
+}

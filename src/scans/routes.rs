@@ -8,8 +8,9 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::analysis::{self, Visual};
 use super::ingest::blob_error;
-use super::queries::{self, Artifact, InventoryMatch, Scan, SnapshotMeta, Trigger};
+use super::queries::{self, Artifact, InventoryMatch, Scan, SnapshotMeta, StoredChanges, Trigger};
 use super::views::*;
 use crate::audit::{self, Entry};
 use crate::auth::routes::Empty;
@@ -82,6 +83,29 @@ pub fn routes() -> Vec<Route> {
             api_artifact,
         )
         .summary("Download an artifact: viewport.png, fullpage.png or snapshot.json"),
+        page_get("/targets/{target_id}/compare", member, compare_page),
+        page_get(
+            "/snapshots/{snapshot_id}/diff.png",
+            member,
+            diff_image_page,
+        )
+        .example("shot=viewport"),
+        api(
+            Method::GET,
+            "/api/v1/snapshots/{snapshot_id}/changes",
+            Role::Member,
+            api_changes,
+        )
+        .summary("What changed since the target's previous snapshot (`computed` is false until the app has compared them)")
+        .response::<StoredChanges>(),
+        api(
+            Method::GET,
+            "/api/v1/targets/{target_id}/diff",
+            Role::Member,
+            api_diff,
+        )
+        .summary("Compare any two snapshots of a target (default: the latest two)")
+        .response::<Comparison>(),
         api(
             Method::GET,
             "/api/v1/inventory/hosts",
@@ -273,14 +297,20 @@ async fn scan_page(
     let mut conn = state.conn().await?;
     let scan = queries::scan(&mut conn, &page, scan_id).await?;
     drop(conn);
-    let snapshot = match scan.snapshot_id {
-        Some(id) => Some(load_snapshot(&state, &page, id).await?),
-        None => None,
+    let (snapshot, changes) = match scan.snapshot_id {
+        Some(id) => {
+            let mut conn = state.conn().await?;
+            let changes = queries::stored_changes(&mut conn, &page, id).await?;
+            drop(conn);
+            (Some(load_snapshot(&state, &page, id).await?), changes)
+        }
+        None => (None, None),
     };
     html(&ScanPage {
         nav: Some(Nav::new(&page.viewer, &csrf)),
         scan,
         snapshot,
+        changes,
     })
 }
 
@@ -414,5 +444,221 @@ async fn api_cookies(
     let mut conn = state.conn().await?;
     Ok(web::Json(
         queries::targets_setting_cookie(&mut conn, &ctx, &query.name).await?,
+    ))
+}
+
+// ---- comparing snapshots ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CompareQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// A comparison of two snapshots of one target (`from` and `to` are null, and the lists empty,
+/// while the target has fewer than two snapshots).
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Comparison {
+    pub target_id: i64,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub changes: Vec<crate::diff::Change>,
+    /// The changes as sentences, in the same order.
+    pub sentences: Vec<String>,
+    pub visual: Visual,
+}
+
+/// The two snapshots to compare: as asked, or the target's latest two.
+async fn pick(
+    state: &AppState,
+    ctx: &OrgCtx,
+    target_id: i64,
+    query: &CompareQuery,
+) -> Result<(i64, i64), AppError> {
+    let mut conn = state.conn().await?;
+    sites::target(&mut conn, ctx, target_id).await?;
+    let recent = queries::recent_snapshots(&mut conn, ctx, target_id, 2).await?;
+    let parse = |text: &Option<String>| text.as_deref().map(object_id).transpose();
+    let to = match parse(&query.to)? {
+        Some(id) => id,
+        None => recent.first().map(|r| r.0).ok_or_else(|| {
+            AppError::BadRequest(
+                "the target has no snapshot yet; there is nothing to compare".into(),
+            )
+        })?,
+    };
+    let from = match parse(&query.from)? {
+        Some(id) => id,
+        None => recent.get(1).map(|r| r.0).ok_or_else(|| {
+            AppError::BadRequest(
+                "the target has only one snapshot; there is nothing to compare yet".into(),
+            )
+        })?,
+    };
+    for id in [from, to] {
+        let meta = queries::snapshot(&mut conn, ctx, id).await?;
+        if meta.target_id != target_id {
+            return Err(AppError::NotFound);
+        }
+    }
+    Ok((from, to))
+}
+
+async fn comparison(
+    state: &AppState,
+    ctx: &OrgCtx,
+    target_id: i64,
+    query: &CompareQuery,
+) -> Result<Comparison, AppError> {
+    let (from, to) = match pick(state, ctx, target_id, query).await {
+        Ok(pair) => pair,
+        Err(AppError::BadRequest(_)) => {
+            return Ok(Comparison {
+                target_id,
+                from: None,
+                to: None,
+                changes: Vec::new(),
+                sentences: Vec::new(),
+                visual: Visual {
+                    viewport: None,
+                    full_page: None,
+                },
+            });
+        }
+        Err(other) => return Err(other),
+    };
+    let mut conn = state.conn().await?;
+    let target = sites::target(&mut conn, ctx, target_id).await?;
+    drop(conn);
+    let before = analysis::load(state, ctx.org_id, from).await?;
+    let after = analysis::load(state, ctx.org_id, to).await?;
+    let (changes, visual) =
+        tokio::task::spawn_blocking(move || analysis::compare(&before, &after, &target))
+            .await
+            .map_err(AppError::internal)?;
+    Ok(Comparison {
+        target_id,
+        from: Some(from),
+        to: Some(to),
+        sentences: changes.iter().map(|c| c.sentence()).collect(),
+        changes,
+        visual,
+    })
+}
+
+async fn compare_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    query: web::Query<CompareQuery>,
+) -> Page {
+    let target_id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    let target = sites::target(&mut conn, &page, target_id).await?;
+    let snapshots = queries::recent_snapshots(&mut conn, &page, target_id, 50).await?;
+    drop(conn);
+    let result =
+        Some(comparison(&state, &page, target_id, &query).await?).filter(|c| c.to.is_some());
+    html(&ComparePage {
+        nav: Some(Nav::new(&page.viewer, &csrf)),
+        target,
+        snapshots: snapshots.into_iter().map(|(id, _)| id).collect(),
+        result,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DiffImageQuery {
+    /// The snapshot to compare with; the target's previous one by default.
+    against: Option<String>,
+    /// `viewport` (default) or `full_page`.
+    shot: Option<String>,
+}
+
+async fn diff_image_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    query: web::Query<DiffImageQuery>,
+) -> Page {
+    let to = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    let meta = queries::snapshot(&mut conn, &page, to).await?;
+    let target = sites::target(&mut conn, &page, meta.target_id).await?;
+    let from = match query.against.as_deref() {
+        Some(text) => {
+            let id = object_id(text)?;
+            if queries::snapshot(&mut conn, &page, id).await?.target_id != meta.target_id {
+                return Err(AppError::NotFound.into());
+            }
+            id
+        }
+        None => queries::recent_snapshots(&mut conn, &page, meta.target_id, 1_000)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .find(|id| *id < to)
+            .ok_or(AppError::NotFound)?,
+    };
+    drop(conn);
+    let full = matches!(query.shot.as_deref(), Some("full_page"));
+    let before = analysis::load(&state, page.org_id, from).await?;
+    let after = analysis::load(&state, page.org_id, to).await?;
+    let png = tokio::task::spawn_blocking(move || {
+        use crate::diff::visual;
+        let (a, b) = if full {
+            (before.full_page, after.full_page)
+        } else {
+            (before.viewport, after.viewport)
+        };
+        let (a, b) = (visual::decode(&a)?, visual::decode(&b)?);
+        let options = visual::VisualOptions {
+            ignore: target.regions(),
+            ..Default::default()
+        };
+        let (diff, mask) = visual::compare(&a, &b, &options);
+        visual::diff_image(&b, &diff, &mask)
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    Ok(HttpResponse::Ok().content_type("image/png").body(png))
+}
+
+async fn api_changes(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<web::Json<StoredChanges>> {
+    let snapshot_id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    queries::snapshot(&mut conn, &ctx, snapshot_id).await?;
+    let stored = queries::stored_changes(&mut conn, &ctx, snapshot_id).await?;
+    Ok(web::Json(stored.unwrap_or(StoredChanges {
+        snapshot_id,
+        computed: false,
+        previous_snapshot_id: None,
+        changes: Vec::new(),
+        visual: Visual {
+            viewport: None,
+            full_page: None,
+        },
+        computed_at: None,
+    })))
+}
+
+async fn api_diff(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    query: web::Query<CompareQuery>,
+) -> Api<web::Json<Comparison>> {
+    let target_id = object_id(&path)?;
+    Ok(web::Json(
+        comparison(&state, &ctx, target_id, &query).await?,
     ))
 }

@@ -1,7 +1,7 @@
 use askama::Template;
 use scanner::Snapshot;
 
-use super::queries::{Artifact, InventoryMatch, Scan, SnapshotMeta};
+use super::queries::{Artifact, InventoryMatch, Scan, SnapshotMeta, StoredChanges};
 use crate::layout::Nav;
 use crate::sites::queries::Target;
 
@@ -22,6 +22,19 @@ pub struct ScanPage {
     pub nav: Option<Nav>,
     pub scan: Scan,
     pub snapshot: Option<SnapshotView>,
+    /// What changed since the previous snapshot, once compared.
+    pub changes: Option<StoredChanges>,
+}
+
+#[derive(Template)]
+#[template(path = "scans/compare.html")]
+pub struct ComparePage {
+    pub nav: Option<Nav>,
+    pub target: Target,
+    /// Recent snapshot ids, newest first.
+    pub snapshots: Vec<i64>,
+    /// `None` while the target has fewer than two snapshots.
+    pub result: Option<super::routes::Comparison>,
 }
 
 /// A stored snapshot, ready to show (every string from the page is escaped by askama).

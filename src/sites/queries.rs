@@ -39,6 +39,16 @@ pub struct Target {
     pub wait_ms: i32,
     pub schedule: Option<String>,
     pub enabled: bool,
+    /// `page`, `checkout` or `payment`: script changes on checkout and payment pages are critical.
+    pub page_kind: String,
+    /// Percent of changed pixels above which a screenshot counts as changed.
+    pub visual_threshold: f32,
+    /// CSS selectors left out of the page-text diff.
+    #[schemars(with = "Vec<String>")]
+    pub ignore_selectors: serde_json::Value,
+    /// Rectangles left out of visual diffs.
+    #[schemars(with = "Vec<crate::diff::Rect>")]
+    pub ignore_regions: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
@@ -59,7 +69,21 @@ impl Target {
             wait_ms: self.wait_ms,
             schedule: self.schedule.clone(),
             enabled: self.enabled,
+            page_kind: self.page_kind.clone(),
+            visual_threshold: self.visual_threshold,
+            ignore_selectors: self.selectors(),
+            ignore_regions: self.regions(),
         }
+    }
+
+    /// The selectors left out of the page-text diff.
+    pub fn selectors(&self) -> Vec<String> {
+        serde_json::from_value(self.ignore_selectors.clone()).unwrap_or_default()
+    }
+
+    /// The rectangles left out of visual diffs.
+    pub fn regions(&self) -> Vec<crate::diff::Rect> {
+        serde_json::from_value(self.ignore_regions.clone()).unwrap_or_default()
     }
 
     /// When the schedule fires next (UTC, RFC 3339), if it is enabled and has one.
@@ -219,6 +243,11 @@ pub async fn insert_target(
             targets::wait_ms.eq(v.wait_ms),
             targets::schedule.eq(&v.schedule),
             targets::enabled.eq(v.enabled),
+            targets::page_kind.eq(&v.page_kind),
+            targets::visual_threshold.eq(v.visual_threshold),
+            targets::ignore_selectors
+                .eq(serde_json::to_value(&v.ignore_selectors).unwrap_or_default()),
+            targets::ignore_regions.eq(serde_json::to_value(&v.ignore_regions).unwrap_or_default()),
         ))
         .returning(Target::as_returning())
         .get_result(conn)
@@ -246,6 +275,10 @@ pub async fn update_target(
         targets::wait_ms.eq(v.wait_ms),
         targets::schedule.eq(&v.schedule),
         targets::enabled.eq(v.enabled),
+        targets::page_kind.eq(&v.page_kind),
+        targets::visual_threshold.eq(v.visual_threshold),
+        targets::ignore_selectors.eq(serde_json::to_value(&v.ignore_selectors).unwrap_or_default()),
+        targets::ignore_regions.eq(serde_json::to_value(&v.ignore_regions).unwrap_or_default()),
         targets::updated_at.eq(OffsetDateTime::now_utc()),
     ))
     .returning(Target::as_returning())

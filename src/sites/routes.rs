@@ -410,6 +410,15 @@ impl TargetForm {
             wait_ms: target.wait_ms.to_string(),
             schedule: target.schedule.clone().unwrap_or_default(),
             enabled: target.enabled.then(|| "on".into()),
+            page_kind: target.page_kind.clone(),
+            visual_threshold: target.visual_threshold.to_string(),
+            ignore_selectors: target.selectors().join("\n"),
+            ignore_regions: target
+                .regions()
+                .iter()
+                .map(|r| format!("{},{},{},{}", r.x, r.y, r.width, r.height))
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 
@@ -421,6 +430,8 @@ impl TargetForm {
             capture_policy_pages: Some("on".into()),
             wait_ms: super::target_input::DEFAULT_WAIT_MS.to_string(),
             enabled: Some("on".into()),
+            page_kind: "page".into(),
+            visual_threshold: "1".into(),
             ..TargetForm::default()
         }
     }
@@ -451,7 +462,23 @@ impl TargetForm {
             wait_ms: number(&self.wait_ms, "wait_ms"),
             schedule: Some(self.schedule.clone()),
             enabled: Some(self.enabled.is_some()),
+            page_kind: (!self.page_kind.trim().is_empty()).then(|| self.page_kind.clone()),
+            visual_threshold: None,
+            ignore_selectors: Some(self.ignore_selectors.lines().map(str::to_string).collect()),
+            ignore_regions: None,
         };
+        let mut input = input;
+        let threshold = self.visual_threshold.trim();
+        if !threshold.is_empty() {
+            match threshold.parse::<f64>() {
+                Ok(value) => input.visual_threshold = Some(value),
+                Err(_) => errors.add("visual_threshold", "must be a number"),
+            }
+        }
+        match super::target_input::parse_regions(&self.ignore_regions) {
+            Ok(regions) => input.ignore_regions = Some(regions),
+            Err(message) => errors.add("ignore_regions", message),
+        }
         if errors.is_empty() {
             Ok(input)
         } else {

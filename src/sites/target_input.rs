@@ -31,10 +31,19 @@ pub struct TargetInput {
     /// Five-field cron expression in UTC (e.g. `0 6 * * *`); empty or null: no schedule.
     pub schedule: Option<String>,
     pub enabled: Option<bool>,
+    /// `page`, `checkout` or `payment`: script changes on checkout and payment pages are
+    /// critical alerts.
+    pub page_kind: Option<String>,
+    /// Percent of changed pixels (0–100) above which a screenshot counts as changed; default 1.
+    pub visual_threshold: Option<f64>,
+    /// CSS selectors whose text the page-text diff ignores (clocks, rotating ads); at most 50.
+    pub ignore_selectors: Option<Vec<String>>,
+    /// Rectangles (screenshot pixels) the visual diff ignores; at most 50.
+    pub ignore_regions: Option<Vec<crate::diff::Rect>>,
 }
 
 /// Valid settings, ready to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TargetValues {
     pub name: String,
     pub url: String,
@@ -45,6 +54,10 @@ pub struct TargetValues {
     pub wait_ms: i32,
     pub schedule: Option<String>,
     pub enabled: bool,
+    pub page_kind: String,
+    pub visual_threshold: f32,
+    pub ignore_selectors: Vec<String>,
+    pub ignore_regions: Vec<crate::diff::Rect>,
 }
 
 impl TargetValues {
@@ -59,6 +72,10 @@ impl TargetValues {
             wait_ms: DEFAULT_WAIT_MS,
             schedule: None,
             enabled: true,
+            page_kind: "page".into(),
+            visual_threshold: 1.0,
+            ignore_selectors: Vec::new(),
+            ignore_regions: Vec::new(),
         }
     }
 }
@@ -179,11 +196,85 @@ pub fn validate(
             }
         }
     }
+    if let Some(kind) = &input.page_kind {
+        match kind.as_str() {
+            "page" | "checkout" | "payment" => values.page_kind = kind.clone(),
+            _ => errors.add("page_kind", "must be page, checkout or payment"),
+        }
+    }
+    if let Some(threshold) = input.visual_threshold {
+        if threshold.is_finite() && (0.0..=100.0).contains(&threshold) {
+            values.visual_threshold = threshold as f32;
+        } else {
+            errors.add("visual_threshold", "must be a percentage between 0 and 100");
+        }
+    }
+    if let Some(selectors) = &input.ignore_selectors {
+        let selectors: Vec<String> = selectors
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if selectors.len() > 50 {
+            errors.add("ignore_selectors", "at most 50 selectors");
+        } else if let Some(bad) = selectors
+            .iter()
+            .find(|s| s.len() > 200 || scraper::Selector::parse(s).is_err())
+        {
+            errors.add("ignore_selectors", format!("`{bad}` is not a CSS selector"));
+        } else {
+            values.ignore_selectors = selectors;
+        }
+    }
+    if let Some(regions) = &input.ignore_regions {
+        let out_of_page = |r: &crate::diff::Rect| {
+            r.width == 0
+                || r.height == 0
+                || r.x > 20_000
+                || r.y > 100_000
+                || r.width > 20_000
+                || r.height > 100_000
+        };
+        if regions.len() > 50 {
+            errors.add("ignore_regions", "at most 50 rectangles");
+        } else if regions.iter().any(out_of_page) {
+            errors.add(
+                "ignore_regions",
+                "each rectangle needs a width and height within the page",
+            );
+        } else {
+            values.ignore_regions = regions.clone();
+        }
+    }
     if errors.is_empty() {
         Ok(values)
     } else {
         Err(errors)
     }
+}
+
+/// `x,y,width,height` per line, as typed into the form.
+pub fn parse_regions(text: &str) -> Result<Vec<crate::diff::Rect>, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let numbers: Vec<u32> = line
+                .split(',')
+                .map(|n| n.trim().parse::<u32>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| format!("`{line}` is not x,y,width,height"))?;
+            match numbers[..] {
+                [x, y, width, height] => Ok(crate::diff::Rect {
+                    x,
+                    y,
+                    width,
+                    height,
+                }),
+                _ => Err(format!("`{line}` is not x,y,width,height")),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -54,6 +54,12 @@ pub struct TargetForm {
     pub wait_ms: String,
     pub schedule: String,
     pub enabled: Option<String>,
+    pub page_kind: String,
+    pub visual_threshold: String,
+    /// One selector per line.
+    pub ignore_selectors: String,
+    /// `x,y,width,height` per line.
+    pub ignore_regions: String,
 }
 
 #[derive(Template)]

@@ -309,7 +309,10 @@ impl World {
                     .to_string()
             }
             "snapshot_id" => {
-                let scan = scan_now(&self.rw_api, self.new_target().await).await;
+                // The target's second snapshot, so that it has one to be compared with.
+                let target = self.new_target().await;
+                scan_now(&self.rw_api, target).await;
+                let scan = scan_now(&self.rw_api, target).await;
                 // Complete queued scans (oldest first) until this one has its snapshot.
                 let runner = RunnerApi::new(&self.app, &runner_token(&self.app, "matrix").await);
                 loop {

@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod authorization_matrix;
 mod bad_input;
+mod changes;
 mod queue;
 mod runner;
 mod scans;

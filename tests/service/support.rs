@@ -638,6 +638,25 @@ impl RunnerApi {
         .unwrap()
     }
 
+    /// Uploads these screenshots and this snapshot; returns the completion response.
+    pub async fn deliver(
+        &self,
+        job: &TestJob,
+        viewport: &[u8],
+        full: &[u8],
+        snapshot: &serde_json::Value,
+    ) -> reqwest::Response {
+        assert_eq!(
+            self.upload(job, "viewport.png", viewport).await.status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            self.upload(job, "fullpage.png", full).await.status(),
+            StatusCode::CREATED
+        );
+        self.complete(job, snapshot).await
+    }
+
     /// Uploads both screenshots and a synthetic snapshot of the job's URL; returns the
     /// completion response.
     pub async fn finish(&self, job: &TestJob) -> reqwest::Response {
@@ -656,11 +675,22 @@ impl RunnerApi {
     }
 }
 
-/// Bytes that start like a PNG (the app checks the signature, not the image).
+/// A small real PNG whose colour depends on `seed`.
 pub fn fake_png(seed: &str) -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-    bytes.extend_from_slice(seed.as_bytes());
-    bytes
+    let hash = siteward::crypto::sha256(seed.as_bytes());
+    png_of(&image::RgbaImage::from_pixel(
+        64,
+        48,
+        image::Rgba([hash[0], hash[1], hash[2], 255]),
+    ))
+}
+
+pub fn png_of(picture: &image::RgbaImage) -> Vec<u8> {
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba8(picture.clone())
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -1,0 +1,207 @@
+//! After a snapshot is stored, the app compares it with the target's previous snapshot: a `diff`
+//! job is queued in the same transaction that records the snapshot, and every `serve` process
+//! runs a worker that claims those jobs, computes the changes (off the async executor) and
+//! stores them once per snapshot.
+
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use scanner::Snapshot;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::ingest::blob_error;
+use crate::db::schema::{snapshot_diffs, snapshots, targets};
+use crate::diff::{self, Change, DiffOptions, VisualDiff, visual};
+use crate::queue;
+use crate::runner::protocol::SNAPSHOT_ARTIFACT;
+use crate::sites::queries::Target;
+use crate::state::AppState;
+use crate::storage::ObjectKey;
+use crate::web::AppError;
+
+pub const DIFF_JOB: &str = "diff";
+const LEASE: Duration = Duration::from_secs(300);
+
+/// Queues the comparison of a new snapshot; call in the transaction that records it.
+pub async fn enqueue(conn: &mut AsyncPgConnection, snapshot_id: i64) -> QueryResult<i64> {
+    queue::enqueue(
+        conn,
+        DIFF_JOB,
+        &serde_json::json!({ "snapshot_id": snapshot_id }),
+        5,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+}
+
+/// Claims and runs diff jobs until the process ends.
+pub async fn run_worker(state: web::Data<AppState>) {
+    let holder = format!("app {}", std::process::id());
+    let kinds = [DIFF_JOB.to_string()];
+    loop {
+        let notified = state.jobs_ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let claimed = match state.conn().await {
+            Ok(mut conn) => queue::claim(&mut conn, &holder, &kinds, LEASE)
+                .await
+                .map_err(AppError::from),
+            Err(error) => Err(error),
+        };
+        match claimed {
+            Ok(Some(job)) => {
+                let snapshot_id = job.payload["snapshot_id"].as_i64().unwrap_or(0);
+                let outcome = analyse(&state, snapshot_id).await;
+                if let Ok(mut conn) = state.conn().await {
+                    let _ = match outcome {
+                        Ok(()) => queue::complete(&mut conn, job.id, &job.token)
+                            .await
+                            .map(drop),
+                        Err(error) => {
+                            tracing::warn!(snapshot = snapshot_id, %error, "diff failed");
+                            queue::fail(&mut conn, job.id, &job.token, &error.to_string())
+                                .await
+                                .map(drop)
+                        }
+                    };
+                }
+            }
+            Ok(None) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "diff worker cannot reach the database");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// A snapshot's document and screenshots, read for the app's own work (no caller: the worker
+/// acts for the snapshot's organization).
+pub struct Loaded {
+    pub doc: Snapshot,
+    pub viewport: Vec<u8>,
+    pub full_page: Vec<u8>,
+}
+
+pub async fn load(state: &AppState, org_id: i64, snapshot_id: i64) -> Result<Loaded, AppError> {
+    let mut conn = state.conn().await?;
+    let mut read = async |name: &str| -> Result<Vec<u8>, AppError> {
+        let key =
+            ObjectKey::snapshot_artifact(org_id, snapshot_id, name).map_err(AppError::internal)?;
+        Ok(state
+            .blobs
+            .get(&mut conn, &key)
+            .await
+            .map_err(blob_error)?
+            .to_vec())
+    };
+    let doc = read(SNAPSHOT_ARTIFACT).await?;
+    let viewport = read("viewport.png").await?;
+    let full_page = read("fullpage.png").await?;
+    Ok(Loaded {
+        doc: serde_json::from_slice(&doc).map_err(AppError::internal)?,
+        viewport,
+        full_page,
+    })
+}
+
+/// Both screenshots compared, where they could be decoded.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Visual {
+    pub viewport: Option<VisualDiff>,
+    pub full_page: Option<VisualDiff>,
+}
+
+/// Everything that changed from `before` to `after` under the target's settings (CPU-bound:
+/// call it off the executor).
+pub fn compare(before: &Loaded, after: &Loaded, target: &Target) -> (Vec<Change>, Visual) {
+    let options = DiffOptions {
+        ignore_selectors: target.selectors(),
+    };
+    let mut changes = diff::snapshots(&before.doc, &after.doc, &options);
+    let visual_options = visual::VisualOptions {
+        ignore: target.regions(),
+        ..visual::VisualOptions::default()
+    };
+    let shot = |a: &[u8], b: &[u8]| -> Option<VisualDiff> {
+        let (a, b) = (visual::decode(a).ok()?, visual::decode(b).ok()?);
+        Some(visual::compare(&a, &b, &visual_options).0)
+    };
+    let result = Visual {
+        viewport: shot(&before.viewport, &after.viewport),
+        full_page: shot(&before.full_page, &after.full_page),
+    };
+    let threshold = f64::from(target.visual_threshold);
+    for (name, diff) in [
+        ("viewport", &result.viewport),
+        ("full_page", &result.full_page),
+    ] {
+        if let Some(change) = diff
+            .as_ref()
+            .and_then(|d| diff::visual_change(name, d, threshold))
+        {
+            changes.push(change);
+        }
+    }
+    (changes, result)
+}
+
+/// Computes and stores what changed in `snapshot_id` since the target's previous snapshot.
+pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    let (org_id, target_id): (i64, i64) = snapshots::table
+        .find(snapshot_id)
+        .select((snapshots::org_id, snapshots::target_id))
+        .first(&mut conn)
+        .await?;
+    let previous: Option<i64> = snapshots::table
+        .filter(snapshots::target_id.eq(target_id))
+        .filter(snapshots::id.lt(snapshot_id))
+        .select(snapshots::id)
+        .order(snapshots::id.desc())
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let target: Target = targets::table
+        .find(target_id)
+        .select(Target::as_select())
+        .first(&mut conn)
+        .await?;
+    drop(conn);
+    let (changes, visual) = match previous {
+        None => (
+            Vec::new(),
+            Visual {
+                viewport: None,
+                full_page: None,
+            },
+        ),
+        Some(previous) => {
+            let before = load(state, org_id, previous).await?;
+            let after = load(state, org_id, snapshot_id).await?;
+            tokio::task::spawn_blocking(move || compare(&before, &after, &target))
+                .await
+                .map_err(AppError::internal)?
+        }
+    };
+    let mut conn = state.conn().await?;
+    diesel::insert_into(snapshot_diffs::table)
+        .values((
+            snapshot_diffs::snapshot_id.eq(snapshot_id),
+            snapshot_diffs::org_id.eq(org_id),
+            snapshot_diffs::target_id.eq(target_id),
+            snapshot_diffs::previous_snapshot_id.eq(previous),
+            snapshot_diffs::changes.eq(serde_json::to_value(&changes).map_err(AppError::internal)?),
+            snapshot_diffs::visual.eq(serde_json::to_value(&visual).map_err(AppError::internal)?),
+            snapshot_diffs::change_count.eq(changes.len() as i32),
+        ))
+        .on_conflict_do_nothing()
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
