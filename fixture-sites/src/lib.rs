@@ -11,6 +11,7 @@ mod pages;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
@@ -38,12 +39,15 @@ pub struct FixtureSites {
     https: SocketAddr,
     spki: String,
     handle: ServerHandle,
+    version: Arc<AtomicU8>,
 }
 
 #[derive(Clone)]
 pub(crate) struct Ports {
     pub http: u16,
     pub https: u16,
+    /// Which version of `/changing` the shop serves.
+    pub version: Arc<AtomicU8>,
 }
 
 impl FixtureSites {
@@ -54,9 +58,11 @@ impl FixtureSites {
         let http = http_listener.local_addr()?;
         let https = https_listener.local_addr()?;
         let (tls, spki) = tls_config()?;
+        let version = Arc::new(AtomicU8::new(0));
         let ports = Ports {
             http: http.port(),
             https: https.port(),
+            version: version.clone(),
         };
         let server = HttpServer::new(move || {
             App::new()
@@ -76,6 +82,7 @@ impl FixtureSites {
             https,
             spki,
             handle,
+            version,
         })
     }
 
@@ -97,6 +104,11 @@ impl FixtureSites {
     /// Base64 SHA-256 of the certificate's public key, for Chromium to trust.
     pub fn spki(&self) -> &str {
         &self.spki
+    }
+
+    /// Flips the shop's `/changing` page (and its policy and library) to another version.
+    pub fn set_version(&self, version: u8) {
+        self.version.store(version, Ordering::SeqCst);
     }
 
     pub async fn stop(self) {

@@ -53,6 +53,26 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
                 ),
             ))
             .finish_with_body(),
+        (SHOP, "/changing") => html(&changing_page(
+            &http,
+            ports.version.load(std::sync::atomic::Ordering::SeqCst),
+        ))
+        .finish_with_body(),
+        (SHOP, "/changing-privacy") => html(&changing_policy(
+            ports.version.load(std::sync::atomic::Ordering::SeqCst),
+        ))
+        .finish_with_body(),
+        (SHOP, "/noisy") => html(&noisy_page()).finish_with_body(),
+        (CDN, "/versioned.js") => script(&format!(
+            "window.fixtureVersioned = {};",
+            ports.version.load(std::sync::atomic::Ordering::SeqCst)
+        )),
+        (ANALYTICS, "/frame") => HttpResponse::Ok()
+            .content_type(HTML)
+            .body("<!doctype html><title>Survey</title><p>Tell us what you think</p>"),
+        (ADS, "/tracker.js") => {
+            script("document.cookie = '_trk=' + Date.now() + '; path=/; max-age=86400';")
+        }
         (SHOP, "/old") => redirect("/"),
         (SHOP, "/hop") => redirect(&http(SHOP, "/old")),
         (SHOP, "/simple") => html(SIMPLE_PAGE).finish_with_body(),
@@ -363,4 +383,69 @@ fn huge_page() -> HttpResponse {
     )
     .map(Ok::<_, actix_web::Error>);
     HttpResponse::Ok().content_type(HTML).streaming(body)
+}
+
+/// A page the harness changes between two scans ([`crate::FixtureSites::set_version`]).
+/// Version 0 loads `cdn.test/versioned.js` and embeds an `analytics.test` iframe under a blue
+/// banner. Version 1 also loads a tracker (`ads.test/tracker.js`, which sets the cookie `_trk`),
+/// drops the iframe, serves new code at the same library URL, adds a paragraph to the privacy
+/// policy, and paints the banner red. The visible text stays the same.
+fn changing_page(http: &dyn Fn(&str, &str) -> String, version: u8) -> String {
+    let (banner, extra) = if version == 0 {
+        (
+            "#1e50c8",
+            format!(
+                r#"<iframe src="{}" width="300" height="80"></iframe>"#,
+                http(ANALYTICS, "/frame")
+            ),
+        )
+    } else {
+        (
+            "#c81e1e",
+            format!(r#"<script src="{}"></script>"#, http(ADS, "/tracker.js")),
+        )
+    };
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Changing shop</title>
+<script src="{lib}"></script></head>
+<body style="margin:0;font-family:sans-serif">
+<div style="background:{banner};color:#fff;height:160px;font-size:40px">Winter sale</div>
+<p>Our products.</p>
+{extra}
+<p><a href="/changing-privacy">Privacy policy</a></p>
+</body></html>"#,
+        lib = http(CDN, "/versioned.js"),
+    )
+}
+
+fn changing_policy(version: u8) -> String {
+    let added = if version == 0 {
+        ""
+    } else {
+        "<p>We share your order history with advertising partners.</p>"
+    };
+    format!(
+        "<!doctype html><title>Privacy policy</title><h1>Privacy policy</h1>\
+         <p>We keep your data for one year.</p>{added}"
+    )
+}
+
+/// A page that differs on every load only in ways a target ignores: a clock and a rotating ad in
+/// its top band (ignored by selector and by rectangle) and random element ids.
+fn noisy_page() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let nanos = now.subsec_nanos();
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Noisy shop</title></head>
+<body style="margin:0;font-family:sans-serif">
+<div style="height:100px;background:rgb({r},{g},{b})" class="ad">Ad number {nanos} <span id="clock">{secs}</span></div>
+<div id="n{nanos}"><p>Steady content.</p></div>
+</body></html>"#,
+        r = nanos % 256,
+        g = (nanos / 256) % 256,
+        b = (nanos / 65536) % 256,
+        secs = now.as_secs(),
+    )
 }

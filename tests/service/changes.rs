@@ -1,8 +1,6 @@
 //! What changed between two snapshots of a target: computed by the app after each snapshot,
 //! exactly the expected typed changes and no others, readable over the API and in the dashboard.
 
-use std::time::{Duration, Instant};
-
 use reqwest::StatusCode;
 
 use super::support::*;
@@ -49,35 +47,6 @@ async fn snapshot(
         "SELECT snapshot_id AS n FROM scans WHERE id = {scan}"
     ))
     .await
-}
-
-async fn computed_changes(api: &ApiClient, snapshot: i64) -> serde_json::Value {
-    let started = Instant::now();
-    loop {
-        let body: serde_json::Value = api
-            .get(&format!("/api/v1/snapshots/{snapshot}/changes"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if body["computed"] == true {
-            return body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never compared: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn kinds(changes: &serde_json::Value) -> Vec<String> {
-    changes["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["kind"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

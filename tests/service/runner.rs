@@ -259,3 +259,56 @@ async fn runners_reconnect_and_finish_when_the_app_restarts() {
     wait_for(&api, second, "succeeded", Duration::from_secs(90)).await;
     assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_that_changes_between_two_scans_yields_exactly_its_changes_and_noise_none() {
+    let sites = FixtureSites::start().await.unwrap();
+    let app = TestApp::spawn().await;
+    let api = admin_api(&app).await;
+    let _runner = spawn_runner(&app, &runner_token(&app, "r").await, &sites);
+    let changing = target_with_wait(&api, &sites.url(SHOP, "/changing"), 500).await;
+    let noisy = target_with_wait(&api, &sites.url(SHOP, "/noisy"), 300).await;
+    let response = api
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{noisy}"),
+            serde_json::json!({"ignore_selectors": ["#clock", ".ad"],
+                               "ignore_regions": [{"x": 0, "y": 0, "width": 1280, "height": 100}]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let mut last = std::collections::HashMap::new();
+    for round in 0..2 {
+        sites.set_version(round);
+        for target in [changing, noisy] {
+            let scan = scan_now(&api, target).await;
+            let done = wait_for(&api, scan, "succeeded", Duration::from_secs(90)).await;
+            last.insert(target, done["snapshot_id"].as_i64().unwrap());
+        }
+    }
+    let changes = computed_changes(&api, last[&changing]).await;
+    assert_eq!(
+        kinds(&changes),
+        [
+            "cookie_added",
+            "third_party_host_added",
+            "third_party_host_removed",
+            "request_host_added",
+            "script_added",
+            "script_content_changed",
+            "policy_text_changed",
+            "visual_changed",
+            "visual_changed",
+        ],
+        "{changes}"
+    );
+    let text = changes.to_string();
+    assert!(text.contains("_trk") && text.contains("ads.test") && text.contains("analytics.test"));
+    assert!(
+        text.contains("advertising partners"),
+        "the policy diff shows the new paragraph"
+    );
+    let noise = computed_changes(&api, last[&noisy]).await;
+    assert_eq!(kinds(&noise), Vec::<String>::new(), "{noise}");
+}

@@ -889,3 +889,34 @@ impl Drop for S3Server {
         self.stop();
     }
 }
+
+/// Waits until the app has compared the snapshot with its predecessor; returns the answer.
+pub async fn computed_changes(api: &ApiClient, snapshot: i64) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let body: serde_json::Value = api
+            .get(&format!("/api/v1/snapshots/{snapshot}/changes"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if body["computed"] == true {
+            return body;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "never compared: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The kinds of the changes, in order.
+pub fn kinds(changes: &serde_json::Value) -> Vec<String> {
+    changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap().to_string())
+        .collect()
+}
