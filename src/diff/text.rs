@@ -222,3 +222,38 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Hostile markup never panics the text extraction, and what comes out has no
+        /// runs of whitespace.
+        #[test]
+        fn any_markup_gives_clean_text(html in "(<[a-z/!]{0,8}[^>]{0,20}>|[^<]{0,30}){0,40}") {
+            let text = visible_text(&html, &["#x".into(), "[[bad".into()]);
+            prop_assert!(!text.contains("  "));
+            prop_assert_eq!(text.trim(), text.as_str());
+        }
+
+        /// A diff of a text with itself is nothing; a diff with anything else counts words
+        /// consistently.
+        #[test]
+        fn word_diffs_are_consistent(a in "[a-z ]{0,200}", b in "[a-z ]{0,200}") {
+            prop_assert_eq!(word_diff(&a, &a), None);
+            match word_diff(&a, &b) {
+                None => prop_assert!(a.split_whitespace().eq(b.split_whitespace())),
+                Some((added, removed, _)) => {
+                    prop_assert!(added <= b.split_whitespace().count());
+                    prop_assert!(removed <= a.split_whitespace().count());
+                    prop_assert!(added + removed > 0);
+                }
+            }
+        }
+    }
+}
