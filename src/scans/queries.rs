@@ -91,6 +91,10 @@ pub struct Scan {
     pub error: Option<String>,
     /// Set once the scan succeeded.
     pub snapshot_id: Option<i64>,
+    /// How many changes the snapshot brought since the previous one, once compared.
+    pub change_count: Option<i32>,
+    /// The snapshot it was compared with.
+    pub previous_snapshot_id: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
@@ -121,6 +125,10 @@ struct ScanRow {
     last_error: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
     snapshot_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    change_count: Option<i32>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    previous_snapshot_id: Option<i64>,
     #[diesel(sql_type = Timestamptz)]
     created_at: OffsetDateTime,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -140,6 +148,8 @@ impl From<ScanRow> for Scan {
             max_attempts: row.max_attempts,
             error: row.last_error,
             snapshot_id: row.snapshot_id,
+            change_count: row.change_count,
+            previous_snapshot_id: row.previous_snapshot_id,
             created_at: row.created_at,
             finished_at: row.finished_at,
         }
@@ -149,11 +159,12 @@ impl From<ScanRow> for Scan {
 const SCAN_SELECT: &str =
     "SELECT s.id, s.target_id, t.name AS target_name, j.payload->>'url' AS url,
         j.state AS job_state, s.trigger, j.attempts, j.max_attempts, j.last_error,
-        snap.id AS snapshot_id, s.created_at, j.finished_at
+        snap.id AS snapshot_id, d.change_count, d.previous_snapshot_id, s.created_at, j.finished_at
     FROM scans s
     JOIN jobs j ON j.id = s.job_id
     JOIN targets t ON t.id = s.target_id
-    LEFT JOIN snapshots snap ON snap.scan_id = s.id";
+    LEFT JOIN snapshots snap ON snap.scan_id = s.id
+    LEFT JOIN snapshot_diffs d ON d.snapshot_id = snap.id";
 
 fn consent_mode(stored: &str) -> ConsentMode {
     match stored {

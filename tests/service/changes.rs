@@ -147,6 +147,19 @@ async fn each_snapshot_is_compared_with_the_previous_one_into_exactly_the_expect
         page_html.contains("now serves different code"),
         "{page_html}"
     );
+    // The history is a timeline: each snapshot with its count of changes and a link to them.
+    let history = owner
+        .get(&format!("/targets/{target}/scans"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        history.contains(&format!(
+            "compare?from={same}&amp;to={changed}\">7 since #{same}"
+        )),
+        "{history}"
+    );
     let image = owner.get(&format!("/snapshots/{changed}/diff.png")).await;
     assert_eq!(image.status(), StatusCode::OK);
     let picture = image::load_from_memory(&image.bytes().await.unwrap())
