@@ -1,6 +1,7 @@
 //! siteward: the app, the runner loop and the command line. `main.rs` only parses and calls in.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -1,6 +1,42 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    alert_rules (id) {
+        id -> Int8,
+        org_id -> Int8,
+        target_id -> Nullable<Int8>,
+        rule -> Text,
+        severity -> Text,
+        enabled -> Bool,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> Int8,
+        org_id -> Int8,
+        target_id -> Int8,
+        rule -> Text,
+        severity -> Text,
+        fingerprint -> Text,
+        title -> Text,
+        detail -> Jsonb,
+        state -> Text,
+        first_snapshot_id -> Nullable<Int8>,
+        last_snapshot_id -> Nullable<Int8>,
+        occurrences -> Int4,
+        reopened -> Int4,
+        opened_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        acknowledged_at -> Nullable<Timestamptz>,
+        acknowledged_by -> Nullable<Int8>,
+        resolved_at -> Nullable<Timestamptz>,
+        resolved_by -> Nullable<Int8>,
+        resolution -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Int8,
         org_id -> Int8,
@@ -303,6 +339,10 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(alert_rules -> orgs (org_id));
+diesel::joinable!(alert_rules -> targets (target_id));
+diesel::joinable!(alerts -> orgs (org_id));
+diesel::joinable!(alerts -> targets (target_id));
 diesel::joinable!(api_keys -> orgs (org_id));
 diesel::joinable!(api_keys -> users (created_by));
 diesel::joinable!(clients -> orgs (org_id));
@@ -333,6 +373,8 @@ diesel::joinable!(snapshots -> scans (scan_id));
 diesel::joinable!(snapshots -> targets (target_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    alert_rules,
+    alerts,
     api_keys,
     audit_log,
     clients,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use scanner::Snapshot;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -173,35 +173,74 @@ pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError>
         .first(&mut conn)
         .await?;
     drop(conn);
-    let (changes, visual) = match previous {
+    let page_kind = target.page_kind.clone();
+    let after = load(state, org_id, snapshot_id).await?;
+    let (changes, visual, after) = match previous {
         None => (
             Vec::new(),
             Visual {
                 viewport: None,
                 full_page: None,
             },
+            after,
         ),
         Some(previous) => {
             let before = load(state, org_id, previous).await?;
-            let after = load(state, org_id, snapshot_id).await?;
-            tokio::task::spawn_blocking(move || compare(&before, &after, &target))
-                .await
-                .map_err(AppError::internal)?
+            tokio::task::spawn_blocking(move || {
+                let (changes, visual) = compare(&before, &after, &target);
+                (changes, visual, after)
+            })
+            .await
+            .map_err(AppError::internal)?
         }
     };
+    let findings = crate::alerts::rules::findings(&changes, &page_kind);
     let mut conn = state.conn().await?;
-    diesel::insert_into(snapshot_diffs::table)
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let stored = store(
+            conn,
+            snapshot_id,
+            org_id,
+            target_id,
+            previous,
+            &changes,
+            &visual,
+        )
+        .await?;
+        // Alerts follow the comparison exactly once: only the run that stored it raises them.
+        if stored {
+            crate::alerts::queries::auto_resolve(conn, target_id, snapshot_id, &after.doc).await?;
+            for finding in &findings {
+                crate::alerts::queries::raise(conn, org_id, target_id, Some(snapshot_id), finding)
+                    .await?;
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+async fn store(
+    conn: &mut AsyncPgConnection,
+    snapshot_id: i64,
+    org_id: i64,
+    target_id: i64,
+    previous: Option<i64>,
+    changes: &[Change],
+    visual: &Visual,
+) -> Result<bool, AppError> {
+    let inserted = diesel::insert_into(snapshot_diffs::table)
         .values((
             snapshot_diffs::snapshot_id.eq(snapshot_id),
             snapshot_diffs::org_id.eq(org_id),
             snapshot_diffs::target_id.eq(target_id),
             snapshot_diffs::previous_snapshot_id.eq(previous),
-            snapshot_diffs::changes.eq(serde_json::to_value(&changes).map_err(AppError::internal)?),
-            snapshot_diffs::visual.eq(serde_json::to_value(&visual).map_err(AppError::internal)?),
+            snapshot_diffs::changes.eq(serde_json::to_value(changes).map_err(AppError::internal)?),
+            snapshot_diffs::visual.eq(serde_json::to_value(visual).map_err(AppError::internal)?),
             snapshot_diffs::change_count.eq(changes.len() as i32),
         ))
         .on_conflict_do_nothing()
-        .execute(&mut conn)
+        .execute(conn)
         .await?;
-    Ok(())
+    Ok(inserted == 1)
 }

@@ -318,10 +318,13 @@ async fn fail(
                 .format(&time::format_description::well_known::Rfc3339)
                 .ok(),
         },
-        FailOutcome::Dead => FailReply {
-            outcome: "dead".into(),
-            retry_at: None,
-        },
+        FailOutcome::Dead => {
+            crate::alerts::queries::after_failed_scan(&mut conn, job_id).await?;
+            FailReply {
+                outcome: "dead".into(),
+                retry_at: None,
+            }
+        }
         FailOutcome::NotHolder => {
             ingest::standing(&mut conn, job_id, &token).await?;
             return Err(

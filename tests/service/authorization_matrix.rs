@@ -67,8 +67,15 @@ impl Who {
     }
 }
 
+/// Whether the request names an object of the caller's organization, in its path (`{…_id}`) or
+/// its body: another organization's caller must then get 404. Names like `{rule}` or
+/// `{artifact}` are not objects.
 fn has_object(doc: &RouteDoc) -> bool {
-    !doc.params().is_empty()
+    // `{org_id}` is always the caller's own organization.
+    doc.params()
+        .iter()
+        .any(|p| p.ends_with("_id") && *p != "org_id")
+        || doc.example.replace("{org_id}", "").contains("_id}")
 }
 
 fn expected(doc: &RouteDoc, who: Who) -> Expect {
@@ -330,6 +337,19 @@ impl World {
                     .to_string()
             }
             "artifact" => "viewport.png".into(),
+            "rule" => "visual_change".into(),
+            "alert_id" => {
+                let target = self.new_target().await;
+                self.app
+                    .count(&format!(
+                        "INSERT INTO alerts (org_id, target_id, rule, severity, fingerprint, title, detail, state)
+                         VALUES ({}, {target}, 'visual_change', 'medium', 'visual:viewport', 'Looks different', '{{}}', 'open')
+                         RETURNING id AS n",
+                        self.org_a
+                    ))
+                    .await
+                    .to_string()
+            }
             "invitation_token" => self.invitation_token_for(who).await,
             "unique" => unique(),
             other => panic!(

@@ -27,6 +27,8 @@ async fn fingerprint(app: &TestApp) -> String {
         "SELECT id, state, attempts, holder, last_error, run_at FROM jobs",
         "SELECT * FROM scan_artifacts",
         "SELECT * FROM snapshots",
+        "SELECT id, state, severity, acknowledged_at, resolved_at FROM alerts",
+        "SELECT * FROM alert_rules",
     ];
     let mut conn = app.db().await;
     let mut all = String::new();
@@ -107,6 +109,13 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
         .count(&format!("SELECT job_id AS n FROM scans WHERE id = {scan}"))
         .await;
     let runner = RunnerApi::new(&app, &runner_token(&app, "bad-input").await);
+    let alert = app
+        .count(&format!(
+            "INSERT INTO alerts (org_id, target_id, rule, severity, fingerprint, title, detail, state)
+             VALUES ({org}, {target}, 'visual_change', 'medium', 'visual:viewport', 'Looks different', '{{}}', 'open')
+             RETURNING id AS n"
+        ))
+        .await;
     let real_id = |name: &str| -> String {
         match name {
             "client_id" => client.to_string(),
@@ -118,6 +127,8 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
             "job_id" => job_id.to_string(),
             "scan_id" => scan.to_string(),
             "artifact" => "viewport.png".into(),
+            "rule" => "visual_change".into(),
+            "alert_id" => alert.to_string(),
             other => panic!("teach the bad-input test about `{other}`"),
         }
     };

@@ -4,6 +4,7 @@ mod smtp_sink;
 mod support;
 
 mod accounts;
+mod alerts;
 mod audit;
 mod authorization_matrix;
 mod bad_input;

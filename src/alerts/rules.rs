@@ -1,0 +1,230 @@
+//! Alert rules: which changes deserve whose attention, at what severity. Pure functions from a
+//! snapshot's typed changes to findings, and the test of whether a later snapshot still shows one.
+
+use scanner::Snapshot;
+use serde::{Deserialize, Serialize};
+
+use crate::diff::Change;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        Some(match text {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// The rules, their built-in severity and what they watch for.
+pub const RULES: &[(&str, Severity, &str)] = &[
+    (
+        "new_third_party_host",
+        Severity::High,
+        "the page contacts a third-party host it did not before",
+    ),
+    (
+        "checkout_script_changed",
+        Severity::Critical,
+        "a script is added or changes its code on a checkout or payment page",
+    ),
+    (
+        "cookie_before_consent",
+        Severity::High,
+        "a new cookie is set before any consent answer",
+    ),
+    (
+        "policy_changed",
+        Severity::Info,
+        "a privacy, cookie or terms page changed or disappeared",
+    ),
+    (
+        "visual_change",
+        Severity::Medium,
+        "a screenshot changed more than the target's threshold",
+    ),
+    (
+        "scan_failed",
+        Severity::High,
+        "the last three scans of the target failed",
+    ),
+];
+
+/// Consecutive failed scans that raise `scan_failed`.
+pub const FAILURES_BEFORE_ALERT: usize = 3;
+
+pub fn default_severity(rule: &str) -> Option<Severity> {
+    RULES
+        .iter()
+        .find(|(name, _, _)| *name == rule)
+        .map(|(_, s, _)| *s)
+}
+
+/// Something an alert should be raised for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub rule: &'static str,
+    /// Identifies "the same change" across snapshots, e.g. `host:tracker.example`.
+    pub fingerprint: String,
+    pub title: String,
+    pub detail: serde_json::Value,
+}
+
+/// What the changes of one snapshot raise, on a page of this kind (`page`, `checkout`,
+/// `payment`).
+pub fn findings(changes: &[Change], page_kind: &str) -> Vec<Finding> {
+    let sensitive = matches!(page_kind, "checkout" | "payment");
+    let mut found = Vec::new();
+    for change in changes {
+        let detail = serde_json::to_value(change).unwrap_or_default();
+        let finding = |rule: &'static str, fingerprint: String| Finding {
+            rule,
+            fingerprint,
+            title: change.sentence(),
+            detail: detail.clone(),
+        };
+        match change {
+            Change::ThirdPartyHostAdded { host } => {
+                found.push(finding("new_third_party_host", format!("host:{host}")))
+            }
+            Change::ScriptContentChanged { url, .. } | Change::ScriptAdded { url, .. }
+                if sensitive =>
+            {
+                found.push(finding("checkout_script_changed", format!("script:{url}")))
+            }
+            Change::InlineScriptAdded { sha256, .. } if sensitive => found.push(finding(
+                "checkout_script_changed",
+                format!("inline:{sha256}"),
+            )),
+            Change::CookieAdded {
+                name,
+                domain,
+                before_consent: true,
+                ..
+            } => found.push(finding(
+                "cookie_before_consent",
+                format!("cookie:{name}@{}", domain.trim_start_matches('.')),
+            )),
+            Change::PolicyTextChanged { policy, .. } | Change::PolicyPageRemoved { policy, .. } => {
+                found.push(finding(
+                    "policy_changed",
+                    format!("policy:{policy:?}").to_lowercase(),
+                ))
+            }
+            Change::VisualChanged { screenshot, .. } => {
+                found.push(finding("visual_change", format!("visual:{screenshot}")))
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Whether `snapshot` still shows what a live alert is about. Alerts about a state (a host is
+/// contacted, a cookie is set) resolve themselves once it is gone; alerts about an event (code,
+/// policy or looks changed) stay until someone resolves them.
+pub fn still_shows(fingerprint: &str, snapshot: &Snapshot) -> bool {
+    if let Some(host) = fingerprint.strip_prefix("host:") {
+        return snapshot
+            .third_party_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host));
+    }
+    if let Some(cookie) = fingerprint.strip_prefix("cookie:") {
+        return snapshot
+            .cookies
+            .iter()
+            .any(|c| format!("{}@{}", c.name, c.domain.trim_start_matches('.')) == cookie);
+    }
+    if fingerprint == "scan_failed" {
+        // A snapshot means the scan succeeded.
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::inventory::tests::{base, parse};
+    use scanner::snapshot::Party;
+
+    #[test]
+    fn checkout_pages_make_script_changes_critical_and_other_pages_do_not() {
+        let changes = vec![
+            Change::ScriptContentChanged {
+                url: "https://cdn.example/pay.js".into(),
+                host: "cdn.example".into(),
+                before_sha256: "a".into(),
+                after_sha256: "b".into(),
+            },
+            Change::ThirdPartyHostAdded {
+                host: "tracker.example".into(),
+            },
+            Change::CookieAdded {
+                name: "_t".into(),
+                domain: ".tracker.example".into(),
+                path: "/".into(),
+                party: Party::Third,
+                before_consent: true,
+            },
+            Change::CookieAdded {
+                name: "after".into(),
+                domain: "shop.test".into(),
+                path: "/".into(),
+                party: Party::First,
+                before_consent: false,
+            },
+        ];
+        let rules: Vec<&str> = findings(&changes, "checkout")
+            .iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "checkout_script_changed",
+                "new_third_party_host",
+                "cookie_before_consent"
+            ]
+        );
+        let rules: Vec<&str> = findings(&changes, "page").iter().map(|f| f.rule).collect();
+        assert_eq!(rules, ["new_third_party_host", "cookie_before_consent"]);
+    }
+
+    #[test]
+    fn state_alerts_resolve_when_the_state_is_gone_and_event_alerts_stay() {
+        let snapshot = parse(base());
+        assert!(still_shows("host:cdn.test", &snapshot));
+        assert!(!still_shows("host:tracker.example", &snapshot));
+        assert!(still_shows("cookie:session@shop.test", &snapshot));
+        assert!(!still_shows("cookie:_t@tracker.example", &snapshot));
+        assert!(still_shows("visual:viewport", &snapshot));
+        assert!(!still_shows("scan_failed", &snapshot));
+    }
+}
