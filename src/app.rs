@@ -97,6 +97,7 @@ impl Application {
             jobs_ready: tokio::sync::Notify::new(),
         });
         tokio::spawn(crate::scans::analysis::run_worker(state.clone()));
+        tokio::spawn(crate::alerts::notifications::run_worker(state.clone()));
         if state.config.runners.scheduler {
             tokio::spawn(crate::scheduler::run(
                 database_url.clone(),

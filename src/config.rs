@@ -132,6 +132,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "attempts of a scan before it is marked failed",
     ),
     (
+        "notify_allow_private",
+        "false",
+        "let webhooks reach private and loopback addresses (receivers on your own network)",
+    ),
+    (
         "scheduler",
         "true",
         "run the scheduler (one leads across all serve processes)",
@@ -200,6 +205,8 @@ pub struct RunnerSettings {
     pub scan_attempts: i32,
     pub scheduler: bool,
     pub scheduler_interval: Duration,
+    /// Webhook and Slack URLs may resolve to private addresses.
+    pub notify_allow_private: bool,
 }
 
 impl Config {
@@ -348,6 +355,10 @@ impl Config {
                 take("scan_attempts").as_deref().unwrap_or("3"),
             )?,
             scheduler: parse_bool("scheduler", take("scheduler").as_deref().unwrap_or("true"))?,
+            notify_allow_private: parse_bool(
+                "notify_allow_private",
+                take("notify_allow_private").as_deref().unwrap_or("false"),
+            )?,
             scheduler_interval: parse_span(
                 "scheduler_interval",
                 take("scheduler_interval").as_deref().unwrap_or("15s"),

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod keys;
 pub mod layout;
 pub mod mail;
+pub mod notify;
 pub mod orgs;
 pub mod queue;
 pub mod reports;

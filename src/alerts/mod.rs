@@ -3,6 +3,7 @@
 //! the change, or by an admin). Repeats count on the live alert; one that comes back within a day
 //! of being resolved reopens (flapping) instead of starting over.
 
+pub mod notifications;
 pub mod queries;
 pub mod routes;
 pub mod rules;

@@ -268,6 +268,7 @@ pub async fn raise(
     .await
     .optional()?;
     if let Some(row) = reopened {
+        super::notifications::alert_raised(conn, row.id).await?;
         return Ok(Raised::Reopened(row.id));
     }
     let opened: Id = diesel::sql_query(
@@ -285,6 +286,7 @@ pub async fn raise(
     .bind::<Nullable<BigInt>, _>(snapshot_id)
     .get_result(conn)
     .await?;
+    super::notifications::alert_raised(conn, opened.id).await?;
     Ok(Raised::Opened(opened.id))
 }
 

@@ -9,9 +9,10 @@ use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::notifications::{self, Channel, ChannelInput, Created, Delivery};
 use super::queries::{self, Alert, Filter, RuleSetting};
 use super::rules::{self, Severity};
-use super::views::InboxPage;
+use super::views::{ChannelForm, InboxPage, NotificationsPage};
 use crate::audit::{self, Entry};
 use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
 use crate::layout::{Nav, html, see_other};
@@ -52,6 +53,39 @@ pub fn routes() -> Vec<Route> {
         api(Method::POST, "/api/v1/alerts/{alert_id}/resolve", Role::Admin, api_resolve)
             .summary("Resolve an alert by hand")
             .response::<Alert>(),
+        page_get("/settings/notifications", admin, notifications_page),
+        page_post("/settings/notifications", admin, create_channel_form)
+            .example("name=Ops+{unique}&kind=email&to=ops%40example.com&min_severity=high"),
+        page_post("/settings/notifications/{channel_id}/test", admin, test_channel_form),
+        page_post("/settings/notifications/{channel_id}/delete", admin, delete_channel_form),
+        api(Method::GET, "/api/v1/notification-channels", Role::Admin, api_channels)
+            .summary("List notification channels (addresses and URLs redacted)")
+            .response::<Vec<Channel>>(),
+        api(Method::POST, "/api/v1/notification-channels", Role::Admin, api_create_channel)
+            .summary("Add a channel: email, signed webhook (its secret is returned once) or Slack")
+            .example(r#"{"name": "Ops {unique}", "kind": "email", "to": "ops@example.com", "min_severity": "high"}"#)
+            .request::<ChannelInput>()
+            .response::<Created>()
+            .success(201),
+        api(
+            Method::DELETE,
+            "/api/v1/notification-channels/{channel_id}",
+            Role::Admin,
+            api_delete_channel,
+        )
+        .summary("Delete a channel")
+        .success(204),
+        api(
+            Method::POST,
+            "/api/v1/notification-channels/{channel_id}/test",
+            Role::Admin,
+            api_test_channel,
+        )
+        .summary("Queue a test message to a channel")
+        .success(202),
+        api(Method::GET, "/api/v1/notification-deliveries", Role::Admin, api_deliveries)
+            .summary("The latest 200 deliveries with status, attempts and response code")
+            .response::<Vec<Delivery>>(),
         api(Method::GET, "/api/v1/alert-rules", Role::Member, api_rules)
             .summary("The alert rules with the organization's severities and target overrides")
             .response::<Vec<RuleSetting>>(),
@@ -317,4 +351,191 @@ async fn api_set_rule(
     })
     .await?;
     Ok(web::Json(queries::rule_settings(&mut conn, &ctx).await?))
+}
+
+// ---- notification channels ----
+
+async fn add_channel(
+    state: &AppState,
+    ctx: &OrgCtx,
+    input: ChannelInput,
+) -> Result<Created, AppError> {
+    ctx.require(Role::Admin)?;
+    let mut conn = state.conn().await?;
+    let ctx = ctx.clone();
+    let keys = state.config.master_keys.clone();
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let created = notifications::create(conn, &keys, &ctx, &input).await?;
+        audit::record(
+            conn,
+            Entry::by(
+                &ctx,
+                "notification_channel.created",
+                format!("channel {}", created.channel.id),
+            )
+            .detail(json!({"kind": created.channel.kind, "to": created.channel.display})),
+        )
+        .await?;
+        Ok(created)
+    })
+    .await
+}
+
+async fn remove_channel(state: &AppState, ctx: &OrgCtx, id: i64) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    notifications::channel(&mut conn, ctx, id).await?;
+    ctx.require(Role::Admin)?;
+    let ctx = ctx.clone();
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        notifications::delete(conn, &ctx, id).await?;
+        audit::record(
+            conn,
+            Entry::by(
+                &ctx,
+                "notification_channel.deleted",
+                format!("channel {id}"),
+            ),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn test_channel(state: &AppState, ctx: &OrgCtx, id: i64) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    notifications::channel(&mut conn, ctx, id).await?;
+    ctx.require(Role::Admin)?;
+    notifications::test_send(&mut conn, ctx, id).await?;
+    state.jobs_ready.notify_waiters();
+    Ok(())
+}
+
+async fn render_notifications(
+    state: &AppState,
+    page: &PageCtx,
+    csrf: &CsrfToken,
+    form: ChannelForm,
+    errors: crate::web::FieldErrors,
+    signing_secret: Option<String>,
+    notice: Option<String>,
+) -> Page {
+    let mut conn = state.conn().await?;
+    let view = NotificationsPage {
+        nav: Some(Nav::new(&page.viewer, csrf)),
+        channels: notifications::list(&mut conn, page).await?,
+        deliveries: notifications::deliveries(&mut conn, page, 50).await?,
+        form,
+        errors,
+        signing_secret,
+        notice,
+    };
+    crate::layout::html_form(&view, &view.errors)
+}
+
+async fn notifications_page(state: web::Data<AppState>, page: PageCtx, csrf: CsrfToken) -> Page {
+    page.require(Role::Admin)?;
+    let form = ChannelForm {
+        kind: "email".into(),
+        min_severity: "medium".into(),
+        ..ChannelForm::default()
+    };
+    render_notifications(&state, &page, &csrf, form, Default::default(), None, None).await
+}
+
+async fn create_channel_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    Form(form): Form<ChannelForm>,
+) -> Page {
+    let input = ChannelInput {
+        name: form.name.clone(),
+        kind: form.kind.clone(),
+        to: form.to.clone(),
+        min_severity: Some(form.min_severity.clone()).filter(|s| !s.is_empty()),
+    };
+    match add_channel(&state, &page, input).await {
+        Ok(created) => {
+            render_notifications(
+                &state,
+                &page,
+                &csrf,
+                ChannelForm {
+                    kind: "email".into(),
+                    min_severity: "medium".into(),
+                    ..Default::default()
+                },
+                Default::default(),
+                created.signing_secret,
+                Some(format!("Channel “{}” added.", created.channel.name)),
+            )
+            .await
+        }
+        Err(AppError::Invalid(errors)) => {
+            render_notifications(&state, &page, &csrf, form, errors, None, None).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn test_channel_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    _form: Form<BTreeMap<String, String>>,
+) -> Page {
+    test_channel(&state, &page, object_id(&path)?).await?;
+    Ok(see_other("/settings/notifications"))
+}
+
+async fn delete_channel_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    _form: Form<BTreeMap<String, String>>,
+) -> Page {
+    remove_channel(&state, &page, object_id(&path)?).await?;
+    Ok(see_other("/settings/notifications"))
+}
+
+async fn api_channels(state: web::Data<AppState>, ctx: ApiCtx) -> Api<web::Json<Vec<Channel>>> {
+    ctx.require(Role::Admin)?;
+    let mut conn = state.conn().await?;
+    Ok(web::Json(notifications::list(&mut conn, &ctx).await?))
+}
+
+async fn api_create_channel(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    body: web::Json<ChannelInput>,
+) -> Api<HttpResponse> {
+    let created = add_channel(&state, &ctx, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+async fn api_delete_channel(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<HttpResponse> {
+    remove_channel(&state, &ctx, object_id(&path)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn api_test_channel(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<HttpResponse> {
+    test_channel(&state, &ctx, object_id(&path)?).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+async fn api_deliveries(state: web::Data<AppState>, ctx: ApiCtx) -> Api<web::Json<Vec<Delivery>>> {
+    ctx.require(Role::Admin)?;
+    let mut conn = state.conn().await?;
+    Ok(web::Json(
+        notifications::deliveries(&mut conn, &ctx, 200).await?,
+    ))
 }

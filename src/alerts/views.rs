@@ -14,3 +14,25 @@ pub struct InboxPage {
     pub rules: Vec<RuleSetting>,
     pub notice: Option<String>,
 }
+
+#[derive(Template)]
+#[template(path = "alerts/notifications.html")]
+pub struct NotificationsPage {
+    pub nav: Option<Nav>,
+    pub channels: Vec<super::notifications::Channel>,
+    pub deliveries: Vec<super::notifications::Delivery>,
+    pub form: ChannelForm,
+    pub errors: crate::web::FieldErrors,
+    /// Shown once after a webhook channel is made.
+    pub signing_secret: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ChannelForm {
+    pub name: String,
+    pub kind: String,
+    pub to: String,
+    pub min_severity: String,
+}

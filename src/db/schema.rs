@@ -123,6 +123,36 @@ diesel::table! {
 }
 
 diesel::table! {
+    notification_channels (id) {
+        id -> Int8,
+        org_id -> Int8,
+        name -> Text,
+        kind -> Text,
+        min_severity -> Text,
+        config_sealed -> Bytea,
+        display -> Text,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_deliveries (id) {
+        id -> Int8,
+        org_id -> Int8,
+        channel_id -> Int8,
+        alert_id -> Nullable<Int8>,
+        dedupe_key -> Text,
+        status -> Text,
+        attempts -> Int4,
+        response_code -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     org_data_keys (id) {
         id -> Int8,
         org_id -> Int8,
@@ -350,6 +380,10 @@ diesel::joinable!(invitations -> orgs (org_id));
 diesel::joinable!(invitations -> users (invited_by));
 diesel::joinable!(memberships -> orgs (org_id));
 diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(notification_channels -> orgs (org_id));
+diesel::joinable!(notification_deliveries -> alerts (alert_id));
+diesel::joinable!(notification_deliveries -> notification_channels (channel_id));
+diesel::joinable!(notification_deliveries -> orgs (org_id));
 diesel::joinable!(org_data_keys -> orgs (org_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
@@ -381,6 +415,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     invitations,
     jobs,
     memberships,
+    notification_channels,
+    notification_deliveries,
     org_data_keys,
     orgs,
     password_resets,

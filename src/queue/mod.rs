@@ -11,6 +11,8 @@
 //! (`clock_timestamp()`, not the transaction's start), so a claim inside a long transaction still
 //! gets its whole lease.
 
+pub mod worker;
+
 use std::time::Duration;
 
 use diesel::prelude::*;

@@ -39,45 +39,23 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, snapshot_id: i64) -> QueryRes
 
 /// Claims and runs diff jobs until the process ends.
 pub async fn run_worker(state: web::Data<AppState>) {
-    let holder = format!("app {}", std::process::id());
     let kinds = [DIFF_JOB.to_string()];
-    loop {
-        let notified = state.jobs_ready.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let claimed = match state.conn().await {
-            Ok(mut conn) => queue::claim(&mut conn, &holder, &kinds, LEASE)
-                .await
-                .map_err(AppError::from),
-            Err(error) => Err(error),
-        };
-        match claimed {
-            Ok(Some(job)) => {
+    queue::worker::work(
+        state.pool.clone(),
+        &state.jobs_ready,
+        &kinds,
+        LEASE,
+        |job| {
+            let state = state.clone();
+            async move {
                 let snapshot_id = job.payload["snapshot_id"].as_i64().unwrap_or(0);
-                let outcome = analyse(&state, snapshot_id).await;
-                if let Ok(mut conn) = state.conn().await {
-                    let _ = match outcome {
-                        Ok(()) => queue::complete(&mut conn, job.id, &job.token)
-                            .await
-                            .map(drop),
-                        Err(error) => {
-                            tracing::warn!(snapshot = snapshot_id, %error, "diff failed");
-                            queue::fail(&mut conn, job.id, &job.token, &error.to_string())
-                                .await
-                                .map(drop)
-                        }
-                    };
-                }
+                analyse(&state, snapshot_id)
+                    .await
+                    .map_err(|e| e.to_string())
             }
-            Ok(None) => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), notified).await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "diff worker cannot reach the database");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// A snapshot's document and screenshots, read for the app's own work (no caller: the worker
@@ -217,7 +195,10 @@ pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError>
         }
         Ok(())
     })
-    .await
+    .await?;
+    // Wake the notify worker for any alert just raised.
+    state.jobs_ready.notify_waiters();
+    Ok(())
 }
 
 async fn store(

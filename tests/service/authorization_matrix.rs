@@ -338,6 +338,21 @@ impl World {
             }
             "artifact" => "viewport.png".into(),
             "rule" => "visual_change".into(),
+            "channel_id" => {
+                let response = self
+                    .rw_api
+                    .send_json(
+                        Method::POST,
+                        "/api/v1/notification-channels",
+                        serde_json::json!({"name": format!("Ops {}", unique()), "kind": "email", "to": "ops@example.com"}),
+                    )
+                    .await;
+                assert_eq!(response.status(), StatusCode::CREATED);
+                response.json::<serde_json::Value>().await.unwrap()["channel"]["id"]
+                    .as_i64()
+                    .unwrap()
+                    .to_string()
+            }
             "alert_id" => {
                 let target = self.new_target().await;
                 self.app

@@ -29,6 +29,7 @@ async fn fingerprint(app: &TestApp) -> String {
         "SELECT * FROM snapshots",
         "SELECT id, state, severity, acknowledged_at, resolved_at FROM alerts",
         "SELECT * FROM alert_rules",
+        "SELECT id, name, kind, min_severity, display, enabled FROM notification_channels",
     ];
     let mut conn = app.db().await;
     let mut all = String::new();
@@ -109,6 +110,18 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
         .count(&format!("SELECT job_id AS n FROM scans WHERE id = {scan}"))
         .await;
     let runner = RunnerApi::new(&app, &runner_token(&app, "bad-input").await);
+    let channel = api
+        .send_json(
+            Method::POST,
+            "/api/v1/notification-channels",
+            serde_json::json!({"name": "Ops", "kind": "email", "to": "ops@example.com"}),
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["channel"]["id"]
+        .as_i64()
+        .unwrap();
     let alert = app
         .count(&format!(
             "INSERT INTO alerts (org_id, target_id, rule, severity, fingerprint, title, detail, state)
@@ -129,6 +142,7 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
             "artifact" => "viewport.png".into(),
             "rule" => "visual_change".into(),
             "alert_id" => alert.to_string(),
+            "channel_id" => channel.to_string(),
             other => panic!("teach the bad-input test about `{other}`"),
         }
     };

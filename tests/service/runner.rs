@@ -311,4 +311,32 @@ async fn a_site_that_changes_between_two_scans_yields_exactly_its_changes_and_no
     );
     let noise = computed_changes(&api, last[&noisy]).await;
     assert_eq!(kinds(&noise), Vec::<String>::new(), "{noise}");
+    // The noise raised no alert; the real change did.
+    let alerts = |target: i64| {
+        let api = &api;
+        async move {
+            let body: serde_json::Value = api
+                .get(&format!("/api/v1/alerts?target_id={target}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["rule"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(alerts(noisy).await, Vec::<String>::new());
+    let raised = alerts(changing).await;
+    assert!(
+        raised.contains(&"new_third_party_host".to_string()),
+        "{raised:?}"
+    );
+    assert!(
+        raised.contains(&"cookie_before_consent".to_string()),
+        "{raised:?}"
+    );
 }

@@ -20,6 +20,7 @@ pub struct SmtpSink {
     pub port: u16,
     mails: Arc<Mutex<Vec<Mail>>>,
     arrived: Arc<Notify>,
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SmtpSink {
@@ -32,6 +33,7 @@ impl SmtpSink {
             port,
             mails: Arc::default(),
             arrived: Arc::new(Notify::new()),
+            down: Arc::default(),
         };
         let server = sink.clone();
         tokio::spawn(async move {
@@ -45,6 +47,11 @@ impl SmtpSink {
         sink
     }
 
+    /// While down, every session is refused with 421 (a mail server out of service).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
@@ -52,6 +59,10 @@ impl SmtpSink {
     async fn session(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            write.write_all(b"421 sink out of service\r\n").await?;
+            return Ok(());
+        }
         write.write_all(b"220 sink ESMTP ready\r\n").await?;
         let mut to = Vec::new();
         let mut line = String::new();
