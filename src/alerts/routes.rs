@@ -212,11 +212,29 @@ async fn inbox_page(
     let rows = queries::list(&mut conn, &page, &filter, request).await?;
     let list = ListPage::from_rows(rows, request, |a| a.id);
     let rules = queries::rule_settings(&mut conn, &page).await?;
+    let everything = crate::web::pagination::PageRequest {
+        before_id: None,
+        limit: 500,
+    };
+    let clients = sites::list_clients(&mut conn, &page, everything)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let targets = sites::list_targets(&mut conn, &page, filter.client_id, everything)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.name))
+        .collect();
     html(&InboxPage {
         nav: Some(Nav::new(&page.viewer, &csrf)),
         alerts: list.items,
         state: filter.state.unwrap_or_else(|| "live".into()),
         severity: filter.severity.unwrap_or_default(),
+        client_id: filter.client_id,
+        target_id: filter.target_id,
+        clients,
+        targets,
         next_cursor: list.next_cursor,
         rules,
         notice: None,

@@ -10,6 +10,11 @@ pub struct InboxPage {
     pub alerts: Vec<Alert>,
     pub state: String,
     pub severity: String,
+    pub client_id: Option<i64>,
+    pub target_id: Option<i64>,
+    /// (id, name) of the organization's clients and targets, for the filters.
+    pub clients: Vec<(i64, String)>,
+    pub targets: Vec<(i64, String)>,
     pub next_cursor: Option<String>,
     pub rules: Vec<RuleSetting>,
     pub notice: Option<String>,

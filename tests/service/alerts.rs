@@ -151,6 +151,22 @@ async fn a_new_tracker_opens_alerts_once_that_resolve_when_it_goes_and_reopen_wh
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let other = back[1]["id"].as_i64().unwrap();
     let inbox = w.owner.get("/alerts").await.text().await.unwrap();
+    let filtered = w
+        .owner
+        .get(&format!("/alerts?severity=high&target_id={}", w.target))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(filtered.contains(&format!("name=\"alert_{other}\"")));
+    let elsewhere = w
+        .owner
+        .get("/alerts?severity=critical")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(elsewhere.contains("No alerts."));
     assert!(
         inbox.contains(&format!("name=\"alert_{other}\"")),
         "open alerts can be selected"
