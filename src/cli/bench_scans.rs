@@ -182,16 +182,7 @@ impl Api {
     async fn finished(&self, scan: i64) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            let body: serde_json::Value = self
-                .http
-                .get(format!("{}/api/v1/scans/{scan}", self.base))
-                .bearer_auth(&self.key)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
+            let body = self.get(&format!("/api/v1/scans/{scan}")).await?;
             match body["state"].as_str() {
                 Some("succeeded") => return Ok(()),
                 Some("failed") => return Err(format!("scan {scan} failed: {}", body["error"])),
@@ -203,39 +194,24 @@ impl Api {
 
     /// Polls until the scan's snapshot is readable; returns the snapshot's own scan time.
     async fn visible(&self, scan: i64) -> Result<Duration, String> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let body: serde_json::Value = self
-                .http
-                .get(format!("{}/api/v1/scans/{scan}", self.base))
-                .bearer_auth(&self.key)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            match body["state"].as_str() {
-                Some("succeeded") => {
-                    let snapshot = body["snapshot_id"].as_i64().unwrap_or(0);
-                    let meta: serde_json::Value = self
-                        .http
-                        .get(format!("{}/api/v1/snapshots/{snapshot}", self.base))
-                        .bearer_auth(&self.key)
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .json()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let ms = meta["scan_ms"].as_u64().ok_or("snapshot without scan_ms")?;
-                    return Ok(Duration::from_millis(ms));
-                }
-                Some("failed") => return Err(format!("scan {scan} failed: {}", body["error"])),
-                _ if Instant::now() > deadline => return Err(format!("scan {scan} timed out")),
-                _ => tokio::time::sleep(Duration::from_millis(POLL_MS)).await,
-            }
-        }
+        self.finished(scan).await?;
+        let body = self.get(&format!("/api/v1/scans/{scan}")).await?;
+        let snapshot = body["snapshot_id"].as_i64().unwrap_or(0);
+        let meta = self.get(&format!("/api/v1/snapshots/{snapshot}")).await?;
+        let ms = meta["scan_ms"].as_u64().ok_or("snapshot without scan_ms")?;
+        Ok(Duration::from_millis(ms))
+    }
+
+    async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -18,7 +18,7 @@ use crate::runner::protocol::{
     SNAPSHOT_ARTIFACT, ScanOrder,
 };
 use crate::state::AppState;
-use crate::web::body::{read_limited, require_content_type};
+use crate::web::body::{read_json, read_limited, require_content_type};
 use crate::web::routes::{Route, internal};
 use crate::web::{ApiError, AppError, object_id};
 
@@ -85,10 +85,7 @@ async fn claim(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Reply {
-    require_content_type(&req, "application/json")?;
-    let body = read_limited(&req, payload, 4096).await?;
-    let request: ClaimRequest = serde_json::from_slice(&body)
-        .map_err(|e| AppError::BadRequest(format!("the JSON body is not valid: {e}")))?;
+    let request: ClaimRequest = read_json(&req, payload, 4096, "the JSON body").await?;
     if request.wait_seconds > MAX_CLAIM_WAIT_SECONDS {
         return Err(AppError::invalid(
             "wait_seconds",
@@ -223,13 +220,7 @@ async fn complete(
 ) -> Reply {
     let job_id = object_id(&path)?;
     let token = attempt_token(&req)?;
-    require_content_type(&req, "application/json")?;
-    let body = read_limited(&req, payload, MAX_SNAPSHOT_BYTES).await?;
-    let snapshot: Snapshot = serde_json::from_slice(&body).map_err(|e| {
-        let mut message = e.to_string();
-        message.truncate(300);
-        AppError::BadRequest(format!("the snapshot is not valid: {message}"))
-    })?;
+    let snapshot: Snapshot = read_json(&req, payload, MAX_SNAPSHOT_BYTES, "the snapshot").await?;
     if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
         return Err(AppError::BadRequest(format!(
             "snapshot format {} is not supported; this app reads format {SNAPSHOT_FORMAT_VERSION}",
@@ -305,10 +296,7 @@ async fn fail(
 ) -> Reply {
     let job_id = object_id(&path)?;
     let token = attempt_token(&req)?;
-    require_content_type(&req, "application/json")?;
-    let body = read_limited(&req, payload, 16 * 1024).await?;
-    let request: FailRequest = serde_json::from_slice(&body)
-        .map_err(|e| AppError::BadRequest(format!("the JSON body is not valid: {e}")))?;
+    let request: FailRequest = read_json(&req, payload, 16 * 1024, "the JSON body").await?;
     let mut conn = state.conn().await?;
     let error = request.error.replace('\0', "\u{FFFD}");
     let reply = match queue::fail(&mut conn, job_id, &token, &error).await? {

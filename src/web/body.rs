@@ -58,3 +58,19 @@ pub async fn read_limited(
     }
     Ok(body)
 }
+
+/// A JSON body of at most `limit` bytes read as `T`; `what` names it in the error.
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+    what: &str,
+) -> Result<T, AppError> {
+    require_content_type(req, "application/json")?;
+    let body = read_limited(req, payload, limit).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        let mut message = e.to_string();
+        message.truncate(300);
+        AppError::BadRequest(format!("{what} is not valid: {message}"))
+    })
+}
