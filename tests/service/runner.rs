@@ -10,8 +10,60 @@ use reqwest::StatusCode;
 
 use super::support::*;
 
+/// A `siteward runner` process. Dropping it sends SIGTERM, so the runner closes its Chromium
+/// (a SIGKILL would leave the browser orphaned).
+struct Runner(tokio::process::Child);
+
+impl Runner {
+    fn pid(&self) -> Option<rustix::process::Pid> {
+        self.0
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+    }
+
+    /// kill -9, then end the browser it leaves behind, as a supervisor would.
+    async fn kill_hard(&mut self) {
+        let children = self.pid().map(children_of).unwrap_or_default();
+        self.0.kill().await.expect("SIGKILL the runner");
+        for child in children {
+            let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+}
+
+/// The processes whose parent is `parent` (from /proc).
+fn children_of(parent: rustix::process::Pid) -> Vec<rustix::process::Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid …; comm may hold spaces, so read after the last ')'.
+            let ppid: i32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent.as_raw_nonzero().get()).then(|| rustix::process::Pid::from_raw(pid))?
+        })
+        .collect()
+}
+
 /// Starts `siteward runner` against the app, allowed to reach the fixture sites on loopback.
-fn spawn_runner(app: &TestApp, token: &str, sites: &FixtureSites) -> tokio::process::Child {
+fn spawn_runner(app: &TestApp, token: &str, sites: &FixtureSites) -> Runner {
     spawn_runner_with(app, token, sites, 2)
 }
 
@@ -20,8 +72,8 @@ fn spawn_runner_with(
     token: &str,
     sites: &FixtureSites,
     concurrency: usize,
-) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_siteward"))
+) -> Runner {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siteward"))
         .arg("runner")
         .args(["--allow-private", "--deliver-for", "90s"])
         .args(["--concurrency", &concurrency.to_string()])
@@ -34,9 +86,9 @@ fn spawn_runner_with(
         .env("SITEWARD_APP_URL", &app.base)
         .env("SITEWARD_RUNNER_TOKEN", token)
         .stdout(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
-        .expect("siteward runner starts")
+        .expect("siteward runner starts");
+    Runner(child)
 }
 
 async fn admin_api(app: &TestApp) -> ApiClient {
@@ -133,7 +185,7 @@ async fn a_runner_killed_mid_scan_is_replaced_and_the_scan_finishes_once() {
     wait_for(&api, scan_id, "running", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let mut doomed = doomed;
-    doomed.kill().await.expect("SIGKILL the runner"); // kill -9
+    doomed.kill_hard().await; // kill -9
     assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 0);
 
     let _heir = spawn_runner(&app, &runner_token(&app, "heir").await, &sites);
