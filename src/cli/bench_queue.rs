@@ -10,8 +10,7 @@ use clap::Args;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::fail;
-use super::serve::{ConfigArgs, database, load, stop_embedded};
+use super::serve::ConfigArgs;
 use crate::queue;
 
 #[derive(Debug, Args)]
@@ -27,42 +26,10 @@ pub struct BenchQueueArgs {
 }
 
 pub async fn run(args: BenchQueueArgs) -> ExitCode {
-    let config = match load(&args.config) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let (url, embedded) = match database(&config).await {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let result = bench(&url, &args).await;
-    stop_embedded(embedded).await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(error),
-    }
-}
-
-async fn bench(url: &SecretString, args: &BenchQueueArgs) -> Result<(), String> {
-    let name = format!(
-        "siteward_queue_bench_{}",
-        hex::encode(crate::crypto::random_bytes::<4>())
-    );
-    let mut admin = AsyncPgConnection::establish(url.expose_secret())
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .map_err(|e| format!("cannot create the scratch database (needs CREATEDB): {e}"))?;
-    let mut scratch = url::Url::parse(url.expose_secret()).map_err(|e| e.to_string())?;
-    scratch.set_path(&format!("/{name}"));
-    let scratch = SecretString::from(scratch.to_string());
-    let result = measure(&scratch, args).await;
-    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await;
-    result
+    super::scratch::in_scratch_database(&args.config, "queue_bench", async |url| {
+        measure(url, &args).await
+    })
+    .await
 }
 
 async fn measure(url: &SecretString, args: &BenchQueueArgs) -> Result<(), String> {

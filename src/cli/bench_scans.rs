@@ -15,8 +15,8 @@ use scanner::egress::EgressPolicy;
 use scanner::{ScanOptions, Scanner, Supervisor};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::serve::{ConfigArgs, database, load, stop_embedded};
-use super::{BrowserArgs, fail};
+use super::BrowserArgs;
+use super::serve::ConfigArgs;
 use crate::app::Application;
 use crate::auth::{Actor, OrgCtx, Role};
 
@@ -41,65 +41,10 @@ pub struct BenchScansArgs {
 }
 
 pub async fn run(args: BenchScansArgs) -> ExitCode {
-    let config = match load(&args.config) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let (url, embedded) = match database(&config).await {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let result = bench(&url, &args).await;
-    stop_embedded(embedded).await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(error),
-    }
-}
-
-/// A scratch database on the configured server, dropped afterwards.
-struct Scratch {
-    admin: SecretString,
-    name: String,
-    url: SecretString,
-}
-
-impl Scratch {
-    async fn create(url: &SecretString) -> Result<Scratch, String> {
-        let name = format!(
-            "siteward_scan_bench_{}",
-            hex::encode(crate::crypto::random_bytes::<4>())
-        );
-        let mut admin = AsyncPgConnection::establish(url.expose_secret())
-            .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .map_err(|e| format!("cannot create the scratch database (needs CREATEDB): {e}"))?;
-        let mut scratch = url::Url::parse(url.expose_secret()).map_err(|e| e.to_string())?;
-        scratch.set_path(&format!("/{name}"));
-        Ok(Scratch {
-            admin: url.clone(),
-            name,
-            url: SecretString::from(scratch.to_string()),
-        })
-    }
-
-    async fn drop_now(self) {
-        if let Ok(mut admin) = AsyncPgConnection::establish(self.admin.expose_secret()).await {
-            let _ = diesel::sql_query(format!("DROP DATABASE {} WITH (FORCE)", self.name))
-                .execute(&mut admin)
-                .await;
-        }
-    }
-}
-
-async fn bench(url: &SecretString, args: &BenchScansArgs) -> Result<(), String> {
-    let scratch = Scratch::create(url).await?;
-    let result = bench_in(&scratch.url, args).await;
-    scratch.drop_now().await;
-    result
+    super::scratch::in_scratch_database(&args.config, "scan_bench", async |url| {
+        bench_in(url, &args).await
+    })
+    .await
 }
 
 /// The org, a read-write API key and a target of the fixture page, made straight in the database.

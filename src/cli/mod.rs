@@ -9,6 +9,7 @@ mod demo;
 pub mod fail_on;
 mod runner;
 mod scan;
+mod scratch;
 mod serve;
 
 use std::path::PathBuf;

@@ -13,6 +13,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::ingest::blob_error;
+use super::queries::Artifact;
 use crate::db::schema::{snapshot_diffs, snapshots, targets};
 use crate::diff::{self, Change, DiffOptions, VisualDiff, visual};
 use crate::queue;
@@ -68,24 +69,59 @@ pub struct Loaded {
 
 pub async fn load(state: &AppState, org_id: i64, snapshot_id: i64) -> Result<Loaded, AppError> {
     let mut conn = state.conn().await?;
-    let mut read = async |name: &str| -> Result<Vec<u8>, AppError> {
-        let key =
-            ObjectKey::snapshot_artifact(org_id, snapshot_id, name).map_err(AppError::internal)?;
-        Ok(state
-            .blobs
-            .get(&mut conn, &key)
-            .await
-            .map_err(blob_error)?
-            .to_vec())
+    let artifacts = super::queries::artifacts(&mut conn, org_id, snapshot_id).await?;
+    drop(conn);
+    let read = async |name: &str| -> Result<Vec<u8>, AppError> {
+        let artifact = artifacts
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or(AppError::NotFound)?;
+        read_verified(state, org_id, snapshot_id, artifact).await
     };
     let doc = read(SNAPSHOT_ARTIFACT).await?;
-    let viewport = read("viewport.png").await?;
-    let full_page = read("fullpage.png").await?;
     Ok(Loaded {
         doc: serde_json::from_slice(&doc).map_err(AppError::internal)?,
-        viewport,
-        full_page,
+        viewport: read("viewport.png").await?,
+        full_page: read("fullpage.png").await?,
     })
+}
+
+/// Reads and decrypts a recorded artifact and checks it against its recorded SHA-256. Call only
+/// for the caller's own organization (or the snapshot's, in the app's workers).
+pub async fn read_verified(
+    state: &AppState,
+    org_id: i64,
+    snapshot_id: i64,
+    artifact: &Artifact,
+) -> Result<Vec<u8>, AppError> {
+    let key = ObjectKey::snapshot_artifact(org_id, snapshot_id, &artifact.name)
+        .map_err(|_| AppError::NotFound)?;
+    let mut conn = state.conn().await?;
+    let bytes = state.blobs.get(&mut conn, &key).await.map_err(blob_error)?;
+    if hex::encode(crate::crypto::sha256(&bytes)) != artifact.sha256 {
+        tracing::error!(%key, "artifact does not match its recorded hash");
+        return Err(AppError::Integrity);
+    }
+    Ok(bytes.to_vec())
+}
+
+/// How a target's screenshots are compared.
+fn visual_options(target: &Target) -> visual::VisualOptions {
+    visual::VisualOptions {
+        ignore: target.regions(),
+        ..visual::VisualOptions::default()
+    }
+}
+
+/// The highlighted diff image of two screenshots under the target's settings (CPU-bound).
+pub fn diff_png(
+    before: &[u8],
+    after: &[u8],
+    target: &Target,
+) -> Result<Vec<u8>, visual::VisualError> {
+    let (a, b) = (visual::decode(before)?, visual::decode(after)?);
+    let (diff, mask) = visual::compare(&a, &b, &visual_options(target));
+    visual::diff_image(&b, &diff, &mask)
 }
 
 /// Both screenshots compared, where they could be decoded.
@@ -102,10 +138,7 @@ pub fn compare(before: &Loaded, after: &Loaded, target: &Target) -> (Vec<Change>
         ignore_selectors: target.selectors(),
     };
     let mut changes = diff::snapshots(&before.doc, &after.doc, &options);
-    let visual_options = visual::VisualOptions {
-        ignore: target.regions(),
-        ..visual::VisualOptions::default()
-    };
+    let visual_options = visual_options(target);
     let shot = |a: &[u8], b: &[u8]| -> Option<VisualDiff> {
         let (a, b) = (visual::decode(a).ok()?, visual::decode(b).ok()?);
         Some(visual::compare(&a, &b, &visual_options).0)
@@ -137,14 +170,7 @@ pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError>
         .select((snapshots::org_id, snapshots::target_id))
         .first(&mut conn)
         .await?;
-    let previous: Option<i64> = snapshots::table
-        .filter(snapshots::target_id.eq(target_id))
-        .filter(snapshots::id.lt(snapshot_id))
-        .select(snapshots::id)
-        .order(snapshots::id.desc())
-        .first(&mut conn)
-        .await
-        .optional()?;
+    let previous = super::queries::previous_snapshot(&mut conn, target_id, snapshot_id).await?;
     let target: Target = targets::table
         .find(target_id)
         .select(Target::as_select())

@@ -310,16 +310,17 @@ pub struct Artifact {
     pub sha256: String,
 }
 
-/// The artifacts of a snapshot of the caller's organization (only completed snapshots have any).
+/// The artifacts of a snapshot of organization `org_id` (the caller's, or the snapshot's own for
+/// the app's workers); only completed snapshots have any.
 pub async fn artifacts(
     conn: &mut AsyncPgConnection,
-    ctx: &OrgCtx,
+    org_id: i64,
     snapshot_id: i64,
 ) -> QueryResult<Vec<Artifact>> {
     scan_artifacts::table
         .inner_join(snapshots::table.on(snapshots::scan_id.eq(scan_artifacts::scan_id)))
         .filter(snapshots::id.eq(snapshot_id))
-        .filter(snapshots::org_id.eq(ctx.org_id))
+        .filter(snapshots::org_id.eq(org_id))
         .filter(scan_artifacts::attempt.eq(snapshots::attempt))
         .select((
             scan_artifacts::name,
@@ -330,6 +331,22 @@ pub async fn artifacts(
         .order(scan_artifacts::name)
         .load(conn)
         .await
+}
+
+/// The snapshot of the same target just before `snapshot_id`, if any.
+pub async fn previous_snapshot(
+    conn: &mut AsyncPgConnection,
+    target_id: i64,
+    snapshot_id: i64,
+) -> QueryResult<Option<i64>> {
+    snapshots::table
+        .filter(snapshots::target_id.eq(target_id))
+        .filter(snapshots::id.lt(snapshot_id))
+        .select(snapshots::id)
+        .order(snapshots::id.desc())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// A target whose latest snapshot matched an inventory query.

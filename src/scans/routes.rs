@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::analysis::{self, Visual};
-use super::ingest::blob_error;
 use super::queries::{self, Artifact, InventoryMatch, Scan, SnapshotMeta, StoredChanges, Trigger};
 use super::views::*;
 use crate::audit::{self, Entry};
@@ -19,7 +18,6 @@ use crate::layout::{Nav, html, see_other};
 use crate::runner::protocol::SNAPSHOT_ARTIFACT;
 use crate::sites::queries as sites;
 use crate::state::AppState;
-use crate::storage::ObjectKey;
 use crate::web::csrf::CsrfToken;
 use crate::web::form::Form;
 use crate::web::pagination::{Page as ListPage, PageQuery};
@@ -173,19 +171,14 @@ async fn read_artifact(
     name: &str,
 ) -> Result<(Artifact, Vec<u8>), AppError> {
     let mut conn = state.conn().await?;
-    let artifact = queries::artifacts(&mut conn, ctx, snapshot_id)
+    let artifact = queries::artifacts(&mut conn, ctx.org_id, snapshot_id)
         .await?
         .into_iter()
         .find(|a| a.name == name)
         .ok_or(AppError::NotFound)?;
-    let key = ObjectKey::snapshot_artifact(ctx.org_id, snapshot_id, name)
-        .map_err(|_| AppError::NotFound)?;
-    let bytes = state.blobs.get(&mut conn, &key).await.map_err(blob_error)?;
-    if hex::encode(crate::crypto::sha256(&bytes)) != artifact.sha256 {
-        tracing::error!(%key, "artifact does not match its recorded hash");
-        return Err(AppError::Integrity);
-    }
-    Ok((artifact, bytes.to_vec()))
+    drop(conn);
+    let bytes = analysis::read_verified(state, ctx.org_id, snapshot_id, &artifact).await?;
+    Ok((artifact, bytes))
 }
 
 /// A snapshot with its artifacts and document.
@@ -196,9 +189,13 @@ async fn load_snapshot(
 ) -> Result<SnapshotView, AppError> {
     let mut conn = state.conn().await?;
     let meta = queries::snapshot(&mut conn, ctx, snapshot_id).await?;
-    let artifacts = queries::artifacts(&mut conn, ctx, snapshot_id).await?;
+    let artifacts = queries::artifacts(&mut conn, ctx.org_id, snapshot_id).await?;
     drop(conn);
-    let (_, bytes) = read_artifact(state, ctx, snapshot_id, SNAPSHOT_ARTIFACT).await?;
+    let document = artifacts
+        .iter()
+        .find(|a| a.name == SNAPSHOT_ARTIFACT)
+        .ok_or(AppError::NotFound)?;
+    let bytes = analysis::read_verified(state, ctx.org_id, snapshot_id, document).await?;
     let doc = serde_json::from_slice(&bytes).map_err(AppError::internal)?;
     Ok(SnapshotView {
         meta,
@@ -476,9 +473,9 @@ async fn pick(
     ctx: &OrgCtx,
     target_id: i64,
     query: &CompareQuery,
-) -> Result<(i64, i64), AppError> {
+) -> Result<(i64, i64, sites::Target), AppError> {
     let mut conn = state.conn().await?;
-    sites::target(&mut conn, ctx, target_id).await?;
+    let target = sites::target(&mut conn, ctx, target_id).await?;
     let recent = queries::recent_snapshots(&mut conn, ctx, target_id, 2).await?;
     let parse = |text: &Option<String>| text.as_deref().map(object_id).transpose();
     let to = match parse(&query.to)? {
@@ -503,7 +500,7 @@ async fn pick(
             return Err(AppError::NotFound);
         }
     }
-    Ok((from, to))
+    Ok((from, to, target))
 }
 
 async fn comparison(
@@ -512,8 +509,8 @@ async fn comparison(
     target_id: i64,
     query: &CompareQuery,
 ) -> Result<Comparison, AppError> {
-    let (from, to) = match pick(state, ctx, target_id, query).await {
-        Ok(pair) => pair,
+    let (from, to, target) = match pick(state, ctx, target_id, query).await {
+        Ok(picked) => picked,
         Err(AppError::BadRequest(_)) => {
             return Ok(Comparison {
                 target_id,
@@ -529,9 +526,6 @@ async fn comparison(
         }
         Err(other) => return Err(other),
     };
-    let mut conn = state.conn().await?;
-    let target = sites::target(&mut conn, ctx, target_id).await?;
-    drop(conn);
     let before = analysis::load(state, ctx.org_id, from).await?;
     let after = analysis::load(state, ctx.org_id, to).await?;
     let (changes, visual) =
@@ -597,11 +591,8 @@ async fn diff_image_page(
             }
             id
         }
-        None => queries::recent_snapshots(&mut conn, &page, meta.target_id, 1_000)
+        None => queries::previous_snapshot(&mut conn, meta.target_id, to)
             .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .find(|id| *id < to)
             .ok_or(AppError::NotFound)?,
     };
     drop(conn);
@@ -609,19 +600,11 @@ async fn diff_image_page(
     let before = analysis::load(&state, page.org_id, from).await?;
     let after = analysis::load(&state, page.org_id, to).await?;
     let png = tokio::task::spawn_blocking(move || {
-        use crate::diff::visual;
-        let (a, b) = if full {
-            (before.full_page, after.full_page)
+        if full {
+            analysis::diff_png(&before.full_page, &after.full_page, &target)
         } else {
-            (before.viewport, after.viewport)
-        };
-        let (a, b) = (visual::decode(&a)?, visual::decode(&b)?);
-        let options = visual::VisualOptions {
-            ignore: target.regions(),
-            ..Default::default()
-        };
-        let (diff, mask) = visual::compare(&a, &b, &options);
-        visual::diff_image(&b, &diff, &mask)
+            analysis::diff_png(&before.viewport, &after.viewport, &target)
+        }
     })
     .await
     .map_err(AppError::internal)?

@@ -581,3 +581,57 @@ async fn a_scan_of_a_deleted_target_is_not_handed_out() {
         "the orphaned job is closed, not retried"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_query_parameters_on_the_new_reads_answer_4xx_with_a_reason() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up_first(&format!("Agency {}", unique())).await;
+    let api = app.api(&app.create_key(&owner, "read_write").await);
+    let target = new_target(&api, "https://shop.example.com/").await;
+    let cases = [
+        (
+            "/api/v1/inventory/hosts?host=bad%20host",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("/api/v1/inventory/hosts", StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "/api/v1/inventory/cookies",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/v1/alerts?state=bogus",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/v1/alerts?severity=apocalyptic",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/v1/alerts?target_id=abc",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("/api/v1/alerts?limit=0", StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            &*format!("/api/v1/targets/{target}/scans?limit=9999"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            &*format!("/api/v1/targets/{target}/diff?from=abc&to=1"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/snapshots/abc/artifacts/viewport.png",
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (path, expected) in cases {
+        let response = api.get(path).await;
+        assert_eq!(response.status(), expected, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["detail"].is_string(), "{path}: {body}");
+    }
+    let page = owner.get("/alerts?severity=apocalyptic").await;
+    assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = owner.get("/inventory?host=bad%20host").await;
+    assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
