@@ -38,6 +38,7 @@ pub fn route_table() -> Vec<Route> {
     routes.extend(crate::scans::routes::routes());
     routes.extend(crate::scans::internal::routes());
     routes.extend(crate::alerts::routes::routes());
+    routes.extend(crate::checkouts::routes::routes());
     routes
 }
 
@@ -98,6 +99,7 @@ impl Application {
         });
         tokio::spawn(crate::scans::analysis::run_worker(state.clone()));
         tokio::spawn(crate::alerts::notifications::run_worker(state.clone()));
+        tokio::spawn(crate::checkouts::analysis::run_worker(state.clone()));
         if state.config.runners.scheduler {
             tokio::spawn(crate::scheduler::run(
                 database_url.clone(),
@@ -167,14 +169,20 @@ impl Application {
     }
 }
 
-/// What the leading scheduler does each round: queue due scans (and return lapsed leases).
+/// What the leading scheduler does each round: queue due scans and checkout runs (and return
+/// lapsed leases).
 fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
     Box::new(move |conn| {
         let state = state.clone();
         Box::pin(async move {
-            let queued = crate::scans::schedule::tick(conn, state.config.runners.scan_attempts)
+            let attempts = state.config.runners.scan_attempts;
+            let scans = crate::scans::schedule::tick(conn, attempts)
                 .await
                 .map_err(|e| e.to_string())?;
+            let runs = crate::checkouts::schedule::tick(conn, attempts)
+                .await
+                .map_err(|e| e.to_string())?;
+            let queued = scans + runs;
             if queued > 0 {
                 state.jobs_ready.notify_waiters();
             }

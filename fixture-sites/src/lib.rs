@@ -7,6 +7,7 @@
 //! Each page documents what a correct scan of it must find.
 #![forbid(unsafe_code)]
 
+pub mod demo_shop;
 mod pages;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -67,6 +68,7 @@ impl FixtureSites {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(ports.clone()))
+                .service(web::scope("/demo").default_service(web::to(demo_shop::route)))
                 .default_service(web::to(pages::route))
         })
         .workers(2)

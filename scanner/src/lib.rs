@@ -18,7 +18,10 @@ pub mod snapshot;
 pub use browser::{BrowserOptions, Supervisor};
 pub use error::ScanError;
 pub use options::{Limits, ScanOptions};
-pub use scan::{ScanOutput, Scanner, Stage, validate_url};
+pub use scan::{
+    Activity, ActivityMark, Journey, NavigationRule, ScanOutput, Scanner, Settled, Stage,
+    validate_url,
+};
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};
 
 /// The JSON Schema of [`Snapshot`], as committed in `docs/snapshot.schema.json`.

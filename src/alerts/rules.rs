@@ -73,6 +73,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         Severity::High,
         "the last three scans of the target failed",
     ),
+    (
+        "checkout_failed",
+        Severity::Critical,
+        "a checkout test failed (a step, or the run could not take place)",
+    ),
 ];
 
 /// Consecutive failed scans that raise `scan_failed`.

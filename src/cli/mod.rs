@@ -1,6 +1,7 @@
 //! The `siteward` command line: argument definitions and dispatch.
 
 mod bench;
+mod bench_checkout;
 mod bench_crypto;
 mod bench_diff;
 mod bench_queue;
@@ -37,6 +38,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Measure scan speed, the overhead over a bare navigation, and memory over many scans.
     Bench(bench::BenchArgs),
+    /// Benchmark the demo shop's checkout journey against the same steps driven bare through
+    /// DevTools.
+    BenchCheckout(bench_checkout::BenchCheckoutArgs),
     /// Print the JSON Schema of snapshot.json.
     Schema,
     /// Run the web app: dashboard, JSON API (embedded PostgreSQL unless DATABASE_URL is set).
@@ -137,6 +141,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Scan(args) => scan::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchCheckout(args) => bench_checkout::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::BenchQueue(args) => bench_queue::run(args).await,

@@ -38,6 +38,10 @@ pub struct RunnerArgs {
         value_delimiter = ','
     )]
     pub resolve: Vec<String>,
+    /// The runners' private key for checkout test data (written by `siteward admin
+    /// runner-keys`). Without it, checkout tests that fill in secrets fail.
+    #[arg(long, env = "SITEWARD_RUNNER_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// Keep trying to deliver a finished scan this long while the app is unreachable.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub deliver_for: Duration,
@@ -85,6 +89,12 @@ impl RunnerArgs {
             host_list: load_host_list(self.host_list.as_deref())?,
             claim_wait_seconds: 25,
             deliver_for: self.deliver_for,
+            checkout_keys: self
+                .key_file
+                .as_deref()
+                .map(crate::checkouts::keys::read_key_file)
+                .transpose()?
+                .map(std::sync::Arc::new),
         })
     }
 }

@@ -48,6 +48,17 @@ pub enum AdminCommand {
         #[arg(long)]
         name: String,
     },
+    /// Create the runners' key pair for checkout test data: the private key goes to --out (give
+    /// that file to every runner as SITEWARD_RUNNER_KEY_FILE), the public key is registered so
+    /// the app seals new secrets to it. Secrets sealed to an earlier key must be entered again.
+    RunnerKeys {
+        /// Where to write the private key (created readable by its owner only).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
     /// List registered runners.
     ListRunners,
     /// Revoke a runner: its token stops working at its next request.
@@ -107,6 +118,7 @@ pub async fn serve(args: ConfigArgs) -> ExitCode {
     }
     let public_url = config.public_url.clone();
     let runner_settings = config.runners.clone();
+    let data_dir = config.data_dir.clone();
     // The embedded runner reaches the app over loopback unless we listen on one address only.
     let runner_host = match config.listen.ip() {
         ip if ip.is_unspecified() || ip.is_loopback() => "127.0.0.1".to_string(),
@@ -126,7 +138,7 @@ pub async fn serve(args: ConfigArgs) -> ExitCode {
     );
     let handle = app.handle();
     let runner = if runner_settings.embedded_runner {
-        match start_embedded_runner(&app, &runner_host, &runner_settings).await {
+        match start_embedded_runner(&app, &runner_host, &runner_settings, &data_dir).await {
             Ok(child) => Some(child),
             Err(error) => {
                 handle.stop(false).await;
@@ -169,6 +181,7 @@ async fn start_embedded_runner(
     app: &Application,
     host: &str,
     settings: &crate::config::RunnerSettings,
+    data_dir: &std::path::Path,
 ) -> Result<crate::runner::child::RunnerChild, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find our own binary: {e}"))?;
     let mut conn = app
@@ -182,11 +195,40 @@ async fn start_embedded_runner(
     let (_, token) = crate::scans::runner_tokens::create(&mut conn, EMBEDDED_RUNNER)
         .await
         .map_err(|e| format!("cannot register the embedded runner: {e}"))?;
+    let key_file = embedded_runner_key(&mut conn, data_dir).await?;
     let app_url =
         url::Url::parse(&format!("http://{host}:{}/", app.port())).map_err(|e| e.to_string())?;
     Ok(crate::runner::child::RunnerChild::spawn(
-        exe, app_url, token, settings,
+        exe, app_url, token, settings, key_file,
     ))
+}
+
+/// The embedded runner's key for checkout secrets: `<data_dir>/runner-checkout.key`, created on
+/// first start and registered while no other key is. When an operator has registered their own
+/// key (`admin runner-keys`) for external runners, that one stays active.
+async fn embedded_runner_key(
+    conn: &mut diesel_async::AsyncPgConnection,
+    data_dir: &std::path::Path,
+) -> Result<std::path::PathBuf, String> {
+    let path = data_dir.join("runner-checkout.key");
+    let keys = if path.exists() {
+        crate::checkouts::keys::read_key_file(&path)?
+    } else {
+        std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
+        let keys = checkout_runner::RunnerKeyPair::generate();
+        crate::checkouts::keys::write_key_file(&path, &keys, false)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        keys
+    };
+    let active = crate::checkouts::keys::active(conn)
+        .await
+        .map_err(|e| format!("cannot read the runner key: {e}"))?;
+    if active.is_none() {
+        crate::checkouts::keys::register(conn, keys.public())
+            .await
+            .map_err(|e| format!("cannot register the runner key: {e}"))?;
+    }
+    Ok(path)
 }
 
 /// The name the embedded runner is registered under.
@@ -226,6 +268,7 @@ pub async fn admin(args: AdminArgs) -> ExitCode {
         AdminCommand::RotateMasterKey => rotate_master_key(&url, &config).await,
         AdminCommand::RotateDataKey { org } => rotate_data_key(&url, &config, org).await,
         AdminCommand::RunnerToken { name } => runner_token(&url, &name).await,
+        AdminCommand::RunnerKeys { out, force } => runner_keys(&url, &out, force).await,
         AdminCommand::ListRunners => list_runners(&url).await,
         AdminCommand::RevokeRunner { id } => revoke_runner(&url, id).await,
     };
@@ -346,6 +389,43 @@ async fn runner_token(url: &SecretString, name: &str) -> ExitCode {
         }
         Err(error) => fail(format!("cannot register the runner: {error}")),
     }
+}
+
+async fn runner_keys(url: &SecretString, out: &std::path::Path, force: bool) -> ExitCode {
+    if let Err(code) = migrate_or_fail(url).await {
+        return code;
+    }
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
+    };
+    let keys = checkout_runner::RunnerKeyPair::generate();
+    if let Err(error) = crate::checkouts::keys::write_key_file(out, &keys, force) {
+        return fail(format!(
+            "cannot write {}: {error}{}",
+            out.display(),
+            if error.kind() == std::io::ErrorKind::AlreadyExists {
+                " (pass --force to replace it)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Err(error) = crate::checkouts::keys::register(&mut conn, keys.public()).await {
+        return fail(format!("cannot register the public key: {error}"));
+    }
+    let stale = crate::checkouts::keys::stale_secrets(&mut conn, &keys.public().id())
+        .await
+        .unwrap_or(0);
+    eprintln!(
+        "runner key {} registered; its private key is in {} — give that file to every runner as SITEWARD_RUNNER_KEY_FILE.",
+        keys.public().id(),
+        out.display()
+    );
+    if stale > 0 {
+        eprintln!("{stale} stored secret(s) were sealed to an earlier key: enter them again.");
+    }
+    ExitCode::SUCCESS
 }
 
 async fn list_runners(url: &SecretString) -> ExitCode {

@@ -70,6 +70,101 @@ diesel::table! {
 }
 
 diesel::table! {
+    checkout_run_artifacts (run_id, name) {
+        run_id -> Int8,
+        name -> Text,
+        org_id -> Int8,
+        content_type -> Text,
+        size_bytes -> Int8,
+        sha256 -> Text,
+        attempt -> Int4,
+        uploaded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    checkout_run_pages (run_id, index) {
+        run_id -> Int8,
+        index -> Int4,
+        org_id -> Int8,
+        after_step -> Int4,
+        url -> Text,
+        path -> Text,
+        script_count -> Int4,
+        third_party_hosts -> Jsonb,
+        changes -> Nullable<Jsonb>,
+        previous_run_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    checkout_run_steps (run_id, number) {
+        run_id -> Int8,
+        number -> Int4,
+        org_id -> Int8,
+        line -> Int4,
+        kind -> Text,
+        name -> Nullable<Text>,
+        description -> Text,
+        status -> Text,
+        duration_ms -> Int8,
+        url -> Text,
+        error -> Nullable<Jsonb>,
+        console_errors -> Jsonb,
+        failed_requests -> Jsonb,
+        screenshot -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    checkout_runs (id) {
+        id -> Int8,
+        org_id -> Int8,
+        test_id -> Int8,
+        target_id -> Int8,
+        job_id -> Int8,
+        trigger -> Text,
+        requested_by -> Nullable<Int8>,
+        script -> Text,
+        outcome -> Nullable<Text>,
+        failed_step -> Nullable<Int4>,
+        failure -> Nullable<Text>,
+        stopped_at -> Nullable<Int4>,
+        duration_ms -> Nullable<Int8>,
+        runner_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    checkout_secrets (test_id, name) {
+        test_id -> Int8,
+        name -> Text,
+        org_id -> Int8,
+        sealed -> Bytea,
+        key_id -> Text,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    checkout_tests (id) {
+        id -> Int8,
+        org_id -> Int8,
+        target_id -> Int8,
+        name -> Text,
+        script -> Text,
+        schedule -> Nullable<Text>,
+        enabled -> Bool,
+        last_scheduled_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     clients (id) {
         id -> Int8,
         org_id -> Int8,
@@ -188,6 +283,16 @@ diesel::table! {
         user_id -> Int8,
         code_hash -> Bytea,
         used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    runner_keys (id) {
+        id -> Int8,
+        key_id -> Text,
+        public_key -> Text,
+        created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -375,6 +480,20 @@ diesel::joinable!(alerts -> orgs (org_id));
 diesel::joinable!(alerts -> targets (target_id));
 diesel::joinable!(api_keys -> orgs (org_id));
 diesel::joinable!(api_keys -> users (created_by));
+diesel::joinable!(checkout_run_artifacts -> checkout_runs (run_id));
+diesel::joinable!(checkout_run_pages -> checkout_runs (run_id));
+diesel::joinable!(checkout_run_steps -> checkout_runs (run_id));
+diesel::joinable!(checkout_runs -> checkout_tests (test_id));
+diesel::joinable!(checkout_runs -> jobs (job_id));
+diesel::joinable!(checkout_runs -> orgs (org_id));
+diesel::joinable!(checkout_runs -> runners (runner_id));
+diesel::joinable!(checkout_runs -> targets (target_id));
+diesel::joinable!(checkout_runs -> users (requested_by));
+diesel::joinable!(checkout_secrets -> checkout_tests (test_id));
+diesel::joinable!(checkout_secrets -> orgs (org_id));
+diesel::joinable!(checkout_secrets -> users (updated_by));
+diesel::joinable!(checkout_tests -> orgs (org_id));
+diesel::joinable!(checkout_tests -> targets (target_id));
 diesel::joinable!(clients -> orgs (org_id));
 diesel::joinable!(invitations -> orgs (org_id));
 diesel::joinable!(invitations -> users (invited_by));
@@ -411,6 +530,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     api_keys,
     audit_log,
+    checkout_run_artifacts,
+    checkout_run_pages,
+    checkout_run_steps,
+    checkout_runs,
+    checkout_secrets,
+    checkout_tests,
     clients,
     invitations,
     jobs,
@@ -421,6 +546,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     orgs,
     password_resets,
     recovery_codes,
+    runner_keys,
     runners,
     scan_artifacts,
     scans,

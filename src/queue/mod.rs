@@ -139,6 +139,16 @@ pub async fn heartbeat(
 }
 
 /// Marks the current attempt done; false if the token is stale (nothing changes).
+/// The kind of job `id`, if it exists.
+pub async fn kind(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<String>> {
+    jobs::table
+        .find(id)
+        .select(jobs::kind)
+        .first(conn)
+        .await
+        .optional()
+}
+
 pub async fn complete(conn: &mut AsyncPgConnection, id: i64, token: &str) -> QueryResult<bool> {
     let updated = diesel::update(
         jobs::table

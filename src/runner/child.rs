@@ -25,6 +25,7 @@ impl RunnerChild {
         app_url: Url,
         token: SecretString,
         settings: &RunnerSettings,
+        key_file: PathBuf,
     ) -> RunnerChild {
         let (stop, mut stopped) = watch::channel(false);
         let settings = settings.clone();
@@ -43,6 +44,7 @@ impl RunnerChild {
                         settings.runner_concurrency.to_string(),
                     )
                     .env("SITEWARD_CHROMIUM", &settings.chromium)
+                    .env("SITEWARD_RUNNER_KEY_FILE", &key_file)
                     .kill_on_drop(true);
                 for name in ["HOME", "TMPDIR", "SITEWARD_LOG", "LANG"] {
                     if let Some(value) = std::env::var_os(name) {

@@ -6,9 +6,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::protocol::{
-    ATTEMPT_HEADER, ClaimRequest, ClaimedJob, Completed, FailReply, FailRequest,
-};
+use super::protocol::{ATTEMPT_HEADER, ClaimRequest, ClaimedJob, FailReply, FailRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -145,16 +143,17 @@ impl AppClient {
         .map(drop)
     }
 
-    pub async fn complete(
+    /// Sends the job's result (a snapshot, or a checkout run's report and pages).
+    pub async fn complete<T: serde::de::DeserializeOwned>(
         &self,
         job: &ClaimedJob,
-        snapshot: Vec<u8>,
-    ) -> Result<Completed, CallError> {
+        document: Vec<u8>,
+    ) -> Result<T, CallError> {
         Self::send(
             self.job_request(reqwest::Method::POST, job, "complete")?
                 .timeout(Duration::from_secs(300))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(snapshot),
+                .body(document),
         )
         .await?
         .json()

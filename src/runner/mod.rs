@@ -4,6 +4,7 @@
 //! the job's attempt token. Network trouble is retried with backoff; a job it lost (lease lapsed,
 //! another runner took over) is dropped without sending anything.
 
+mod checkout;
 pub mod child;
 pub mod client;
 pub mod protocol;

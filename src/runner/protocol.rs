@@ -7,8 +7,15 @@ use serde::{Deserialize, Serialize};
 /// The header every job request carries: the claimed attempt's token.
 pub const ATTEMPT_HEADER: &str = "siteward-attempt";
 
-/// The only job kind runners do so far.
+/// A page scan.
 pub const SCAN_JOB: &str = "scan";
+/// A checkout test run.
+pub const CHECKOUT_JOB: &str = "checkout";
+/// The job kinds runners do.
+pub const RUNNER_JOBS: [&str; 2] = [SCAN_JOB, CHECKOUT_JOB];
+
+/// The most a checkout result (report and captured pages) may be.
+pub const MAX_CHECKOUT_RESULT_BYTES: usize = 64 * 1024 * 1024;
 
 /// The artifacts a scan uploads, with their content types.
 pub const SCAN_ARTIFACTS: [(&str, &str); 2] =
@@ -46,6 +53,62 @@ pub struct ScanOrder {
     pub wait_ms: u32,
 }
 
+/// What a checkout job asks for, assembled when a runner claims it.
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutOrder {
+    pub run_id: i64,
+    pub test_id: i64,
+    /// The target's URL: relative `goto`s resolve against it.
+    pub base_url: String,
+    /// The test as written (YAML); the runner checks it again before running.
+    pub script: String,
+    pub viewport_width: u32,
+    pub viewport_height: u32,
+    /// The test's secrets, sealed to the runners' key; only a runner can open them.
+    pub secrets: Vec<SealedSecret>,
+}
+
+impl std::fmt::Debug for CheckoutOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckoutOrder")
+            .field("run_id", &self.run_id)
+            .field("test_id", &self.test_id)
+            .field("base_url", &self.base_url)
+            .field(
+                "secrets",
+                &self.secrets.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// One sealed secret of a checkout test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedSecret {
+    pub name: String,
+    /// Base64 of the HPKE-sealed value, bound to the test and the name.
+    pub sealed: String,
+}
+
+/// What a runner sends when a checkout run is over (passed or failed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutResult {
+    pub report: checkout_runner::RunReport,
+    /// The captured pages, in the order of `report.pages`.
+    pub pages: Vec<scanner::Snapshot>,
+}
+
+/// The answer to a completed checkout run.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutCompleted {
+    pub run_id: i64,
+    pub duplicate: bool,
+}
+
 /// A job handed to a runner.
 #[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +121,12 @@ pub struct ClaimedJob {
     pub attempt_token: String,
     /// Heartbeat well within this, or the job returns to the queue.
     pub lease_seconds: u64,
-    pub scan: ScanOrder,
+    /// Set for a scan job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanOrder>,
+    /// Set for a checkout job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<CheckoutOrder>,
 }
 
 impl std::fmt::Debug for ClaimedJob {
@@ -68,6 +136,7 @@ impl std::fmt::Debug for ClaimedJob {
             .field("attempt", &self.attempt)
             .field("attempt_token", &"[redacted]")
             .field("scan", &self.scan)
+            .field("checkout", &self.checkout)
             .finish_non_exhaustive()
     }
 }

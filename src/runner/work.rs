@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::client::{AppClient, CallError};
-use super::protocol::{ClaimedJob, ScanOrder};
+use super::protocol::{CheckoutCompleted, CheckoutResult, ClaimedJob, Completed, ScanOrder};
 
 /// Everything a runner needs; nothing of it opens the database or the blob store.
 pub struct RunnerSettings {
@@ -27,12 +27,15 @@ pub struct RunnerSettings {
     pub claim_wait_seconds: u32,
     /// How long to keep trying to deliver a finished scan while the app is unreachable.
     pub deliver_for: Duration,
+    /// The runners' key pair, to open checkout secrets; without it, tests that fill secrets
+    /// fail with a clear reason.
+    pub checkout_keys: Option<Arc<checkout_runner::RunnerKeyPair>>,
 }
 
-struct Shared {
-    client: AppClient,
-    scanner: Scanner,
-    settings: RunnerSettings,
+pub(super) struct Shared {
+    pub(super) client: AppClient,
+    pub(super) scanner: Scanner,
+    pub(super) settings: RunnerSettings,
     stopping: AtomicBool,
     stop: Notify,
 }
@@ -102,7 +105,7 @@ async fn slot_loop(shared: Arc<Shared>, slot: usize) -> Result<(), String> {
         {
             Ok(Some(job)) => {
                 backoff = Backoff(0);
-                tracing::info!(slot, job = job.job_id, attempt = job.attempt, url = %job.scan.url, "job claimed");
+                tracing::info!(slot, job = job.job_id, attempt = job.attempt, "job claimed");
                 run_job(&shared, job).await;
             }
             Ok(None) => backoff = Backoff(0),
@@ -144,10 +147,48 @@ async fn run_job(shared: &Arc<Shared>, job: ClaimedJob) {
         lost.clone(),
         lost_flag.clone(),
     ));
-    let options = scan_options(shared, &job.scan);
+    if let Some(order) = job.checkout.clone() {
+        let result = tokio::select! {
+            result = super::checkout::run(shared, &order) => Some(result),
+            _ = lost.notified() => None,
+            _ = shared.stop.notified() => None,
+        };
+        match result {
+            None => tracing::warn!(
+                job = job.job_id,
+                "checkout run dropped: lost its lease or the runner is stopping"
+            ),
+            Some(Ok(output)) => {
+                tracing::info!(
+                    job = job.job_id,
+                    outcome = output.report.outcome.as_str(),
+                    "checkout run done"
+                );
+                deliver_checkout(shared, &job, output, &lost_flag).await;
+            }
+            Some(Err(error)) => {
+                tracing::warn!(job = job.job_id, %error, "checkout run could not take place");
+                report_failure(shared, &job, &error, &lost_flag).await;
+            }
+        }
+        heartbeat.abort();
+        return;
+    }
+    let Some(scan) = job.scan.clone() else {
+        report_failure(
+            shared,
+            &job,
+            "this runner does not know the job's kind",
+            &lost_flag,
+        )
+        .await;
+        heartbeat.abort();
+        return;
+    };
+    let options = scan_options(shared, &scan);
     let started = Instant::now();
     let result = tokio::select! {
-        result = shared.scanner.scan(&job.scan.url, &options, &|_| {}) => Some(result),
+        result = shared.scanner.scan(&scan.url, &options, &|_| {}) => Some(result),
         _ = lost.notified() => None,
         _ = shared.stop.notified() => None,
     };
@@ -261,7 +302,7 @@ async fn deliver(shared: &Shared, job: &ClaimedJob, output: ScanOutput, lost: &A
         }
     }
     match with_retries(shared, lost, || {
-        shared.client.complete(job, document.clone())
+        shared.client.complete::<Completed>(job, document.clone())
     })
     .await
     {
@@ -270,6 +311,56 @@ async fn deliver(shared: &Shared, job: &ClaimedJob, output: ScanOutput, lost: &A
             snapshot = done.snapshot_id,
             duplicate = done.duplicate,
             "snapshot delivered"
+        ),
+        Err(error) => handle_delivery_error(shared, job, error, lost).await,
+    }
+}
+
+/// Sends the step screenshots, then the report and captured pages.
+async fn deliver_checkout(
+    shared: &Shared,
+    job: &ClaimedJob,
+    output: checkout_runner::RunOutput,
+    lost: &AtomicBool,
+) {
+    let checkout_runner::RunOutput {
+        report,
+        screenshots,
+        pages,
+    } = output;
+    let result = CheckoutResult {
+        report,
+        pages: pages.into_iter().map(|p| p.snapshot).collect(),
+    };
+    let document = match serde_json::to_vec(&result) {
+        Ok(document) => document,
+        Err(error) => {
+            let error = format!("cannot encode the checkout report: {error}");
+            return report_failure(shared, job, &error, lost).await;
+        }
+    };
+    let _ = with_retries(shared, lost, || shared.client.heartbeat(job)).await;
+    for (name, bytes) in screenshots {
+        let result = with_retries(shared, lost, || {
+            shared.client.upload(job, &name, "image/png", bytes.clone())
+        })
+        .await;
+        if let Err(error) = result {
+            return handle_delivery_error(shared, job, error, lost).await;
+        }
+    }
+    match with_retries(shared, lost, || {
+        shared
+            .client
+            .complete::<CheckoutCompleted>(job, document.clone())
+    })
+    .await
+    {
+        Ok(done) => tracing::info!(
+            job = job.job_id,
+            run = done.run_id,
+            duplicate = done.duplicate,
+            "checkout run delivered"
         ),
         Err(error) => handle_delivery_error(shared, job, error, lost).await,
     }

@@ -10,12 +10,13 @@ use scanner::{SNAPSHOT_FORMAT_VERSION, Snapshot};
 
 use super::ingest::{self, Standing};
 use super::runner_tokens::RunnerCtx;
+use crate::checkouts;
 use crate::db::schema::snapshots;
 use crate::queue::{self, FailOutcome};
 use crate::runner::protocol::{
-    ATTEMPT_HEADER, ClaimRequest, ClaimedJob, Completed, FailReply, FailRequest,
-    MAX_ARTIFACT_BYTES, MAX_CLAIM_WAIT_SECONDS, MAX_SNAPSHOT_BYTES, SCAN_ARTIFACTS, SCAN_JOB,
-    SNAPSHOT_ARTIFACT, ScanOrder,
+    ATTEMPT_HEADER, CHECKOUT_JOB, CheckoutOrder, ClaimRequest, ClaimedJob, Completed, FailReply,
+    FailRequest, MAX_ARTIFACT_BYTES, MAX_CLAIM_WAIT_SECONDS, MAX_SNAPSHOT_BYTES, RUNNER_JOBS,
+    SCAN_ARTIFACTS, SNAPSHOT_ARTIFACT, ScanOrder,
 };
 use crate::state::AppState;
 use crate::web::body::{read_json, read_limited, require_content_type};
@@ -46,14 +47,14 @@ pub fn routes() -> Vec<Route> {
             "/internal/v1/jobs/{job_id}/artifacts/{artifact}",
             upload_artifact,
         )
-        .summary("Upload a screenshot of the attempt (stored sealed)")
+        .summary("Upload a screenshot of the attempt (stored sealed): a scan's viewport.png or fullpage.png, a checkout run's step-N.png")
         .success(201),
         internal(
             Method::POST,
             "/internal/v1/jobs/{job_id}/complete",
             complete,
         )
-        .summary("Send the snapshot: completes the job once, however often it is sent")
+        .summary("Send the snapshot (scan) or the report and captured pages (checkout run): completes the job once, however often it is sent")
         .response::<Completed>(),
         internal(Method::POST, "/internal/v1/jobs/{job_id}/fail", fail)
             .summary("Report that the attempt failed")
@@ -63,7 +64,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-fn attempt_token(req: &HttpRequest) -> Result<String, AppError> {
+pub(crate) fn attempt_token(req: &HttpRequest) -> Result<String, AppError> {
     req.headers()
         .get(ATTEMPT_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -98,7 +99,7 @@ async fn claim(
     // A long poll may outlive its runner (killed while waiting): the job it is handed holds
     // only until the runner's first heartbeat acknowledges it, so a dead poller costs seconds.
     let claim_lease = lease.min(CLAIM_ACK_WINDOW);
-    let kinds = [SCAN_JOB.to_string()];
+    let kinds = RUNNER_JOBS.map(String::from);
     loop {
         // Listen before looking, so a job queued in between still wakes us.
         let notified = state.jobs_ready.notified();
@@ -106,22 +107,32 @@ async fn claim(
         notified.as_mut().enable();
         let mut conn = state.conn().await?;
         if let Some(job) = queue::claim(&mut conn, &runner.holder(), &kinds, claim_lease).await? {
+            let handed = |scan: Option<ScanOrder>, checkout: Option<CheckoutOrder>| ClaimedJob {
+                job_id: job.id,
+                attempt: job.attempt,
+                max_attempts: job.max_attempts,
+                attempt_token: job.token.clone(),
+                lease_seconds: lease.as_secs(),
+                scan,
+                checkout,
+            };
+            if job.kind == CHECKOUT_JOB {
+                match checkouts::ingest::order(&mut conn, job.id).await? {
+                    Some(order) => return Ok(HttpResponse::Ok().json(handed(None, Some(order)))),
+                    None => {
+                        // Its test was deleted after the run was asked for.
+                        queue::complete(&mut conn, job.id, &job.token).await?;
+                        continue;
+                    }
+                }
+            }
             match serde_json::from_value::<ScanOrder>(job.payload.clone()) {
                 Ok(_) if !ingest::scan_exists(&mut conn, job.id).await? => {
                     // Its target was deleted after it was queued: nothing left to scan.
                     queue::complete(&mut conn, job.id, &job.token).await?;
                     continue;
                 }
-                Ok(scan) => {
-                    return Ok(HttpResponse::Ok().json(ClaimedJob {
-                        job_id: job.id,
-                        attempt: job.attempt,
-                        max_attempts: job.max_attempts,
-                        attempt_token: job.token.clone(),
-                        lease_seconds: lease.as_secs(),
-                        scan,
-                    }));
-                }
+                Ok(scan) => return Ok(HttpResponse::Ok().json(handed(Some(scan), None))),
                 Err(error) => {
                     // Not a job any runner can do: keep the reason and let it die.
                     tracing::error!(job = job.id, %error, "unreadable scan job");
@@ -164,7 +175,11 @@ async fn heartbeat(
     if queue::heartbeat(&mut conn, job_id, &token, state.config.runners.lease).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        ingest::standing(&mut conn, job_id, &token).await?;
+        if queue::kind(&mut conn, job_id).await?.as_deref() == Some(CHECKOUT_JOB) {
+            checkouts::ingest::standing(&mut conn, job_id, &token).await?;
+        } else {
+            ingest::standing(&mut conn, job_id, &token).await?;
+        }
         Err(AppError::Conflict("the job is not running under this attempt".into()).into())
     }
 }
@@ -179,17 +194,31 @@ async fn upload_artifact(
     let (job, name) = path.into_inner();
     let job_id = object_id(&job)?;
     let token = attempt_token(&req)?;
-    let (name, content_type) = SCAN_ARTIFACTS
-        .iter()
-        .find(|(known, _)| *known == name)
-        .copied()
+    let mut conn = state.conn().await?;
+    let kind = queue::kind(&mut conn, job_id)
+        .await?
         .ok_or(AppError::NotFound)?;
+    drop(conn);
+    if kind == CHECKOUT_JOB {
+        if !checkouts::internal::is_step_screenshot(&name) {
+            return Err(AppError::NotFound.into());
+        }
+    } else if !SCAN_ARTIFACTS.iter().any(|(known, _)| *known == name) {
+        return Err(AppError::NotFound.into());
+    }
+    let content_type = "image/png";
     require_content_type(&req, content_type)?;
     let bytes = read_limited(&req, payload, MAX_ARTIFACT_BYTES).await?;
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         return Err(AppError::BadRequest(format!("{name} is not a PNG image")).into());
     }
     let mut conn = state.conn().await?;
+    if kind == CHECKOUT_JOB {
+        return Ok(
+            checkouts::internal::upload(&mut conn, &state, job_id, &token, &name, &bytes).await?,
+        );
+    }
+    let name = name.as_str();
     match ingest::standing(&mut conn, job_id, &token).await? {
         Standing::Holds(attempt) => {
             let sha256 = ingest::store_artifact(
@@ -220,6 +249,14 @@ async fn complete(
 ) -> Reply {
     let job_id = object_id(&path)?;
     let token = attempt_token(&req)?;
+    let kind = queue::kind(&mut *state.conn().await?, job_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if kind == CHECKOUT_JOB {
+        return Ok(
+            checkouts::internal::complete(&state, &runner, &req, payload, job_id, &token).await?,
+        );
+    }
     let snapshot: Snapshot = read_json(&req, payload, MAX_SNAPSHOT_BYTES, "the snapshot").await?;
     if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
         return Err(AppError::BadRequest(format!(
@@ -307,14 +344,22 @@ async fn fail(
                 .ok(),
         },
         FailOutcome::Dead => {
-            crate::alerts::queries::after_failed_scan(&mut conn, job_id).await?;
+            if queue::kind(&mut conn, job_id).await?.as_deref() == Some(CHECKOUT_JOB) {
+                checkouts::ingest::after_dead_run(&mut conn, job_id).await?;
+            } else {
+                crate::alerts::queries::after_failed_scan(&mut conn, job_id).await?;
+            }
             FailReply {
                 outcome: "dead".into(),
                 retry_at: None,
             }
         }
         FailOutcome::NotHolder => {
-            ingest::standing(&mut conn, job_id, &token).await?;
+            if queue::kind(&mut conn, job_id).await?.as_deref() == Some(CHECKOUT_JOB) {
+                checkouts::ingest::standing(&mut conn, job_id, &token).await?;
+            } else {
+                ingest::standing(&mut conn, job_id, &token).await?;
+            }
             return Err(
                 AppError::Conflict("the job is not running under this attempt".into()).into(),
             );

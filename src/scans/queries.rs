@@ -51,7 +51,7 @@ pub enum ScanState {
 }
 
 impl ScanState {
-    fn of(job_state: &str, attempts: i32) -> ScanState {
+    pub fn of(job_state: &str, attempts: i32) -> ScanState {
         match job_state {
             "running" => ScanState::Running,
             "done" => ScanState::Succeeded,

@@ -36,6 +36,20 @@ impl ObjectKey {
         )))
     }
 
+    /// `org/<org>/checkout-run/<run>/<artifact>`, e.g. `step-3.png`.
+    pub fn checkout_artifact(
+        org_id: i64,
+        run_id: i64,
+        artifact: &str,
+    ) -> Result<ObjectKey, KeyError> {
+        if !valid_name(artifact) {
+            return Err(KeyError::BadName(artifact.to_string()));
+        }
+        Ok(ObjectKey(format!(
+            "org/{org_id}/checkout-run/{run_id}/{artifact}"
+        )))
+    }
+
     /// The organization the blob belongs to.
     pub fn org_id(&self) -> i64 {
         self.0

@@ -270,6 +270,33 @@ impl World {
         self.app.invite(&self.spare, &email, "member").await
     }
 
+    /// A checkout test of organization A on a new target, with its secret `card_number` set.
+    async fn new_checkout_test(&self) -> i64 {
+        let target = self.new_target().await;
+        let response = self
+            .rw_api
+            .send_json(
+                Method::POST,
+                &format!("/api/v1/targets/{target}/checkout-tests"),
+                serde_json::json!({"name": format!("Checkout {}", unique()), "script": "steps:\n  - goto: /\n  - fill: {selector: '#card', secret: card_number}\n  - stop\n"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let test = response.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let response = self
+            .rw_api
+            .send_json(
+                Method::PUT,
+                &format!("/api/v1/checkout-tests/{test}/secrets/card_number"),
+                serde_json::json!({"value": "4000000000000002"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        test
+    }
+
     async fn value_for(&self, name: &str, who: Who) -> String {
         match name {
             "client_id" => self.new_client().await.to_string(),
@@ -324,7 +351,12 @@ impl World {
                 let runner = RunnerApi::new(&self.app, &runner_token(&self.app, "matrix").await);
                 loop {
                     let job = runner.claim(0).await.expect("the scan's job is queued");
-                    assert_eq!(runner.finish(&job).await.status(), StatusCode::OK);
+                    let finished = if job.scan_id == 0 {
+                        runner.finish_checkout(&job, "passed").await
+                    } else {
+                        runner.finish(&job).await
+                    };
+                    assert_eq!(finished.status(), StatusCode::OK);
                     if job.scan_id == scan {
                         break;
                     }
@@ -337,6 +369,39 @@ impl World {
                     .to_string()
             }
             "artifact" => "viewport.png".into(),
+            "test_id" => self.new_checkout_test().await.to_string(),
+            "secret" => "card_number".into(),
+            "screenshot" => "step-1.png".into(),
+            "run_id" => {
+                let test = self.new_checkout_test().await;
+                let response = self
+                    .rw_api
+                    .request(Method::POST, &format!("/api/v1/checkout-tests/{test}/runs"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+                let run = response.json::<serde_json::Value>().await.unwrap()["id"]
+                    .as_i64()
+                    .unwrap();
+                // Complete queued jobs (oldest first) until this run has reported.
+                let runner = RunnerApi::new(&self.app, &runner_token(&self.app, "matrix").await);
+                loop {
+                    let job = runner.claim(0).await.expect("the run's job is queued");
+                    if job.scan_id != 0 {
+                        assert_eq!(runner.finish(&job).await.status(), StatusCode::OK);
+                        continue;
+                    }
+                    assert_eq!(
+                        runner.finish_checkout(&job, "passed").await.status(),
+                        StatusCode::OK
+                    );
+                    if job.body["checkout"]["run_id"] == run {
+                        break;
+                    }
+                }
+                run.to_string()
+            }
             "rule" => "visual_change".into(),
             "channel_id" => {
                 let response = self

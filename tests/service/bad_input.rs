@@ -30,6 +30,10 @@ async fn fingerprint(app: &TestApp) -> String {
         "SELECT id, state, severity, acknowledged_at, resolved_at FROM alerts",
         "SELECT * FROM alert_rules",
         "SELECT id, name, kind, min_severity, display, enabled FROM notification_channels",
+        "SELECT id, name, script, schedule, enabled, updated_at FROM checkout_tests",
+        "SELECT test_id, name, sealed, updated_at FROM checkout_secrets",
+        "SELECT id, outcome, failure FROM checkout_runs",
+        "SELECT * FROM checkout_run_steps",
     ];
     let mut conn = app.db().await;
     let mut all = String::new();
@@ -129,6 +133,28 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
              RETURNING id AS n"
         ))
         .await;
+    let test = api
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/targets/{target}/checkout-tests"),
+            serde_json::json!({"name": "Checkout", "script": "steps:\n  - goto: /\n  - stop\n"}),
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let run = api
+        .request(Method::POST, &format!("/api/v1/checkout-tests/{test}/runs"))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
     let real_id = |name: &str| -> String {
         match name {
             "client_id" => client.to_string(),
@@ -143,6 +169,10 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
             "rule" => "visual_change".into(),
             "alert_id" => alert.to_string(),
             "channel_id" => channel.to_string(),
+            "test_id" => test.to_string(),
+            "run_id" => run.to_string(),
+            "secret" => "card_number".into(),
+            "screenshot" => "step-1.png".into(),
             other => panic!("teach the bad-input test about `{other}`"),
         }
     };

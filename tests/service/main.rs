@@ -9,6 +9,7 @@ mod audit;
 mod authorization_matrix;
 mod bad_input;
 mod changes;
+mod checkouts;
 mod notifications;
 mod queue;
 mod runner;

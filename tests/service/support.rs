@@ -205,6 +205,8 @@ pub fn unique() -> String {
     )
 }
 
+const RUNNER_KEY_FILE: &str = "runner-checkout.key";
+
 pub struct TestApp {
     pub base: String,
     pub database_url: String,
@@ -246,6 +248,19 @@ impl TestApp {
         }
         let (port, handle) = start_app(&env, &database_url).await;
         env.push(("SITEWARD_LISTEN".into(), format!("127.0.0.1:{port}")));
+        // The runners' key pair, as `siteward admin runner-keys` makes it: the private half in a
+        // file for runners, the public half registered for sealing.
+        let keys = checkout_runner::RunnerKeyPair::generate();
+        siteward::checkouts::keys::write_key_file(
+            &data_dir.path().join(RUNNER_KEY_FILE),
+            &keys,
+            false,
+        )
+        .expect("write the runner key");
+        let mut conn = AsyncPgConnection::establish(&database_url).await.unwrap();
+        siteward::checkouts::keys::register(&mut conn, keys.public())
+            .await
+            .expect("register the runner key");
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
             database_url,
@@ -254,6 +269,11 @@ impl TestApp {
             env,
             handle,
         }
+    }
+
+    /// The runners' private key file for this app.
+    pub fn runner_key_file(&self) -> std::path::PathBuf {
+        self.data_dir.path().join(RUNNER_KEY_FILE)
     }
 
     /// Stops the app at once (in-flight requests are dropped, as when a process dies).
@@ -542,9 +562,12 @@ pub struct RunnerApi {
 pub struct TestJob {
     pub id: i64,
     pub token: String,
+    /// 0 for a checkout job.
     pub scan_id: i64,
     pub attempt: i64,
     pub url: String,
+    /// The whole claim answer.
+    pub body: serde_json::Value,
 }
 
 impl RunnerApi {
@@ -584,9 +607,14 @@ impl RunnerApi {
         Some(TestJob {
             id: body["job_id"].as_i64().unwrap(),
             token: body["attempt_token"].as_str().unwrap().to_string(),
-            scan_id: body["scan"]["scan_id"].as_i64().unwrap(),
+            scan_id: body["scan"]["scan_id"].as_i64().unwrap_or(0),
             attempt: body["attempt"].as_i64().unwrap(),
-            url: body["scan"]["url"].as_str().unwrap().to_string(),
+            url: body["scan"]["url"]
+                .as_str()
+                .or(body["checkout"]["base_url"].as_str())
+                .unwrap()
+                .to_string(),
+            body,
         })
     }
 
@@ -671,6 +699,44 @@ impl RunnerApi {
             StatusCode::CREATED
         );
         self.complete(job, &sample_snapshot(&job.url, &viewport, &full))
+            .await
+    }
+}
+
+/// A minimal checkout report of one passed step with its screenshot `step-1.png`, as a runner
+/// would send it for `job` (no pages).
+pub fn sample_checkout_result(screenshot: &[u8], outcome: &str) -> serde_json::Value {
+    let failed = outcome == "failed";
+    serde_json::json!({
+        "report": {
+            "format_version": 1,
+            "outcome": outcome,
+            "failure": if failed { serde_json::json!({"step": 1, "error": {"kind": "selector_not_found", "selector": "#buy"}, "summary": "step 1 (click #buy, line 2) failed: no element matches #buy"}) } else { serde_json::Value::Null },
+            "stopped_at": null,
+            "steps": [{
+                "number": 1, "line": 2, "kind": "click", "name": null, "description": "click #buy",
+                "status": if failed { "failed" } else { "passed" }, "duration_ms": 12, "url": "https://shop.example/",
+                "screenshot": {"artifact": "step-1.png", "sha256": sha256_hex(screenshot), "width": 4, "height": 4},
+                "console_errors": [], "failed_requests": [],
+                "error": if failed { serde_json::json!({"kind": "selector_not_found", "selector": "#buy"}) } else { serde_json::Value::Null }
+            }],
+            "pages": [],
+            "started_at": "2026-11-23T12:00:00Z",
+            "duration_ms": 40
+        },
+        "pages": []
+    })
+}
+
+impl RunnerApi {
+    /// Uploads `step-1.png` and completes a checkout job with a one-step report.
+    pub async fn finish_checkout(&self, job: &TestJob, outcome: &str) -> reqwest::Response {
+        let shot = fake_png(&format!("step {}", job.id));
+        assert_eq!(
+            self.upload(job, "step-1.png", &shot).await.status(),
+            StatusCode::CREATED
+        );
+        self.complete(job, &sample_checkout_result(&shot, outcome))
             .await
     }
 }

@@ -259,12 +259,23 @@ impl NetworkLog {
         out
     }
 
-    /// Every request hop, in the order requests were first seen.
-    pub(crate) fn requests(&self, first_party_domain: &str) -> Vec<Request> {
+    /// The first URL a request asked for (before any redirect).
+    pub(crate) fn first_url(&self, id: &str) -> Option<String> {
+        self.records.get(id)?.hops.first().map(|h| h.url.clone())
+    }
+
+    /// How many requests have been seen so far: a mark to read later requests from.
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The hops of the requests first seen after the first `from`.
+    pub(crate) fn requests_from(&self, from: usize, first_party_domain: &str) -> Vec<Request> {
         let origin = self.origin.unwrap_or(0.0);
         let ms = |t: f64| ((t - origin) * 1000.0).max(0.0).round() as u64;
         let mut out = Vec::new();
-        for record in self.order.iter().filter_map(|id| self.records.get(id)) {
+        let later = self.order.get(from..).unwrap_or_default();
+        for record in later.iter().filter_map(|id| self.records.get(id)) {
             let last = record.hops.len().saturating_sub(1);
             for (i, hop) in record.hops.iter().enumerate() {
                 let is_final = i == last;
@@ -342,7 +353,7 @@ mod tests {
             None,
         );
         assert_eq!(log.in_flight(), 1, "only the document is still loading");
-        let requests = log.requests("example.com");
+        let requests = log.requests_from(0, "example.com");
         assert_eq!(requests.len(), 2);
         let lib = &requests[0];
         assert_eq!(lib.url, "https://cdn.example.net/lib.js");
@@ -397,7 +408,7 @@ mod tests {
         log.web_socket_created("ws", "wss://live.a.test/socket");
         log.web_socket_handshake("ws", 101);
         assert_eq!(log.in_flight(), 0);
-        let ws = &log.requests("a.test")[1];
+        let ws = &log.requests_from(0, "a.test")[1];
         assert_eq!(
             (ws.resource_type.as_str(), ws.status, ws.started_ms),
             ("WebSocket", Some(101), 200)
@@ -484,7 +495,7 @@ mod tests {
         for i in 0..5 {
             log.request_will_be_sent(&i.to_string(), "http://a.test/x", "GET", None, 1.0, None);
         }
-        assert_eq!(log.requests("a.test").len(), 2);
+        assert_eq!(log.requests_from(0, "a.test").len(), 2);
         assert!(log.hit_request_limit());
     }
 }

@@ -38,7 +38,6 @@ pub(super) async fn drive(
     started: Instant,
 ) -> Result<ScanOutput, ScanError> {
     let Session {
-        browser,
         guard,
         page,
         recorder,
@@ -101,6 +100,69 @@ pub(super) async fn drive(
         }
     };
 
+    capture(
+        session,
+        options,
+        progress,
+        PageVisit {
+            requested_url: target.to_string(),
+            main_request: Some(main_request),
+            from: NavigationMark::default(),
+            started_at,
+            started,
+            load_ms,
+            network_quiet_ms,
+            limits_hit,
+            consent,
+        },
+    )
+    .await
+}
+
+/// What is known of a page before its capture: how it was reached, and where its share of the
+/// session's records begins.
+pub(super) struct PageVisit {
+    pub(super) requested_url: String,
+    /// The main document's request, for the redirect chain.
+    pub(super) main_request: Option<String>,
+    pub(super) from: NavigationMark,
+    pub(super) started_at: String,
+    pub(super) started: Instant,
+    pub(super) load_ms: Option<u64>,
+    pub(super) network_quiet_ms: Option<u64>,
+    pub(super) limits_hit: Vec<LimitHit>,
+    pub(super) consent: Option<ConsentOutcome>,
+}
+
+/// Captures the page as it is now: DOM, screenshots, scripts, cookies, requests, errors and, if
+/// asked, policy pages.
+pub(super) async fn capture(
+    session: &Session<'_>,
+    options: &ScanOptions,
+    progress: &(dyn Fn(Stage) + Send + Sync),
+    visit: PageVisit,
+) -> Result<ScanOutput, ScanError> {
+    let Session {
+        browser,
+        guard,
+        page,
+        recorder,
+        ..
+    } = session;
+    let PageVisit {
+        requested_url,
+        main_request,
+        from,
+        started_at,
+        started,
+        load_ms,
+        network_quiet_ms,
+        mut limits_hit,
+        consent,
+    } = visit;
+    let target = url::Url::parse(&requested_url)
+        .map_err(|e| ScanError::Protocol(format!("bad page URL: {e}")))?;
+    let main_frame = page::FrameId::new(page.target_id().inner().clone());
     progress(Stage::Capture);
     let world = isolated_world(page, &main_frame).await?;
     let title = evaluate_string(page, world, "document.title")
@@ -140,16 +202,17 @@ pub(super) async fn drive(
         });
     }
 
-    let scripts = read_scripts(
+    let (scripts, script_limits) = read_scripts(
         page,
         recorder,
+        from.scripts_from,
         &frame_urls,
         &final_url,
         &first_party_domain,
         &options.limits,
-        &mut limits_hit,
     )
     .await;
+    limits_hit.extend(script_limits);
 
     let cookie_list = cookie_list(session, recorder, &first_party_domain, options).await?;
     let (requests, redirect_chain, console_errors, dialogs, downloads) = {
@@ -173,9 +236,16 @@ pub(super) async fn drive(
             });
         }
         (
-            r.network.requests(&first_party_domain),
-            r.network.chain(&main_request),
-            r.console_errors.clone(),
+            r.network
+                .requests_from(from.requests_from, &first_party_domain),
+            main_request
+                .as_deref()
+                .map(|id| r.network.chain(id))
+                .unwrap_or_default(),
+            r.console_errors
+                .get(from.console_from..)
+                .unwrap_or_default()
+                .to_vec(),
             r.dialogs.clone(),
             downloads,
         )
@@ -329,7 +399,11 @@ async fn cookie_list(
 
 /// Enables the DevTools domains and installs the instrumentation, all before the first byte of the
 /// site arrives. The commands are sent together (DevTools runs them in order) to save round trips.
-async fn instrument(page: &Page, options: &ScanOptions, binding: &str) -> Result<(), ScanError> {
+pub(super) async fn instrument(
+    page: &Page,
+    options: &ScanOptions,
+    binding: &str,
+) -> Result<(), ScanError> {
     macro_rules! send {
         ($params:expr) => {{
             let page = page.clone();
@@ -375,16 +449,17 @@ async fn instrument(page: &Page, options: &ScanOptions, binding: &str) -> Result
 async fn read_scripts(
     page: &Page,
     recorder: &std::sync::Mutex<Recorder>,
+    scripts_from: usize,
     frame_urls: &HashMap<String, String>,
     final_url: &str,
     first_party_domain: &str,
     limits: &Limits,
-    limits_hit: &mut Vec<LimitHit>,
-) -> Vec<Script> {
+) -> (Vec<Script>, Vec<LimitHit>) {
+    let mut limits_hit = Vec::new();
     let (parsed, scripts_dropped, document_urls) = {
         let r = lock(recorder);
         (
-            r.scripts.clone(),
+            r.scripts.get(scripts_from..).unwrap_or_default().to_vec(),
             r.scripts_dropped,
             r.document_urls.clone(),
         )
@@ -431,5 +506,5 @@ async fn read_scripts(
         };
         scripts.push(scripts::describe(&script, &source, first_party_domain));
     }
-    scripts::normalize(scripts)
+    (scripts::normalize(scripts), limits_hit)
 }

@@ -60,6 +60,26 @@ pub(super) struct Recorder {
     pub(super) max_scripts: usize,
     pub(super) scripts_dropped: bool,
     pub(super) max_message_chars: usize,
+    /// Every main-frame navigation, in order: where each page's requests, errors and scripts
+    /// start in the lists above.
+    pub(super) navigations: Vec<NavigationMark>,
+    /// When `load` last fired (`load_fired_at` keeps the first).
+    pub(super) last_load_at: Option<Instant>,
+    /// Documents committed in the main frame so far.
+    pub(super) main_frame_commits: usize,
+    /// Main-frame navigations refused because the journey may not go there.
+    pub(super) refused_navigations: Vec<String>,
+}
+
+/// Where one page's share of a session's records begins.
+#[derive(Debug, Clone, Default)]
+pub(super) struct NavigationMark {
+    pub(super) request_id: String,
+    /// When the navigation started; `None` for the mark of a whole session.
+    pub(super) at: Option<Instant>,
+    pub(super) requests_from: usize,
+    pub(super) console_from: usize,
+    pub(super) scripts_from: usize,
 }
 
 pub(super) enum Event {
@@ -133,6 +153,20 @@ impl Recorder {
                 if is_navigation && self.main_request.is_none() {
                     self.main_request = Some(e.request_id.inner().clone());
                 }
+                let new_navigation = is_navigation
+                    && self
+                        .navigations
+                        .last()
+                        .is_none_or(|n| &n.request_id != e.request_id.inner());
+                if new_navigation && self.navigations.len() < MAX_FRAMES {
+                    self.navigations.push(NavigationMark {
+                        request_id: e.request_id.inner().clone(),
+                        at: Some(Instant::now()),
+                        requests_from: self.network.len(),
+                        console_from: self.console_errors.len(),
+                        scripts_from: self.scripts.len(),
+                    });
+                }
                 self.network.request_will_be_sent(
                     e.request_id.inner(),
                     &e.request.url,
@@ -171,6 +205,7 @@ impl Recorder {
             ),
             Event::Load => {
                 self.load_fired_at.get_or_insert_with(Instant::now);
+                self.last_load_at = Some(Instant::now());
             }
             Event::Crashed => self.crashed = true,
             Event::FrameNavigated(e) => {
@@ -181,6 +216,9 @@ impl Recorder {
                 }
                 if self.document_urls.len() < MAX_FRAMES {
                     self.document_urls.insert(e.frame.url.clone());
+                }
+                if e.frame.id.inner() == &self.main_frame {
+                    self.main_frame_commits += 1;
                 }
                 self.frames
                     .insert(e.frame.id.inner().clone(), e.frame.url.clone());

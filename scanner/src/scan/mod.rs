@@ -4,6 +4,7 @@
 mod consent;
 mod drive;
 mod events;
+mod journey;
 mod navigation;
 mod page_reads;
 mod policy;
@@ -25,6 +26,7 @@ use crate::snapshot::*;
 use consent::*;
 use drive::*;
 use events::*;
+pub use journey::{Activity, ActivityMark, Journey, NavigationRule, Settled};
 use navigation::*;
 use page_reads::*;
 use policy::*;
@@ -204,6 +206,37 @@ impl Scanner {
             )
             .await?;
             Ok(started.elapsed())
+        })
+        .await
+    }
+}
+
+impl Scanner {
+    /// The checkout benchmark's baseline: a fresh context behind the same guard and a blank tab,
+    /// handed to `body` with nothing of siteward's instrumentation — for driving it bare through
+    /// DevTools.
+    pub async fn bare_tab<T>(
+        &self,
+        site: &str,
+        options: &ScanOptions,
+        body: impl AsyncFnOnce(&chromiumoxide::Page) -> Result<T, ScanError>,
+    ) -> Result<T, ScanError> {
+        let target = validate_url(site)?;
+        let budget = Budget::new(Instant::now(), options.scan_timeout);
+        let slot = self.supervisor.slot().await?;
+        let browser = slot.browser.clone();
+        with_session(&browser, &target, options, budget, async |session| {
+            call(
+                "setting the viewport",
+                session.page.execute(SetDeviceMetricsOverrideParams::new(
+                    i64::from(options.viewport_width),
+                    i64::from(options.viewport_height),
+                    1.0,
+                    false,
+                )),
+            )
+            .await?;
+            body(&session.page).await
         })
         .await
     }

@@ -202,7 +202,7 @@ pub(super) fn rand_bytes() -> [u8; 8] {
 }
 
 /// A task that stops when its handle is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

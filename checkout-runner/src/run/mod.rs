@@ -1,0 +1,891 @@
+//! Runs a checked plan on a scanner journey: one step at a time, each within its timeout and the
+//! run within its budget, recording per step its status, duration, URL, a screenshot (with
+//! secret fields masked), console errors and failed requests.
+
+mod redact;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchKeyEventParams, DispatchKeyEventType, DispatchMouseEventParams, DispatchMouseEventType,
+    InsertTextParams, MouseButton,
+};
+use chromiumoxide::cdp::browser_protocol::page::{
+    CaptureScreenshotFormat, CaptureScreenshotParams, StopLoadingParams, Viewport,
+};
+use scanner::{Journey, NavigationRule, ScanError, ScanOptions, ScanOutput, Scanner, Settled};
+use serde_json::{Value, json};
+
+pub use redact::{MIN_REDACTED_CHARS, Redactor};
+
+use crate::plan::{Action, Condition, FillValue, HostPattern, Key, Plan, Selector, Step};
+use crate::report::*;
+use crate::sealing::SecretValue;
+
+const PAGE_JS: &str = include_str!("page.js");
+/// How often a waiting step looks again.
+const RETRY_EVERY: Duration = Duration::from_millis(50);
+/// The longest a step waits for the page to settle after acting.
+const SETTLE_MAX: Duration = Duration::from_secs(10);
+/// Time allowed past the budget for the last screenshot and cleanup.
+const BUDGET_GRACE: Duration = Duration::from_secs(30);
+/// The longest a step's screenshot may take.
+const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often masking is tried before a screenshot is given up.
+const MASK_TRIES: usize = 5;
+/// The longest one call of the page helper may take.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The opened secrets of one run, by name. Zeroized when dropped; `Debug` shows names only.
+#[derive(Default)]
+pub struct Secrets(BTreeMap<String, SecretValue>);
+
+impl Secrets {
+    pub fn insert(&mut self, name: String, value: SecretValue) {
+        self.0.insert(name, value);
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(SecretValue::expose)
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// Where a run starts and what it records besides its steps.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The target's URL: relative `goto`s resolve against it, and its host is the default
+    /// allow-list.
+    pub base_url: url::Url,
+    /// Capture every page reached as a scan would, for the diff engine.
+    pub capture_pages: bool,
+    /// Scan options for the journey (viewport, egress policy, limits); the budget and quiet
+    /// period are set from the plan.
+    pub options: ScanOptions,
+}
+
+/// A finished run: the report, the step screenshots and the captured pages.
+pub struct RunOutput {
+    pub report: RunReport,
+    /// `(artifact name, PNG)` per step that took one.
+    pub screenshots: Vec<(String, Vec<u8>)>,
+    /// In the order of `report.pages`.
+    pub pages: Vec<ScanOutput>,
+}
+
+/// The hosts a run may open pages on: the plan's, or the target's own host.
+pub fn allowed_hosts(plan: &Plan, base_url: &url::Url) -> Vec<HostPattern> {
+    if plan.allowed_hosts.is_empty() {
+        vec![HostPattern(
+            base_url.host_str().unwrap_or_default().to_ascii_lowercase(),
+        )]
+    } else {
+        plan.allowed_hosts.clone()
+    }
+}
+
+/// Runs `plan`. A failing step is a finished run with a failed report; `Err` means the run could
+/// not take place at all (the browser would not start, the site is refused by the egress guard).
+pub async fn run(
+    scanner: &Scanner,
+    plan: &Plan,
+    secrets: &Secrets,
+    settings: &RunSettings,
+) -> Result<RunOutput, ScanError> {
+    let hosts = allowed_hosts(plan, &settings.base_url);
+    let rule: NavigationRule = {
+        let hosts = hosts.clone();
+        std::sync::Arc::new(move |url: &url::Url| {
+            matches!(url.scheme(), "http" | "https")
+                && url
+                    .host_str()
+                    .is_some_and(|h| hosts.iter().any(|p| p.matches(h)))
+        })
+    };
+    let mut options = settings.options.clone();
+    options.scan_timeout = plan.budget + BUDGET_GRACE;
+    let redactor = Redactor::new(plan.secret_names().iter().filter_map(|n| secrets.get(n)));
+    let started_at = now_rfc3339();
+    let started = Instant::now();
+    let deadline = started + plan.budget;
+    scanner
+        .journey(
+            settings.base_url.as_str(),
+            &options,
+            rule.clone(),
+            async |journey| {
+                let mut run = Run {
+                    journey,
+                    plan,
+                    secrets,
+                    settings,
+                    rule: &rule,
+                    redactor: &redactor,
+                    deadline,
+                    screenshots: Vec::new(),
+                    pages: Vec::new(),
+                    page_refs: Vec::new(),
+                    armed_at: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                };
+                let (steps, failure, stopped_at) = run.all_steps().await;
+                let outcome = if failure.is_some() {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                };
+                Ok(RunOutput {
+                    report: RunReport {
+                        format_version: REPORT_FORMAT_VERSION,
+                        outcome,
+                        failure,
+                        stopped_at,
+                        steps,
+                        pages: run.page_refs,
+                        started_at,
+                        duration_ms: started.elapsed().as_millis() as u64,
+                    },
+                    screenshots: run.screenshots,
+                    pages: run.pages,
+                })
+            },
+        )
+        .await
+}
+
+struct Run<'r> {
+    journey: &'r Journey<'r>,
+    plan: &'r Plan,
+    secrets: &'r Secrets,
+    settings: &'r RunSettings,
+    rule: &'r NavigationRule,
+    redactor: &'r Redactor,
+    deadline: Instant,
+    screenshots: Vec<(String, Vec<u8>)>,
+    pages: Vec<ScanOutput>,
+    page_refs: Vec<PageRef>,
+    /// Navigations before the last input that may navigate (`usize::MAX`: none pending).
+    armed_at: std::sync::atomic::AtomicUsize,
+}
+
+impl Run<'_> {
+    async fn all_steps(&mut self) -> (Vec<StepResult>, Option<Failure>, Option<usize>) {
+        let mut results = Vec::new();
+        let mut failure = None;
+        let mut stopped_at = None;
+        for step in &self.plan.steps {
+            if failure.is_some() || stopped_at.is_some() {
+                results.push(self.skipped(step));
+                continue;
+            }
+            if let Action::Stop { .. } = step.action {
+                stopped_at = Some(step.number);
+                results.push(StepResult {
+                    status: StepStatus::Passed,
+                    url: self.redactor.text(&self.journey.url()),
+                    ..self.skipped(step)
+                });
+                continue;
+            }
+            let result = self.step(step).await;
+            if let Some(error) = &result.error {
+                // A script error in the step before is often why this one failed.
+                let mut errors: Vec<PageError> = results
+                    .last()
+                    .map(|r: &StepResult| r.console_errors.clone())
+                    .unwrap_or_default();
+                errors.extend(result.console_errors.iter().cloned());
+                failure = Some(Failure {
+                    step: step.number,
+                    error: error.clone(),
+                    summary: summary(step, error, &errors),
+                });
+            }
+            results.push(result);
+        }
+        (results, failure, stopped_at)
+    }
+
+    fn skipped(&self, step: &Step) -> StepResult {
+        StepResult {
+            number: step.number,
+            line: step.line,
+            kind: step.action.kind().to_owned(),
+            name: step.name.clone(),
+            description: step.action.describe(),
+            status: StepStatus::Skipped,
+            duration_ms: 0,
+            url: String::new(),
+            screenshot: None,
+            console_errors: Vec::new(),
+            failed_requests: Vec::new(),
+            error: None,
+        }
+    }
+
+    async fn step(&mut self, step: &Step) -> StepResult {
+        let started = Instant::now();
+        let mark = self.journey.mark();
+        let refused_before = self.journey.refused_navigations().len();
+        let left = self.deadline.saturating_duration_since(started);
+        let error = if left.is_zero() {
+            Some(StepError::BudgetExhausted {
+                seconds: self.plan.budget.as_secs(),
+            })
+        } else {
+            let limit = step.timeout.min(left);
+            let until = started + limit;
+            let acted = tokio::time::timeout(limit + Duration::from_secs(2), self.act(step, until))
+                .await
+                .unwrap_or(Err(StepError::StepTimeout {
+                    seconds: limit.as_secs(),
+                }));
+            match acted {
+                Err(_) if left < step.timeout && Instant::now() >= self.deadline => {
+                    Some(StepError::BudgetExhausted {
+                        seconds: self.plan.budget.as_secs(),
+                    })
+                }
+                Err(error) => Some(error),
+                Ok(()) => None,
+            }
+        };
+        let activity = self.journey.activity_since(mark);
+        let url = self.journey.url();
+        // A page that never answers keeps the tab busy (scripts wait for the new document):
+        // stop loading it, so the failure can be masked and photographed.
+        if let Some(StepError::NavigationTimeout { .. }) = &error {
+            let stop = self.journey.page().execute(StopLoadingParams::default());
+            let _ = tokio::time::timeout(HELPER_TIMEOUT, stop).await;
+        }
+        // A navigation the allow-list refused during the step fails it, whatever else happened.
+        let error = match self.journey.refused_navigations().get(refused_before..) {
+            Some([refused, ..]) => Some(StepError::NavigationRefused {
+                url: refused.clone(),
+            }),
+            _ => error,
+        };
+        // Full size where it is evidence (a failure, a `screenshot` step); half size for the
+        // timeline otherwise, which is four times less to encode.
+        let full = error.is_some() || matches!(step.action, Action::Screenshot { .. });
+        let screenshot = self.screenshot(step.number, full).await;
+        let pending = matches!(
+            self.journey.settle(Duration::ZERO, Duration::ZERO).await,
+            Ok(Settled::NavigationPending { .. })
+        );
+        if self.settings.capture_pages && activity.navigations > 0 && !pending {
+            self.capture_page(step.number, &url).await;
+        }
+        StepResult {
+            number: step.number,
+            line: step.line,
+            kind: step.action.kind().to_owned(),
+            name: step.name.clone(),
+            description: step.action.describe(),
+            status: if error.is_some() {
+                StepStatus::Failed
+            } else {
+                StepStatus::Passed
+            },
+            duration_ms: started.elapsed().as_millis() as u64,
+            url: self.redactor.text(&url),
+            screenshot,
+            console_errors: activity
+                .console_errors
+                .iter()
+                .take(50)
+                .map(|e| PageError {
+                    kind: e.kind.clone(),
+                    message: self.redactor.text(&e.message),
+                })
+                .collect(),
+            failed_requests: activity
+                .failed_requests
+                .iter()
+                .take(50)
+                .map(|r| FailedRequest {
+                    url: self.redactor.text(&r.url),
+                    status: r.status,
+                    failure: r.failure.clone(),
+                })
+                .collect(),
+            error: error.map(|e| self.redact_error(e)),
+        }
+    }
+
+    fn redact_error(&self, error: StepError) -> StepError {
+        let mut value = serde_json::to_value(&error).unwrap_or(Value::Null);
+        self.redactor.json(&mut value);
+        serde_json::from_value(value).unwrap_or(StepError::Browser {
+            message: "the error could not be reported".into(),
+        })
+    }
+
+    /// Masks secrets on the page, then takes the step's screenshot.
+    async fn screenshot(&mut self, number: usize, full: bool) -> Option<ScreenshotRef> {
+        // No screenshot unless the masks are known to be in place.
+        let (scroll_x, scroll_y) = self.mask().await?;
+        let mut params = CaptureScreenshotParams::builder()
+            .format(CaptureScreenshotFormat::Png)
+            .optimize_for_speed(true);
+        if !full {
+            let options = &self.settings.options;
+            params = params.clip(Viewport {
+                x: scroll_x,
+                y: scroll_y,
+                width: f64::from(options.viewport_width),
+                height: f64::from(options.viewport_height),
+                scale: 0.5,
+            });
+        }
+        let shot = tokio::time::timeout(
+            SCREENSHOT_TIMEOUT,
+            self.journey.page().execute(params.build()),
+        )
+        .await;
+        let shot = shot.ok()?.ok()?;
+        use base64::Engine;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot.result.data.as_ref() as &str)
+            .ok()?;
+        let artifact = format!("step-{number}.png");
+        let reference = ScreenshotRef {
+            artifact: artifact.clone(),
+            sha256: sha256_hex(&png),
+            width: png_dimension(&png, 16),
+            height: png_dimension(&png, 20),
+        };
+        self.screenshots.push((artifact, png));
+        Some(reference)
+    }
+
+    /// Hides every field and text holding a secret; returns the page's scroll position, or
+    /// `None` if the page did not confirm the masks.
+    async fn mask(&self) -> Option<(f64, f64)> {
+        let values = self.redactor.values();
+        // A document being replaced does not answer; the next one will, a moment later.
+        for _ in 0..MASK_TRIES {
+            if let Ok(answer) = self.helper("mask", None, json!(values)).await {
+                let at = |key: &str| answer.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+                return Some((at("scroll_x"), at("scroll_y")));
+            }
+            tokio::time::sleep(RETRY_EVERY * 2).await;
+        }
+        tracing::warn!("the page did not confirm its masks; no screenshot taken");
+        None
+    }
+
+    async fn capture_page(&mut self, after_step: usize, url: &str) {
+        // A capture, unlike a step, waits for the network to be idle, as a scan does, so late
+        // scripts are in it.
+        let quiet = self.settings.options.quiet_period;
+        let _ = self.journey.settle(SETTLE_MAX, quiet).await;
+        if self.mask().await.is_none() {
+            return;
+        }
+        match self.journey.capture().await {
+            Ok(mut output) => {
+                let mut value = serde_json::to_value(&output.snapshot).unwrap_or(Value::Null);
+                self.redactor.json(&mut value);
+                let Ok(snapshot) = serde_json::from_value(value) else {
+                    return;
+                };
+                output.snapshot = snapshot;
+                self.page_refs.push(PageRef {
+                    index: self.pages.len(),
+                    after_step,
+                    url: self.redactor.text(url),
+                });
+                self.pages.push(output);
+            }
+            Err(error) => tracing::warn!(%error, after_step, "could not capture a checkout page"),
+        }
+    }
+
+    /// Calls the page helper in the isolated world.
+    async fn helper(
+        &self,
+        op: &str,
+        selector: Option<&Selector>,
+        arg: Value,
+    ) -> Result<Value, ScanError> {
+        let expression = format!(
+            "({PAGE_JS})({}, {}, {})",
+            json!(op),
+            selector.map_or(Value::Null, Selector::to_json),
+            arg
+        );
+        // Script evaluation waits while a navigation is pending; never wait long for it.
+        tokio::time::timeout(HELPER_TIMEOUT, self.journey.evaluate(&expression))
+            .await
+            .map_err(|_| ScanError::Protocol("the page did not answer".into()))??
+            .ok_or_else(|| ScanError::Protocol("the page helper failed".into()))
+    }
+
+    /// Asks the helper until `check` accepts its answer or `until` passes; then the last reason.
+    async fn poll<T>(
+        &self,
+        until: Instant,
+        op: &str,
+        selector: Option<&Selector>,
+        arg: Value,
+        check: impl Fn(&Value) -> Result<T, StepError>,
+    ) -> Result<T, StepError> {
+        loop {
+            let last = match self.helper(op, selector, arg.clone()).await {
+                Ok(answer) => match element_problem(&answer, selector) {
+                    Some(problem) => problem,
+                    None => match check(&answer) {
+                        Ok(value) => return Ok(value),
+                        Err(error) => error,
+                    },
+                },
+                // The page is between documents: look again.
+                Err(ScanError::Protocol(message)) => StepError::Browser { message },
+                Err(other) => {
+                    return Err(StepError::Browser {
+                        message: other.to_string(),
+                    });
+                }
+            };
+            if Instant::now() + RETRY_EVERY >= until {
+                return Err(last);
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
+    }
+
+    async fn act(&self, step: &Step, until: Instant) -> Result<(), StepError> {
+        match &step.action {
+            Action::Goto { url } => self.goto(url, until).await,
+            Action::Click { target } => {
+                self.click(target, until).await?;
+                self.settle(until).await
+            }
+            Action::Fill { target, value } => {
+                let (text, secret) = match value {
+                    FillValue::Literal(text) => (text.as_str(), false),
+                    FillValue::Secret(name) => (
+                        self.secrets
+                            .get(name)
+                            .ok_or_else(|| StepError::MissingSecret { name: name.clone() })?,
+                        true,
+                    ),
+                };
+                self.poll(until, "focus", Some(target), Value::Null, |_| Ok(()))
+                    .await?;
+                if !text.is_empty() {
+                    self.journey
+                        .page()
+                        .execute(InsertTextParams::new(text))
+                        .await
+                        .map_err(|e| StepError::Browser {
+                            message: e.to_string(),
+                        })?;
+                }
+                self.poll(
+                    until,
+                    "changed",
+                    Some(target),
+                    json!({"secret": secret}),
+                    |_| Ok(()),
+                )
+                .await
+            }
+            Action::Select { target, option } => {
+                let selector = target.to_string();
+                self.poll(
+                    until,
+                    "select",
+                    Some(target),
+                    json!(option),
+                    |answer| match answer.get("no_option").and_then(Value::as_str) {
+                        Some(available) => Err(StepError::OptionNotFound {
+                            selector: selector.clone(),
+                            option: option.clone(),
+                            available: available.to_owned(),
+                        }),
+                        None => Ok(()),
+                    },
+                )
+                .await?;
+                self.settle(until).await
+            }
+            Action::Check { target, checked } => {
+                let is_checked = |answer: &Value| answer.get("checked").and_then(Value::as_bool);
+                let now = self
+                    .poll(until, "checked", Some(target), Value::Null, |a| {
+                        Ok(is_checked(a).unwrap_or(false))
+                    })
+                    .await?;
+                if now != *checked {
+                    self.click(target, until).await?;
+                }
+                let selector = target.to_string();
+                self.poll(until, "checked", Some(target), Value::Null, |a| {
+                    if is_checked(a) == Some(*checked) {
+                        Ok(())
+                    } else {
+                        Err(StepError::NotInteractable {
+                            selector: selector.clone(),
+                            reason: format!(
+                                "clicking it did not {} it",
+                                if *checked { "check" } else { "uncheck" }
+                            ),
+                        })
+                    }
+                })
+                .await
+            }
+            Action::Press { key, target } => {
+                if let Some(target) = target {
+                    self.click(target, until).await?;
+                }
+                self.press(*key).await?;
+                self.settle(until).await
+            }
+            Action::WaitFor(condition) => self.wait_for(condition, until, step).await,
+            Action::AssertText { target, text } => {
+                let shown = target
+                    .as_ref()
+                    .map_or_else(|| "the page".to_owned(), ToString::to_string);
+                let want = normalize(text);
+                self.poll(until, "text", target.as_ref(), Value::Null, |answer| {
+                    let found = answer
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    if normalize(found).contains(&want) {
+                        Ok(())
+                    } else {
+                        Err(StepError::TextMismatch {
+                            target: shown.clone(),
+                            expected: text.clone(),
+                            found: excerpt(found, 300),
+                        })
+                    }
+                })
+                .await
+            }
+            Action::AssertUrl { pattern } => loop {
+                let url = self.journey.url();
+                if pattern.matches(&url) {
+                    return Ok(());
+                }
+                if Instant::now() + RETRY_EVERY >= until {
+                    return Err(StepError::UrlMismatch {
+                        expected: pattern.0.clone(),
+                        found: url,
+                    });
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+            },
+            Action::AssertVisible { target } => {
+                self.poll(until, "point", Some(target), Value::Null, |_| Ok(()))
+                    .await
+                    .or_else(|e| match e {
+                        // Covered or disabled is still visible.
+                        StepError::NotInteractable { .. } => Ok(()),
+                        other => Err(other),
+                    })
+            }
+            Action::AssertCount { target, count } => {
+                let selector = target.to_string();
+                self.poll(until, "count", Some(target), Value::Null, |answer| {
+                    let found = answer.get("visible").and_then(Value::as_u64).unwrap_or(0) as usize;
+                    if found == *count {
+                        Ok(())
+                    } else {
+                        Err(StepError::CountMismatch {
+                            selector: selector.clone(),
+                            expected: *count,
+                            found,
+                        })
+                    }
+                })
+                .await
+            }
+            Action::Screenshot { .. } => self.settle(until).await,
+            Action::Stop { .. } => Ok(()),
+        }
+    }
+
+    async fn goto(&self, url: &str, until: Instant) -> Result<(), StepError> {
+        let url = self
+            .settings
+            .base_url
+            .join(url)
+            .map_err(|e| StepError::NavigationFailed {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        if !(self.rule)(&url) {
+            return Err(StepError::NavigationRefused {
+                url: url.to_string(),
+            });
+        }
+        let limit = until.saturating_duration_since(Instant::now());
+        let mark = self.journey.mark();
+        match tokio::time::timeout(limit, self.journey.goto(&url)).await {
+            Err(_) | Ok(Err(ScanError::Timeout { .. })) => Err(StepError::NavigationTimeout {
+                url: url.to_string(),
+                seconds: limit.as_secs().max(1),
+            }),
+            Ok(Err(ScanError::Refused { url, .. })) => Err(StepError::NavigationRefused { url }),
+            Ok(Err(error)) => Err(StepError::NavigationFailed {
+                url: url.to_string(),
+                reason: error.to_string(),
+            }),
+            Ok(Ok(())) => {
+                let activity = self.journey.activity_since(mark);
+                match activity
+                    .failed_requests
+                    .iter()
+                    .find(|r| r.resource_type == "Document" && r.status.is_some())
+                {
+                    Some(document) => Err(StepError::NavigationFailed {
+                        url: url.to_string(),
+                        reason: format!(
+                            "the server answered {}",
+                            document.status.unwrap_or_default()
+                        ),
+                    }),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    async fn click(&self, target: &Selector, until: Instant) -> Result<(), StepError> {
+        let (x, y) = self
+            .poll(until, "point", Some(target), Value::Null, |answer| {
+                match (
+                    answer.get("x").and_then(Value::as_f64),
+                    answer.get("y").and_then(Value::as_f64),
+                ) {
+                    (Some(x), Some(y)) => Ok((x, y)),
+                    _ => Err(StepError::Browser {
+                        message: "the page helper gave no position".into(),
+                    }),
+                }
+            })
+            .await?;
+        self.arm().await;
+        let page = self.journey.page();
+        let browser = |e: chromiumoxide::error::CdpError| StepError::Browser {
+            message: e.to_string(),
+        };
+        for kind in [
+            DispatchMouseEventType::MouseMoved,
+            DispatchMouseEventType::MousePressed,
+            DispatchMouseEventType::MouseReleased,
+        ] {
+            let mut event = DispatchMouseEventParams::builder()
+                .r#type(kind.clone())
+                .x(x)
+                .y(y);
+            if kind != DispatchMouseEventType::MouseMoved {
+                event = event.button(MouseButton::Left).click_count(1);
+            }
+            let event = event
+                .build()
+                .map_err(|message| StepError::Browser { message })?;
+            page.execute(event).await.map_err(browser)?;
+        }
+        Ok(())
+    }
+
+    async fn press(&self, key: Key) -> Result<(), StepError> {
+        self.arm().await;
+        let (name, code, text) = key.dom();
+        let page = self.journey.page();
+        for kind in [DispatchKeyEventType::KeyDown, DispatchKeyEventType::KeyUp] {
+            let mut event = DispatchKeyEventParams::builder()
+                .r#type(kind.clone())
+                .key(name)
+                .code(key.name())
+                .windows_virtual_key_code(code)
+                .native_virtual_key_code(code);
+            if let (DispatchKeyEventType::KeyDown, Some(text)) = (&kind, text) {
+                event = event.text(text);
+            }
+            let event = event
+                .build()
+                .map_err(|message| StepError::Browser { message })?;
+            page.execute(event).await.map_err(|e| StepError::Browser {
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn wait_for(
+        &self,
+        condition: &Condition,
+        until: Instant,
+        step: &Step,
+    ) -> Result<(), StepError> {
+        let timed_out = || StepError::WaitTimedOut {
+            condition: condition.to_string(),
+            seconds: step.timeout.as_secs().max(1),
+        };
+        match condition {
+            Condition::Visible(target) => self
+                .poll(until, "count", Some(target), Value::Null, |answer| {
+                    if answer.get("visible").and_then(Value::as_u64).unwrap_or(0) > 0 {
+                        Ok(())
+                    } else {
+                        Err(timed_out())
+                    }
+                })
+                .await
+                .map_err(|_| timed_out()),
+            Condition::Url(pattern) => loop {
+                if pattern.matches(&self.journey.url()) {
+                    return self.settle(until).await;
+                }
+                if Instant::now() + RETRY_EVERY >= until {
+                    return Err(timed_out());
+                }
+                tokio::time::sleep(RETRY_EVERY).await;
+            },
+            Condition::Text(text) => {
+                let want = normalize(text);
+                self.poll(until, "text", None, Value::Null, |answer| {
+                    let found = answer
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    if normalize(found).contains(&want) {
+                        Ok(())
+                    } else {
+                        Err(timed_out())
+                    }
+                })
+                .await
+                .map_err(|_| timed_out())
+            }
+        }
+    }
+
+    /// Before an input that may navigate: remembers how many navigations there were and asks
+    /// the page to note a navigation the input starts.
+    async fn arm(&self) {
+        self.armed_at.store(
+            self.journey.navigations(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        let _ = self.helper("arm", None, Value::Null).await;
+    }
+
+    /// Lets a navigation or request the step set off finish, within the step's time.
+    async fn settle(&self, until: Instant) -> Result<(), StepError> {
+        // A click's fetch starts a moment after the click.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A navigation the input started may not have sent its request yet: wait until it has.
+        let armed_at = self
+            .armed_at
+            .swap(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+        if armed_at != usize::MAX && self.journey.navigations() == armed_at {
+            let navigating = self
+                .helper("navigating", None, Value::Null)
+                .await
+                .map(|a| a.get("navigating").and_then(Value::as_bool) == Some(true))
+                // The document is already gone: a navigation is under way.
+                .unwrap_or(true);
+            while navigating && self.journey.navigations() == armed_at && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let max = until
+            .saturating_duration_since(Instant::now())
+            .min(SETTLE_MAX);
+        // Loaded and nothing in flight is enough: the next step waits for what it needs.
+        match self.journey.settle(max, Duration::ZERO).await {
+            Ok(Settled::NavigationPending { url }) => Err(StepError::NavigationTimeout {
+                url,
+                seconds: max.as_secs().max(1),
+            }),
+            Ok(Settled::Quiet | Settled::Busy) => Ok(()),
+            Err(e) => Err(StepError::Browser {
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// A missing, hidden or blocked element, as the step's error.
+fn element_problem(answer: &Value, selector: Option<&Selector>) -> Option<StepError> {
+    let selector = selector.map(ToString::to_string).unwrap_or_default();
+    if answer.get("missing").is_some() {
+        Some(StepError::SelectorNotFound { selector })
+    } else if answer.get("hidden").is_some() {
+        Some(StepError::NotVisible { selector })
+    } else {
+        answer
+            .get("blocked")
+            .and_then(Value::as_str)
+            .map(|reason| StepError::NotInteractable {
+                selector,
+                reason: reason.to_owned(),
+            })
+    }
+}
+
+fn summary(step: &Step, error: &StepError, console_errors: &[PageError]) -> String {
+    let mut summary = format!(
+        "step {} ({}, line {}) failed: {error}",
+        step.number,
+        step.action.describe(),
+        step.line
+    );
+    if let Some(first) = console_errors.first() {
+        summary.push_str(&format!(
+            "; the page logged {} JavaScript error{} in this step or the one before, first: {}",
+            console_errors.len(),
+            if console_errors.len() == 1 { "" } else { "s" },
+            excerpt(&first.message, 200)
+        ));
+    }
+    summary
+}
+
+fn normalize(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+fn excerpt(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn png_dimension(png: &[u8], at: usize) -> u32 {
+    png.get(at..at + 4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

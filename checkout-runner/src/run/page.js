@@ -1,0 +1,153 @@
+// siteward's page helper for checkout steps. Evaluated in an isolated world (the page's scripts
+// cannot replace the DOM functions it uses) as `(helper)(op, selector, arg)`; returns plain JSON.
+(function (op, sel, arg) {
+  const norm = (s) => (s || "").replace(/\s+/g, " ").trim().toLowerCase();
+  const visible = (el) => {
+    if (!el.isConnected) return false;
+    if (el.checkVisibility && !el.checkVisibility({ opacityProperty: true, visibilityProperty: true })) return false;
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0;
+  };
+  const find = (sel) => {
+    if (!sel) return [];
+    if (sel.css) return Array.from(document.querySelectorAll(sel.css));
+    if (sel.test) {
+      const v = CSS.escape(sel.test);
+      return Array.from(document.querySelectorAll(`[data-test="${v}"],[data-testid="${v}"],[data-test-id="${v}"]`));
+    }
+    const want = norm(sel.text);
+    const all = Array.from(document.body ? document.body.querySelectorAll("*") : []);
+    const hits = all.filter((el) => {
+      const own = el.tagName === "INPUT" ? el.value : el.innerText;
+      return norm(own) === want;
+    });
+    // The innermost matches: no element whose child also matches.
+    return hits.filter((el) => !hits.some((other) => other !== el && el.contains(other)));
+  };
+  const describe = (el) => {
+    let d = el.tagName.toLowerCase();
+    if (el.id) d += "#" + el.id;
+    else if (el.classList.length) d += "." + Array.from(el.classList).slice(0, 2).join(".");
+    return d;
+  };
+  const first = (sel) => {
+    const all = find(sel);
+    if (!all.length) return { missing: true };
+    const shown = all.find(visible);
+    if (!shown) return { hidden: true };
+    return { el: shown };
+  };
+  const text = (el) => (el.tagName === "INPUT" || el.tagName === "TEXTAREA" ? el.value : el.innerText) || "";
+  const setValue = (el, value) => {
+    const proto = el.tagName === "TEXTAREA" ? HTMLTextAreaElement.prototype
+      : el.tagName === "SELECT" ? HTMLSelectElement.prototype : HTMLInputElement.prototype;
+    Object.getOwnPropertyDescriptor(proto, "value").set.call(el, value);
+    el.dispatchEvent(new Event("input", { bubbles: true }));
+    el.dispatchEvent(new Event("change", { bubbles: true }));
+  };
+  const maskElement = (el) => {
+    el.setAttribute("data-siteward-secret", "");
+    for (const [k, v] of [["color", "transparent"], ["-webkit-text-fill-color", "transparent"],
+      ["text-shadow", "none"], ["caret-color", "transparent"], ["-webkit-text-security", "disc"],
+      ["background-color", "#cfd3d8"], ["background-image", "none"]]) {
+      el.style.setProperty(k, v, "important");
+    }
+  };
+  switch (op) {
+    case "count": {
+      const all = find(sel);
+      return { count: all.length, visible: all.filter(visible).length };
+    }
+    case "point": {
+      const f = first(sel);
+      if (!f.el) return f;
+      const el = f.el;
+      if (el.disabled || el.getAttribute("aria-disabled") === "true") return { blocked: "it is disabled" };
+      el.scrollIntoView({ block: "center", inline: "center", behavior: "instant" });
+      const r = el.getBoundingClientRect();
+      const x = r.left + r.width / 2, y = r.top + r.height / 2;
+      const hit = document.elementFromPoint(x, y);
+      if (hit && hit !== el && !el.contains(hit) && !(hit.tagName === "LABEL" && hit.control === el)) {
+        return { blocked: "it is covered by " + describe(hit) };
+      }
+      return { x, y };
+    }
+    case "focus": {
+      const f = first(sel);
+      if (!f.el) return f;
+      const el = f.el;
+      const editable = el.isContentEditable || el.tagName === "TEXTAREA" ||
+        (el.tagName === "INPUT" && !["checkbox", "radio", "button", "submit", "file", "image", "reset"].includes(el.type));
+      if (!editable) return { blocked: "it is not a text field (" + describe(el) + ")" };
+      if (el.disabled) return { blocked: "it is disabled" };
+      if (el.readOnly) return { blocked: "it is read-only" };
+      el.scrollIntoView({ block: "center", behavior: "instant" });
+      el.focus();
+      if (el.isContentEditable) el.textContent = "";
+      else if (el.value !== "") setValue(el, "");
+      return { ok: true };
+    }
+    case "changed": {
+      const f = first(sel);
+      if (!f.el) return f;
+      f.el.dispatchEvent(new Event("change", { bubbles: true }));
+      if (arg && arg.secret) maskElement(f.el);
+      return { ok: true, length: text(f.el).length };
+    }
+    case "select": {
+      const f = first(sel);
+      if (!f.el) return f;
+      const el = f.el;
+      if (el.tagName !== "SELECT") return { blocked: "it is not a <select> (" + describe(el) + ")" };
+      if (el.disabled) return { blocked: "it is disabled" };
+      const want = norm(arg);
+      const option = Array.from(el.options).find((o) => norm(o.value) === want || norm(o.label) === want);
+      if (!option) return { no_option: Array.from(el.options).slice(0, 20).map((o) => o.label).join(", ") };
+      setValue(el, option.value);
+      return { ok: true };
+    }
+    case "checked": {
+      const f = first(sel);
+      if (!f.el) return f;
+      if (!("checked" in f.el)) return { blocked: "it is not a checkbox or radio button" };
+      return { checked: f.el.checked };
+    }
+    case "text": {
+      if (!sel) return { text: document.body ? document.body.innerText : "" };
+      const f = first(sel);
+      if (!f.el) return f;
+      return { text: text(f.el) };
+    }
+    case "arm": {
+      // Notes, synchronously, any navigation the next input starts (link, form, script).
+      window.__siteward_navigating = false;
+      if (window.navigation) {
+        navigation.addEventListener("navigate", () => { window.__siteward_navigating = true; }, { once: true });
+      }
+      return { ok: true };
+    }
+    case "navigating":
+      return { navigating: window.__siteward_navigating === true };
+    case "mask": {
+      // Every field holding a secret, and every text showing one, is hidden before a screenshot.
+      const secrets = (arg || []).filter((s) => s.length >= 3);
+      let masked = 0;
+      for (const el of document.querySelectorAll("[data-siteward-secret]")) { maskElement(el); masked++; }
+      for (const el of document.querySelectorAll("input, textarea")) {
+        if (secrets.some((s) => el.value.includes(s))) { maskElement(el); masked++; }
+      }
+      if (document.body && secrets.length) {
+        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+          let t = n.nodeValue, changed = false;
+          for (const s of secrets) {
+            if (t.includes(s)) { t = t.split(s).join("\u2022".repeat(4)); changed = true; }
+          }
+          if (changed) { n.nodeValue = t; masked++; }
+        }
+      }
+      return { masked, scroll_x: window.scrollX, scroll_y: window.scrollY };
+    }
+  }
+  return { error: "unknown operation " + op };
+})

@@ -1,0 +1,307 @@
+//! Checkout runs on the demo shop in real Chromium: the journey passes and stops where it should,
+//! each broken variant fails at the right step for the right reason, and secrets never show.
+
+use std::time::Duration;
+
+use checkout_runner::sealing::RunnerKeyPair;
+use checkout_runner::{Outcome, RunOutput, RunSettings, Secrets, StepError, StepStatus, parse};
+use fixture_sites::demo_shop::{self, CARD_TEXT_RGB, DEMO_SECRETS, steps};
+use fixture_sites::{FixtureSites, SHOP};
+use scanner::egress::EgressPolicy;
+use scanner::{BrowserOptions, ScanOptions, Scanner, Supervisor};
+
+struct Harness {
+    sites: FixtureSites,
+    scanner: Scanner,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let sites = FixtureSites::start().await.expect("fixture sites start");
+        let chromium = std::env::var_os("SITEWARD_CHROMIUM")
+            .map_or_else(|| "/usr/bin/chromium".into(), std::path::PathBuf::from);
+        assert!(
+            chromium.exists(),
+            "these tests need Chromium at {chromium:?}: apt-get install -y chromium"
+        );
+        let scanner = Scanner::new(Supervisor::new(BrowserOptions {
+            executable: chromium,
+            trusted_spki: vec![sites.spki().to_owned()],
+            ..BrowserOptions::default()
+        }));
+        Self { sites, scanner }
+    }
+
+    fn settings(&self) -> RunSettings {
+        let mut egress = EgressPolicy::public_only();
+        for arg in self.sites.resolve_args() {
+            egress = egress.with_resolve_arg(&arg).expect("resolve args parse");
+        }
+        RunSettings {
+            base_url: url::Url::parse(&self.sites.url(SHOP, "/")).expect("url"),
+            capture_pages: true,
+            options: ScanOptions {
+                egress,
+                quiet_period: Duration::from_millis(150),
+                ..ScanOptions::default()
+            },
+        }
+    }
+
+    async fn run(&self, yaml: &str, secrets: &Secrets) -> RunOutput {
+        let plan = parse(yaml).expect("the journey parses");
+        checkout_runner::run(&self.scanner, &plan, secrets, &self.settings())
+            .await
+            .expect("the run takes place")
+    }
+}
+
+/// The demo secrets, sealed and opened as a runner would.
+fn demo_secrets() -> Secrets {
+    let keys = RunnerKeyPair::generate();
+    let mut secrets = Secrets::default();
+    for (name, value) in DEMO_SECRETS {
+        let sealed = keys.public().seal(name, value.as_bytes()).expect("seal");
+        secrets.insert(name.to_owned(), keys.open(name, &sealed).expect("open"));
+    }
+    secrets
+}
+
+/// Pixels within 40 of the card field's magenta text, in one PNG.
+fn magenta_pixels(png: &[u8]) -> usize {
+    let image = image::load_from_memory(png)
+        .expect("screenshot decodes")
+        .to_rgb8();
+    image
+        .pixels()
+        .filter(|p| {
+            p.0.iter()
+                .zip(CARD_TEXT_RGB)
+                .all(|(&a, b)| (i32::from(a) - i32::from(b)).abs() <= 40)
+        })
+        .count()
+}
+
+fn assert_no_secret_in(label: &str, text: &str) {
+    for (name, value) in DEMO_SECRETS {
+        assert!(!text.contains(value), "{label} contains the secret {name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_journey_passes_and_stops_before_paying_without_showing_a_secret() {
+    let h = Harness::start().await;
+    let out = h.run(&demo_shop::journey("ok"), &demo_secrets()).await;
+    let report = &out.report;
+    assert_eq!(report.outcome, Outcome::Passed, "{:?}", report.failure);
+    assert_eq!(report.stopped_at, Some(steps::STOP));
+    assert_eq!(report.steps.len(), steps::COUNT);
+    for step in &report.steps[..steps::STOP - 1] {
+        assert_eq!(step.status, StepStatus::Passed, "step {}", step.number);
+        let shot = step
+            .screenshot
+            .as_ref()
+            .expect("every step run has a screenshot");
+        assert!(shot.width > 0 && shot.height > 0);
+    }
+    assert_eq!(
+        report.steps[steps::STOP].status,
+        StepStatus::Skipped,
+        "nothing runs after stop"
+    );
+    assert!(
+        report.steps[steps::WAIT_FOR_REVIEW - 1]
+            .url
+            .ends_with("/demo/ok/checkout/review")
+    );
+
+    // Every page reached was captured as a scan, the payment page with its CDN script.
+    let urls: Vec<&str> = report.pages.iter().map(|p| p.url.as_str()).collect();
+    for path in [
+        "/demo/ok/",
+        "/demo/ok/cart",
+        "/checkout/shipping",
+        "/checkout/payment",
+        "/checkout/review",
+    ] {
+        assert!(
+            urls.iter().any(|u| u.ends_with(path)),
+            "{path} not captured: {urls:?}"
+        );
+    }
+    let payment = report
+        .pages
+        .iter()
+        .position(|p| p.url.ends_with("/checkout/payment"))
+        .expect("payment");
+    let scripts = &out.pages[payment].snapshot.scripts;
+    assert!(
+        scripts.iter().any(|s| matches!(s, scanner::snapshot::Script::External { url, .. } if url.ends_with("/versioned.js"))),
+        "the payment page's script is in its capture"
+    );
+
+    // No screenshot shows the card number or CVC (both typed in magenta) …
+    assert!(!out.screenshots.is_empty());
+    for (name, png) in &out.screenshots {
+        assert_eq!(
+            magenta_pixels(png),
+            0,
+            "{name} shows the magenta secret text"
+        );
+    }
+    for page in &out.pages {
+        assert_eq!(magenta_pixels(&page.viewport_png), 0);
+        assert_eq!(magenta_pixels(&page.full_page_png), 0);
+    }
+    // … and no text of the report or of a captured page holds a secret, though the review page
+    // echoes the street.
+    assert_no_secret_in("the report", &serde_json::to_string(report).expect("json"));
+    for page in &out.pages {
+        assert_no_secret_in(
+            "a captured page",
+            &serde_json::to_string(&page.snapshot).expect("json"),
+        );
+    }
+    let review = report
+        .pages
+        .iter()
+        .position(|p| p.url.ends_with("/checkout/review"))
+        .expect("review");
+    assert!(
+        out.pages[review]
+            .snapshot
+            .dom
+            .html
+            .contains("\u{2022}\u{2022}\u{2022}\u{2022}"),
+        "the echoed street is masked on the page before capture"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_magenta_check_sees_a_card_number_typed_without_a_secret() {
+    // The control for the test above: typed as a literal value, the number shows in magenta.
+    let h = Harness::start().await;
+    let yaml = "steps:
+  - goto: /demo/ok/checkout/payment
+  - fill: { selector: '#card-number', value: '4242424242424242' }
+";
+    let out = h.run(yaml, &Secrets::default()).await;
+    assert_eq!(
+        out.report.outcome,
+        Outcome::Passed,
+        "{:?}",
+        out.report.failure
+    );
+    let (_, last) = out.screenshots.last().expect("a screenshot");
+    assert!(magenta_pixels(last) > 50, "an unmasked number is visible");
+}
+
+/// Whether a step's error is the one expected.
+type ErrorCheck = dyn Fn(&StepError) -> bool;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_broken_shop_fails_at_the_right_step_for_the_right_reason() {
+    let h = Harness::start().await;
+    let secrets = demo_secrets();
+    let cases: [(&str, usize, &ErrorCheck, &str); 6] = [
+        (
+            "missing-button",
+            steps::CLICK_CHECKOUT,
+            &|e| matches!(e, StepError::SelectorNotFound { selector } if selector == "test=checkout"),
+            "no element matches test=checkout",
+        ),
+        (
+            "price-change",
+            steps::ASSERT_TOTAL,
+            &|e| matches!(e, StepError::TextMismatch { expected, found, .. } if expected == "€ 25.00" && found == "€ 27.50"),
+            "found \"€ 27.50\"",
+        ),
+        (
+            "hang",
+            steps::CLICK_TO_REVIEW,
+            &|e| matches!(e, StepError::NavigationTimeout { url, .. } if url.ends_with("/checkout/payment")),
+            "timed out",
+        ),
+        (
+            "rejects-input",
+            steps::WAIT_FOR_PAYMENT,
+            &|e| matches!(e, StepError::WaitTimedOut { .. }),
+            "waiting for the URL to match",
+        ),
+        (
+            "js-error",
+            steps::WAIT_FOR_REVIEW,
+            &|e| matches!(e, StepError::WaitTimedOut { .. }),
+            "validateCardNumber is not defined",
+        ),
+        (
+            "offsite",
+            steps::CLICK_CHECKOUT,
+            &|e| matches!(e, StepError::NavigationRefused { url } if url.contains("ads.test")),
+            "not in allowed_hosts",
+        ),
+    ];
+    for (variant, step, expected, summary_part) in cases {
+        let out = h.run(&demo_shop::journey(variant), &secrets).await;
+        let report = &out.report;
+        assert_eq!(report.outcome, Outcome::Failed, "{variant}");
+        let failure = report.failure.as_ref().expect("a failure");
+        assert_eq!(failure.step, step, "{variant}: {}", failure.summary);
+        assert!(expected(&failure.error), "{variant}: {:?}", failure.error);
+        assert!(
+            failure.summary.contains(summary_part),
+            "{variant}: {}",
+            failure.summary
+        );
+        let failed = &report.steps[step - 1];
+        assert_eq!(failed.status, StepStatus::Failed);
+        assert!(
+            failed.screenshot.is_some(),
+            "{variant}: the screenshot at the failure"
+        );
+        assert!(
+            report.steps[step..]
+                .iter()
+                .all(|s| s.status == StepStatus::Skipped)
+        );
+        assert_no_secret_in(variant, &serde_json::to_string(report).expect("json"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_and_an_exhausted_budget_fail_clearly() {
+    let h = Harness::start().await;
+    let out = h.run(&demo_shop::journey("ok"), &Secrets::default()).await;
+    let failure = out.report.failure.expect("fails");
+    assert_eq!(failure.step, 9);
+    assert_eq!(
+        failure.error,
+        StepError::MissingSecret {
+            name: "street".into()
+        }
+    );
+
+    let yaml = "budget: 2s
+steps:
+  - goto: /demo/hang/checkout/payment
+  - click: test=to-review
+    timeout: 10s
+  - stop
+";
+    let started = std::time::Instant::now();
+    let out = h.run(yaml, &Secrets::default()).await;
+    let failure = out.report.failure.expect("fails");
+    assert_eq!(failure.step, 2);
+    assert!(
+        matches!(
+            failure.error,
+            StepError::BudgetExhausted { seconds: 2 } | StepError::NavigationTimeout { .. }
+        ),
+        "{:?}",
+        failure.error
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the budget bounds the run"
+    );
+}

@@ -1,0 +1,370 @@
+//! A journey: one fresh browser context, behind the same egress guard and recorder as a scan, in
+//! which a caller drives the page step by step (checkout tests) and captures any page it reaches
+//! the way a scan would.
+//!
+//! Which pages the journey may open is the caller's rule, enforced in the browser's network stack
+//! (the DevTools Fetch domain pauses every main-frame document request), so neither a link nor a
+//! script nor a redirect can take the journey elsewhere.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    self, ContinueRequestParams, EventRequestPaused, FailRequestParams, RequestPattern,
+    RequestStage,
+};
+use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
+use chromiumoxide::cdp::browser_protocol::page::{
+    self, CaptureScreenshotFormat, CaptureScreenshotParams,
+};
+use chromiumoxide::cdp::js_protocol::runtime::ExecutionContextId;
+use futures::StreamExt;
+
+use crate::error::ScanError;
+use crate::options::ScanOptions;
+use crate::snapshot::*;
+
+use super::*;
+
+/// Decides whether the journey may open a page at this URL (main frame only).
+pub type NavigationRule = Arc<dyn Fn(&url::Url) -> bool + Send + Sync>;
+
+/// A page being driven inside a journey.
+pub struct Journey<'s> {
+    session: &'s Session<'s>,
+    options: &'s ScanOptions,
+    main_frame: page::FrameId,
+    /// The isolated world of the current document, with the document's commit number: making a
+    /// new world waits while a navigation is pending, using the current one does not.
+    world: std::sync::Mutex<Option<(usize, ExecutionContextId)>>,
+}
+
+/// A point in the journey's records, to ask what happened since.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivityMark {
+    requests: usize,
+    console: usize,
+    navigations: usize,
+}
+
+/// How a wait for the page to settle ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Loaded, and the network quiet for the quiet period.
+    Quiet,
+    /// Still loading or talking when the time ran out.
+    Busy,
+    /// A page was asked for and its server has not answered.
+    NavigationPending { url: String },
+}
+
+/// What the page did since a mark.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub console_errors: Vec<ConsoleError>,
+    /// Requests that failed or were answered with 4xx/5xx.
+    pub failed_requests: Vec<Request>,
+    /// Main-frame navigations that started.
+    pub navigations: usize,
+}
+
+impl Scanner {
+    /// Opens a fresh context for a journey on `site` (checked against the egress guard first),
+    /// runs `body` in it and disposes of the context whatever happens. The whole journey is
+    /// bounded by `options.scan_timeout`.
+    pub async fn journey<T>(
+        &self,
+        site: &str,
+        options: &ScanOptions,
+        may_open: NavigationRule,
+        body: impl AsyncFnOnce(&Journey<'_>) -> Result<T, ScanError>,
+    ) -> Result<T, ScanError> {
+        let target = validate_url(site)?;
+        let budget = Budget::new(Instant::now(), options.scan_timeout);
+        let work = async {
+            let slot = self.supervisor().slot().await?;
+            let browser = slot.browser.clone();
+            tokio::select! {
+                result = with_session(&browser, &target, options, budget, async |session| {
+                    instrument(&session.page, options, &session.binding).await?;
+                    let main_frame = page::FrameId::new(session.page.target_id().inner().clone());
+                    lock(&session.recorder).main_frame = main_frame.inner().clone();
+                    let _guard = guard_navigations(session, &main_frame, may_open).await?;
+                    let journey = Journey {
+                        session,
+                        options,
+                        main_frame,
+                        world: std::sync::Mutex::new(None),
+                    };
+                    body(&journey).await
+                }) => result,
+                death = browser.died() => Err(ScanError::from(death)),
+            }
+        };
+        match tokio::time::timeout_at((budget.deadline() + CLEANUP_GRACE).into(), work).await {
+            Ok(result) => result,
+            Err(_) => Err(ScanError::Timeout {
+                seconds: options.scan_timeout.as_secs(),
+                during: "for the whole journey",
+            }),
+        }
+    }
+}
+
+/// Pauses every document request; main-frame ones the rule refuses fail as blocked by the client.
+async fn guard_navigations(
+    session: &Session<'_>,
+    main_frame: &page::FrameId,
+    may_open: NavigationRule,
+) -> Result<AbortOnDrop, ScanError> {
+    let page = &session.page;
+    let mut paused = page
+        .event_listener::<EventRequestPaused>()
+        .await
+        .map_err(ScanError::cdp)?;
+    call(
+        "guarding navigations",
+        page.execute(
+            fetch::EnableParams::builder()
+                .pattern(
+                    RequestPattern::builder()
+                        .url_pattern("*")
+                        .resource_type(ResourceType::Document)
+                        .request_stage(RequestStage::Request)
+                        .build(),
+                )
+                .build(),
+        ),
+    )
+    .await?;
+    let page = page.clone();
+    let recorder = session.recorder.clone();
+    let main_frame = main_frame.clone();
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        while let Some(event) = paused.next().await {
+            let allowed = event.frame_id != main_frame
+                || url::Url::parse(&event.request.url).is_ok_and(|u| may_open(&u));
+            let page = page.clone();
+            if allowed {
+                let continued = ContinueRequestParams::new(event.request_id.clone());
+                tokio::spawn(async move { page.execute(continued).await });
+            } else {
+                {
+                    let mut r = lock(&recorder);
+                    if r.refused_navigations.len() < 100 {
+                        r.refused_navigations.push(event.request.url.clone());
+                    }
+                }
+                let failed =
+                    FailRequestParams::new(event.request_id.clone(), ErrorReason::BlockedByClient);
+                tokio::spawn(async move { page.execute(failed).await });
+            }
+        }
+    })))
+}
+
+impl Journey<'_> {
+    /// The tab, for input events.
+    pub fn page(&self) -> &Page {
+        &self.session.page
+    }
+
+    /// Opens `url` in the tab and waits for load and network quiet (neither wait is fatal).
+    pub async fn goto(&self, url: &url::Url) -> Result<(), ScanError> {
+        {
+            let mut r = lock(&self.session.recorder);
+            r.main_request = None;
+            r.load_fired_at = None;
+        }
+        let started = Instant::now();
+        let navigated = navigate(
+            &self.session.page,
+            &self.session.recorder,
+            &self.session.guard,
+            url,
+            started,
+            self.options,
+            self.session.budget,
+        )
+        .await;
+        if let Err(error) = navigated {
+            return Err(self.refusal_of(url.as_str()).unwrap_or(error));
+        }
+        wait_for_load_and_quiet(
+            &self.session.recorder,
+            started,
+            self.options,
+            self.session.budget,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The refusal of a navigation to `url` by the journey's rule, if that is what happened.
+    pub fn refusal_of(&self, url: &str) -> Option<ScanError> {
+        let r = lock(&self.session.recorder);
+        r.refused_navigations
+            .iter()
+            .any(|refused| refused == url)
+            .then(|| ScanError::Refused {
+                url: url.to_owned(),
+                reason: "this journey may not open pages on that host".into(),
+            })
+    }
+
+    /// Main-frame navigations refused by the journey's rule, in order.
+    pub fn refused_navigations(&self) -> Vec<String> {
+        lock(&self.session.recorder).refused_navigations.clone()
+    }
+
+    /// Waits, at most `max`, until a navigation under way has loaded, no request is in flight and
+    /// the network has been idle for `quiet`. Running out of time is not an error: the page may
+    /// simply be busy (a chat widget polling), and the next step will say whether it is usable.
+    pub async fn settle(&self, max: Duration, quiet: Duration) -> Result<Settled, ScanError> {
+        let until = Instant::now() + max;
+        loop {
+            {
+                let r = lock(&self.session.recorder);
+                if r.crashed {
+                    return Err(ScanError::RendererCrashed);
+                }
+                let unanswered = r
+                    .navigations
+                    .last()
+                    .filter(|n| r.network.outcome(&n.request_id).is_none());
+                let loading = r.navigations.last().is_some_and(|n| {
+                    r.last_load_at
+                        .is_none_or(|load| n.at.is_some_and(|at| load < at))
+                });
+                let quiet = r.network.in_flight() == 0
+                    && r.network
+                        .last_activity()
+                        .is_none_or(|t| t.elapsed() >= quiet);
+                if unanswered.is_none() && !loading && quiet {
+                    return Ok(Settled::Quiet);
+                }
+                if Instant::now() >= until {
+                    return Ok(match unanswered {
+                        Some(n) => Settled::NavigationPending {
+                            url: r.network.first_url(&n.request_id).unwrap_or_default(),
+                        },
+                        None => Settled::Busy,
+                    });
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Evaluates `expression` in an isolated world of the main frame, where the page's scripts
+    /// cannot tamper with the DOM APIs used. `None` when it threw.
+    pub async fn evaluate(&self, expression: &str) -> Result<Option<serde_json::Value>, ScanError> {
+        let commit = lock(&self.session.recorder).main_frame_commits;
+        let cached = self
+            .world
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .filter(|(at, _)| *at == commit)
+            .map(|(_, world)| world);
+        let world = match cached {
+            Some(world) => world,
+            None => {
+                let world = isolated_world(&self.session.page, &self.main_frame).await?;
+                *self.world.lock().unwrap_or_else(|e| e.into_inner()) = Some((commit, world));
+                world
+            }
+        };
+        let result = evaluate(&self.session.page, world, expression).await;
+        if result.is_err() {
+            // The world may have gone with its document; make a new one next time.
+            *self.world.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        result
+    }
+
+    /// The URL of the document in the tab now, as its last commit reported it.
+    pub fn url(&self) -> String {
+        let r = lock(&self.session.recorder);
+        r.frames
+            .get(self.main_frame.inner())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A PNG of the viewport.
+    pub async fn screenshot(&self) -> Result<Vec<u8>, ScanError> {
+        let shot = call(
+            "taking a screenshot",
+            self.session.page.execute(
+                CaptureScreenshotParams::builder()
+                    .format(CaptureScreenshotFormat::Png)
+                    .build(),
+            ),
+        )
+        .await?;
+        decode_base64(shot.result.data.as_ref())
+    }
+
+    /// Captures the page as a scan would: its requests, scripts and errors since it was opened.
+    pub async fn capture(&self) -> Result<ScanOutput, ScanError> {
+        let (from, requested_url) = {
+            let r = lock(&self.session.recorder);
+            let from = r.navigations.last().cloned().unwrap_or_default();
+            let requested = r.network.first_url(&from.request_id);
+            (from, requested)
+        };
+        let requested_url = requested_url.unwrap_or_else(|| self.url());
+        capture(
+            self.session,
+            self.options,
+            &|_| {},
+            PageVisit {
+                requested_url,
+                main_request: Some(from.request_id.clone()).filter(|id| !id.is_empty()),
+                started_at: now_rfc3339(),
+                started: Instant::now(),
+                from,
+                load_ms: None,
+                network_quiet_ms: None,
+                limits_hit: Vec::new(),
+                consent: None,
+            },
+        )
+        .await
+    }
+
+    /// Main-frame navigations so far.
+    pub fn navigations(&self) -> usize {
+        lock(&self.session.recorder).navigations.len()
+    }
+
+    pub fn mark(&self) -> ActivityMark {
+        let r = lock(&self.session.recorder);
+        ActivityMark {
+            requests: r.network.len(),
+            console: r.console_errors.len(),
+            navigations: r.navigations.len(),
+        }
+    }
+
+    /// What the page did since `mark`.
+    pub fn activity_since(&self, mark: ActivityMark) -> Activity {
+        let r = lock(&self.session.recorder);
+        let failed_requests = r
+            .network
+            .requests_from(mark.requests, "")
+            .into_iter()
+            .filter(|q| q.failure.is_some() || q.status.is_some_and(|s| s >= 400))
+            .collect();
+        Activity {
+            console_errors: r
+                .console_errors
+                .get(mark.console..)
+                .unwrap_or_default()
+                .to_vec(),
+            failed_requests,
+            navigations: r.navigations.len().saturating_sub(mark.navigations),
+        }
+    }
+}

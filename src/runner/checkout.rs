@@ -1,0 +1,78 @@
+//! A checkout job on the runner: the test is checked again, its secrets opened with the runner's
+//! key just for this run (zeroized when it ends), and the journey run on the runner's browser.
+//! Errors here mean the run could not take place; a failing step is a finished run.
+
+use std::time::Duration;
+
+use base64::Engine;
+use checkout_runner::sealing::secret_place;
+use checkout_runner::{RunOutput, RunSettings, Secrets};
+use scanner::{Limits, ScanOptions};
+
+use super::protocol::CheckoutOrder;
+use super::work::Shared;
+
+/// Checkout steps settle on a shorter quiet period than scans: the next step waits for what it
+/// needs anyway.
+const QUIET_PERIOD: Duration = Duration::from_millis(250);
+
+pub(super) async fn run(shared: &Shared, order: &CheckoutOrder) -> Result<RunOutput, String> {
+    let plan = checkout_runner::parse(&order.script)
+        .map_err(|problems| format!("the test does not parse: {problems}"))?;
+    let base_url = url::Url::parse(&order.base_url)
+        .map_err(|e| format!("the target's URL is invalid: {e}"))?;
+    let secrets = open_secrets(shared, order, &plan)?;
+    let settings = RunSettings {
+        base_url,
+        capture_pages: true,
+        options: ScanOptions {
+            viewport_width: order.viewport_width,
+            viewport_height: order.viewport_height,
+            quiet_period: QUIET_PERIOD,
+            egress: shared.settings.egress.clone(),
+            limits: Limits::default(),
+            cookie_database: shared.settings.cookie_database.clone(),
+            host_list: shared.settings.host_list.clone(),
+            ..ScanOptions::default()
+        },
+    };
+    let output = checkout_runner::run(&shared.scanner, &plan, &secrets, &settings).await;
+    // The secrets are zeroized here, before anything is delivered.
+    drop(secrets);
+    output.map_err(|e| e.to_string())
+}
+
+/// Opens the secrets the plan fills in. Messages name secrets, never their values.
+fn open_secrets(
+    shared: &Shared,
+    order: &CheckoutOrder,
+    plan: &checkout_runner::Plan,
+) -> Result<Secrets, String> {
+    let mut secrets = Secrets::default();
+    let wanted = plan.secret_names();
+    if wanted.is_empty() {
+        return Ok(secrets);
+    }
+    let keys = shared.settings.checkout_keys.as_ref().ok_or(
+        "this runner has no checkout key (set SITEWARD_RUNNER_KEY_FILE to the file `siteward admin runner-keys` wrote), so it cannot open the test's secrets",
+    )?;
+    for sealed in order
+        .secrets
+        .iter()
+        .filter(|s| wanted.contains(&s.name.as_str()))
+    {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&sealed.sealed)
+            .map_err(|_| format!("the sealed secret {:?} is not base64", sealed.name))?;
+        let value = keys
+            .open(&secret_place(order.test_id, &sealed.name), &bytes)
+            .map_err(|e| {
+                format!(
+                    "cannot open the secret {:?}: {e}; enter it again",
+                    sealed.name
+                )
+            })?;
+        secrets.insert(sealed.name.clone(), value);
+    }
+    Ok(secrets)
+}
