@@ -57,7 +57,12 @@ pub struct StepResult {
     /// What the step does, with secrets named, never shown.
     pub description: String,
     pub status: StepStatus,
+    /// The whole step, its screenshot included.
     pub duration_ms: u64,
+    /// Of `duration_ms`, the time spent masking secrets and taking the screenshot: the runner's
+    /// own cost, not the site's.
+    #[serde(default)]
+    pub screenshot_ms: u64,
     /// The page's URL when the step ended.
     pub url: String,
     /// The artifact name of the screenshot taken when the step ended (`step-3.png`).

@@ -103,6 +103,13 @@ async fn the_demo_journey_passes_and_stops_before_paying_without_showing_a_secre
             .as_ref()
             .expect("every step run has a screenshot");
         assert!(shot.width > 0 && shot.height > 0);
+        assert!(
+            step.screenshot_ms > 0 && step.screenshot_ms <= step.duration_ms,
+            "step {}: the screenshot's {} ms are part of the step's {} ms",
+            step.number,
+            step.screenshot_ms,
+            step.duration_ms
+        );
     }
     assert_eq!(
         report.steps[steps::STOP].status,

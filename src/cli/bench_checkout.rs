@@ -69,7 +69,8 @@ async fn bench(args: BenchCheckoutArgs) -> Result<(), String> {
         capture_pages,
         options: options.clone(),
     };
-    let runner_run = async |capture_pages: bool| -> Result<Duration, String> {
+    // The run's time, and how much of it went to masking and screenshots.
+    let runner_run = async |capture_pages: bool| -> Result<(Duration, Duration), String> {
         let started = Instant::now();
         let out = checkout_runner::run(&scanner, &plan, &secrets(), &settings(capture_pages))
             .await
@@ -77,7 +78,8 @@ async fn bench(args: BenchCheckoutArgs) -> Result<(), String> {
         if out.report.outcome != Outcome::Passed {
             return Err(format!("the journey failed: {:?}", out.report.failure));
         }
-        Ok(started.elapsed())
+        let screenshots = out.report.steps.iter().map(|s| s.screenshot_ms).sum();
+        Ok((started.elapsed(), Duration::from_millis(screenshots)))
     };
     let bare_run = async || -> Result<Duration, String> {
         let started = Instant::now();
@@ -102,14 +104,18 @@ async fn bench(args: BenchCheckoutArgs) -> Result<(), String> {
     bare_run().await?;
     runner_run(false).await?;
     let (mut bare, mut steps_only, mut service) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unphotographed = Vec::new();
     for _ in 0..args.samples.max(1) {
         bare.push(bare_run().await?);
-        steps_only.push(runner_run(false).await?);
-        service.push(runner_run(true).await?);
+        let (took, screenshots) = runner_run(false).await?;
+        steps_only.push(took);
+        unphotographed.push(took.saturating_sub(screenshots));
+        service.push(runner_run(true).await?.0);
     }
-    let (bare, steps_only, service) = (
+    let (bare, steps_only, unphotographed, service) = (
         median(&mut bare),
         median(&mut steps_only),
+        median(&mut unphotographed),
         median(&mut service),
     );
     println!(
@@ -125,6 +131,11 @@ async fn bench(args: BenchCheckoutArgs) -> Result<(), String> {
         "  checkout runner (waits, masks, screenshots):   {:>6.0} ms  {:.2}× the baseline",
         ms(steps_only),
         steps_only.as_secs_f64() / bare.as_secs_f64()
+    );
+    println!(
+        "    without its masks and screenshots:           {:>6.0} ms  {:.2}× the baseline",
+        ms(unphotographed),
+        unphotographed.as_secs_f64() / bare.as_secs_f64()
     );
     println!(
         "  as the service runs it (+ page captures):      {:>6.0} ms  {:.2}× the baseline",

@@ -12,8 +12,9 @@ use scanner::{Limits, ScanOptions};
 use super::protocol::CheckoutOrder;
 use super::work::Shared;
 
-/// Checkout steps settle on a shorter quiet period than scans: the next step waits for what it
-/// needs anyway.
+/// The pages a checkout reaches are captured after a shorter quiet period than scans wait for:
+/// the journey has already spent time on each page, and the run has a budget. (Steps themselves
+/// wait for no quiet period; the next step waits for what it needs.)
 const QUIET_PERIOD: Duration = Duration::from_millis(250);
 
 pub(super) async fn run(shared: &Shared, order: &CheckoutOrder) -> Result<RunOutput, String> {

@@ -222,6 +222,7 @@ impl Run<'_> {
             duration_ms: 0,
             url: String::new(),
             screenshot: None,
+            screenshot_ms: 0,
             console_errors: Vec::new(),
             failed_requests: Vec::new(),
             error: None,
@@ -273,7 +274,9 @@ impl Run<'_> {
         // Full size where it is evidence (a failure, a `screenshot` step); half size for the
         // timeline otherwise, which is four times less to encode.
         let full = error.is_some() || matches!(step.action, Action::Screenshot { .. });
+        let shooting = Instant::now();
         let screenshot = self.screenshot(step.number, full).await;
+        let screenshot_ms = shooting.elapsed().as_millis() as u64;
         let pending = matches!(
             self.journey.settle(Duration::ZERO, Duration::ZERO).await,
             Ok(Settled::NavigationPending { .. })
@@ -295,6 +298,7 @@ impl Run<'_> {
             duration_ms: started.elapsed().as_millis() as u64,
             url: self.redactor.text(&url),
             screenshot,
+            screenshot_ms,
             console_errors: activity
                 .console_errors
                 .iter()
@@ -631,7 +635,8 @@ impl Run<'_> {
         }
         let limit = until.saturating_duration_since(Instant::now());
         let mark = self.journey.mark();
-        match tokio::time::timeout(limit, self.journey.goto(&url)).await {
+        // Loaded and nothing in flight, as after a click: the next step waits for what it needs.
+        match tokio::time::timeout(limit, self.journey.goto(&url, Duration::ZERO)).await {
             Err(_) | Ok(Err(ScanError::Timeout { .. })) => Err(StepError::NavigationTimeout {
                 url: url.to_string(),
                 seconds: limit.as_secs().max(1),

@@ -170,8 +170,9 @@ impl Journey<'_> {
         &self.session.page
     }
 
-    /// Opens `url` in the tab and waits for load and network quiet (neither wait is fatal).
-    pub async fn goto(&self, url: &url::Url) -> Result<(), ScanError> {
+    /// Opens `url` in the tab and waits for load, then until the network has been idle for
+    /// `quiet` (neither wait is fatal).
+    pub async fn goto(&self, url: &url::Url, quiet: Duration) -> Result<(), ScanError> {
         {
             let mut r = lock(&self.session.recorder);
             r.main_request = None;
@@ -191,10 +192,14 @@ impl Journey<'_> {
         if let Err(error) = navigated {
             return Err(self.refusal_of(url.as_str()).unwrap_or(error));
         }
+        let options = ScanOptions {
+            quiet_period: quiet,
+            ..self.options.clone()
+        };
         wait_for_load_and_quiet(
             &self.session.recorder,
             started,
-            self.options,
+            &options,
             self.session.budget,
         )
         .await?;
