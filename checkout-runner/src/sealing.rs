@@ -199,9 +199,20 @@ impl RunnerKeyPair {
     }
 }
 
-/// Where a secret of a checkout test belongs: what its seal is bound to.
-pub fn secret_place(test_id: i64, name: &str) -> String {
-    format!("checkout-test/{test_id}/secret/{name}")
+/// Where a secret of a checkout test belongs, and so what its seal is bound to: the test, the
+/// secret's name and the hosts the test may open (`host_binding`). A value sealed for one test,
+/// name or set of hosts does not open for another, so widening a test's `allowed_hosts` (or
+/// moving its target) cannot send its secrets to a new site: they must be entered again.
+pub fn secret_place(test_id: i64, name: &str, hosts: &str) -> String {
+    format!("checkout-test/{test_id}/secret/{name}/hosts/{hosts}")
+}
+
+/// The hosts a test may open, in one canonical form (sorted, no repeats).
+pub fn host_binding(hosts: &[crate::plan::HostPattern]) -> String {
+    let mut hosts: Vec<&str> = hosts.iter().map(|h| h.0.as_str()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    hosts.join(",")
 }
 
 /// The key id a sealed value was sealed to, if it looks like one.

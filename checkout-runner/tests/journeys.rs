@@ -203,6 +203,57 @@ async fn the_magenta_check_sees_a_card_number_typed_without_a_secret() {
     assert!(magenta_pixels(last) > 50, "an unmasked number is visible");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assertions_see_secrets_redacted_so_they_cannot_probe_them() {
+    // An assertion written to find out a secret's characters fails whether or not it guessed
+    // right, and its error never shows the value: on the field it was typed into, and on the
+    // review page that echoes the street.
+    let h = Harness::start().await;
+    let until_step = |last: usize| {
+        let mut kept = String::new();
+        let mut started = 0;
+        for line in demo_shop::journey("ok").lines() {
+            if line.starts_with("  - ") {
+                started += 1;
+            }
+            if started > last {
+                break;
+            }
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        kept
+    };
+    let fill_card = steps::WAIT_FOR_PAYMENT + 1;
+    for (last, probe, shown) in [
+        (fill_card, "{ selector: '#card-number', text: '4242' }", ""),
+        (
+            steps::WAIT_FOR_REVIEW,
+            "{ selector: '#ship-to', text: 'Hidden Lane' }",
+            "Quinn Tester",
+        ),
+    ] {
+        let yaml = format!(
+            "{}  - assert_text: {probe}\n    timeout: 1s\n",
+            until_step(last)
+        );
+        let out = h.run(&yaml, &demo_secrets()).await;
+        let failure = out.report.failure.as_ref().expect("the probe fails");
+        assert_eq!(failure.step, last + 1, "{failure:?}");
+        match &failure.error {
+            StepError::TextMismatch { found, .. } => {
+                // The element was read, the secret not shown.
+                assert!(found.contains(shown), "{found}");
+                assert!(
+                    !found.contains("4242") && !found.contains("Hidden"),
+                    "{found}"
+                );
+            }
+            other => panic!("expected a text mismatch, got {other:?}"),
+        }
+    }
+}
+
 /// Whether a step's error is the one expected.
 type ErrorCheck = dyn Fn(&StepError) -> bool;
 

@@ -34,6 +34,8 @@ CREATE TABLE checkout_secrets (
     org_id BIGINT NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     sealed BYTEA NOT NULL,
     key_id TEXT NOT NULL,
+    -- The hosts the test could open when the value was sealed; the seal is bound to them.
+    hosts TEXT NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_by BIGINT REFERENCES users (id) ON DELETE SET NULL,
     PRIMARY KEY (test_id, name)

@@ -76,6 +76,9 @@ pub fn write_key_file(
         options.create_new(true);
     }
     let mut file = options.open(path)?;
+    // `mode` applies only to a file being created: a replaced one is narrowed before writing.
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(keys.encode_private().as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()

@@ -38,6 +38,8 @@ pub struct SecretInfo {
     pub name: String,
     /// The runner key it is sealed to.
     pub key_id: String,
+    /// The hosts it opens for (the test's allowed hosts when it was set, comma-separated).
+    pub hosts: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub updated_at: OffsetDateTime,
@@ -143,6 +145,7 @@ pub async fn secrets(
         .select((
             checkout_secrets::name,
             checkout_secrets::key_id,
+            checkout_secrets::hosts,
             checkout_secrets::updated_at,
         ))
         .load(conn)
@@ -157,6 +160,7 @@ pub async fn put_secret(
     name: &str,
     sealed: &[u8],
     key_id: &str,
+    hosts: &str,
 ) -> QueryResult<()> {
     diesel::insert_into(checkout_secrets::table)
         .values((
@@ -165,6 +169,7 @@ pub async fn put_secret(
             checkout_secrets::org_id.eq(ctx.org_id),
             checkout_secrets::sealed.eq(sealed),
             checkout_secrets::key_id.eq(key_id),
+            checkout_secrets::hosts.eq(hosts),
             checkout_secrets::updated_by.eq(ctx.actor.user_id()),
         ))
         .on_conflict((checkout_secrets::test_id, checkout_secrets::name))
@@ -172,6 +177,7 @@ pub async fn put_secret(
         .set((
             checkout_secrets::sealed.eq(sealed),
             checkout_secrets::key_id.eq(key_id),
+            checkout_secrets::hosts.eq(hosts),
             checkout_secrets::updated_at.eq(diesel::dsl::now),
             checkout_secrets::updated_by.eq(ctx.actor.user_id()),
         ))

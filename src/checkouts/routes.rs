@@ -150,6 +150,9 @@ pub struct TestBody {
     pub secrets: Vec<SecretInfo>,
     /// Secrets the script fills in that have not been set.
     pub missing_secrets: Vec<String>,
+    /// Secrets set for other hosts than the test may now open (its `allowed_hosts` or its
+    /// target's URL changed since): they no longer open, so runs fail until they are set again.
+    pub stale_secrets: Vec<String>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -298,7 +301,7 @@ async fn set_secret(
     value: Zeroizing<String>,
 ) -> Result<SecretInfo, AppError> {
     let mut conn = state.conn().await?;
-    queries::test(&mut conn, ctx, test_id).await?;
+    let test = queries::test(&mut conn, ctx, test_id).await?;
     ctx.require(Role::Admin)?;
     if !checkout_runner::plan::valid_secret_name(name) {
         return Err(AppError::invalid(
@@ -326,7 +329,12 @@ async fn set_secret(
             "no runner key is registered, so secrets cannot be sealed; run `siteward admin runner-keys` (serve registers one for its embedded runner)".into(),
         )
     })?;
-    let place = checkout_runner::sealing::secret_place(test_id, name);
+    let hosts = host_binding(&mut conn, ctx, &test).await?.ok_or_else(|| {
+        AppError::Conflict(
+            "the test's script does not parse, so the hosts its secrets are for are unknown; fix the script first".into(),
+        )
+    })?;
+    let place = checkout_runner::sealing::secret_place(test_id, name, &hosts);
     let sealed = key
         .seal(&place, value.as_bytes())
         .map_err(|e| AppError::invalid("value", e.to_string()))?;
@@ -335,7 +343,7 @@ async fn set_secret(
     let name = name.to_string();
     let key_id = key.id();
     conn.transaction::<_, AppError, _>(async move |conn| {
-        queries::put_secret(conn, &ctx, test_id, &name, &sealed, &key_id).await?;
+        queries::put_secret(conn, &ctx, test_id, &name, &sealed, &key_id, &hosts).await?;
         audit::record(
             conn,
             Entry::by(
@@ -343,7 +351,7 @@ async fn set_secret(
                 "checkout_test.secret_set",
                 format!("checkout test {test_id}"),
             )
-            .detail(json!({"secret": name, "runner_key": key_id})),
+            .detail(json!({"secret": name, "runner_key": key_id, "hosts": hosts})),
         )
         .await?;
         let info = queries::secrets(conn, &ctx, test_id)
@@ -418,12 +426,38 @@ async fn run_now(
     Ok(run_id)
 }
 
+/// The hosts `test` may open, in the form its secrets are sealed for; `None` if its script no
+/// longer parses.
+async fn host_binding(
+    conn: &mut diesel_async::AsyncPgConnection,
+    ctx: &OrgCtx,
+    test: &CheckoutTest,
+) -> Result<Option<String>, AppError> {
+    let target = sites::target(conn, ctx, test.target_id).await?;
+    let (Ok(plan), Ok(base_url)) = (
+        checkout_runner::parse(&test.script),
+        url::Url::parse(&target.url),
+    ) else {
+        return Ok(None);
+    };
+    let hosts = checkout_runner::run::allowed_hosts(&plan, &base_url);
+    Ok(Some(checkout_runner::sealing::host_binding(&hosts)))
+}
+
 async fn test_body(
     conn: &mut diesel_async::AsyncPgConnection,
     ctx: &OrgCtx,
     test: CheckoutTest,
 ) -> Result<TestBody, AppError> {
     let secrets = queries::secrets(conn, ctx, test.id).await?;
+    let stale_secrets = match host_binding(conn, ctx, &test).await? {
+        Some(hosts) => secrets
+            .iter()
+            .filter(|s| s.hosts != hosts)
+            .map(|s| s.name.clone())
+            .collect(),
+        None => Vec::new(),
+    };
     let missing_secrets = match checkout_runner::parse(&test.script) {
         Ok(plan) => plan
             .secret_names()
@@ -437,6 +471,7 @@ async fn test_body(
         test,
         secrets,
         missing_secrets,
+        stale_secrets,
     })
 }
 

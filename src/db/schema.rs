@@ -144,6 +144,7 @@ diesel::table! {
         org_id -> Int8,
         sealed -> Bytea,
         key_id -> Text,
+        hosts -> Text,
         updated_at -> Timestamptz,
         updated_by -> Nullable<Int8>,
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use checkout_runner::sealing::secret_place;
+use checkout_runner::sealing::{host_binding, secret_place};
 use checkout_runner::{RunOutput, RunSettings, Secrets};
 use scanner::{Limits, ScanOptions};
 
@@ -22,7 +22,7 @@ pub(super) async fn run(shared: &Shared, order: &CheckoutOrder) -> Result<RunOut
         .map_err(|problems| format!("the test does not parse: {problems}"))?;
     let base_url = url::Url::parse(&order.base_url)
         .map_err(|e| format!("the target's URL is invalid: {e}"))?;
-    let secrets = open_secrets(shared, order, &plan)?;
+    let secrets = open_secrets(shared, order, &plan, &base_url)?;
     let settings = RunSettings {
         base_url,
         capture_pages: true,
@@ -48,6 +48,7 @@ fn open_secrets(
     shared: &Shared,
     order: &CheckoutOrder,
     plan: &checkout_runner::Plan,
+    base_url: &url::Url,
 ) -> Result<Secrets, String> {
     let mut secrets = Secrets::default();
     let wanted = plan.secret_names();
@@ -57,6 +58,8 @@ fn open_secrets(
     let keys = shared.settings.checkout_keys.as_ref().ok_or(
         "this runner has no checkout key (set SITEWARD_RUNNER_KEY_FILE to the file `siteward admin runner-keys` wrote), so it cannot open the test's secrets",
     )?;
+    // Secrets open only for the hosts they were entered for.
+    let hosts = host_binding(&checkout_runner::run::allowed_hosts(plan, base_url));
     for sealed in order
         .secrets
         .iter()
@@ -66,10 +69,10 @@ fn open_secrets(
             .decode(&sealed.sealed)
             .map_err(|_| format!("the sealed secret {:?} is not base64", sealed.name))?;
         let value = keys
-            .open(&secret_place(order.test_id, &sealed.name), &bytes)
+            .open(&secret_place(order.test_id, &sealed.name, &hosts), &bytes)
             .map_err(|e| {
                 format!(
-                    "cannot open the secret {:?}: {e}; enter it again",
+                    "cannot open the secret {:?}: {e} (a secret opens only for the test, name and allowed hosts it was entered for: {hosts}); enter it again",
                     sealed.name
                 )
             })?;

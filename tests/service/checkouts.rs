@@ -418,10 +418,14 @@ async fn scripts_are_checked_before_saving_and_secrets_are_sealed_never_shown() 
     };
     assert!(!String::from_utf8_lossy(&sealed).contains(value));
     let keys = siteward::checkouts::keys::read_key_file(&app.runner_key_file()).unwrap();
-    let place = checkout_runner::sealing::secret_place(test, "card");
+    let place = checkout_runner::sealing::secret_place(test, "card", "shop.example.com");
     assert_eq!(keys.open(&place, &sealed).unwrap().expose(), value);
-    let elsewhere = checkout_runner::sealing::secret_place(test + 1, "card");
+    let elsewhere = checkout_runner::sealing::secret_place(test + 1, "card", "shop.example.com");
     assert!(keys.open(&elsewhere, &sealed).is_err(), "bound to its test");
+    let renamed = checkout_runner::sealing::secret_place(test, "cvc", "shop.example.com");
+    assert!(keys.open(&renamed, &sealed).is_err(), "bound to its name");
+    let widened = checkout_runner::sealing::secret_place(test, "card", "*.com,shop.example.com");
+    assert!(keys.open(&widened, &sealed).is_err(), "bound to its hosts");
 
     // No way to read it back: the test shows the name, the dashboard a password field.
     let body = api
@@ -438,6 +442,33 @@ async fn scripts_are_checked_before_saving_and_secrets_are_sealed_never_shown() 
         .await
         .unwrap();
     assert!(!page.contains(value) && page.contains("type=\"password\""));
+
+    // Widening the hosts the test may open leaves the secret sealed for the old ones: it is
+    // shown as needing to be set again (and a runner could not open it for the new hosts).
+    let stale = |body: serde_json::Value| body["stale_secrets"].clone();
+    let test_path = format!("/api/v1/checkout-tests/{test}");
+    let widen = serde_json::json!({"name": "Card", "script": "allowed_hosts: [shop.example.com, '*.com']\nsteps:\n  - fill: {selector: '#c', secret: card}\n  - stop\n"});
+    assert_eq!(
+        api.send_json(Method::PUT, &test_path, widen).await.status(),
+        StatusCode::OK
+    );
+    let body: serde_json::Value = api.get(&test_path).await.json().await.unwrap();
+    assert_eq!(stale(body.clone()), serde_json::json!(["card"]));
+    assert_eq!(body["secrets"][0]["hosts"], "shop.example.com");
+    let page = owner
+        .get(&format!("/checkout-tests/{test}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("hosts have changed since"), "{page}");
+    let response = api
+        .send_json(Method::PUT, &secret, serde_json::json!({"value": value}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = api.get(&test_path).await.json().await.unwrap();
+    assert_eq!(stale(body.clone()), serde_json::json!([]));
+    assert_eq!(body["secrets"][0]["hosts"], "*.com,shop.example.com");
 
     // Bad values are refused; a member may not set secrets; without a runner key, nothing seals.
     for bad in [

@@ -411,6 +411,17 @@ impl Run<'_> {
         }
     }
 
+    /// The text in a helper's answer with every secret replaced: assertions see it so, so a
+    /// test cannot be written to find out a secret's characters by passing or failing.
+    fn shown_text(&self, answer: &Value) -> String {
+        self.redactor.text(
+            answer
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+    }
+
     /// Calls the page helper in the isolated world.
     async fn helper(
         &self,
@@ -560,17 +571,14 @@ impl Run<'_> {
                     .map_or_else(|| "the page".to_owned(), ToString::to_string);
                 let want = normalize(text);
                 self.poll(until, "text", target.as_ref(), Value::Null, |answer| {
-                    let found = answer
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    if normalize(found).contains(&want) {
+                    let found = self.shown_text(answer);
+                    if normalize(&found).contains(&want) {
                         Ok(())
                     } else {
                         Err(StepError::TextMismatch {
                             target: shown.clone(),
                             expected: text.clone(),
-                            found: excerpt(found, 300),
+                            found: excerpt(&found, 300),
                         })
                     }
                 })
@@ -762,11 +770,7 @@ impl Run<'_> {
             Condition::Text(text) => {
                 let want = normalize(text);
                 self.poll(until, "text", None, Value::Null, |answer| {
-                    let found = answer
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    if normalize(found).contains(&want) {
+                    if normalize(&self.shown_text(answer)).contains(&want) {
                         Ok(())
                     } else {
                         Err(timed_out())

@@ -37,7 +37,9 @@
     if (!shown) return { hidden: true };
     return { el: shown };
   };
-  const text = (el) => (el.tagName === "INPUT" || el.tagName === "TEXTAREA" ? el.value : el.innerText) || "";
+  // A field filled from a secret reads as empty, whatever the page did to the value.
+  const text = (el) => el.hasAttribute("data-siteward-secret") ? "" :
+    (el.tagName === "INPUT" || el.tagName === "TEXTAREA" ? el.value : el.innerText) || "";
   const setValue = (el, value) => {
     const proto = el.tagName === "TEXTAREA" ? HTMLTextAreaElement.prototype
       : el.tagName === "SELECT" ? HTMLSelectElement.prototype : HTMLInputElement.prototype;

@@ -10,18 +10,23 @@ const REPLACEMENT: &str = "[secret]";
 #[derive(Default)]
 pub struct Redactor {
     values: Vec<Zeroizing<String>>,
+    /// Every form a value may take in what a run reports (as typed, URL-encoded either way with
+    /// either case of hex digits, HTML-escaped), longest first. Worked out once, wiped on drop.
+    forms: Vec<Zeroizing<String>>,
 }
 
 impl Redactor {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut values: Vec<Zeroizing<String>> = values
+        let values: Vec<Zeroizing<String>> = values
             .into_iter()
             .filter(|v| v.chars().count() >= MIN_REDACTED_CHARS)
             .map(|v| Zeroizing::new(v.to_owned()))
             .collect();
+        let mut forms: Vec<Zeroizing<String>> = values.iter().flat_map(|v| forms_of(v)).collect();
         // Longest first, so a secret that contains another is replaced whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        Self { values }
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        forms.dedup();
+        Self { values, forms }
     }
 
     /// The values, for masking them on the page.
@@ -31,14 +36,9 @@ impl Redactor {
 
     pub fn text(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for value in &self.values {
-            if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), REPLACEMENT);
-            }
-            // A secret in a URL arrives percent-encoded or with `+` for spaces.
-            let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-            if encoded != **value && out.contains(&encoded) {
-                out = out.replace(&encoded, REPLACEMENT);
+        for form in &self.forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), REPLACEMENT);
             }
         }
         out
@@ -63,6 +63,47 @@ impl Redactor {
     }
 }
 
+/// The forms `value` takes in URLs (a query's `+` or a path's `%20` for spaces, upper- or
+/// lower-case hex) and in markup (HTML-escaped).
+fn forms_of(value: &str) -> Vec<Zeroizing<String>> {
+    let form: Zeroizing<String> =
+        Zeroizing::new(url::form_urlencoded::byte_serialize(value.as_bytes()).collect());
+    // The serializer writes a space as `+` and a `+` as `%2B`, so every `+` was a space.
+    let percent = Zeroizing::new(form.replace('+', "%20"));
+    let html = Zeroizing::new(
+        value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;"),
+    );
+    let mut forms = vec![Zeroizing::new(value.to_owned()), html];
+    for encoded in [form, percent] {
+        forms.push(Zeroizing::new(lower_hex(&encoded)));
+        forms.push(encoded);
+    }
+    forms
+}
+
+/// `%2B` as `%2b`: the same bytes, as some encoders write them.
+fn lower_hex(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut after_percent = 0;
+    for c in encoded.chars() {
+        if c == '%' {
+            after_percent = 2;
+            out.push(c);
+        } else if after_percent > 0 {
+            after_percent -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,9 +117,24 @@ mod tests {
             "https://shop.test/pay?card=[secret]&street=[secret]"
         );
         assert_eq!(r.text("aisle 12"), "aisle 12");
+        assert_eq!(
+            r.text("/api/address?q=Main%20St%201 and /search/Main%20st%201"),
+            "/api/address?q=[secret] and /search/Main%20st%201",
+            "a path's %20 is caught; a different value is not"
+        );
         let mut doc = serde_json::json!({"dom": "<p>Main St 1</p>", "list": ["x 4242 4242"]});
         r.json(&mut doc);
         assert_eq!(doc["dom"], "<p>[secret]</p>");
         assert_eq!(doc["list"][0], "x [secret]");
+        let escaped = Redactor::new(["Tom & Jerry's", "a+b/c"]);
+        assert_eq!(
+            escaped.text("<b>Tom &amp; Jerry&#39;s</b>"),
+            "<b>[secret]</b>"
+        );
+        assert_eq!(
+            escaped.text("?q=a%2Bb%2Fc and ?q=a%2bb%2fc"),
+            "?q=[secret] and ?q=[secret]"
+        );
+        assert_eq!(escaped.text("?q=Tom+%26+Jerry%27s"), "?q=[secret]");
     }
 }
