@@ -254,6 +254,71 @@ async fn assertions_see_secrets_redacted_so_they_cannot_probe_them() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_echoed_in_shadow_roots_are_masked_and_split_ones_stop_the_screenshot() {
+    let h = Harness::start().await;
+    let journey = |query: &str, value: &str| {
+        format!(
+            "steps:\n  - goto: /demo/ok/gift-card{query}\n  - fill: {{ selector: '#gift-code', {value} }}\n"
+        )
+    };
+    let fill_shot = |out: &RunOutput| {
+        assert_eq!(
+            out.report.outcome,
+            Outcome::Passed,
+            "{:?}",
+            out.report.failure
+        );
+        out.report.steps[1].screenshot.as_ref().map(|shot| {
+            let (_, png) = out
+                .screenshots
+                .iter()
+                .find(|(name, _)| *name == shot.artifact)
+                .expect("the screenshot is in the output");
+            magenta_pixels(png)
+        })
+    };
+    // The control: typed as a literal, the preview shows in magenta.
+    let (_, coupon) = DEMO_SECRETS[3];
+    let plain = h
+        .run(
+            &journey("", &format!("value: '{coupon}'")),
+            &Secrets::default(),
+        )
+        .await;
+    let unmasked = fill_shot(&plain).expect("a screenshot");
+    assert!(
+        unmasked > 200,
+        "the preview shows: {unmasked} magenta pixels"
+    );
+
+    // From a secret: the preview inside the shadow root is masked (four bullets are left).
+    let shadow = h.run(&journey("", "secret: coupon"), &demo_secrets()).await;
+    let masked = fill_shot(&shadow).expect("a screenshot once masked");
+    assert!(
+        masked * 4 < unmasked,
+        "masked {masked} vs unmasked {unmasked} magenta pixels"
+    );
+
+    // Split across two elements, no text node holds it whole: the rendered text still shows it,
+    // so no screenshot is taken for that step.
+    let split = h
+        .run(&journey("?split", "secret: coupon"), &demo_secrets())
+        .await;
+    assert_eq!(
+        fill_shot(&split),
+        None,
+        "no screenshot while a secret shows"
+    );
+    assert!(
+        split
+            .screenshots
+            .iter()
+            .all(|(_, png)| magenta_pixels(png) == 0),
+        "no screenshot of the run shows the split secret"
+    );
+}
+
 /// Whether a step's error is the one expected.
 type ErrorCheck = dyn Fn(&StepError) -> bool;
 

@@ -110,6 +110,7 @@ pub(crate) async fn route(request: HttpRequest, body: Bytes, ports: Data<Ports>)
             "Review your order",
             &review(&base, variant, cookie("demo_ship"), cookie("demo_card")),
         ),
+        ("gift-card", false) => page_html("Gift card", GIFT_CARD),
         ("order", true) => see_other(&format!("{base}/confirmation")).finish(),
         ("confirmation", false) => page_html(
             "Order confirmed",
@@ -118,6 +119,28 @@ pub(crate) async fn route(request: HttpRequest, body: Bytes, ports: Data<Ports>)
         _ => not_found(),
     }
 }
+
+/// A gift-card field whose code is previewed as it is typed, large and in [`CARD_TEXT_RGB`]: in
+/// a shadow root, or with `?split` in two elements (which no text search finds whole).
+const GIFT_CARD: &str = r#"<h1>Redeem a gift card</h1>
+<label>Code <input id="gift-code" autocomplete="off"></label>
+<div id="preview-host"></div>
+<p id="split-preview" style="color:#ff00ff;font:bold 40px monospace"></p>
+<script>
+const shadow = document.getElementById("preview-host").attachShadow({ mode: "open" });
+shadow.innerHTML = '<p id="preview" style="color:#ff00ff;font:bold 40px monospace"></p>';
+const split = new URLSearchParams(location.search).has("split");
+document.getElementById("gift-code").addEventListener("input", (event) => {
+  const code = event.target.value;
+  if (!split) { shadow.getElementById("preview").textContent = code; return; }
+  const halves = [code.slice(0, 4), code.slice(4)].map((part) => {
+    const span = document.createElement("span");
+    span.textContent = part;
+    return span;
+  });
+  document.getElementById("split-preview").replaceChildren(...halves);
+});
+</script>"#;
 
 fn products(base: &str) -> String {
     format!(

@@ -375,6 +375,12 @@ impl Run<'_> {
         // A document being replaced does not answer; the next one will, a moment later.
         for _ in 0..MASK_TRIES {
             if let Ok(answer) = self.helper("mask", None, json!(values)).await {
+                if answer.get("leaked").and_then(Value::as_bool) != Some(false) {
+                    tracing::warn!(
+                        "a secret still shows on the page after masking (split across elements?); no screenshot taken"
+                    );
+                    return None;
+                }
                 let at = |key: &str| answer.get(key).and_then(Value::as_f64).unwrap_or(0.0);
                 return Some((at("scroll_x"), at("scroll_y")));
             }

@@ -131,15 +131,22 @@
     case "navigating":
       return { navigating: window.__siteward_navigating === true };
     case "mask": {
-      // Every field holding a secret, and every text showing one, is hidden before a screenshot.
+      // Every field holding a secret, and every text showing one, is hidden before a screenshot,
+      // in the document and in every open shadow root.
       const secrets = (arg || []).filter((s) => s.length >= 3);
-      let masked = 0;
-      for (const el of document.querySelectorAll("[data-siteward-secret]")) { maskElement(el); masked++; }
-      for (const el of document.querySelectorAll("input, textarea")) {
-        if (secrets.some((s) => el.value.includes(s))) { maskElement(el); masked++; }
+      const roots = [document];
+      for (let i = 0; i < roots.length; i++) {
+        for (const el of roots[i].querySelectorAll("*")) if (el.shadowRoot) roots.push(el.shadowRoot);
       }
-      if (document.body && secrets.length) {
-        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      let masked = 0;
+      for (const root of roots) {
+        for (const el of root.querySelectorAll("[data-siteward-secret]")) { maskElement(el); masked++; }
+        for (const el of root.querySelectorAll("input, textarea")) {
+          if (secrets.some((s) => el.value.includes(s))) { maskElement(el); masked++; }
+        }
+        const top = root === document ? document.body : root;
+        if (!top || !secrets.length) continue;
+        const walker = document.createTreeWalker(top, NodeFilter.SHOW_TEXT);
         for (let n = walker.nextNode(); n; n = walker.nextNode()) {
           let t = n.nodeValue, changed = false;
           for (const s of secrets) {
@@ -148,7 +155,10 @@
           if (changed) { n.nodeValue = t; masked++; }
         }
       }
-      return { masked, scroll_x: window.scrollX, scroll_y: window.scrollY };
+      // A value split across elements escapes the walk; the rendered text joins it again.
+      const shown = document.body ? document.body.innerText : "";
+      const leaked = secrets.some((s) => shown.includes(s));
+      return { masked, leaked, scroll_x: window.scrollX, scroll_y: window.scrollY };
     }
   }
   return { error: "unknown operation " + op };
