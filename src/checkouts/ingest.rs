@@ -12,7 +12,7 @@ use crate::crypto::token_hash;
 use crate::db::schema::checkout_run_artifacts;
 use crate::queue;
 use crate::runner::protocol::{CheckoutOrder, CheckoutResult, SealedSecret};
-use crate::scans::ingest::blob_error;
+use crate::scans::ingest::{ArtifactUpload, store_attempt_artifact};
 use crate::storage::{ObjectKey, SealedBlobs};
 use crate::web::AppError;
 use checkout_runner::{Outcome, RunReport};
@@ -144,32 +144,19 @@ pub async fn store_artifact(
     content_type: &str,
     bytes: &[u8],
 ) -> Result<String, AppError> {
-    let key = ObjectKey::checkout_artifact(attempt.org_id, attempt.run_id, name)
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let sha256 = hex::encode(crate::crypto::sha256(bytes));
-    blobs.put(conn, &key, bytes).await.map_err(blob_error)?;
-    let recorded = diesel::sql_query(
-        "INSERT INTO checkout_run_artifacts (run_id, name, org_id, content_type, size_bytes, sha256, attempt)
-         SELECT $1, $2, $3, $4, $5, $6, j.attempts FROM jobs j
-         WHERE j.id = $7 AND j.state = 'running' AND j.attempt_token_hash = $8
-         ON CONFLICT (run_id, name) DO UPDATE SET content_type = excluded.content_type,
-             size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
-             attempt = excluded.attempt, uploaded_at = now()",
-    )
-    .bind::<BigInt, _>(attempt.run_id)
-    .bind::<Text, _>(name)
-    .bind::<BigInt, _>(attempt.org_id)
-    .bind::<Text, _>(content_type)
-    .bind::<BigInt, _>(bytes.len() as i64)
-    .bind::<Text, _>(&sha256)
-    .bind::<BigInt, _>(attempt.job_id)
-    .bind::<Bytea, _>(token_hash(token))
-    .execute(conn)
-    .await?;
-    if recorded == 0 {
-        return Err(AppError::Conflict(STALE.into()));
-    }
-    Ok(sha256)
+    let upload = ArtifactUpload {
+        key: ObjectKey::checkout_artifact(attempt.org_id, attempt.run_id, name)
+            .map_err(|e| AppError::BadRequest(e.to_string()))?,
+        table: "checkout_run_artifacts",
+        owner_column: "run_id",
+        owner_id: attempt.run_id,
+        org_id: attempt.org_id,
+        job_id: attempt.job_id,
+        token,
+        name,
+        content_type,
+    };
+    store_attempt_artifact(conn, blobs, upload, bytes).await
 }
 
 /// Every screenshot the report names must have been uploaded by this attempt, unchanged.

@@ -329,11 +329,15 @@ async fn set_secret(
             "no runner key is registered, so secrets cannot be sealed; run `siteward admin runner-keys` (serve registers one for its embedded runner)".into(),
         )
     })?;
-    let hosts = host_binding(&mut conn, ctx, &test).await?.ok_or_else(|| {
-        AppError::Conflict(
-            "the test's script does not parse, so the hosts its secrets are for are unknown; fix the script first".into(),
-        )
-    })?;
+    let target = sites::target(&mut conn, ctx, test.target_id).await?;
+    let hosts = checkout_runner::parse(&test.script)
+        .ok()
+        .and_then(|plan| host_binding(&plan, &target))
+        .ok_or_else(|| {
+            AppError::Conflict(
+                "the test's script does not parse, so the hosts its secrets are for are unknown; fix the script first".into(),
+            )
+        })?;
     let place = checkout_runner::sealing::secret_place(test_id, name, &hosts);
     let sealed = key
         .seal(&place, value.as_bytes())
@@ -426,46 +430,48 @@ async fn run_now(
     Ok(run_id)
 }
 
-/// The hosts `test` may open, in the form its secrets are sealed for; `None` if its script no
-/// longer parses.
-async fn host_binding(
-    conn: &mut diesel_async::AsyncPgConnection,
-    ctx: &OrgCtx,
-    test: &CheckoutTest,
-) -> Result<Option<String>, AppError> {
-    let target = sites::target(conn, ctx, test.target_id).await?;
-    let (Ok(plan), Ok(base_url)) = (
-        checkout_runner::parse(&test.script),
-        url::Url::parse(&target.url),
-    ) else {
-        return Ok(None);
-    };
-    let hosts = checkout_runner::run::allowed_hosts(&plan, &base_url);
-    Ok(Some(checkout_runner::sealing::host_binding(&hosts)))
+/// The hosts a test with `plan` on `target` may open, in the form its secrets are sealed for.
+fn host_binding(plan: &checkout_runner::Plan, target: &sites::Target) -> Option<String> {
+    let base_url = url::Url::parse(&target.url).ok()?;
+    let hosts = checkout_runner::run::allowed_hosts(plan, &base_url);
+    Some(checkout_runner::sealing::host_binding(&hosts))
 }
 
-async fn test_body(
+/// [`test_body`] for one test, loading its target.
+async fn body_of(
     conn: &mut diesel_async::AsyncPgConnection,
     ctx: &OrgCtx,
     test: CheckoutTest,
 ) -> Result<TestBody, AppError> {
+    let target = sites::target(conn, ctx, test.target_id).await?;
+    test_body(conn, ctx, test, &target).await
+}
+
+/// A test with which secrets are set, missing, or sealed for other hosts. `target` is the test's.
+async fn test_body(
+    conn: &mut diesel_async::AsyncPgConnection,
+    ctx: &OrgCtx,
+    test: CheckoutTest,
+    target: &sites::Target,
+) -> Result<TestBody, AppError> {
     let secrets = queries::secrets(conn, ctx, test.id).await?;
-    let stale_secrets = match host_binding(conn, ctx, &test).await? {
-        Some(hosts) => secrets
-            .iter()
-            .filter(|s| s.hosts != hosts)
-            .map(|s| s.name.clone())
-            .collect(),
-        None => Vec::new(),
-    };
-    let missing_secrets = match checkout_runner::parse(&test.script) {
-        Ok(plan) => plan
-            .secret_names()
-            .into_iter()
-            .filter(|n| !secrets.iter().any(|s| s.name == *n))
-            .map(str::to_string)
-            .collect(),
-        Err(_) => Vec::new(),
+    let (missing_secrets, stale_secrets) = match checkout_runner::parse(&test.script) {
+        Ok(plan) => {
+            let missing = plan
+                .secret_names()
+                .into_iter()
+                .filter(|n| !secrets.iter().any(|s| s.name == *n))
+                .map(str::to_string)
+                .collect();
+            let hosts = host_binding(&plan, target);
+            let stale = secrets
+                .iter()
+                .filter(|s| hosts.as_ref().is_some_and(|h| s.hosts != *h))
+                .map(|s| s.name.clone())
+                .collect();
+            (missing, stale)
+        }
+        Err(_) => (Vec::new(), Vec::new()),
     };
     Ok(TestBody {
         test,
@@ -621,7 +627,7 @@ async fn test_view(
     let test = queries::test(&mut conn, page, test_id).await?;
     let target = sites::target(&mut conn, page, test.target_id).await?;
     let runs = queries::runs(&mut conn, page, test_id, RECENT_RUNS).await?;
-    let body = test_body(&mut conn, page, test).await?;
+    let body = test_body(&mut conn, page, test, &target).await?;
     let view = TestPage {
         nav: Some(Nav::new(&page.viewer, csrf)),
         target,
@@ -756,11 +762,11 @@ async fn api_tests(
 ) -> Api<web::Json<Vec<TestBody>>> {
     let target_id = object_id(&path)?;
     let mut conn = state.conn().await?;
-    sites::target(&mut conn, &ctx, target_id).await?;
+    let target = sites::target(&mut conn, &ctx, target_id).await?;
     let tests = queries::tests_of_target(&mut conn, &ctx, target_id).await?;
     let mut bodies = Vec::with_capacity(tests.len());
     for test in tests {
-        bodies.push(test_body(&mut conn, &ctx, test).await?);
+        bodies.push(test_body(&mut conn, &ctx, test, &target).await?);
     }
     Ok(web::Json(bodies))
 }
@@ -773,7 +779,7 @@ async fn api_create_test(
 ) -> Api<HttpResponse> {
     let test = create_test(&state, &ctx, object_id(&path)?, &input).await?;
     let mut conn = state.conn().await?;
-    let body = test_body(&mut conn, &ctx, test).await?;
+    let body = body_of(&mut conn, &ctx, test).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             "location",
@@ -797,7 +803,7 @@ async fn api_test(
 ) -> Api<web::Json<TestBody>> {
     let mut conn = state.conn().await?;
     let test = queries::test(&mut conn, &ctx, object_id(&path)?).await?;
-    Ok(web::Json(test_body(&mut conn, &ctx, test).await?))
+    Ok(web::Json(body_of(&mut conn, &ctx, test).await?))
 }
 
 async fn api_update_test(
@@ -808,7 +814,7 @@ async fn api_update_test(
 ) -> Api<web::Json<TestBody>> {
     let test = update_test(&state, &ctx, object_id(&path)?, &input).await?;
     let mut conn = state.conn().await?;
-    Ok(web::Json(test_body(&mut conn, &ctx, test).await?))
+    Ok(web::Json(body_of(&mut conn, &ctx, test).await?))
 }
 
 async fn api_delete_test(

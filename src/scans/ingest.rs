@@ -114,26 +114,65 @@ pub async fn store_artifact(
     content_type: &str,
     bytes: &[u8],
 ) -> Result<String, AppError> {
-    let key = ObjectKey::snapshot_artifact(attempt.org_id, attempt.snapshot_id, name)
-        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let upload = ArtifactUpload {
+        key: ObjectKey::snapshot_artifact(attempt.org_id, attempt.snapshot_id, name)
+            .map_err(|e| AppError::BadRequest(e.to_string()))?,
+        table: "scan_artifacts",
+        owner_column: "scan_id",
+        owner_id: attempt.scan_id,
+        org_id: attempt.org_id,
+        job_id: attempt.job_id,
+        token,
+        name,
+        content_type,
+    };
+    store_attempt_artifact(conn, blobs, upload, bytes).await
+}
+
+/// One artifact a runner's attempt uploads: where it is sealed, and where it is recorded.
+pub struct ArtifactUpload<'a> {
+    pub key: ObjectKey,
+    /// The table recording artifacts and its column naming their owner (a scan, a checkout run).
+    pub table: &'static str,
+    pub owner_column: &'static str,
+    pub owner_id: i64,
+    pub org_id: i64,
+    pub job_id: i64,
+    pub token: &'a str,
+    pub name: &'a str,
+    pub content_type: &'a str,
+}
+
+/// Seals and stores `bytes`, then records them in the upload's table only while its attempt
+/// holds the job; returns their SHA-256. A second upload of the same name replaces the first.
+pub async fn store_attempt_artifact(
+    conn: &mut AsyncPgConnection,
+    blobs: &SealedBlobs,
+    upload: ArtifactUpload<'_>,
+    bytes: &[u8],
+) -> Result<String, AppError> {
     let sha256 = hex::encode(crate::crypto::sha256(bytes));
-    blobs.put(conn, &key, bytes).await.map_err(blob_error)?;
-    let recorded = diesel::sql_query(
-        "INSERT INTO scan_artifacts (scan_id, name, org_id, content_type, size_bytes, sha256, attempt)
+    blobs
+        .put(conn, &upload.key, bytes)
+        .await
+        .map_err(blob_error)?;
+    let (table, owner) = (upload.table, upload.owner_column);
+    let recorded = diesel::sql_query(format!(
+        "INSERT INTO {table} ({owner}, name, org_id, content_type, size_bytes, sha256, attempt)
          SELECT $1, $2, $3, $4, $5, $6, j.attempts FROM jobs j
          WHERE j.id = $7 AND j.state = 'running' AND j.attempt_token_hash = $8
-         ON CONFLICT (scan_id, name) DO UPDATE SET content_type = excluded.content_type,
+         ON CONFLICT ({owner}, name) DO UPDATE SET content_type = excluded.content_type,
              size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
-             attempt = excluded.attempt, uploaded_at = now()",
-    )
-    .bind::<BigInt, _>(attempt.scan_id)
-    .bind::<Text, _>(name)
-    .bind::<BigInt, _>(attempt.org_id)
-    .bind::<Text, _>(content_type)
+             attempt = excluded.attempt, uploaded_at = now()"
+    ))
+    .bind::<BigInt, _>(upload.owner_id)
+    .bind::<Text, _>(upload.name)
+    .bind::<BigInt, _>(upload.org_id)
+    .bind::<Text, _>(upload.content_type)
     .bind::<BigInt, _>(bytes.len() as i64)
     .bind::<Text, _>(&sha256)
-    .bind::<BigInt, _>(attempt.job_id)
-    .bind::<Bytea, _>(token_hash(token))
+    .bind::<BigInt, _>(upload.job_id)
+    .bind::<Bytea, _>(token_hash(upload.token))
     .execute(conn)
     .await?;
     if recorded == 0 {
