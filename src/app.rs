@@ -61,6 +61,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: DbPool,
+    database_health: crate::db::health::DatabaseHealth,
 }
 
 impl Application {
@@ -96,7 +97,9 @@ impl Application {
             blobs,
             dummy_password_hash,
             jobs_ready: tokio::sync::Notify::new(),
+            database_health: crate::db::health::DatabaseHealth::default(),
         });
+        let database_health = state.database_health.clone();
         tokio::spawn(crate::scans::analysis::run_worker(state.clone()));
         tokio::spawn(crate::alerts::notifications::run_worker(state.clone()));
         tokio::spawn(crate::checkouts::analysis::run_worker(state.clone()));
@@ -148,7 +151,12 @@ impl Application {
             .disable_signals()
             .shutdown_timeout(10)
             .run();
-        Ok(Application { port, server, pool })
+        Ok(Application {
+            port,
+            server,
+            pool,
+            database_health,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -157,6 +165,11 @@ impl Application {
 
     pub fn pool(&self) -> DbPool {
         self.pool.clone()
+    }
+
+    /// Where the embedded database's supervisor reports an outage, for `/readyz`.
+    pub fn database_health(&self) -> crate::db::health::DatabaseHealth {
+        self.database_health.clone()
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
@@ -203,8 +216,18 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers; during an outage of the embedded database, says so.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(outage) = state.database_health.outage() {
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body(format!(
+                "database unavailable: the embedded PostgreSQL stopped {} s ago and is being \
+                 started again ({} failed attempt(s) so far)\n",
+                outage.duration().as_secs(),
+                outage.failed_restarts
+            ));
+    }
     let ready = match state.conn().await {
         Ok(mut conn) => {
             diesel_async::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), &mut conn)

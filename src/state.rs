@@ -2,6 +2,7 @@
 
 use crate::auth::KeyCache;
 use crate::config::Config;
+use crate::db::health::DatabaseHealth;
 use crate::db::{DbConn, DbError, DbPool};
 use crate::mail::Mailer;
 use crate::storage::SealedBlobs;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub dummy_password_hash: String,
     /// Woken when scans are queued, so runners waiting in a long poll claim them at once.
     pub jobs_ready: tokio::sync::Notify,
+    /// An outage of the embedded database that `serve` is repairing, for `/readyz`.
+    pub database_health: DatabaseHealth,
 }
 
 impl AppState {

@@ -7,7 +7,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::fail;
-use super::serve::{ConfigArgs, database, load, stop_embedded};
+use super::serve::{ConfigArgs, database, describe_database, load, release_embedded};
+use crate::db::embedded::Tenure;
 
 /// Runs `work` with the URL of a fresh scratch database named after `label`.
 pub async fn in_scratch_database(
@@ -19,12 +20,13 @@ pub async fn in_scratch_database(
         Ok(config) => config,
         Err(code) => return code,
     };
-    let (url, embedded) = match database(&config).await {
+    eprintln!("{}", describe_database(&config));
+    let (url, embedded) = match database(&config, Tenure::Visitor).await {
         Ok(found) => found,
         Err(code) => return code,
     };
     let result = with_scratch(&url, label, work).await;
-    stop_embedded(embedded).await;
+    release_embedded(embedded).await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(error),

@@ -11,7 +11,11 @@ use secrecy::{ExposeSecret, SecretString};
 use super::fail;
 use crate::app::Application;
 use crate::config::Config;
-use crate::db::{self, embedded::EmbeddedPostgres};
+use crate::config::redact_url;
+use crate::db;
+use crate::db::embedded::{EmbeddedPostgres, StopOutcome, Tenure};
+
+use super::serve_lock::ServeLock;
 
 #[derive(Debug, Clone, Args)]
 pub struct ConfigArgs {
@@ -73,24 +77,63 @@ pub(super) fn load(args: &ConfigArgs) -> Result<Config, ExitCode> {
     Config::load(args.config.as_deref(), std::env::vars()).map_err(fail)
 }
 
-/// The database to use: the configured URL, or the embedded cluster (started here).
+/// Where a command acts: `database: …` with the embedded folder, or the URL's host and database
+/// (never the password). The first line every `migrate` and `admin` command prints.
+pub(super) fn describe_database(config: &Config) -> String {
+    match &config.database_url {
+        Some(url) => match url::Url::parse(url.expose_secret()) {
+            Ok(parsed) => format!(
+                "database: `{}` on {}:{}",
+                parsed.path().trim_start_matches('/'),
+                parsed.host_str().unwrap_or("(local socket)"),
+                parsed.port().unwrap_or(5432)
+            ),
+            Err(_) => format!("database: {}", redact_url(url.expose_secret())),
+        },
+        None => format!(
+            "database: the embedded PostgreSQL in {}",
+            embedded_dir(config).display()
+        ),
+    }
+}
+
+fn embedded_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("postgres")
+}
+
+/// The database to use: the configured URL, or the embedded cluster (started here unless
+/// another siteward process runs it already).
 pub(super) async fn database(
     config: &Config,
+    tenure: Tenure,
 ) -> Result<(SecretString, Option<EmbeddedPostgres>), ExitCode> {
     if let Some(url) = &config.database_url {
         return Ok((url.clone(), None));
     }
-    let dir = config.data_dir.join("postgres");
-    eprintln!("starting the embedded PostgreSQL in {} …", dir.display());
-    let embedded = EmbeddedPostgres::start(&dir).await.map_err(fail)?;
+    let embedded = EmbeddedPostgres::start(&embedded_dir(config), tenure)
+        .await
+        .map_err(fail)?;
     Ok((embedded.database_url(), Some(embedded)))
 }
 
-pub(super) async fn stop_embedded(embedded: Option<EmbeddedPostgres>) {
-    if let Some(embedded) = embedded
-        && let Err(error) = embedded.stop().await
-    {
-        eprintln!("siteward: warning: stopping the embedded PostgreSQL: {error}");
+/// Releases the embedded server: stopped if this process may and no other siteward process uses
+/// it, else left running.
+pub(super) async fn release_embedded(embedded: Option<EmbeddedPostgres>) {
+    if let Some(embedded) = embedded {
+        report_release(embedded.stop().await);
+    }
+}
+
+fn report_release(outcome: Result<StopOutcome, db::embedded::EmbeddedError>) {
+    match outcome {
+        Ok(StopOutcome::Stopped) => {}
+        Ok(StopOutcome::LeftRunningAdopted) => {
+            eprintln!("the embedded PostgreSQL was already running and stays running")
+        }
+        Ok(StopOutcome::LeftRunningInUse) => {
+            eprintln!("the embedded PostgreSQL stays running: another siteward process uses it")
+        }
+        Err(error) => eprintln!("siteward: warning: stopping the embedded PostgreSQL: {error}"),
     }
 }
 
@@ -107,13 +150,28 @@ pub async fn serve(args: ConfigArgs) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    // One serve per data folder on the embedded database, refused before the database is touched.
+    let _serve_lock = if config.database_url.is_none() {
+        match ServeLock::acquire(&config.data_dir, &config.listen.to_string()) {
+            Ok(lock) => Some(lock),
+            Err(error) => return fail(error),
+        }
+    } else {
+        None
+    };
     eprintln!("siteward serve, configuration:\n{config}");
-    let (url, embedded) = match database(&config).await {
+    if config.database_url.is_none() {
+        eprintln!(
+            "starting the embedded PostgreSQL in {} …",
+            embedded_dir(&config).display()
+        );
+    }
+    let (url, embedded) = match database(&config, Tenure::Keeper).await {
         Ok(found) => found,
         Err(code) => return code,
     };
     if let Err(code) = migrate_or_fail(&url).await {
-        stop_embedded(embedded).await;
+        release_embedded(embedded).await;
         return code;
     }
     let public_url = config.public_url.clone();
@@ -128,10 +186,12 @@ pub async fn serve(args: ConfigArgs) -> ExitCode {
     let app = match Application::build(config, &url).await {
         Ok(app) => app,
         Err(error) => {
-            stop_embedded(embedded).await;
+            release_embedded(embedded).await;
             return fail(error);
         }
     };
+    // From here on the embedded server is watched and started again if it dies.
+    let embedded = embedded.map(|server| server.supervise(app.database_health()));
     eprintln!(
         "siteward is ready: open {public_url} (listening on port {})",
         app.port()
@@ -142,7 +202,7 @@ pub async fn serve(args: ConfigArgs) -> ExitCode {
             Ok(child) => Some(child),
             Err(error) => {
                 handle.stop(false).await;
-                stop_embedded(embedded).await;
+                release_supervised(embedded).await;
                 return fail(error);
             }
         }
@@ -157,8 +217,14 @@ pub async fn serve(args: ConfigArgs) -> ExitCode {
     }
     handle.stop(true).await;
     let _ = server.await;
-    stop_embedded(embedded).await;
+    release_supervised(embedded).await;
     ExitCode::SUCCESS
+}
+
+async fn release_supervised(embedded: Option<db::embedded::Supervised>) {
+    if let Some(supervised) = embedded {
+        report_release(supervised.stop().await);
+    }
 }
 
 pub(super) async fn shutdown_signal() {
@@ -239,12 +305,13 @@ pub async fn migrate(args: ConfigArgs) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let (url, embedded) = match database(&config).await {
+    eprintln!("{}", describe_database(&config));
+    let (url, embedded) = match database(&config, Tenure::Visitor).await {
         Ok(found) => found,
         Err(code) => return code,
     };
     let result = migrate_or_fail(&url).await;
-    stop_embedded(embedded).await;
+    release_embedded(embedded).await;
     match result {
         Ok(()) => {
             eprintln!("the database is up to date");
@@ -259,7 +326,8 @@ pub async fn admin(args: AdminArgs) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let (url, embedded) = match database(&config).await {
+    eprintln!("{}", describe_database(&config));
+    let (url, embedded) = match database(&config, Tenure::Visitor).await {
         Ok(found) => found,
         Err(code) => return code,
     };
@@ -272,7 +340,7 @@ pub async fn admin(args: AdminArgs) -> ExitCode {
         AdminCommand::ListRunners => list_runners(&url).await,
         AdminCommand::RevokeRunner { id } => revoke_runner(&url, id).await,
     };
-    stop_embedded(embedded).await;
+    release_embedded(embedded).await;
     code
 }
 

@@ -2,6 +2,7 @@
 //! cluster for the zero-configuration default.
 
 pub mod embedded;
+pub mod health;
 pub mod schema;
 
 use diesel::Connection;

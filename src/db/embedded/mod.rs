@@ -10,6 +10,13 @@
 //! - `postgres.log`: the server log;
 //! - `.s.PGSQL.<port>`: the Unix socket, when the folder's path is short and plain enough.
 //!
+//! - `control.lock`, `users.lock`: who may start or stop the server, and who uses it (see
+//!   [`lock`]).
+//!
+//! Several siteward processes may use one cluster at once (`serve` and an `admin` command beside
+//! it). Only one starts the server, and it is stopped only by a process allowed to (see
+//! [`Tenure`]) when no other siteward process uses it.
+//!
 //! The server listens on 127.0.0.1 only and every connection needs the password (SCRAM). As root,
 //! the tools run as the `postgres` system user (else `nobody`) through `runuser`, because
 //! PostgreSQL refuses to run as root. The tools get an empty environment (plus a fixed `PATH`), so
@@ -25,6 +32,13 @@ use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use secrecy::{ExposeSecret, SecretString};
+
+use lock::{ControlLock, UseClaim};
+
+mod lock;
+mod supervise;
+
+pub use supervise::Supervised;
 
 /// The superuser `initdb` creates; siteward connects as it.
 const SUPERUSER: &str = "siteward";
@@ -115,8 +129,30 @@ pub enum EmbeddedError {
     CreateDatabaseFailed { detail: String },
 }
 
-/// A running private PostgreSQL server. Stop it with [`EmbeddedPostgres::stop`]; dropping it
-/// stops it too, synchronously and on a best-effort basis.
+/// What a process does with the embedded server when it is done with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenure {
+    /// `siteward serve`: keeps the server up while it runs ([`EmbeddedPostgres::supervise`]) and
+    /// stops it on exit, whoever started it, unless another siteward process still uses it.
+    Keeper,
+    /// A one-shot command (`migrate`, `admin …`, a benchmark): stops the server on exit only if
+    /// it started it and no other siteward process uses it. A server it found running (say,
+    /// under a running `serve`) is left running.
+    Visitor,
+}
+
+/// What [`EmbeddedPostgres::stop`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    Stopped,
+    /// Another siteward process still uses the server.
+    LeftRunningInUse,
+    /// This process found the server running and, as a [`Tenure::Visitor`], leaves it so.
+    LeftRunningAdopted,
+}
+
+/// A running private PostgreSQL server. Release it with [`EmbeddedPostgres::stop`]; dropping
+/// it does the same, synchronously and on a best-effort basis.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
     binaries: PgBinaries,
@@ -124,18 +160,21 @@ pub struct EmbeddedPostgres {
     paths: ClusterPaths,
     port: u16,
     password: SecretString,
-    /// Whether dropping this value must stop the server (false once `stop` ran).
-    owns_running_server: bool,
+    tenure: Tenure,
+    /// Whether this process started the server (rather than finding it running).
+    started_here: bool,
+    /// This process's claim on the server; `None` once `stop` ran.
+    claim: Option<UseClaim>,
 }
 
 impl EmbeddedPostgres {
     /// Creates the cluster in `dir` (e.g. `<data>/postgres`) on first use, then starts it (or
-    /// adopts a server still running there from an earlier process) and makes sure the
-    /// `siteward` database exists.
-    pub async fn start(dir: &Path) -> Result<EmbeddedPostgres, EmbeddedError> {
+    /// adopts a server already running there, started by another siteward process or left by
+    /// one that was killed) and makes sure the `siteward` database exists.
+    pub async fn start(dir: &Path, tenure: Tenure) -> Result<EmbeddedPostgres, EmbeddedError> {
         let binaries = find_binaries()?;
         let run_as = choose_run_as()?;
-        Self::start_with(binaries, run_as, dir).await
+        Self::start_with(binaries, run_as, dir, tenure).await
     }
 
     /// `postgres://siteward:<password>@127.0.0.1:<port>/siteward`.
@@ -143,18 +182,47 @@ impl EmbeddedPostgres {
         self.url_for(DATABASE)
     }
 
-    /// Shuts the server down (`pg_ctl stop -m fast`) and waits for it. A server that is already
-    /// gone counts as stopped.
-    pub async fn stop(mut self) -> Result<(), EmbeddedError> {
-        self.owns_running_server = false;
+    /// The cluster folder.
+    pub fn dir(&self) -> &Path {
+        &self.paths.root
+    }
+
+    /// Releases the server: stops it (`pg_ctl stop -m fast`, waiting for it) when this process
+    /// may and no other siteward process uses it, else leaves it running. A server that is
+    /// already gone counts as stopped.
+    pub async fn stop(mut self) -> Result<StopOutcome, EmbeddedError> {
+        let Some(claim) = self.claim.take() else {
+            return Ok(StopOutcome::Stopped);
+        };
+        let control = ControlLock::acquire(&self.paths.root).await?;
+        let outcome = self.release_decision(&claim, &control)?;
+        if outcome != StopOutcome::Stopped {
+            tracing::info!(dir = %self.paths.root.display(), ?outcome, "embedded PostgreSQL left running");
+            return Ok(outcome);
+        }
         let output = run("pg_ctl stop", self.stop_command()).await?;
         if output.status.success() || !self.is_running().await? {
             tracing::info!(dir = %self.paths.root.display(), "embedded PostgreSQL stopped");
-            return Ok(());
+            return Ok(StopOutcome::Stopped);
         }
         Err(EmbeddedError::StopFailed {
             stderr: failure_detail(&output, &self.password),
         })
+    }
+
+    /// Whether this process stops the server on release, decided under the control lock.
+    fn release_decision(
+        &self,
+        claim: &UseClaim,
+        control: &ControlLock,
+    ) -> Result<StopOutcome, EmbeddedError> {
+        if self.tenure == Tenure::Visitor && !self.started_here {
+            return Ok(StopOutcome::LeftRunningAdopted);
+        }
+        if !claim.is_sole_user(control)? {
+            return Ok(StopOutcome::LeftRunningInUse);
+        }
+        Ok(StopOutcome::Stopped)
     }
 
     /// [`EmbeddedPostgres::start`] with the binaries and the user to run them as already chosen.
@@ -162,34 +230,44 @@ impl EmbeddedPostgres {
         binaries: PgBinaries,
         run_as: Option<SystemUser>,
         dir: &Path,
+        tenure: Tenure,
     ) -> Result<EmbeddedPostgres, EmbeddedError> {
         let paths = prepare_cluster_dir(dir, run_as.as_ref()).await?;
+        // Everything from here to a running server happens under the control lock, so two
+        // processes starting at the same moment neither both run initdb nor both start it.
+        let control = ControlLock::acquire(&paths.root).await?;
         let initialized = paths.is_initialized();
         let password = load_or_create_password(&paths, initialized, run_as.as_ref())?;
         if !initialized {
             init_cluster(&binaries, run_as.as_ref(), &paths, &password).await?;
         }
+        let claim = UseClaim::register(&paths.root, &control)?;
         let mut server = EmbeddedPostgres {
             binaries,
             run_as,
             paths,
             port: 0,
             password,
-            owns_running_server: false,
+            tenure,
+            started_here: false,
+            claim: None,
         };
-        server.port = server.start_or_adopt().await?;
-        server.owns_running_server = true;
+        let (port, started) = server.start_or_adopt().await?;
+        server.port = port;
+        server.started_here = started;
+        server.claim = Some(claim);
         server.ensure_database().await?;
+        drop(control);
         Ok(server)
     }
 
-    /// Adopts a server already running on this cluster (say, after siteward was killed), or
-    /// starts one; returns its port.
-    async fn start_or_adopt(&self) -> Result<u16, EmbeddedError> {
+    /// Adopts a server already running on this cluster, or starts one; returns its port and
+    /// whether it was started here. Called under the control lock.
+    async fn start_or_adopt(&self) -> Result<(u16, bool), EmbeddedError> {
         if self.is_running().await? {
             if let Some(port) = port_from_pid_file(&self.paths.data) {
-                tracing::info!(port, dir = %self.paths.root.display(), "embedded PostgreSQL already running; reusing it");
-                return Ok(port);
+                tracing::info!(port, dir = %self.paths.root.display(), "embedded PostgreSQL already running; using it");
+                return Ok((port, false));
             }
             tracing::warn!(dir = %self.paths.root.display(), "embedded PostgreSQL is running on an unknown port; restarting it");
             run("pg_ctl stop", self.stop_command()).await?;
@@ -197,7 +275,7 @@ impl EmbeddedPostgres {
         let port = choose_port(&self.paths.port)?;
         self.launch(port).await?;
         write_file(&self.paths.port, format!("{port}\n").as_bytes())?;
-        Ok(port)
+        Ok((port, true))
     }
 
     /// `pg_ctl start`, listening on 127.0.0.1:`port` only; waits until it accepts connections.
@@ -315,11 +393,21 @@ impl EmbeddedPostgres {
 }
 
 impl Drop for EmbeddedPostgres {
-    /// Best-effort `pg_ctl stop -m fast` when [`EmbeddedPostgres::stop`] was not called.
+    /// Best-effort [`EmbeddedPostgres::stop`], when it was not called.
     fn drop(&mut self) {
-        if !self.owns_running_server {
+        let Some(claim) = self.claim.take() else {
             return;
-        }
+        };
+        let decision = ControlLock::acquire_now(&self.paths.root)
+            .and_then(|control| Ok((self.release_decision(&claim, &control)?, control)));
+        let _control = match decision {
+            Ok((StopOutcome::Stopped, control)) => control,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not decide whether to stop the embedded PostgreSQL");
+                return;
+            }
+        };
         match self.stop_command().output() {
             Ok(output) if output.status.success() => {
                 tracing::info!(dir = %self.paths.root.display(), "embedded PostgreSQL stopped");
@@ -345,7 +433,12 @@ struct DatabasePresence {
 /// Whether `CREATE DATABASE` failed because the database exists (a concurrent start made it).
 /// The cluster's messages are in English: `initdb --locale=C` sets `lc_messages` to C.
 fn is_duplicate_database(error: &diesel::result::Error) -> bool {
-    matches!(error, diesel::result::Error::DatabaseError(_, info) if info.message().contains("already exists"))
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("already exists"),
+        _ => false,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -875,7 +968,7 @@ mod tests {
         let temp = traversable_tempdir()?;
         let dir = temp.path().join("postgres");
 
-        let server = EmbeddedPostgres::start(&dir).await?;
+        let server = EmbeddedPostgres::start(&dir, Tenure::Visitor).await?;
         let url = server.database_url();
         select_one(&url).await?;
         assert_eq!(mode_of(&dir)?, 0o700);
@@ -887,20 +980,113 @@ mod tests {
             url.expose_secret()
                 .contains(&format!("127.0.0.1:{}/siteward", port.trim()))
         );
-        server.stop().await?;
+        assert_eq!(server.stop().await?, StopOutcome::Stopped);
+        assert!(!dir.join("data/postmaster.pid").exists());
 
-        let server = EmbeddedPostgres::start(&dir).await?;
+        let server = EmbeddedPostgres::start(&dir, Tenure::Visitor).await?;
         assert_eq!(server.database_url().expose_secret(), url.expose_secret());
         assert_eq!(std::fs::read_to_string(dir.join("password"))?, password);
         select_one(&server.database_url()).await?;
+        assert_eq!(server.stop().await?, StopOutcome::Stopped);
+        Ok(())
+    }
 
-        // A second start while the server runs (an earlier siteward killed with -9) adopts it.
-        let adopter = EmbeddedPostgres::start(&dir).await?;
-        assert_eq!(adopter.database_url().expose_secret(), url.expose_secret());
-        adopter.stop().await?;
+    #[tokio::test]
+    async fn a_visitor_leaves_a_server_it_found_running_and_a_keeper_waits_for_the_last_user()
+    -> TestResult {
+        let temp = traversable_tempdir()?;
+        let dir = temp.path().join("postgres");
 
-        // The first handle finds the server gone, which counts as stopped.
-        server.stop().await?;
+        // `serve` starts the server; an admin command beside it adopts it and leaves it up.
+        let keeper = EmbeddedPostgres::start(&dir, Tenure::Keeper).await?;
+        let visitor = EmbeddedPostgres::start(&dir, Tenure::Visitor).await?;
+        assert_eq!(
+            visitor.database_url().expose_secret(),
+            keeper.database_url().expose_secret()
+        );
+        assert_eq!(visitor.stop().await?, StopOutcome::LeftRunningAdopted);
+        select_one(&keeper.database_url()).await?;
+
+        // A command that started the server while `serve` came up leaves it to `serve`.
+        assert_eq!(keeper.stop().await?, StopOutcome::Stopped);
+        let starter = EmbeddedPostgres::start(&dir, Tenure::Visitor).await?;
+        let keeper = EmbeddedPostgres::start(&dir, Tenure::Keeper).await?;
+        assert_eq!(starter.stop().await?, StopOutcome::LeftRunningInUse);
+        select_one(&keeper.database_url()).await?;
+
+        // A keeper that adopted a server with no other user (its starter was killed) stops it.
+        assert_eq!(keeper.stop().await?, StopOutcome::Stopped);
+        assert!(!dir.join("data/postmaster.pid").exists());
+
+        // Dropping a handle releases it the same way: the dropped visitor stops nothing.
+        let keeper = EmbeddedPostgres::start(&dir, Tenure::Keeper).await?;
+        drop(EmbeddedPostgres::start(&dir, Tenure::Visitor).await?);
+        select_one(&keeper.database_url()).await?;
+        assert_eq!(keeper.stop().await?, StopOutcome::Stopped);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn two_commands_starting_at_once_share_one_server() -> TestResult {
+        let temp = traversable_tempdir()?;
+        let dir = temp.path().join("postgres");
+        let (first, second) = tokio::join!(
+            EmbeddedPostgres::start(&dir, Tenure::Visitor),
+            EmbeddedPostgres::start(&dir, Tenure::Visitor)
+        );
+        let (first, second) = (first?, second?);
+        assert_eq!(
+            first.database_url().expose_secret(),
+            second.database_url().expose_secret()
+        );
+        assert!(
+            first.started_here != second.started_here,
+            "exactly one of them started the server"
+        );
+        let (starter, adopter) = if first.started_here {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        assert_eq!(adopter.stop().await?, StopOutcome::LeftRunningAdopted);
+        select_one(&starter.database_url()).await?;
+        assert_eq!(starter.stop().await?, StopOutcome::Stopped);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_supervised_server_killed_with_sigkill_is_started_again() -> TestResult {
+        let temp = traversable_tempdir()?;
+        let dir = temp.path().join("postgres");
+        let server = EmbeddedPostgres::start(&dir, Tenure::Keeper).await?;
+        let url = server.database_url();
+        let health = crate::db::health::DatabaseHealth::default();
+        let supervised = server.supervise(health.clone());
+        let pid_file = dir.join("data/postmaster.pid");
+        let pid: i32 = std::fs::read_to_string(&pid_file)?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .parse()?;
+        let pid = rustix::process::Pid::from_raw(pid).ok_or("pid 0")?;
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL)?;
+        let started = std::time::Instant::now();
+        let mut saw_outage = false;
+        while select_one(&url).await.is_err() || !saw_outage {
+            saw_outage |= health.outage().is_some();
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "not back within 15 s (outage seen: {saw_outage})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        while health.outage().is_some() {
+            assert!(started.elapsed() < Duration::from_secs(15));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(supervised.stop().await?, StopOutcome::Stopped);
+        assert!(!pid_file.exists());
         Ok(())
     }
 
@@ -912,7 +1098,7 @@ mod tests {
         let private = tempfile::tempdir_in("/tmp")?;
         std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))?;
         let dir = private.path().join("data").join("postgres");
-        match EmbeddedPostgres::start(&dir).await {
+        match EmbeddedPostgres::start(&dir, Tenure::Visitor).await {
             Err(EmbeddedError::DirNotReachable {
                 dir: unreachable, ..
             }) => {
