@@ -428,3 +428,58 @@ steps:
         "the budget bounds the run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_step_or_selector_kind_tells_a_right_guess_of_a_secret_from_a_wrong_one() {
+    // The oracle of the security review: fill a secret, then write steps whose passing or
+    // failing would depend on a guess. Every step kind and selector kind must answer a right
+    // guess exactly as it answers a wrong one, in any letter case.
+    let h = Harness::start().await;
+    let secrets = demo_secrets();
+    let (_, coupon) = DEMO_SECRETS[3];
+    let wrong = coupon.replace("99", "98");
+    let guesses = [
+        (coupon.to_string(), wrong.clone()),
+        (coupon.to_lowercase(), wrong.to_lowercase()),
+    ];
+    let probes = [
+        "assert_count: { selector: \"text=GUESS\", count: 0 }",
+        "assert_count: { selector: \"text=GUESS\", count: 1 }",
+        "assert_visible: \"text=GUESS\"",
+        "click: \"text=GUESS\"",
+        "wait_for: { visible: \"text=GUESS\" }",
+        "wait_for: { text: \"GUESS\" }",
+        "assert_text: { selector: \"#gift-code\", text: \"GUESS\" }",
+        "assert_count: { selector: \"#gift-code[value*='GUESS' i]\", count: 0 }",
+        "assert_count: { selector: \"test=GUESS\", count: 0 }",
+    ];
+    let signature = |out: &RunOutput, guess: &str| {
+        let failure = out.report.failure.as_ref().map(|failure| {
+            // The step's own words come back as written; nothing else may show the secret.
+            let text = failure.error.to_string().replace(guess, "GUESS");
+            assert!(
+                !text.to_lowercase().contains(&coupon.to_lowercase()),
+                "{text}"
+            );
+            (failure.step, text)
+        });
+        format!("{:?} {failure:?}", out.report.outcome)
+    };
+    for probe in probes {
+        for (right, wrong) in &guesses {
+            let journey = |guess: &str| {
+                format!(
+                    "steps:\n  - goto: /demo/ok/gift-card\n  - fill: {{ selector: '#gift-code', secret: coupon }}\n  - {}\n    timeout: 600ms\n",
+                    probe.replace("GUESS", guess)
+                )
+            };
+            let with_right = h.run(&journey(right), &secrets).await;
+            let with_wrong = h.run(&journey(wrong), &secrets).await;
+            assert_eq!(
+                signature(&with_right, right),
+                signature(&with_wrong, wrong),
+                "{probe} tells {right:?} from {wrong:?}"
+            );
+        }
+    }
+}

@@ -322,12 +322,58 @@ impl Run<'_> {
         }
     }
 
+    /// The error with what the page said redacted, and what the step itself said (its selector,
+    /// its expected text or URL, its condition) left as written. Redacting the step's own words
+    /// would be an oracle: a guess that equals a secret would come back as `[secret]`.
     fn redact_error(&self, error: StepError) -> StepError {
-        let mut value = serde_json::to_value(&error).unwrap_or(Value::Null);
-        self.redactor.json(&mut value);
-        serde_json::from_value(value).unwrap_or(StepError::Browser {
-            message: "the error could not be reported".into(),
-        })
+        let page = |text: String| self.redactor.text(&text);
+        match error {
+            StepError::NotInteractable { selector, reason } => StepError::NotInteractable {
+                selector,
+                reason: page(reason),
+            },
+            StepError::TextMismatch {
+                target,
+                expected,
+                found,
+            } => StepError::TextMismatch {
+                target,
+                expected,
+                found: page(found),
+            },
+            StepError::UrlMismatch { expected, found } => StepError::UrlMismatch {
+                expected,
+                found: page(found),
+            },
+            StepError::OptionNotFound {
+                selector,
+                option,
+                available,
+            } => StepError::OptionNotFound {
+                selector,
+                option,
+                available: page(available),
+            },
+            StepError::NavigationTimeout { url, seconds } => StepError::NavigationTimeout {
+                url: page(url),
+                seconds,
+            },
+            StepError::NavigationFailed { url, reason } => StepError::NavigationFailed {
+                url: page(url),
+                reason: page(reason),
+            },
+            StepError::NavigationRefused { url } => StepError::NavigationRefused { url: page(url) },
+            StepError::Browser { message } => StepError::Browser {
+                message: page(message),
+            },
+            step_words @ (StepError::SelectorNotFound { .. }
+            | StepError::NotVisible { .. }
+            | StepError::CountMismatch { .. }
+            | StepError::WaitTimedOut { .. }
+            | StepError::MissingSecret { .. }
+            | StepError::BudgetExhausted { .. }
+            | StepError::StepTimeout { .. }) => step_words,
+        }
     }
 
     /// Masks secrets on the page, then takes the step's screenshot.
@@ -436,10 +482,11 @@ impl Run<'_> {
         arg: Value,
     ) -> Result<Value, ScanError> {
         let expression = format!(
-            "({PAGE_JS})({}, {}, {})",
+            "({PAGE_JS})({}, {}, {}, {})",
             json!(op),
             selector.map_or(Value::Null, Selector::to_json),
-            arg
+            arg,
+            json!(self.redactor.forms())
         );
         // Script evaluation waits while a navigation is pending; never wait long for it.
         tokio::time::timeout(HELPER_TIMEOUT, self.journey.evaluate(&expression))

@@ -1,7 +1,22 @@
 // siteward's page helper for checkout steps. Evaluated in an isolated world (the page's scripts
-// cannot replace the DOM functions it uses) as `(helper)(op, selector, arg)`; returns plain JSON.
-(function (op, sel, arg) {
+// cannot replace the DOM functions it uses) as `(helper)(op, selector, arg, hidden)`; returns plain
+// JSON. `hidden` lists every form of every secret of the run (3 characters or more): no answer
+// and no match may depend on them, so a step cannot be written to learn a secret by passing or
+// failing. Fields filled from a secret read as empty, text showing one reads `[secret]` (in any
+// case), and elements whose attributes carry one match no selector.
+(function (op, sel, arg, hidden) {
   const norm = (s) => (s || "").replace(/\s+/g, " ").trim().toLowerCase();
+  const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const forms = (hidden || []).filter((s) => typeof s === "string" && s.length >= 3);
+  const secretSource = forms.map(escapeRe).join("|");
+  const redact = (s) => forms.length ? (s || "").replace(new RegExp(secretSource, "gi"), "[secret]") : (s || "");
+  const showsSecret = (s) => forms.length > 0 && new RegExp(secretSource, "i").test(s || "");
+  const attributesShowSecret = (el) => forms.length > 0 &&
+    Array.from(el.attributes).some((a) => showsSecret(a.value));
+  // What a step may read of an element: empty for a field filled from a secret, whatever the
+  // page did to the value; anything else with its secrets replaced.
+  const text = (el) => el.hasAttribute("data-siteward-secret") ? "" :
+    redact((el.tagName === "INPUT" || el.tagName === "TEXTAREA" ? el.value : el.innerText) || "");
   const visible = (el) => {
     if (!el.isConnected) return false;
     if (el.checkVisibility && !el.checkVisibility({ opacityProperty: true, visibilityProperty: true })) return false;
@@ -10,17 +25,15 @@
   };
   const find = (sel) => {
     if (!sel) return [];
-    if (sel.css) return Array.from(document.querySelectorAll(sel.css));
+    if (sel.css) return Array.from(document.querySelectorAll(sel.css)).filter((el) => !attributesShowSecret(el));
     if (sel.test) {
       const v = CSS.escape(sel.test);
-      return Array.from(document.querySelectorAll(`[data-test="${v}"],[data-testid="${v}"],[data-test-id="${v}"]`));
+      return Array.from(document.querySelectorAll(`[data-test="${v}"],[data-testid="${v}"],[data-test-id="${v}"]`))
+        .filter((el) => !attributesShowSecret(el));
     }
     const want = norm(sel.text);
     const all = Array.from(document.body ? document.body.querySelectorAll("*") : []);
-    const hits = all.filter((el) => {
-      const own = el.tagName === "INPUT" ? el.value : el.innerText;
-      return norm(own) === want;
-    });
+    const hits = all.filter((el) => norm(text(el)) === want);
     // The innermost matches: no element whose child also matches.
     return hits.filter((el) => !hits.some((other) => other !== el && el.contains(other)));
   };
@@ -37,9 +50,6 @@
     if (!shown) return { hidden: true };
     return { el: shown };
   };
-  // A field filled from a secret reads as empty, whatever the page did to the value.
-  const text = (el) => el.hasAttribute("data-siteward-secret") ? "" :
-    (el.tagName === "INPUT" || el.tagName === "TEXTAREA" ? el.value : el.innerText) || "";
   const setValue = (el, value) => {
     const proto = el.tagName === "TEXTAREA" ? HTMLTextAreaElement.prototype
       : el.tagName === "SELECT" ? HTMLSelectElement.prototype : HTMLInputElement.prototype;
@@ -115,7 +125,7 @@
       return { checked: f.el.checked };
     }
     case "text": {
-      if (!sel) return { text: document.body ? document.body.innerText : "" };
+      if (!sel) return { text: redact(document.body ? document.body.innerText : "") };
       const f = first(sel);
       if (!f.el) return f;
       return { text: text(f.el) };

@@ -34,12 +34,18 @@ impl Redactor {
         self.values.iter().map(|v| v.as_str()).collect()
     }
 
+    /// Every form of every value, longest first: the page helper hides them from every answer
+    /// and every match.
+    pub fn forms(&self) -> Vec<&str> {
+        self.forms.iter().map(|v| v.as_str()).collect()
+    }
+
+    /// `text` with every form of every secret replaced, in any ASCII case (steps compare text
+    /// case-insensitively, so a page showing a code upper-cased must not give it away).
     pub fn text(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for form in &self.forms {
-            if out.contains(form.as_str()) {
-                out = out.replace(form.as_str(), REPLACEMENT);
-            }
+            out = replace_ignoring_ascii_case(&out, form, REPLACEMENT);
         }
         out
     }
@@ -86,6 +92,26 @@ fn forms_of(value: &str) -> Vec<Zeroizing<String>> {
     forms
 }
 
+/// `text` with every occurrence of `pattern`, compared ignoring ASCII case, replaced.
+fn replace_ignoring_ascii_case(text: &str, pattern: &str, replacement: &str) -> String {
+    if pattern.is_empty() || pattern.len() > text.len() {
+        return text.to_owned();
+    }
+    // ASCII lower-casing keeps every byte where it was, so offsets carry over.
+    let haystack = text.to_ascii_lowercase();
+    let needle = pattern.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    while let Some(found) = haystack[from..].find(&needle) {
+        let at = from + found;
+        out.push_str(&text[from..at]);
+        out.push_str(replacement);
+        from = at + needle.len();
+    }
+    out.push_str(&text[from..]);
+    out
+}
+
 /// `%2B` as `%2b`: the same bytes, as some encoders write them.
 fn lower_hex(encoded: &str) -> String {
     let mut out = String::with_capacity(encoded.len());
@@ -118,9 +144,14 @@ mod tests {
         );
         assert_eq!(r.text("aisle 12"), "aisle 12");
         assert_eq!(
-            r.text("/api/address?q=Main%20St%201 and /search/Main%20st%201"),
-            "/api/address?q=[secret] and /search/Main%20st%201",
+            r.text("/api/address?q=Main%20St%201 and /search/Main%20St%202"),
+            "/api/address?q=[secret] and /search/Main%20St%202",
             "a path's %20 is caught; a different value is not"
+        );
+        assert_eq!(
+            r.text("VOUCHER MAIN ST 1, main st 1, Ünïcode"),
+            "VOUCHER [secret], [secret], Ünïcode",
+            "a secret shown in another case is caught too"
         );
         let mut doc = serde_json::json!({"dom": "<p>Main St 1</p>", "list": ["x 4242 4242"]});
         r.json(&mut doc);
