@@ -13,6 +13,7 @@ pub mod db;
 pub mod diff;
 pub mod keys;
 pub mod layout;
+pub mod logging;
 pub mod mail;
 pub mod notify;
 pub mod orgs;

@@ -125,6 +125,10 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
         "overhead ratio (full / baseline):                     {:>9.2}",
         full_median.as_secs_f64() / baseline_median.as_secs_f64()
     );
+    super::print_figure(
+        "scan.full_vs_bare",
+        full_median.as_secs_f64() / baseline_median.as_secs_f64(),
+    );
     println!(
         "scans per minute, concurrency 1:                      {:>9.1}",
         60.0 / full_median.as_secs_f64()

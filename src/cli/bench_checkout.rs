@@ -142,6 +142,18 @@ async fn bench(args: BenchCheckoutArgs) -> Result<(), String> {
         ms(service),
         service.as_secs_f64() / bare.as_secs_f64()
     );
+    super::print_figure(
+        "checkout.runner_vs_bare",
+        steps_only.as_secs_f64() / bare.as_secs_f64(),
+    );
+    super::print_figure(
+        "checkout.runner_unphotographed_vs_bare",
+        unphotographed.as_secs_f64() / bare.as_secs_f64(),
+    );
+    super::print_figure(
+        "checkout.service_vs_bare",
+        service.as_secs_f64() / bare.as_secs_f64(),
+    );
     scanner.supervisor().shutdown().await;
     Ok(())
 }

@@ -73,5 +73,7 @@ pub fn run(args: BenchCryptoArgs) -> ExitCode {
         open,
         open / baseline
     );
+    super::print_figure("crypto.seal_vs_sha256", seal / baseline);
+    super::print_figure("crypto.open_vs_sha256", open / baseline);
     ExitCode::SUCCESS
 }

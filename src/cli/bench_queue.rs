@@ -101,6 +101,10 @@ async fn measure(url: &SecretString, args: &BenchQueueArgs) -> Result<(), String
             "{runners:>8} {jobs_per_second:>12.0} {baseline:>22.0} {:>9.2}x",
             baseline / jobs_per_second
         );
+        super::print_figure(
+            &format!("queue.jobs_per_100_round_trips_{runners}_runners"),
+            100.0 * jobs_per_second / baseline.max(f64::MIN_POSITIVE),
+        );
         diesel::sql_query("DELETE FROM jobs")
             .execute(&mut conn)
             .await

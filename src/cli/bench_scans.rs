@@ -361,4 +361,9 @@ fn report(args: &BenchScansArgs, latency: &[(Duration, Duration)], per_minute: f
         args.batch,
         direct / per_minute.max(0.001)
     );
+    super::print_figure("scans.end_to_end_vs_scan_median", median_ratio);
+    super::print_figure(
+        "scans.direct_vs_service_batch",
+        direct / per_minute.max(0.001),
+    );
 }

@@ -12,6 +12,7 @@ mod runner;
 mod scan;
 mod scratch;
 mod serve;
+mod serve_lock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -158,6 +159,13 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Prints one benchmark figure for `scripts/bench-smoke`, which checks it against a recorded
+/// bound: `figure <name> <value>`, where the value is a ratio to a baseline measured in the same
+/// run (so it means the same on a fast machine and a slow one).
+pub fn print_figure(name: &str, value: f64) {
+    println!("figure {name} {value:.3}");
 }
 
 /// Prints `siteward: error: …` and returns exit code 2.
