@@ -4,6 +4,9 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    siteward::logging::init_from_env();
-    siteward::cli::run(siteward::cli::Cli::parse()).await
+    let cli = siteward::cli::Cli::parse();
+    if cli.command.installs_logging() {
+        siteward::logging::init_from_env();
+    }
+    siteward::cli::run(cli).await
 }

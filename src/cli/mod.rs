@@ -54,12 +54,24 @@ pub enum Command {
     BenchScans(bench_scans::BenchScansArgs),
     /// Measure the diff engine on large snapshots and full-page screenshots.
     BenchDiff(bench_diff::BenchDiffArgs),
+    /// bench-diff's baseline: parse an HTML file with html5ever in a process with no logger
+    /// installed, and print the median time in milliseconds.
+    #[command(hide = true)]
+    BenchParseBaseline(bench_diff::ParseBaselineArgs),
     /// Apply pending database migrations and exit.
     Migrate(serve::ConfigArgs),
     /// Run a scanning worker that takes jobs from an app (needs only its URL and a runner token).
     Runner(runner::RunnerArgs),
     /// Administration: runner tokens, key rotation, audit-log verification.
     Admin(serve::AdminArgs),
+}
+
+impl Command {
+    /// Whether the command runs with siteward's logging installed: all do but a benchmark
+    /// baseline, which must measure what a bare program gets.
+    pub fn installs_logging(&self) -> bool {
+        !matches!(self, Command::BenchParseBaseline(_))
+    }
 }
 
 /// Exit codes of `siteward scan`.
@@ -148,6 +160,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::BenchQueue(args) => bench_queue::run(args).await,
         Command::BenchScans(args) => bench_scans::run(args).await,
         Command::BenchDiff(args) => bench_diff::run(args),
+        Command::BenchParseBaseline(args) => bench_diff::parse_baseline(args),
         Command::BenchCrypto(args) => bench_crypto::run(args),
         Command::Admin(args) => serve::admin(args).await,
         Command::Runner(args) => runner::run(args).await,

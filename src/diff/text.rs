@@ -2,11 +2,12 @@
 //! selectors a target ignores) and its policy pages.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
 
 use scanner::Snapshot;
 use scraper::{Html, Node, Selector};
 use serde::{Deserialize, Serialize};
-use similar::{ChangeTag, TextDiff};
+use similar::{ChangeTag, DiffTag};
 
 use super::Change;
 
@@ -58,62 +59,91 @@ pub fn visible_text(html: &str, ignore_selectors: &[String]) -> String {
 
 /// A word diff of two texts: (words added, words removed, spans with trimmed context), or `None`
 /// when they are the same word for word.
+///
+/// Diffs the two word sequences as slices (no whitespace tokens, no per-word change objects)
+/// and joins only the words that are kept: a 5 MB page has half a million words, almost all of
+/// them unchanged.
 pub fn word_diff(before: &str, after: &str) -> Option<(usize, usize, Vec<Span>)> {
-    if before.split_whitespace().eq(after.split_whitespace()) {
+    let old: Vec<&str> = before.split_whitespace().collect();
+    let new: Vec<&str> = after.split_whitespace().collect();
+    if old == new {
         return None;
     }
-    let diff = TextDiff::configure()
-        .timeout(std::time::Duration::from_millis(500))
-        .diff_words(before, after);
-    let mut added = 0;
-    let mut removed = 0;
-    let mut runs: Vec<(ChangeTag, String)> = Vec::new();
-    for change in diff.iter_all_changes() {
-        let value = change.value();
-        let words = value.split_whitespace().count();
-        match change.tag() {
-            ChangeTag::Insert => added += words,
-            ChangeTag::Delete => removed += words,
-            ChangeTag::Equal => {}
-        }
-        match runs.last_mut() {
-            Some((tag, text)) if *tag == change.tag() => text.push_str(value),
-            _ => runs.push((change.tag(), value.to_string())),
+    let deadline = Instant::now() + DIFF_DEADLINE;
+    let ops = similar::capture_diff_slices_deadline(
+        similar::Algorithm::Myers,
+        &old,
+        &new,
+        Some(deadline),
+    );
+    let mut runs: Vec<(ChangeTag, &[&str])> = Vec::new();
+    for op in &ops {
+        let (old_range, new_range) = (op.old_range(), op.new_range());
+        match op.tag() {
+            DiffTag::Equal => runs.push((ChangeTag::Equal, &old[old_range])),
+            DiffTag::Delete => runs.push((ChangeTag::Delete, &old[old_range])),
+            DiffTag::Insert => runs.push((ChangeTag::Insert, &new[new_range])),
+            DiffTag::Replace => {
+                runs.push((ChangeTag::Delete, &old[old_range]));
+                runs.push((ChangeTag::Insert, &new[new_range]));
+            }
         }
     }
+    let runs = merge_runs(runs);
+    let added: usize = runs
+        .iter()
+        .filter(|(tag, _)| *tag == ChangeTag::Insert)
+        .map(|(_, words)| words.len())
+        .sum();
+    let removed: usize = runs
+        .iter()
+        .filter(|(tag, _)| *tag == ChangeTag::Delete)
+        .map(|(_, words)| words.len())
+        .sum();
     if added == 0 && removed == 0 {
         return None;
     }
     let last = runs.len().saturating_sub(1);
     let spans = runs
-        .into_iter()
-        .enumerate()
-        .map(|(i, (tag, text))| {
-            let text = match tag {
-                ChangeTag::Equal => trim_context(&text, i > 0, i < last),
-                _ => text,
-            };
-            Span {
-                op: match tag {
-                    ChangeTag::Equal => "equal",
-                    ChangeTag::Insert => "insert",
-                    ChangeTag::Delete => "delete",
-                }
-                .into(),
-                text,
-            }
-        })
+        .iter()
         .take(MAX_SPANS)
+        .enumerate()
+        .map(|(i, (tag, words))| Span {
+            op: match tag {
+                ChangeTag::Equal => "equal",
+                ChangeTag::Insert => "insert",
+                ChangeTag::Delete => "delete",
+            }
+            .into(),
+            text: match tag {
+                ChangeTag::Equal => trim_context(words, i > 0, i < last),
+                _ => words.join(" ") + " ",
+            },
+        })
         .collect();
     Some((added, removed, spans))
 }
 
+/// How long the word diff may search for the smallest diff before settling for a larger one.
+const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Adjacent runs of the same kind as one, empty runs dropped.
+fn merge_runs<'a>(runs: Vec<(ChangeTag, &[&'a str])>) -> Vec<(ChangeTag, Vec<&'a str>)> {
+    let mut merged: Vec<(ChangeTag, Vec<&str>)> = Vec::new();
+    for (tag, words) in runs.into_iter().filter(|(_, words)| !words.is_empty()) {
+        match merged.last_mut() {
+            Some((last, kept)) if *last == tag => kept.extend_from_slice(words),
+            _ => merged.push((tag, words.to_vec())),
+        }
+    }
+    merged
+}
+
 /// Keeps the words next to changes: the end of the run if a change precedes it, the start if
 /// one follows.
-fn trim_context(text: &str, after_change: bool, before_change: bool) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
+fn trim_context(words: &[&str], after_change: bool, before_change: bool) -> String {
     if words.len() <= 2 * CONTEXT_WORDS {
-        return text.to_string();
+        return words.join(" ") + " ";
     }
     let head = if after_change {
         words[..CONTEXT_WORDS].join(" ")

@@ -65,8 +65,28 @@ const MAX_REGIONS: usize = 50;
 
 pub fn decode(png: &[u8]) -> Result<RgbaImage, VisualError> {
     image::load_from_memory_with_format(png, ImageFormat::Png)
-        .map(|i| i.to_rgba8())
+        // `into_rgba8` keeps an RGBA image's buffer instead of copying it.
+        .map(image::DynamicImage::into_rgba8)
         .map_err(|e| VisualError::Decode(e.to_string()))
+}
+
+/// Two screenshots decoded side by side (decoding dominates a visual diff, and the cores are
+/// there).
+pub fn decode_pair(
+    before: &[u8],
+    after: &[u8],
+) -> (
+    Result<RgbaImage, VisualError>,
+    Result<RgbaImage, VisualError>,
+) {
+    std::thread::scope(|scope| {
+        let old = scope.spawn(|| decode(before));
+        let new = decode(after);
+        let old = old
+            .join()
+            .unwrap_or_else(|_| Err(VisualError::Decode("the decoder panicked".into())));
+        (old, new)
+    })
 }
 
 /// Compares two screenshots; returns the figures and a mask of changed pixels (row-major over
@@ -188,7 +208,8 @@ pub fn diff_image(
     diff: &VisualDiff,
     mask: &[bool],
 ) -> Result<Vec<u8>, VisualError> {
-    let mut out = RgbaImage::new(diff.width, diff.height);
+    // RGB and fast compression: the picture is for people, and encoding dominated its cost.
+    let mut out = image::RgbImage::new(diff.width, diff.height);
     let (aw, ah) = after.dimensions();
     for (x, y, pixel) in out.enumerate_pixels_mut() {
         let source = if x < aw && y < ah {
@@ -200,14 +221,18 @@ pub fn diff_image(
             ((source[0] as u32 * 30 + source[1] as u32 * 59 + source[2] as u32 * 11) / 100) as u8;
         let light = 160 + grey / 3;
         *pixel = if mask[(y * diff.width + x) as usize] {
-            image::Rgba([230, 30 + grey / 8, 30 + grey / 8, 255])
+            image::Rgb([230, 30 + grey / 8, 30 + grey / 8])
         } else {
-            image::Rgba([light, light, light, 255])
+            image::Rgb([light, light, light])
         };
     }
     let mut png = Vec::new();
-    image::DynamicImage::ImageRgba8(out)
-        .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
+    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+        &mut png,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    out.write_with_encoder(encoder)
         .map_err(|e| VisualError::Encode(e.to_string()))?;
     Ok(png)
 }

@@ -119,7 +119,8 @@ pub fn diff_png(
     after: &[u8],
     target: &Target,
 ) -> Result<Vec<u8>, visual::VisualError> {
-    let (a, b) = (visual::decode(before)?, visual::decode(after)?);
+    let (a, b) = visual::decode_pair(before, after);
+    let (a, b) = (a?, b?);
     let (diff, mask) = visual::compare(&a, &b, &visual_options(target));
     visual::diff_image(&b, &diff, &mask)
 }
@@ -140,7 +141,8 @@ pub fn compare(before: &Loaded, after: &Loaded, target: &Target) -> (Vec<Change>
     let mut changes = diff::snapshots(&before.doc, &after.doc, &options);
     let visual_options = visual_options(target);
     let shot = |a: &[u8], b: &[u8]| -> Option<VisualDiff> {
-        let (a, b) = (visual::decode(a).ok()?, visual::decode(b).ok()?);
+        let (a, b) = visual::decode_pair(a, b);
+        let (a, b) = (a.ok()?, b.ok()?);
         Some(visual::compare(&a, &b, &visual_options).0)
     };
     let result = Visual {
