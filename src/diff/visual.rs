@@ -113,6 +113,15 @@ pub fn compare(
             .ignore
             .iter()
             .any(|r| y >= r.y && y - r.y < r.height);
+        // Most rows of two screenshots of one page are byte for byte the same: one comparison
+        // of the whole row settles them.
+        if !row_ignored && !size_changed {
+            let row = (y * width * 4) as usize..((y + 1) * width * 4) as usize;
+            if braw[row.clone()] == araw[row] {
+                compared += u64::from(width);
+                continue;
+            }
+        }
         for x in 0..width {
             if row_ignored && options.ignore.iter().any(|r| r.contains(x, y)) {
                 continue;
@@ -211,20 +220,34 @@ pub fn diff_image(
     // RGB and fast compression: the picture is for people, and encoding dominated its cost.
     let mut out = image::RgbImage::new(diff.width, diff.height);
     let (aw, ah) = after.dimensions();
-    for (x, y, pixel) in out.enumerate_pixels_mut() {
-        let source = if x < aw && y < ah {
-            after.get_pixel(x, y).0
-        } else {
-            [255, 255, 255, 255]
-        };
+    let shade = |source: &[u8], changed: bool| -> [u8; 3] {
         let grey =
             ((source[0] as u32 * 30 + source[1] as u32 * 59 + source[2] as u32 * 11) / 100) as u8;
-        let light = 160 + grey / 3;
-        *pixel = if mask[(y * diff.width + x) as usize] {
-            image::Rgb([230, 30 + grey / 8, 30 + grey / 8])
+        if changed {
+            [230, 30 + grey / 8, 30 + grey / 8]
         } else {
-            image::Rgb([light, light, light])
-        };
+            let light = 160 + grey / 3;
+            [light, light, light]
+        }
+    };
+    if (aw, ah) == (diff.width, diff.height) {
+        // The usual case, pixel by pixel over the raw buffers.
+        for ((target, source), changed) in out
+            .chunks_exact_mut(3)
+            .zip(after.as_raw().chunks_exact(4))
+            .zip(mask)
+        {
+            target.copy_from_slice(&shade(source, *changed));
+        }
+    } else {
+        for (x, y, pixel) in out.enumerate_pixels_mut() {
+            let source = if x < aw && y < ah {
+                after.get_pixel(x, y).0
+            } else {
+                [255, 255, 255, 255]
+            };
+            pixel.0 = shade(&source, mask[(y * diff.width + x) as usize]);
+        }
     }
     let mut png = Vec::new();
     let encoder = image::codecs::png::PngEncoder::new_with_quality(
@@ -311,5 +334,22 @@ mod tests {
         let (diff, _) = compare(&before, &after, &options);
         assert!(diff.size_changed);
         assert_eq!(diff.changed_pixels, 100 * 20, "only the new rows count");
+    }
+
+    #[test]
+    fn a_taller_page_paints_its_new_rows_and_keeps_unchanged_ones_grey() {
+        let before = canvas(40, 30);
+        let after = canvas(40, 50);
+        let (diff, mask) = compare(&before, &after, &VisualOptions::default());
+        assert_eq!(diff.changed_pixels, 40 * 20, "only the new rows changed");
+        let image = decode(&diff_image(&after, &diff, &mask).unwrap()).unwrap();
+        assert_eq!(image.dimensions(), (40, 50));
+        assert_eq!(image.get_pixel(5, 40).0[0], 230, "a new row is red");
+        let unchanged = image.get_pixel(5, 5).0;
+        assert_eq!(
+            (unchanged[0], unchanged[1]),
+            (243, 243),
+            "an old row is light grey"
+        );
     }
 }
