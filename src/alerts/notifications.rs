@@ -432,9 +432,11 @@ async fn send(state: &AppState, delivery_id: i64) -> Result<(), String> {
     let allow_private = state.config.runners.notify_allow_private;
     let result: Result<Option<u16>, notify::SendError> = match row.kind.as_str() {
         "email" => {
+            // Plain text; page text on its own lines, never a header of its own.
+            let title = notify::escape::one_line(&title);
             let body = format!(
                 "{title}\n\nSeverity: {severity}\nTarget: {}\n{}\n\n— siteward",
-                row.target_name.clone().unwrap_or_else(|| "—".into()),
+                notify::escape::one_line(&row.target_name.clone().unwrap_or_else(|| "—".into())),
                 link.clone().unwrap_or_default()
             );
             let mut outcome = Ok(None);
@@ -458,7 +460,11 @@ async fn send(state: &AppState, delivery_id: i64) -> Result<(), String> {
         kind => {
             let url = notify::check_url(&secret.to).map_err(|e| e.to_string())?;
             let body = if kind == "slack" {
-                serde_json::json!({ "text": format!("*{severity}* — {title}{}", link.as_deref().map(|l| format!(" <{l}|open>")).unwrap_or_default()) })
+                serde_json::json!({ "text": format!(
+                    "*{severity}* — {}{}",
+                    notify::escape::slack(&title),
+                    link.as_deref().map(|l| format!(" <{l}|open>")).unwrap_or_default()
+                ) })
             } else {
                 serde_json::json!({
                     "delivery_id": delivery_id,

@@ -45,10 +45,12 @@ pub fn routes() -> Vec<Route> {
         api(
             Method::POST,
             "/api/v1/alerts/{alert_id}/acknowledge",
-            Role::Member,
+            // A write: it silences repeat notifications. Read keys may not; members acknowledge
+            // in the dashboard.
+            Role::Admin,
             api_acknowledge,
         )
-        .summary("Acknowledge an open alert")
+        .summary("Acknowledge an open alert (read-write keys)")
         .response::<Alert>(),
         api(Method::POST, "/api/v1/alerts/{alert_id}/resolve", Role::Admin, api_resolve)
             .summary("Resolve an alert by hand")
@@ -304,6 +306,9 @@ async fn api_acknowledge(
     path: web::Path<String>,
 ) -> Api<web::Json<Alert>> {
     let id = object_id(&path)?;
+    // Through the API, acknowledging is a write (it silences repeat notifications): read keys
+    // may not. People acknowledge as members in the dashboard.
+    ctx.require(Role::Admin)?;
     acknowledge(&state, &ctx, &[id]).await?;
     let mut conn = state.conn().await?;
     Ok(web::Json(queries::alert(&mut conn, &ctx, id).await?))

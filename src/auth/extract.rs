@@ -224,11 +224,14 @@ struct KeyRow {
     secret_hash: Vec<u8>,
     scope: String,
     last_used_at: Option<OffsetDateTime>,
+    /// The creator's current role in the key's organization; `None` once they left it.
+    creator_role: Option<String>,
 }
 
 /// Verified API keys, kept for a few seconds so that a busy client costs one database round trip
 /// per request instead of two. A key revoked on this process stops at once (the revocation
-/// evicts it); on other `serve` processes within `KEY_CACHE_TTL`.
+/// evicts it, and a change of members or roles clears the cache); on other `serve` processes
+/// within `KEY_CACHE_TTL`.
 #[derive(Default)]
 pub struct KeyCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, CachedKey>>,
@@ -241,7 +244,7 @@ struct CachedKey {
     cached_at: std::time::Instant,
 }
 
-pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 const KEY_CACHE_MAX: usize = 10_000;
 
 impl KeyCache {
@@ -269,6 +272,15 @@ impl KeyCache {
                 cached_at: std::time::Instant::now(),
             },
         );
+    }
+
+    /// Forgets every key (when members leave or change roles: a key acts with at most its
+    /// creator's current role).
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Forgets a key (on revocation).
@@ -299,6 +311,11 @@ async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
     }
     let mut conn = state.conn().await?;
     let key: KeyRow = api_keys::table
+        .left_join(
+            memberships::table.on(memberships::org_id
+                .eq(api_keys::org_id)
+                .and(memberships::user_id.nullable().eq(api_keys::created_by))),
+        )
         .filter(api_keys::prefix.eq(prefix))
         .filter(api_keys::revoked_at.is_null())
         .select((
@@ -308,6 +325,7 @@ async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
             api_keys::secret_hash,
             api_keys::scope,
             api_keys::last_used_at,
+            memberships::role.nullable(),
         ))
         .first(&mut conn)
         .await
@@ -326,11 +344,18 @@ async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
             .execute(&mut conn)
             .await?;
     }
-    let role = if key.scope == "read_write" {
+    let scope_role = if key.scope == "read_write" {
         Role::Admin
     } else {
         Role::Member
     };
+    // A key acts with at most its creator's current role: none once they left the organization.
+    let creator_role = key
+        .creator_role
+        .as_deref()
+        .and_then(Role::parse)
+        .ok_or(AppError::Unauthenticated)?;
+    let role = scope_role.min(creator_role);
     let ctx = OrgCtx {
         org_id: key.org_id,
         role,

@@ -148,3 +148,21 @@ pub async fn revoke(
     .get_result(conn)
     .await
 }
+
+/// Revokes every live key `user_id` created in the caller's org (they are leaving it); returns
+/// how many.
+pub async fn revoke_created_by(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    user_id: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::org_id.eq(ctx.org_id))
+            .filter(api_keys::created_by.eq(user_id))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(Some(OffsetDateTime::now_utc())))
+    .execute(conn)
+    .await
+}

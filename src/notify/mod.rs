@@ -7,6 +7,8 @@
 //! compare in constant time, and reject a `t` older than five minutes (replays). Each request also
 //! carries `Siteward-Delivery: <id>`, the same on every retry of one message, for deduplication.
 
+pub mod escape;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -97,9 +99,10 @@ async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, Send
     if !allow_private {
         for address in &addresses {
             if let Err(kind) = scanner::egress::classify(address.ip()) {
+                // The tenant sees the name and the class; the address goes to the operator's log.
+                tracing::info!(%host, address = %address.ip(), "notification refused by the egress rules");
                 return Err(SendError::Refused(format!(
-                    "{host} resolves to {} ({})",
-                    address.ip(),
+                    "{host} resolves to a non-public address ({})",
                     kind.describe()
                 )));
             }

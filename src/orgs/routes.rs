@@ -334,6 +334,7 @@ async fn change_role(
         )
         .into());
     }
+    let keys = &state.keys;
     conn.transaction::<_, AppError, _>(async move |conn| {
         if queries::set_role(conn, &ctx, user_id, role).await? != 1 {
             return Err(AppError::Conflict(
@@ -349,6 +350,8 @@ async fn change_role(
         Ok(())
     })
     .await?;
+    // Their API keys act with the new role from the next request on.
+    keys.clear();
     Ok(see_other("/members"))
 }
 
@@ -371,15 +374,17 @@ async fn remove_member(
     }
     conn.transaction::<_, AppError, _>(async move |conn| {
         queries::remove_member(conn, &ctx, user_id).await?;
+        let revoked = crate::keys::queries::revoke_created_by(conn, &ctx, user_id).await?;
         audit::record(
             conn,
             Entry::by(&ctx, "member.removed", target.email.clone())
-                .detail(json!({"role": target.role.as_str()})),
+                .detail(json!({"role": target.role.as_str(), "api_keys_revoked": revoked})),
         )
         .await?;
         Ok(())
     })
     .await?;
+    state.keys.clear();
     Ok(see_other("/members"))
 }
 

@@ -1,67 +1,139 @@
-//! Fixed-window rate limits kept in memory, keyed by rule and caller (an IP or an account).
-//! Each `serve` process counts on its own; with N replicas the effective limit is up to N times
-//! the configured one.
+//! Fixed-window rate limits kept in memory, keyed by rule and caller (an IP network or an
+//! account). Each `serve` process counts on its own; with N replicas the effective limit is up
+//! to N times the configured one.
+//!
+//! An IPv6 caller is counted by its /64 (one subscriber's network: anyone holding one address
+//! holds the other 2^64). Callers by address and by account are kept apart, so a flood from many
+//! addresses cannot push out the per-account counters that stop password guessing; when a table
+//! is full of live callers, the oldest windows make room, never the whole table.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::AppError;
 
+/// Whom a rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// The client's address (IPv6 by /64).
+    Address,
+    /// An account (an e-mail address).
+    Account,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
     pub name: &'static str,
+    pub per: Per,
     pub max: u32,
     pub window: Duration,
 }
 
 impl Rule {
-    pub const fn new(name: &'static str, max: u32, window_secs: u64) -> Rule {
+    pub const fn new(name: &'static str, per: Per, max: u32, window_secs: u64) -> Rule {
         Rule {
             name,
+            per,
             max,
             window: Duration::from_secs(window_secs),
         }
     }
 }
 
-/// The limits of the auth endpoints, per IP and per account.
+/// The limits of the auth endpoints, per address and per account.
 pub mod rules {
-    use super::Rule;
-    pub const SIGN_IN_IP: Rule = Rule::new("sign-in/ip", 30, 300);
-    pub const SIGN_IN_ACCOUNT: Rule = Rule::new("sign-in/account", 10, 900);
-    pub const SIGN_UP_IP: Rule = Rule::new("sign-up/ip", 30, 3600);
-    pub const RESET_IP: Rule = Rule::new("reset/ip", 10, 3600);
-    pub const RESET_ACCOUNT: Rule = Rule::new("reset/account", 3, 3600);
-    pub const SECOND_FACTOR_IP: Rule = Rule::new("2fa/ip", 30, 300);
-    pub const SECOND_FACTOR_ACCOUNT: Rule = Rule::new("2fa/account", 10, 300);
+    use super::{Per, Rule};
+    pub const SIGN_IN_IP: Rule = Rule::new("sign-in/ip", Per::Address, 30, 300);
+    pub const SIGN_IN_ACCOUNT: Rule = Rule::new("sign-in/account", Per::Account, 10, 900);
+    pub const SIGN_UP_IP: Rule = Rule::new("sign-up/ip", Per::Address, 30, 3600);
+    pub const RESET_IP: Rule = Rule::new("reset/ip", Per::Address, 10, 3600);
+    pub const RESET_ACCOUNT: Rule = Rule::new("reset/account", Per::Account, 3, 3600);
+    pub const SECOND_FACTOR_IP: Rule = Rule::new("2fa/ip", Per::Address, 30, 300);
+    pub const SECOND_FACTOR_ACCOUNT: Rule = Rule::new("2fa/account", Per::Account, 10, 300);
 }
 
 #[derive(Default)]
 pub struct RateLimiter {
-    windows: Mutex<HashMap<(&'static str, String), Window>>,
+    by_address: Mutex<Table>,
+    by_account: Mutex<Table>,
+}
+
+type Key = (&'static str, String);
+
+#[derive(Default)]
+struct Table {
+    windows: HashMap<Key, Window>,
 }
 
 struct Window {
     started: Instant,
+    /// How long this window lasts (its rule's), for sweeping.
+    length: Duration,
     count: u32,
 }
 
-/// Beyond this many tracked callers, lapsed windows are swept; if a flood keeps them all live,
-/// the table starts over rather than grow without bound.
+/// Beyond this many tracked callers in one table, lapsed windows are swept; if a flood keeps
+/// them all live, the oldest tenth make room.
 const MAX_TRACKED: usize = 100_000;
 /// Callers are keyed by at most this many bytes of their address or account.
 const MAX_KEY_BYTES: usize = 256;
 
-fn key(rule: Rule, who: &str) -> (&'static str, String) {
+/// The caller as counted: an IPv6 address by its /64, an IPv4-mapped one as IPv4, anything else
+/// as given (cut to [`MAX_KEY_BYTES`]).
+fn caller(rule: Rule, who: &str) -> String {
+    if rule.per == Per::Address
+        && let Ok(ip) = who.parse::<IpAddr>()
+    {
+        return match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            v4 => v4.to_string(),
+        };
+    }
     let mut end = who.len().min(MAX_KEY_BYTES);
     while !who.is_char_boundary(end) {
         end -= 1;
     }
-    (rule.name, who[..end].to_string())
+    who[..end].to_string()
+}
+
+impl Table {
+    /// Makes room for one more caller: lapsed windows go first, then the oldest tenth.
+    fn make_room(&mut self, now: Instant) {
+        if self.windows.len() < MAX_TRACKED {
+            return;
+        }
+        self.windows
+            .retain(|_, w| now.duration_since(w.started) < w.length);
+        if self.windows.len() < MAX_TRACKED {
+            return;
+        }
+        let mut starts: Vec<Instant> = self.windows.values().map(|w| w.started).collect();
+        let cut = starts.len() / 10;
+        let (_, oldest_kept, _) = starts.select_nth_unstable(cut);
+        let oldest_kept = *oldest_kept;
+        tracing::warn!(
+            tracked = self.windows.len(),
+            "rate-limit table full of live callers; dropping the oldest tenth"
+        );
+        self.windows.retain(|_, w| w.started >= oldest_kept);
+    }
 }
 
 impl RateLimiter {
+    fn table(&self, rule: Rule) -> std::sync::MutexGuard<'_, Table> {
+        match rule.per {
+            Per::Address => &self.by_address,
+            Per::Account => &self.by_account,
+        }
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Counts one attempt; refuses it with the seconds until the window ends once `max` is used.
     pub fn check(&self, rule: Rule, who: &str) -> Result<(), AppError> {
         self.refuse_if_exhausted(rule, who)?;
@@ -73,8 +145,8 @@ impl RateLimiter {
     /// limits that count only failures).
     pub fn refuse_if_exhausted(&self, rule: Rule, who: &str) -> Result<(), AppError> {
         let now = Instant::now();
-        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        match windows.get(&key(rule, who)) {
+        let table = self.table(rule);
+        match table.windows.get(&(rule.name, caller(rule, who))) {
             Some(w) if now.duration_since(w.started) < rule.window && w.count >= rule.max => {
                 let left = rule.window.saturating_sub(now.duration_since(w.started));
                 Err(AppError::RateLimited {
@@ -88,22 +160,14 @@ impl RateLimiter {
     /// Counts one attempt (or failure) against the caller's window.
     pub fn count(&self, rule: Rule, who: &str) {
         let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if windows.len() >= MAX_TRACKED {
-            windows.retain(|(name, _), w| {
-                let window = rules_window(name).unwrap_or(Duration::from_secs(3600));
-                now.duration_since(w.started) < window
-            });
-            if windows.len() >= MAX_TRACKED {
-                tracing::warn!(
-                    tracked = windows.len(),
-                    "rate-limit table full of live callers; starting over"
-                );
-                windows.clear();
-            }
+        let mut table = self.table(rule);
+        let key = (rule.name, caller(rule, who));
+        if !table.windows.contains_key(&key) {
+            table.make_room(now);
         }
-        let window = windows.entry(key(rule, who)).or_insert(Window {
+        let window = table.windows.entry(key).or_insert(Window {
             started: now,
+            length: rule.window,
             count: 0,
         });
         if now.duration_since(window.started) >= rule.window {
@@ -114,22 +178,6 @@ impl RateLimiter {
     }
 }
 
-fn rules_window(name: &str) -> Option<Duration> {
-    use rules::*;
-    [
-        SIGN_IN_IP,
-        SIGN_IN_ACCOUNT,
-        SIGN_UP_IP,
-        RESET_IP,
-        RESET_ACCOUNT,
-        SECOND_FACTOR_IP,
-        SECOND_FACTOR_ACCOUNT,
-    ]
-    .iter()
-    .find(|r| r.name == name)
-    .map(|r| r.window)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,7 +185,7 @@ mod tests {
     #[test]
     fn the_attempt_after_the_limit_is_refused_with_retry_after() {
         let limiter = RateLimiter::default();
-        let rule = Rule::new("test", 3, 60);
+        let rule = Rule::new("test", Per::Address, 3, 60);
         for _ in 0..3 {
             limiter.check(rule, "1.2.3.4").unwrap();
         }
@@ -151,12 +199,72 @@ mod tests {
     #[test]
     fn failure_only_limits_are_not_used_up_by_looking() {
         let limiter = RateLimiter::default();
-        let rule = Rule::new("failures", 2, 60);
+        let rule = Rule::new("failures", Per::Account, 2, 60);
         for _ in 0..5 {
             limiter.refuse_if_exhausted(rule, "a@example.com").unwrap();
         }
         limiter.count(rule, "a@example.com");
         limiter.count(rule, "a@example.com");
         assert!(limiter.refuse_if_exhausted(rule, "a@example.com").is_err());
+    }
+
+    #[test]
+    fn an_ipv6_network_is_one_caller_and_ipv4_callers_stay_apart() {
+        let limiter = RateLimiter::default();
+        let rule = Rule::new("test", Per::Address, 2, 60);
+        limiter.check(rule, "2001:db8:1:2::1").unwrap();
+        limiter.check(rule, "2001:db8:1:2:ffff:1:2:3").unwrap();
+        assert!(
+            limiter.check(rule, "2001:db8:1:2::abcd").is_err(),
+            "the same /64"
+        );
+        limiter.check(rule, "2001:db8:1:3::1").unwrap();
+        limiter.check(rule, "::ffff:192.0.2.1").unwrap();
+        limiter.check(rule, "192.0.2.1").unwrap();
+        assert!(
+            limiter.check(rule, "192.0.2.1").is_err(),
+            "mapped and plain IPv4 are one caller"
+        );
+        limiter.check(rule, "192.0.2.2").unwrap();
+    }
+
+    #[test]
+    fn a_flood_of_addresses_keeps_account_counters_and_recent_callers() {
+        let limiter = RateLimiter::default();
+        let account = Rule::new("account", Per::Account, 2, 900);
+        let address = Rule::new("address", Per::Address, 5, 900);
+        limiter.count(account, "victim@example.com");
+        limiter.count(account, "victim@example.com");
+        assert!(
+            limiter
+                .refuse_if_exhausted(account, "victim@example.com")
+                .is_err()
+        );
+        limiter.count(address, "198.51.100.1");
+        for i in 0..MAX_TRACKED as u32 + 10 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            limiter.count(address, &ip.to_string());
+        }
+        assert!(
+            limiter
+                .refuse_if_exhausted(account, "victim@example.com")
+                .is_err(),
+            "the account stays locked"
+        );
+        let tracked = limiter.by_address.lock().unwrap().windows.len();
+        assert!(
+            tracked <= MAX_TRACKED && tracked > MAX_TRACKED / 2,
+            "{tracked}"
+        );
+        let newest = std::net::Ipv4Addr::from(0x0a00_0000 + MAX_TRACKED as u32 + 9);
+        assert!(
+            limiter
+                .by_address
+                .lock()
+                .unwrap()
+                .windows
+                .contains_key(&("address", newest.to_string())),
+            "the newest callers are kept"
+        );
     }
 }

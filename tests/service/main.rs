@@ -14,6 +14,7 @@ mod notifications;
 mod queue;
 mod runner;
 mod scans;
+mod security_review;
 mod serve;
 mod sites;
 mod storage;

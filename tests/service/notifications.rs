@@ -298,3 +298,70 @@ async fn webhooks_to_private_addresses_are_refused_and_test_sends_work() {
     let message = app.mail.wait_for("me@agency.example", 1).await;
     assert!(message.text.contains("Test message from siteward"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_text_in_an_alert_cannot_speak_in_slack_or_add_mail_headers() {
+    // A compromised page sets a cookie whose name is Slack markup and a mail header.
+    let app = TestApp::spawn_with(&[("SITEWARD_NOTIFY_ALLOW_PRIVATE", "true")]).await;
+    let owner = app.sign_up_first(&format!("Agency {}", unique())).await;
+    let api = app.api(&app.create_key(&owner, "read_write").await);
+    let slack = Receiver::start().await;
+    channel(&api, serde_json::json!({"name": "Chat", "kind": "slack", "to": slack.url("/services/T0/B0/xyz"), "min_severity": "high"})).await;
+    channel(&api, serde_json::json!({"name": "Ops mail", "kind": "email", "to": "ops@agency.example", "min_severity": "high"})).await;
+    let hostile = "<!channel>*pay*<https://evil.example|invoice>\r\nBcc: victim@evil.example";
+
+    let target = new_target(&api, "https://shop.example.com/").await;
+    let runner = RunnerApi::new(&app, &runner_token(&app, "r").await);
+    for with_cookie in [false, true] {
+        let scan = scan_now(&api, target).await;
+        let job = runner.claim(5).await.unwrap();
+        assert_eq!(job.scan_id, scan);
+        let png = fake_png("steady");
+        let mut doc = sample_snapshot(&job.url, &png, &png);
+        if with_cookie {
+            let mut cookie = doc["cookies"][0].clone();
+            cookie["name"] = serde_json::json!(hostile);
+            doc["cookies"].as_array_mut().unwrap().push(cookie);
+        }
+        assert_eq!(
+            runner.deliver(&job, &png, &png, &doc).await.status(),
+            StatusCode::OK
+        );
+        let snapshot = app
+            .count(&format!(
+                "SELECT snapshot_id AS n FROM scans WHERE id = {scan}"
+            ))
+            .await;
+        computed_changes(&api, snapshot).await;
+    }
+    wait_until("the chat message and the mail", async || {
+        !slack.requests().is_empty() && !app.mail.mails_to("ops@agency.example").is_empty()
+    })
+    .await;
+    let (_, body) = &slack.requests()[0];
+    let message: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let text = message["text"].as_str().unwrap();
+    assert!(
+        text.contains("&lt;!channel&gt;"),
+        "the name is shown: {text}"
+    );
+    assert!(
+        !text.contains("<!channel>") && !text.contains("<https://evil") && !text.contains("*pay*"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+    let mail = &app.mail.mails_to("ops@agency.example")[0];
+    assert!(
+        !mail.to.iter().any(|to| to.contains("victim")),
+        "{:?}",
+        mail.to
+    );
+    assert!(
+        !mail
+            .text
+            .lines()
+            .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
+        "{}",
+        mail.text
+    );
+}

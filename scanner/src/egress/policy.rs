@@ -34,7 +34,9 @@ pub struct EgressPolicy {
 pub enum Refusal {
     #[error("{host} is a {}", .kind.describe())]
     NonPublicLiteral { host: String, kind: NonPublic },
-    #[error("{host} resolves to {address}, a {}", .kind.describe())]
+    /// The address stays out of the message: scans are shown to tenants, and which private
+    /// address a name leads to is the operator's business (it is in the operator's log).
+    #[error("{host} resolves to a non-public address ({})", .kind.describe())]
     NonPublicName {
         host: String,
         address: IpAddr,
@@ -45,11 +47,21 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The refused address, for the operator's log.
     pub fn address(&self) -> Option<IpAddr> {
         match self {
             Refusal::NonPublicLiteral { host, .. } => host.parse().ok(),
             Refusal::NonPublicName { address, .. } => Some(*address),
             Refusal::Unresolvable { .. } => None,
+        }
+    }
+
+    /// The refused address where the page itself named it (an IP literal), for the snapshot; a
+    /// name's private address is not disclosed.
+    pub fn address_named_by_page(&self) -> Option<IpAddr> {
+        match self {
+            Refusal::NonPublicLiteral { host, .. } => host.parse().ok(),
+            Refusal::NonPublicName { .. } | Refusal::Unresolvable { .. } => None,
         }
     }
 }

@@ -168,11 +168,17 @@ async fn serve_connection(mut client: TcpStream, shared: Shared) {
             return;
         }
         Err(refusal) => {
-            tracing::info!(host = %target.host, port = target.port, %refusal, "egress refused");
+            tracing::info!(
+                host = %target.host,
+                port = target.port,
+                address = ?refusal.address(),
+                %refusal,
+                "egress refused"
+            );
             shared.ledger.record_refusal(BlockedConnection {
                 host: target.host.clone(),
                 port: target.port,
-                address: refusal.address().map(|a| a.to_string()),
+                address: refusal.address_named_by_page().map(|a| a.to_string()),
                 reason: refusal.to_string(),
             });
             let _ = reply(&mut client, REPLY_NOT_ALLOWED).await;

@@ -1,0 +1,99 @@
+//! The findings of the December 2026 security review, each as the attack that worked before.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use super::support::*;
+
+/// An admin API call any read-write key may make: create a client.
+async fn create_client(api: &ApiClient) -> StatusCode {
+    api.send_json(
+        Method::POST,
+        "/api/v1/clients",
+        json!({"name": format!("Client {}", unique())}),
+    )
+    .await
+    .status()
+}
+
+#[tokio::test]
+async fn api_keys_act_with_at_most_their_creators_current_role() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up_first("Agency").await;
+    let admin = app.invite_and_sign_up(&owner, "admin").await;
+    let admin_id = app.user_id(&admin.email).await;
+    let write_key = app.api(&app.create_key(&admin, "read_write").await);
+    let read_key = app.api(&app.create_key(&admin, "read").await);
+    assert_eq!(create_client(&write_key).await, StatusCode::CREATED);
+    assert_eq!(
+        write_key.get("/api/v1/clients").await.status(),
+        StatusCode::OK
+    );
+
+    // Demoted: the read-write key acts as a member from the next request on (no cache delay on
+    // the process that made the change; other processes follow within KEY_CACHE_TTL, 1 s).
+    let response = owner
+        .post_form(&format!("/members/{admin_id}/role"), &[("role", "member")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(create_client(&write_key).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        write_key.get("/api/v1/clients").await.status(),
+        StatusCode::OK
+    );
+
+    // Promoted again, the key's own scope is the ceiling once more.
+    owner
+        .post_form(&format!("/members/{admin_id}/role"), &[("role", "admin")])
+        .await;
+    assert_eq!(create_client(&write_key).await, StatusCode::CREATED);
+    assert_eq!(create_client(&read_key).await, StatusCode::FORBIDDEN);
+
+    // Removed: every key they made stops at once and is recorded as revoked.
+    let response = owner
+        .post_form(&format!("/members/{admin_id}/remove"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        write_key.get("/api/v1/clients").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        read_key.get("/api/v1/clients").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM api_keys WHERE created_by = {admin_id} AND revoked_at IS NULL"
+        ))
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_key_whose_creator_left_by_another_way_is_refused_too() {
+    // A membership that disappears without the remove route (say, deleted by an operator) takes
+    // the creator's keys with it, though they are not marked revoked.
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up_first("Agency").await;
+    let admin = app.invite_and_sign_up(&owner, "admin").await;
+    let admin_id = app.user_id(&admin.email).await;
+    let key = app.api(&app.create_key(&admin, "read_write").await);
+    assert_eq!(key.get("/api/v1/clients").await.status(), StatusCode::OK);
+    let mut conn = app.db().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "DELETE FROM memberships WHERE user_id = {admin_id}"
+        )),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    // The cache holds a verified key for at most KEY_CACHE_TTL (1 s).
+    tokio::time::sleep(siteward::auth::KEY_CACHE_TTL).await;
+    assert_eq!(
+        key.get("/api/v1/clients").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
