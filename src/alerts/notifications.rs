@@ -52,7 +52,15 @@ struct Secret {
     secret: Option<String>,
 }
 
-fn context(org_id: i64) -> String {
+/// What a channel's sealed settings are bound to: its organization and the channel itself, so a
+/// sealed value moved to another row (of the same org or not) does not open.
+fn context(org_id: i64, channel_id: i64) -> String {
+    format!("notification_channels:{org_id}:{channel_id}")
+}
+
+/// The binding of channels sealed before December 2026 (organization only). Such settings still
+/// open, and are sealed again under [`context`] the first time they are used.
+fn legacy_context(org_id: i64) -> String {
     format!("notification_channels:{org_id}")
 }
 
@@ -139,6 +147,12 @@ pub async fn create(
         }
     };
     errors.into_result()?;
+    // The id first: the sealed settings are bound to it.
+    let channel_id: i64 = diesel::select(diesel::dsl::sql::<BigInt>(
+        "nextval(pg_get_serial_sequence('notification_channels', 'id'))",
+    ))
+    .get_result(conn)
+    .await?;
     let sealed = keys.seal(
         &Zeroizing::new(
             serde_json::to_vec(&Secret {
@@ -147,10 +161,11 @@ pub async fn create(
             })
             .map_err(AppError::internal)?,
         ),
-        &context(ctx.org_id),
+        &context(ctx.org_id, channel_id),
     );
     let channel: Channel = diesel::insert_into(notification_channels::table)
         .values((
+            notification_channels::id.eq(channel_id),
             notification_channels::org_id.eq(ctx.org_id),
             notification_channels::name.eq(name),
             notification_channels::kind.eq(&input.kind),
@@ -370,6 +385,36 @@ pub async fn run_worker(state: web::Data<AppState>) {
     .await
 }
 
+/// Opens a channel's sealed settings; legacy ones (bound to the org only) are sealed again
+/// under the channel's own binding on the way.
+async fn open_settings(
+    conn: &mut AsyncPgConnection,
+    keys: &MasterKeys,
+    (org_id, channel_id, sealed): (i64, i64, &[u8]),
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    if let Ok(opened) = keys.open(sealed, &context(org_id, channel_id)) {
+        return Ok(opened);
+    }
+    let opened = keys
+        .open(sealed, &legacy_context(org_id))
+        .map_err(|e| e.to_string())?;
+    let resealed = keys.seal(&opened, &context(org_id, channel_id));
+    diesel::update(
+        notification_channels::table
+            .filter(notification_channels::id.eq(channel_id))
+            .filter(notification_channels::config_sealed.eq(sealed)),
+    )
+    .set(notification_channels::config_sealed.eq(resealed))
+    .execute(conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::info!(
+        channel_id,
+        "sealed a channel's settings under its own binding"
+    );
+    Ok(opened)
+}
+
 /// Sends one delivery and records how it went; an error retries the job.
 async fn send(state: &AppState, delivery_id: i64) -> Result<(), String> {
     #[derive(QueryableByName)]
@@ -380,6 +425,8 @@ async fn send(state: &AppState, delivery_id: i64) -> Result<(), String> {
         status: String,
         #[diesel(sql_type = Text)]
         kind: String,
+        #[diesel(sql_type = BigInt)]
+        channel_id: i64,
         #[diesel(sql_type = diesel::sql_types::Bytea)]
         config_sealed: Vec<u8>,
         #[diesel(sql_type = Nullable<BigInt>)]
@@ -397,7 +444,7 @@ async fn send(state: &AppState, delivery_id: i64) -> Result<(), String> {
     }
     let mut conn = state.conn().await.map_err(|e| e.to_string())?;
     let row: Option<Row> = diesel::sql_query(
-        "SELECT d.org_id, d.status, c.kind, c.config_sealed, d.alert_id, a.title, a.severity,
+        "SELECT d.org_id, d.status, c.kind, c.id AS channel_id, c.config_sealed, d.alert_id, a.title, a.severity,
                 a.rule, a.target_id, t.name AS target_name
          FROM notification_deliveries d
          JOIN notification_channels c ON c.id = d.channel_id
@@ -414,12 +461,21 @@ async fn send(state: &AppState, delivery_id: i64) -> Result<(), String> {
     let Some(row) = row.filter(|r| r.status != "delivered") else {
         return Ok(());
     };
+    let opened = match open_settings(
+        &mut conn,
+        &state.config.master_keys,
+        (row.org_id, row.channel_id, &row.config_sealed),
+    )
+    .await
+    {
+        Ok(opened) => opened,
+        Err(error) => {
+            let message = format!("the channel's settings cannot be opened: {error}");
+            record_failure(&mut conn, delivery_id, None, &message).await?;
+            return Err(message);
+        }
+    };
     drop(conn);
-    let opened = state
-        .config
-        .master_keys
-        .open(&row.config_sealed, &context(row.org_id))
-        .map_err(|e| format!("the channel's settings cannot be opened: {e}"))?;
     let secret: Secret = serde_json::from_slice(&opened).map_err(|e| e.to_string())?;
     let title = row
         .title
@@ -508,18 +564,29 @@ async fn send(state: &AppState, delivery_id: i64) -> Result<(), String> {
         }
         Err(error) => {
             let message = error.to_string();
-            diesel::sql_query(
-                "UPDATE notification_deliveries SET status = 'failed', attempts = attempts + 1,
-                        response_code = $2, last_error = $3
-                 WHERE id = $1",
-            )
-            .bind::<BigInt, _>(delivery_id)
-            .bind::<Nullable<diesel::sql_types::Integer>, _>(error.status().map(i32::from))
-            .bind::<Text, _>(&message)
-            .execute(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+            record_failure(&mut conn, delivery_id, error.status(), &message).await?;
             Err(message)
         }
     }
+}
+
+/// Records a failed attempt of a delivery.
+async fn record_failure(
+    conn: &mut AsyncPgConnection,
+    delivery_id: i64,
+    response_code: Option<u16>,
+    message: &str,
+) -> Result<(), String> {
+    diesel::sql_query(
+        "UPDATE notification_deliveries SET status = 'failed', attempts = attempts + 1,
+                response_code = $2, last_error = $3
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(delivery_id)
+    .bind::<Nullable<diesel::sql_types::Integer>, _>(response_code.map(i32::from))
+    .bind::<Text, _>(message)
+    .execute(conn)
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }

@@ -365,3 +365,56 @@ async fn page_text_in_an_alert_cannot_speak_in_slack_or_add_mail_headers() {
         mail.text
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_channel_settings_swapped_between_rows_do_not_open() {
+    // Someone who can write the database swaps two channels' sealed settings of one
+    // organization, to send one channel's alerts to the other's address.
+    let app = TestApp::spawn_with(&[("SITEWARD_NOTIFY_ALLOW_PRIVATE", "true")]).await;
+    let owner = app.sign_up_first(&format!("Agency {}", unique())).await;
+    let api = app.api(&app.create_key(&owner, "read_write").await);
+    let (first, second) = (Receiver::start().await, Receiver::start().await);
+    let a = channel(&api, serde_json::json!({"name": "A", "kind": "slack", "to": first.url("/a"), "min_severity": "info"})).await;
+    let b = channel(&api, serde_json::json!({"name": "B", "kind": "slack", "to": second.url("/b"), "min_severity": "info"})).await;
+    let (a, b) = (
+        a["channel"]["id"].as_i64().unwrap(),
+        b["channel"]["id"].as_i64().unwrap(),
+    );
+    let mut conn = app.db().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE notification_channels SET config_sealed = CASE id
+               WHEN {a} THEN (SELECT config_sealed FROM notification_channels WHERE id = {b})
+               ELSE (SELECT config_sealed FROM notification_channels WHERE id = {a}) END
+             WHERE id IN ({a}, {b})"
+        )),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let response = api
+        .request(
+            Method::POST,
+            &format!("/api/v1/notification-channels/{a}/test"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    wait_until("the test send is tried", async || {
+        deliveries(&api)
+            .await
+            .first()
+            .is_some_and(|d| d["status"] == "failed")
+    })
+    .await;
+    let error = deliveries(&api).await[0]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("cannot be opened"), "{error}");
+    assert!(
+        first.requests().is_empty() && second.requests().is_empty(),
+        "nothing was sent anywhere"
+    );
+}
