@@ -19,7 +19,7 @@ use super::AppError;
 pub enum Per {
     /// The client's address (IPv6 by /64).
     Address,
-    /// An account (an e-mail address).
+    /// An account, a recipient or an organization: anything named by text.
     Account,
 }
 
@@ -52,6 +52,33 @@ pub mod rules {
     pub const RESET_ACCOUNT: Rule = Rule::new("reset/account", Per::Account, 3, 3600);
     pub const SECOND_FACTOR_IP: Rule = Rule::new("2fa/ip", Per::Address, 30, 300);
     pub const SECOND_FACTOR_ACCOUNT: Rule = Rule::new("2fa/account", Per::Account, 10, 300);
+    // Mail that people ask for (invitations, test sends of channels): per organization, per
+    // recipient, and a daily cap per organization, so no one can use siteward to flood a
+    // mailbox or spend its sender's reputation.
+    pub const INVITE_ORG: Rule = Rule::new("mail/invite/org", Per::Account, 20, 3600);
+    pub const TEST_SEND_ORG: Rule = Rule::new("mail/test-send/org", Per::Account, 10, 3600);
+    pub const MAIL_RECIPIENT: Rule = Rule::new("mail/recipient", Per::Account, 3, 3600);
+    pub const MAIL_ORG_DAY: Rule = Rule::new("mail/org/day", Per::Account, 100, 86_400);
+}
+
+impl RateLimiter {
+    /// Counts one mail an organization asks for, to `recipient` (an address, or a channel as
+    /// `channel:<id>`), under `org_rule`; refuses once a limit is used up.
+    pub fn check_requested_mail(
+        &self,
+        org_rule: Rule,
+        org_id: i64,
+        recipient: &str,
+    ) -> Result<(), AppError> {
+        let org = format!("org:{org_id}");
+        self.refuse_if_exhausted(org_rule, &org)?;
+        self.refuse_if_exhausted(rules::MAIL_RECIPIENT, recipient)?;
+        self.refuse_if_exhausted(rules::MAIL_ORG_DAY, &org)?;
+        self.count(org_rule, &org);
+        self.count(rules::MAIL_RECIPIENT, recipient);
+        self.count(rules::MAIL_ORG_DAY, &org);
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -266,5 +293,37 @@ mod tests {
                 .contains_key(&("address", newest.to_string())),
             "the newest callers are kept"
         );
+    }
+
+    #[test]
+    fn requested_mail_is_limited_per_recipient_per_org_and_per_day() {
+        let limiter = RateLimiter::default();
+        let org_rule = rules::TEST_SEND_ORG;
+        for _ in 0..rules::MAIL_RECIPIENT.max {
+            limiter
+                .check_requested_mail(org_rule, 7, "channel:1")
+                .unwrap();
+        }
+        assert!(
+            limiter
+                .check_requested_mail(org_rule, 7, "channel:1")
+                .is_err(),
+            "one recipient"
+        );
+        let mut recipient = 2;
+        while limiter
+            .check_requested_mail(org_rule, 7, &format!("channel:{recipient}"))
+            .is_ok()
+        {
+            recipient += 1;
+        }
+        assert_eq!(
+            recipient - 2 + rules::MAIL_RECIPIENT.max,
+            org_rule.max,
+            "the organization's hourly limit"
+        );
+        limiter
+            .check_requested_mail(org_rule, 8, "channel:99")
+            .unwrap();
     }
 }

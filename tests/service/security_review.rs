@@ -97,3 +97,62 @@ async fn a_key_whose_creator_left_by_another_way_is_refused_too() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn test_sends_and_invitations_are_rate_limited() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up_first("Agency").await;
+    let api = app.api(&app.create_key(&owner, "read_write").await);
+    let created = api
+        .send_json(
+            Method::POST,
+            "/api/v1/notification-channels",
+            json!({"name": "Mail", "kind": "email", "to": "victim@example.com", "min_severity": "info"}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<serde_json::Value>().await.unwrap()["channel"]["id"]
+        .as_i64()
+        .unwrap();
+    let test_send = || async {
+        api.request(
+            Method::POST,
+            &format!("/api/v1/notification-channels/{id}/test"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+    };
+    for _ in 0..3 {
+        assert_eq!(test_send().await, StatusCode::ACCEPTED);
+    }
+    assert_eq!(test_send().await, StatusCode::TOO_MANY_REQUESTS);
+
+    // Invitations: twenty an hour per organization.
+    for n in 0..20 {
+        let response = owner
+            .post_form(
+                "/members/invitations",
+                &[
+                    ("email", &format!("person{n}@example.com")),
+                    ("role", "member"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "invitation {n}");
+    }
+    let response = owner
+        .post_form(
+            "/members/invitations",
+            &[("email", "one-too-many@example.com"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM invitations WHERE email = 'one-too-many@example.com'")
+            .await,
+        0,
+        "nothing is stored for a refused invitation"
+    );
+}
