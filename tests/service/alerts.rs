@@ -129,10 +129,28 @@ async fn a_new_tracker_opens_alerts_once_that_resolve_when_it_goes_and_reopen_wh
     );
     assert_eq!(w.app.count("SELECT count(*) AS n FROM alerts").await, 2);
 
-    // Any member acknowledges; only admins resolve.
+    // Through the API acknowledging is a write: a read key may not (it would silence repeat
+    // notifications), a read-write key may; only admins resolve.
     let id = back[0]["id"].as_i64().unwrap();
-    let acked = w
+    let refused = w
         .read
+        .request(Method::POST, &format!("/api/v1/alerts/{id}/acknowledge"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.api
+            .get(&format!("/api/v1/alerts/{id}"))
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["state"],
+        "open",
+        "the refused acknowledgement changed nothing"
+    );
+    let acked = w
+        .api
         .request(Method::POST, &format!("/api/v1/alerts/{id}/acknowledge"))
         .send()
         .await
