@@ -503,6 +503,14 @@ async fn pick(
     Ok((from, to, target))
 }
 
+/// Counts one comparison computed on request against the organization's limit.
+fn limit_comparisons(state: &AppState, org_id: i64) -> Result<(), AppError> {
+    state.limiter.check(
+        crate::web::rate_limit::rules::COMPARE_ORG,
+        &format!("org:{org_id}"),
+    )
+}
+
 async fn comparison(
     state: &AppState,
     ctx: &OrgCtx,
@@ -526,6 +534,7 @@ async fn comparison(
         }
         Err(other) => return Err(other),
     };
+    limit_comparisons(state, ctx.org_id)?;
     let before = analysis::load(state, ctx.org_id, from).await?;
     let after = analysis::load(state, ctx.org_id, to).await?;
     let (changes, visual) =
@@ -597,6 +606,7 @@ async fn diff_image_page(
     };
     drop(conn);
     let full = matches!(query.shot.as_deref(), Some("full_page"));
+    limit_comparisons(&state, page.org_id)?;
     let before = analysis::load(&state, page.org_id, from).await?;
     let after = analysis::load(&state, page.org_id, to).await?;
     let png = tokio::task::spawn_blocking(move || {

@@ -59,6 +59,9 @@ pub mod rules {
     pub const TEST_SEND_ORG: Rule = Rule::new("mail/test-send/org", Per::Account, 10, 3600);
     pub const MAIL_RECIPIENT: Rule = Rule::new("mail/recipient", Per::Account, 3, 3600);
     pub const MAIL_ORG_DAY: Rule = Rule::new("mail/org/day", Per::Account, 100, 86_400);
+    /// Comparisons computed on request (two snapshots' DOMs and screenshots decoded and diffed):
+    /// plenty for people paging through history, not enough to keep the cores busy in a loop.
+    pub const COMPARE_ORG: Rule = Rule::new("compare/org", Per::Account, 60, 60);
 }
 
 impl RateLimiter {

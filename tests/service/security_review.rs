@@ -156,3 +156,36 @@ async fn test_sends_and_invitations_are_rate_limited() {
         "nothing is stored for a refused invitation"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comparisons_computed_on_request_are_rate_limited_per_organization() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up_first("Agency").await;
+    let api = app.api(&app.create_key(&owner, "read").await);
+    let write = app.api(&app.create_key(&owner, "read_write").await);
+    let target = new_target(&write, "https://shop.example.com/").await;
+    let runner = RunnerApi::new(&app, &runner_token(&app, "r").await);
+    for seed in ["one", "two"] {
+        let scan = scan_now(&write, target).await;
+        let job = runner.claim(5).await.unwrap();
+        assert_eq!(job.scan_id, scan);
+        let png = fake_png(seed);
+        let doc = sample_snapshot(&job.url, &png, &png);
+        assert_eq!(
+            runner.deliver(&job, &png, &png, &doc).await.status(),
+            StatusCode::OK
+        );
+    }
+    let diff = format!("/api/v1/targets/{target}/diff");
+    let limit = siteward::web::rate_limit::rules::COMPARE_ORG.max;
+    for n in 0..limit {
+        assert_eq!(
+            api.get(&diff).await.status(),
+            StatusCode::OK,
+            "comparison {n}"
+        );
+    }
+    let refused = api.get(&diff).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+}
