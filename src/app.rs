@@ -247,10 +247,41 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+/// Prometheus metrics, for the operator only: with `metrics_token` set, for a caller presenting
+/// it as a bearer token; without one, for a caller on this machine that came through no proxy
+/// (a proxy on the same machine is loopback too, but says whom it forwards). Anyone else gets
+/// 404, as if there were no such page.
+async fn metrics(
+    state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
+    req: HttpRequest,
+) -> HttpResponse {
+    if !may_read_metrics(&state.config, &req) {
+        return HttpResponse::NotFound().finish();
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())
+}
+
+fn may_read_metrics(config: &crate::config::Config, req: &HttpRequest) -> bool {
+    use secrecy::ExposeSecret;
+    match &config.metrics_token {
+        Some(token) => req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                crypto::constant_time_eq(given.as_bytes(), token.expose_secret().as_bytes())
+            }),
+        None => {
+            let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+                .iter()
+                .any(|name| req.headers().contains_key(*name));
+            !forwarded && req.peer_addr().is_some_and(|peer| peer.ip().is_loopback())
+        }
+    }
 }
 
 async fn stylesheet() -> HttpResponse {

@@ -102,6 +102,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "take the client address from X-Forwarded-For (only behind your own proxy)",
     ),
     (
+        "metrics_token",
+        "(none: /metrics answers loopback callers only)",
+        "bearer token a Prometheus scraper sends for /metrics",
+    ),
+    (
         "embedded_runner",
         "true",
         "start one runner child process (false when runners run elsewhere)",
@@ -190,6 +195,8 @@ pub struct Config {
     pub mail: MailTransport,
     pub mail_from: String,
     pub trust_forwarded_for: bool,
+    /// The bearer token `/metrics` asks for; without one it answers loopback callers only.
+    pub metrics_token: Option<SecretString>,
     pub blob_store: StoreConfig,
     pub runners: RunnerSettings,
 }
@@ -297,6 +304,12 @@ impl Config {
             "trust_forwarded_for",
             take("trust_forwarded_for").as_deref().unwrap_or("false"),
         )?;
+        let metrics_token = take("metrics_token").map(SecretString::from);
+        if let Some(token) = &metrics_token
+            && token.expose_secret().trim().len() < 16
+        {
+            return Err(invalid("metrics_token", "must be at least 16 characters"));
+        }
         let blob_dir = take("blob_dir")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("blobs"));
@@ -398,6 +411,7 @@ impl Config {
             mail,
             mail_from,
             trust_forwarded_for,
+            metrics_token,
             blob_store,
             runners,
         })
@@ -477,6 +491,15 @@ impl fmt::Display for Config {
             )?,
         }
         writeln!(f, "  trust_forwarded_for  {}", self.trust_forwarded_for)?;
+        writeln!(
+            f,
+            "  metrics              {}",
+            if self.metrics_token.is_some() {
+                "bearer token"
+            } else {
+                "loopback callers only"
+            }
+        )?;
         let runners = &self.runners;
         if runners.embedded_runner {
             writeln!(

@@ -19,7 +19,7 @@ use crate::queue;
 use crate::scans::ingest::blob_error;
 use crate::sites::queries::Target;
 use crate::state::AppState;
-use crate::storage::ObjectKey;
+use crate::storage::{ObjectKey, Uploader};
 use crate::web::AppError;
 
 pub const CHECKOUT_DIFF_JOB: &str = "checkout_diff";
@@ -69,14 +69,20 @@ pub async fn read_artifact(
     name: &str,
 ) -> Result<Vec<u8>, AppError> {
     let mut conn = state.conn().await?;
-    let sha256: String = checkout_run_artifacts::table
+    let (sha256, attempt, keyed_by_attempt): (String, i32, bool) = checkout_run_artifacts::table
         .filter(checkout_run_artifacts::org_id.eq(org_id))
         .filter(checkout_run_artifacts::run_id.eq(run_id))
         .filter(checkout_run_artifacts::name.eq(name))
-        .select(checkout_run_artifacts::sha256)
+        .select((
+            checkout_run_artifacts::sha256,
+            checkout_run_artifacts::attempt,
+            checkout_run_artifacts::keyed_by_attempt,
+        ))
         .first(&mut conn)
         .await?;
-    let key = ObjectKey::checkout_artifact(org_id, run_id, name).map_err(|_| AppError::NotFound)?;
+    let uploader = Uploader::of_row(attempt, keyed_by_attempt);
+    let key = ObjectKey::checkout_artifact(org_id, run_id, uploader, name)
+        .map_err(|_| AppError::NotFound)?;
     let bytes = state.blobs.get(&mut conn, &key).await.map_err(blob_error)?;
     if hex::encode(crate::crypto::sha256(&bytes)) != sha256 {
         tracing::error!(%key, "checkout artifact does not match its recorded hash");

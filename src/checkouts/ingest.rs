@@ -13,7 +13,7 @@ use crate::db::schema::checkout_run_artifacts;
 use crate::queue;
 use crate::runner::protocol::{CheckoutOrder, CheckoutResult, SealedSecret};
 use crate::scans::ingest::{ArtifactUpload, store_attempt_artifact};
-use crate::storage::{ObjectKey, SealedBlobs};
+use crate::storage::{ObjectKey, SealedBlobs, Uploader};
 use crate::web::AppError;
 use checkout_runner::{Outcome, RunReport};
 
@@ -145,13 +145,19 @@ pub async fn store_artifact(
     bytes: &[u8],
 ) -> Result<String, AppError> {
     let upload = ArtifactUpload {
-        key: ObjectKey::checkout_artifact(attempt.org_id, attempt.run_id, name)
-            .map_err(|e| AppError::BadRequest(e.to_string()))?,
+        key: ObjectKey::checkout_artifact(
+            attempt.org_id,
+            attempt.run_id,
+            Uploader::Attempt(attempt.attempt),
+            name,
+        )
+        .map_err(|e| AppError::BadRequest(e.to_string()))?,
         table: "checkout_run_artifacts",
         owner_column: "run_id",
         owner_id: attempt.run_id,
         org_id: attempt.org_id,
         job_id: attempt.job_id,
+        attempt: attempt.attempt,
         token,
         name,
         content_type,

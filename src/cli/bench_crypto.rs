@@ -8,8 +8,8 @@ use std::time::Instant;
 use clap::Args;
 use sha2::{Digest, Sha256};
 
-use crate::storage::ObjectKey;
 use crate::storage::envelope::{open_blob, seal_blob};
+use crate::storage::{ObjectKey, Uploader};
 
 #[derive(Debug, Args)]
 pub struct BenchCryptoArgs {
@@ -38,7 +38,7 @@ pub fn run(args: BenchCryptoArgs) -> ExitCode {
     // Screenshot-like content: not compressible to nothing, not random either.
     let blob: Vec<u8> = (0..bytes).map(|i| ((i * 31) ^ (i >> 7)) as u8).collect();
     let data_key = crate::crypto::random_bytes::<32>();
-    let key = match ObjectKey::snapshot_artifact(1, 1, "fullpage.png") {
+    let key = match ObjectKey::snapshot_artifact(1, 1, Uploader::Attempt(1), "fullpage.png") {
         Ok(key) => key,
         Err(error) => return super::fail(error),
     };

@@ -79,6 +79,7 @@ diesel::table! {
         sha256 -> Text,
         attempt -> Int4,
         uploaded_at -> Timestamptz,
+        keyed_by_attempt -> Bool,
     }
 }
 
@@ -319,6 +320,7 @@ diesel::table! {
         sha256 -> Text,
         attempt -> Int4,
         uploaded_at -> Timestamptz,
+        keyed_by_attempt -> Bool,
     }
 }
 

@@ -94,8 +94,9 @@ pub async fn read_verified(
     snapshot_id: i64,
     artifact: &Artifact,
 ) -> Result<Vec<u8>, AppError> {
-    let key = ObjectKey::snapshot_artifact(org_id, snapshot_id, &artifact.name)
-        .map_err(|_| AppError::NotFound)?;
+    let key =
+        ObjectKey::snapshot_artifact(org_id, snapshot_id, artifact.uploader(), &artifact.name)
+            .map_err(|_| AppError::NotFound)?;
     let mut conn = state.conn().await?;
     let bytes = state.blobs.get(&mut conn, &key).await.map_err(blob_error)?;
     if hex::encode(crate::crypto::sha256(&bytes)) != artifact.sha256 {

@@ -16,7 +16,7 @@ use crate::db::schema::{
     scan_artifacts, snapshot_blocked, snapshot_cookies, snapshot_hosts, snapshot_scripts, snapshots,
 };
 use crate::queue;
-use crate::storage::{EnvelopeError, ObjectKey, SealedBlobs};
+use crate::storage::{EnvelopeError, ObjectKey, SealedBlobs, Uploader};
 use crate::web::AppError;
 
 /// The scan an attempt works on.
@@ -115,13 +115,19 @@ pub async fn store_artifact(
     bytes: &[u8],
 ) -> Result<String, AppError> {
     let upload = ArtifactUpload {
-        key: ObjectKey::snapshot_artifact(attempt.org_id, attempt.snapshot_id, name)
-            .map_err(|e| AppError::BadRequest(e.to_string()))?,
+        key: ObjectKey::snapshot_artifact(
+            attempt.org_id,
+            attempt.snapshot_id,
+            Uploader::Attempt(attempt.attempt),
+            name,
+        )
+        .map_err(|e| AppError::BadRequest(e.to_string()))?,
         table: "scan_artifacts",
         owner_column: "scan_id",
         owner_id: attempt.scan_id,
         org_id: attempt.org_id,
         job_id: attempt.job_id,
+        attempt: attempt.attempt,
         token,
         name,
         content_type,
@@ -138,13 +144,16 @@ pub struct ArtifactUpload<'a> {
     pub owner_id: i64,
     pub org_id: i64,
     pub job_id: i64,
+    /// The attempt the key was made for; the row is written only if it still holds the job.
+    pub attempt: i32,
     pub token: &'a str,
     pub name: &'a str,
     pub content_type: &'a str,
 }
 
-/// Seals and stores `bytes`, then records them in the upload's table only while its attempt
-/// holds the job; returns their SHA-256. A second upload of the same name replaces the first.
+/// Seals and stores `bytes` under the attempt's own key, then points the upload's table at them
+/// only while the attempt holds the job; returns their SHA-256. A second upload of the same name
+/// replaces the first. A refused (stale) attempt's blob is removed again and never read.
 pub async fn store_attempt_artifact(
     conn: &mut AsyncPgConnection,
     blobs: &SealedBlobs,
@@ -158,12 +167,14 @@ pub async fn store_attempt_artifact(
         .map_err(blob_error)?;
     let (table, owner) = (upload.table, upload.owner_column);
     let recorded = diesel::sql_query(format!(
-        "INSERT INTO {table} ({owner}, name, org_id, content_type, size_bytes, sha256, attempt)
-         SELECT $1, $2, $3, $4, $5, $6, j.attempts FROM jobs j
+        "INSERT INTO {table} ({owner}, name, org_id, content_type, size_bytes, sha256, attempt,
+             keyed_by_attempt)
+         SELECT $1, $2, $3, $4, $5, $6, j.attempts, true FROM jobs j
          WHERE j.id = $7 AND j.state = 'running' AND j.attempt_token_hash = $8
+             AND j.attempts = $9
          ON CONFLICT ({owner}, name) DO UPDATE SET content_type = excluded.content_type,
              size_bytes = excluded.size_bytes, sha256 = excluded.sha256,
-             attempt = excluded.attempt, uploaded_at = now()"
+             attempt = excluded.attempt, keyed_by_attempt = true, uploaded_at = now()"
     ))
     .bind::<BigInt, _>(upload.owner_id)
     .bind::<Text, _>(upload.name)
@@ -173,9 +184,13 @@ pub async fn store_attempt_artifact(
     .bind::<Text, _>(&sha256)
     .bind::<BigInt, _>(upload.job_id)
     .bind::<Bytea, _>(token_hash(upload.token))
+    .bind::<Integer, _>(upload.attempt)
     .execute(conn)
     .await?;
     if recorded == 0 {
+        if let Err(error) = blobs.delete(&upload.key).await {
+            tracing::warn!(key = %upload.key, %error, "could not remove a stale attempt's blob");
+        }
         return Err(AppError::Conflict(STALE.into()));
     }
     Ok(sha256)

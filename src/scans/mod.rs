@@ -2,6 +2,7 @@
 //! results in, and reading snapshots back.
 
 pub mod analysis;
+pub mod comparisons;
 pub mod ingest;
 pub mod internal;
 pub mod queries;

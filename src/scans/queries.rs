@@ -13,6 +13,7 @@ use crate::db::schema::{scan_artifacts, scans, snapshots};
 use crate::queue;
 use crate::runner::protocol::{SCAN_JOB, ScanOrder};
 use crate::sites::queries::Target;
+use crate::storage::Uploader;
 use crate::web::pagination::PageRequest;
 
 /// Who or what asked for a scan.
@@ -308,6 +309,20 @@ pub struct Artifact {
     pub size_bytes: i64,
     /// Hex SHA-256 of the plaintext; checked again on every read.
     pub sha256: String,
+    /// The attempt that uploaded it, which names its blob.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub attempt: i32,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub keyed_by_attempt: bool,
+}
+
+impl Artifact {
+    /// Who uploaded the blob this row points at.
+    pub fn uploader(&self) -> Uploader {
+        Uploader::of_row(self.attempt, self.keyed_by_attempt)
+    }
 }
 
 /// The artifacts of a snapshot of organization `org_id` (the caller's, or the snapshot's own for
@@ -327,6 +342,8 @@ pub async fn artifacts(
             scan_artifacts::content_type,
             scan_artifacts::size_bytes,
             scan_artifacts::sha256,
+            scan_artifacts::attempt,
+            scan_artifacts::keyed_by_attempt,
         ))
         .order(scan_artifacts::name)
         .load(conn)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::analysis::{self, Visual};
+use super::comparisons::{self, Computed};
 use super::queries::{self, Artifact, InventoryMatch, Scan, SnapshotMeta, StoredChanges, Trigger};
 use super::views::*;
 use crate::audit::{self, Entry};
@@ -534,13 +535,17 @@ async fn comparison(
         }
         Err(other) => return Err(other),
     };
-    limit_comparisons(state, ctx.org_id)?;
-    let before = analysis::load(state, ctx.org_id, from).await?;
-    let after = analysis::load(state, ctx.org_id, to).await?;
-    let (changes, visual) =
-        tokio::task::spawn_blocking(move || analysis::compare(&before, &after, &target))
-            .await
-            .map_err(AppError::internal)?;
+    let kept = comparisons::key(ctx.org_id, &target, from, to, Computed::Changes)?;
+    let (changes, visual): (Vec<crate::diff::Change>, Visual) =
+        comparisons::value_or(state, &kept, || async {
+            limit_comparisons(state, ctx.org_id)?;
+            let before = analysis::load(state, ctx.org_id, from).await?;
+            let after = analysis::load(state, ctx.org_id, to).await?;
+            tokio::task::spawn_blocking(move || analysis::compare(&before, &after, &target))
+                .await
+                .map_err(AppError::internal)
+        })
+        .await?;
     Ok(Comparison {
         target_id,
         from: Some(from),
@@ -606,19 +611,28 @@ async fn diff_image_page(
     };
     drop(conn);
     let full = matches!(query.shot.as_deref(), Some("full_page"));
-    limit_comparisons(&state, page.org_id)?;
-    let before = analysis::load(&state, page.org_id, from).await?;
-    let after = analysis::load(&state, page.org_id, to).await?;
-    let png = tokio::task::spawn_blocking(move || {
-        if full {
-            analysis::diff_png(&before.full_page, &after.full_page, &target)
-        } else {
-            analysis::diff_png(&before.viewport, &after.viewport, &target)
-        }
+    let what = if full {
+        Computed::FullPageImage
+    } else {
+        Computed::ViewportImage
+    };
+    let kept = comparisons::key(page.org_id, &target, from, to, what)?;
+    let png = comparisons::bytes_or(&state, &kept, || async {
+        limit_comparisons(&state, page.org_id)?;
+        let before = analysis::load(&state, page.org_id, from).await?;
+        let after = analysis::load(&state, page.org_id, to).await?;
+        tokio::task::spawn_blocking(move || {
+            if full {
+                analysis::diff_png(&before.full_page, &after.full_page, &target)
+            } else {
+                analysis::diff_png(&before.viewport, &after.viewport, &target)
+            }
+        })
+        .await
+        .map_err(AppError::internal)?
+        .map_err(|e| AppError::BadRequest(e.to_string()))
     })
-    .await
-    .map_err(AppError::internal)?
-    .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    .await?;
     Ok(HttpResponse::Ok().content_type("image/png").body(png))
 }
 

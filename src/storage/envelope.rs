@@ -346,10 +346,11 @@ pub async fn rewrap_data_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Uploader;
 
     #[test]
     fn any_changed_bit_or_other_key_fails_to_open() {
-        let key = ObjectKey::snapshot_artifact(1, 2, "fullpage.png").unwrap();
+        let key = ObjectKey::snapshot_artifact(1, 2, Uploader::Attempt(1), "fullpage.png").unwrap();
         let data_key = [7u8; 32];
         let sealed = seal_blob(5, &data_key, &key, b"pixels");
         assert_eq!(blob_data_key(&sealed), Some(5));
@@ -367,7 +368,8 @@ mod tests {
             altered[byte] ^= 0x04;
             assert!(open_blob(&data_key, &key, &altered).is_err(), "byte {byte}");
         }
-        let other = ObjectKey::snapshot_artifact(1, 3, "fullpage.png").unwrap();
+        let other =
+            ObjectKey::snapshot_artifact(1, 3, Uploader::Attempt(1), "fullpage.png").unwrap();
         assert!(matches!(
             open_blob(&data_key, &other, &sealed),
             Err(EnvelopeError::Tampered { .. })

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use url::Url;
 
 pub use envelope::{EnvelopeError, SealedBlobs};
-pub use key::{KeyError, ObjectKey};
+pub use key::{KeyError, ObjectKey, Uploader};
 pub use local::LocalStore;
 pub use s3::S3Store;
 

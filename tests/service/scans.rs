@@ -112,7 +112,7 @@ async fn a_scan_is_claimed_delivered_once_and_readable_with_its_inventory() {
 
     // Stored sealed: the blob on disk is not the screenshot.
     let blob = std::fs::read(app.data_dir.path().join(format!(
-        "blobs/org/{}/snapshot/{snapshot_id}/viewport.png",
+        "blobs/org/{}/snapshot/{snapshot_id}/attempt-1/viewport.png",
         app.count(&format!("SELECT org_id AS n FROM scans WHERE id = {scan_id}")).await
     )))
     .expect("the blob is in the local store under ids only");
@@ -216,6 +216,75 @@ async fn an_attempt_that_lost_its_lease_is_refused_and_changes_nothing() {
     assert_eq!(
         slow.upload(&lost, "viewport.png", &png).await.status(),
         StatusCode::CONFLICT
+    );
+}
+
+/// The race of the security review's finding 7, replayed step by step: the late attempt passed
+/// its standing check while it still held the lease, then lost the job, and only then wrote its
+/// blob. It must neither change what the finished snapshot's artifact reads back as nor break it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_that_loses_the_job_mid_upload_cannot_touch_the_winners_artifacts() {
+    use siteward::scans::ingest::{self, Standing};
+    let app = TestApp::spawn_with(&[("SITEWARD_RUNNER_LEASE", "2s")]).await;
+    let api = admin_api(&app).await;
+    scan_now(&api, new_target(&api, "https://shop.example.com/").await).await;
+    let slow = RunnerApi::new(&app, &runner_token(&app, "slow").await);
+    let fast = RunnerApi::new(&app, &runner_token(&app, "fast").await);
+    let lost = slow.claim(5).await.unwrap();
+    let mut conn = app.db().await;
+    let Standing::Holds(late) = ingest::standing(&mut conn, lost.id, &lost.token)
+        .await
+        .unwrap()
+    else {
+        panic!("the first attempt holds the job before its lease lapses");
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let taken = fast
+        .claim(5)
+        .await
+        .expect("the lapsed lease returns the job");
+    assert_eq!(fast.finish(&taken).await.status(), StatusCode::OK);
+    let snapshot_id = app.count("SELECT max(id) AS n FROM snapshots").await;
+    let artifact = format!("/api/v1/snapshots/{snapshot_id}/artifacts/viewport.png");
+    let winners = api.get(&artifact).await.bytes().await.unwrap();
+    assert!(winners.starts_with(b"\x89PNG"));
+
+    let blobs = siteward::storage::SealedBlobs::new(
+        siteward::storage::BlobStore::Local(
+            siteward::storage::LocalStore::open(&app.data_dir.path().join("blobs"))
+                .await
+                .unwrap(),
+        ),
+        siteward::crypto::MasterKeys::parse(
+            "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            None,
+        )
+        .unwrap(),
+    );
+    let refused = ingest::store_artifact(
+        &mut conn,
+        &blobs,
+        &late,
+        &lost.token,
+        "viewport.png",
+        "image/png",
+        &fake_png("the late attempt's screenshot"),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(siteward::web::AppError::Conflict(_))),
+        "{refused:?}"
+    );
+    let response = api.get(&artifact).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the artifact still opens"
+    );
+    assert_eq!(
+        response.bytes().await.unwrap(),
+        winners,
+        "and is the winner's"
     );
 }
 
@@ -428,7 +497,7 @@ async fn an_altered_or_swapped_blob_fails_with_an_integrity_error() {
     let dir = app
         .data_dir
         .path()
-        .join(format!("blobs/org/{org}/snapshot/{snapshot}"));
+        .join(format!("blobs/org/{org}/snapshot/{snapshot}/attempt-1"));
     let url = |name: &str| format!("/api/v1/snapshots/{snapshot}/artifacts/{name}");
     assert_eq!(api.get(&url("viewport.png")).await.status(), StatusCode::OK);
 

@@ -157,35 +157,126 @@ async fn test_sends_and_invitations_are_rate_limited() {
     );
 }
 
+/// Finding 9: a comparison computed on request is kept (sealed) and read back when asked again;
+/// computing new ones is limited per organization.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn comparisons_computed_on_request_are_rate_limited_per_organization() {
+async fn comparisons_are_kept_and_computing_them_is_rate_limited_per_organization() {
     let app = TestApp::spawn().await;
     let owner = app.sign_up_first("Agency").await;
     let api = app.api(&app.create_key(&owner, "read").await);
     let write = app.api(&app.create_key(&owner, "read_write").await);
     let target = new_target(&write, "https://shop.example.com/").await;
     let runner = RunnerApi::new(&app, &runner_token(&app, "r").await);
-    for seed in ["one", "two"] {
+    let mut snapshots = Vec::new();
+    for seed in 0..12 {
         let scan = scan_now(&write, target).await;
         let job = runner.claim(5).await.unwrap();
         assert_eq!(job.scan_id, scan);
-        let png = fake_png(seed);
+        let png = fake_png(&format!("shot {seed}"));
         let doc = sample_snapshot(&job.url, &png, &png);
         assert_eq!(
             runner.deliver(&job, &png, &png, &doc).await.status(),
             StatusCode::OK
         );
+        snapshots.push(app.count("SELECT max(id) AS n FROM snapshots").await);
     }
-    let diff = format!("/api/v1/targets/{target}/diff");
     let limit = siteward::web::rate_limit::rules::COMPARE_ORG.max;
-    for n in 0..limit {
-        assert_eq!(
-            api.get(&diff).await.status(),
-            StatusCode::OK,
-            "comparison {n}"
-        );
+    let kept_comparisons = || {
+        let blobs = app.data_dir.path().join("blobs");
+        walk(&blobs)
+            .into_iter()
+            .filter(|path| path.contains("/comparison/"))
+            .count()
+    };
+
+    // The same comparison asked for far more often than the limit is computed once.
+    let latest = format!("/api/v1/targets/{target}/diff");
+    let first: serde_json::Value = api.get(&latest).await.json().await.unwrap();
+    assert_eq!(kept_comparisons(), 1);
+    for n in 0..limit + 10 {
+        let again = api.get(&latest).await;
+        assert_eq!(again.status(), StatusCode::OK, "asked again, {n}");
+        let again: serde_json::Value = again.json().await.unwrap();
+        assert_eq!(again, first, "read back as computed");
     }
-    let refused = api.get(&diff).await;
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(kept_comparisons(), 1);
+
+    // New comparisons: the first ones in the minute are computed, then refused.
+    let pairs = snapshots
+        .iter()
+        .flat_map(|a| snapshots.iter().map(move |b| (*a, *b)))
+        .filter(|(a, b)| a != b);
+    let (mut computed, mut refused) = (1, None);
+    for (from, to) in pairs {
+        let response = api
+            .get(&format!(
+                "/api/v1/targets/{target}/diff?from={from}&to={to}"
+            ))
+            .await;
+        match response.status() {
+            StatusCode::OK => computed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(response.headers().contains_key("retry-after"));
+                refused = Some((from, to));
+                break;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(computed, limit, "computed until the limit");
+    assert!(refused.is_some(), "then refused");
+    assert_eq!(kept_comparisons() as u32, limit);
+    // What was kept is still served while new work is refused.
+    assert_eq!(api.get(&latest).await.status(), StatusCode::OK);
+}
+
+/// Every file below `dir`, as paths.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(walk(&path));
+            } else {
+                found.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Finding 11: `/metrics` is the operator's. With a token it asks for it; without one it answers
+/// only callers on this machine that came through no proxy.
+#[tokio::test]
+async fn metrics_answer_only_the_operator() {
+    let token = "scrape-me-0123456789abcdef";
+    let app = TestApp::spawn_with(&[("SITEWARD_METRICS_TOKEN", token)]).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/metrics", app.base);
+    let status =
+        |request: reqwest::RequestBuilder| async move { request.send().await.unwrap().status() };
+    assert_eq!(status(client.get(&url)).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        status(client.get(&url).bearer_auth("scrape-me-wrong")).await,
+        StatusCode::NOT_FOUND
+    );
+    let scraped = client.get(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("siteward_http_requests_total")
+    );
+
+    let open = TestApp::spawn().await;
+    let url = format!("{}/metrics", open.base);
+    assert_eq!(status(client.get(&url)).await, StatusCode::OK);
+    assert_eq!(
+        status(client.get(&url).header("x-forwarded-for", "203.0.113.9")).await,
+        StatusCode::NOT_FOUND,
+        "a visitor through a proxy on this machine is not the operator"
+    );
 }

@@ -7,7 +7,7 @@ use base64::Engine;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use siteward::crypto::MasterKeys;
 use siteward::storage::{
-    BlobStore, EnvelopeError, LocalStore, ObjectKey, SealedBlobs, StoreConfig, StoreError,
+    BlobStore, EnvelopeError, LocalStore, ObjectKey, SealedBlobs, StoreConfig, StoreError, Uploader,
 };
 
 use super::support::*;
@@ -52,9 +52,9 @@ async fn blobs_are_sealed_per_org_and_altered_or_moved_blobs_fail_to_open() {
     let store = BlobStore::Local(LocalStore::open(root.path()).await.unwrap());
     let blobs = SealedBlobs::new(store, master_keys(&[("m1", 1)], "m1"));
 
-    let a = ObjectKey::snapshot_artifact(org_a, 1, "fullpage.png").unwrap();
-    let a2 = ObjectKey::snapshot_artifact(org_a, 2, "fullpage.png").unwrap();
-    let b = ObjectKey::snapshot_artifact(org_b, 3, "fullpage.png").unwrap();
+    let a = ObjectKey::snapshot_artifact(org_a, 1, Uploader::Attempt(1), "fullpage.png").unwrap();
+    let a2 = ObjectKey::snapshot_artifact(org_a, 2, Uploader::Attempt(1), "fullpage.png").unwrap();
+    let b = ObjectKey::snapshot_artifact(org_b, 3, Uploader::Attempt(1), "fullpage.png").unwrap();
     blobs.put(&mut conn, &a, SCREENSHOT).await.unwrap();
     assert_eq!(
         blobs.get(&mut conn, &a).await.unwrap().as_slice(),
@@ -108,7 +108,8 @@ async fn blobs_are_sealed_per_org_and_altered_or_moved_blobs_fail_to_open() {
         "{error}"
     );
 
-    let missing = ObjectKey::snapshot_artifact(org_a, 9, "viewport.png").unwrap();
+    let missing =
+        ObjectKey::snapshot_artifact(org_a, 9, Uploader::Attempt(1), "viewport.png").unwrap();
     assert!(matches!(
         blobs.get(&mut conn, &missing).await.unwrap_err(),
         EnvelopeError::Store(StoreError::NotFound(_))
@@ -129,14 +130,16 @@ async fn data_and_master_keys_rotate_without_touching_blobs() {
     let store = BlobStore::Local(LocalStore::open(root.path()).await.unwrap());
     let old_master = master_keys(&[("m1", 1)], "m1");
     let blobs = SealedBlobs::new(store.clone(), old_master.clone());
-    let first = ObjectKey::snapshot_artifact(org, 1, "snapshot.json").unwrap();
+    let first =
+        ObjectKey::snapshot_artifact(org, 1, Uploader::Attempt(1), "snapshot.json").unwrap();
     blobs.put(&mut conn, &first, b"{\"v\":1}").await.unwrap();
 
     // A new data key: new blobs use it, the old blob still opens.
     let new_key = siteward::storage::envelope::create_data_key(&mut conn, &old_master, org)
         .await
         .unwrap();
-    let second = ObjectKey::snapshot_artifact(org, 2, "snapshot.json").unwrap();
+    let second =
+        ObjectKey::snapshot_artifact(org, 2, Uploader::Attempt(1), "snapshot.json").unwrap();
     blobs.put(&mut conn, &second, b"{\"v\":2}").await.unwrap();
     let header = std::fs::read(root.path().join(second.as_str())).unwrap();
     assert_eq!(
@@ -220,7 +223,7 @@ async fn sealed_blobs_round_trip_through_a_real_s3_server_and_server_side_edits_
     .await
     .unwrap();
     let blobs = SealedBlobs::new(store.clone(), master_keys(&[("m1", 1)], "m1"));
-    let key = ObjectKey::snapshot_artifact(org, 7, "fullpage.png").unwrap();
+    let key = ObjectKey::snapshot_artifact(org, 7, Uploader::Attempt(1), "fullpage.png").unwrap();
     let big: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     blobs.put(&mut conn, &key, &big).await.unwrap();
     assert_eq!(
@@ -273,7 +276,7 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
         ),
         MasterKeys::parse(TEST_MASTER_KEY, None).unwrap(),
     );
-    let key = ObjectKey::snapshot_artifact(org, 1, "snapshot.json").unwrap();
+    let key = ObjectKey::snapshot_artifact(org, 1, Uploader::Attempt(1), "snapshot.json").unwrap();
     blobs.put(&mut conn, &key, b"{}").await.unwrap();
 
     let siteward = |args: &[&str], keys: &str| {
@@ -335,7 +338,8 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
         reopened.get(&mut conn, &key).await.unwrap().as_slice(),
         b"{}"
     );
-    let later = ObjectKey::snapshot_artifact(org, 2, "snapshot.json").unwrap();
+    let later =
+        ObjectKey::snapshot_artifact(org, 2, Uploader::Attempt(1), "snapshot.json").unwrap();
     reopened.put(&mut conn, &later, b"{}").await.unwrap();
     assert_eq!(
         reopened.get(&mut conn, &later).await.unwrap().as_slice(),
@@ -392,7 +396,8 @@ async fn racing_first_writes_of_an_org_make_one_data_key() {
             let mut conn = <AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url)
                 .await
                 .unwrap();
-            let key = ObjectKey::snapshot_artifact(org, n, "viewport.png").unwrap();
+            let key =
+                ObjectKey::snapshot_artifact(org, n, Uploader::Attempt(1), "viewport.png").unwrap();
             blobs
                 .put(&mut conn, &key, b"png")
                 .await
