@@ -9,6 +9,7 @@
 
 pub mod demo_shop;
 mod pages;
+pub mod real_world;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;

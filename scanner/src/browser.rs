@@ -14,6 +14,7 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, RwLock, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::capture::unparsed::UnparsedMessages;
 use crate::egress::{EgressPolicy, GuardProxy};
 use crate::error::ScanError;
 
@@ -75,6 +76,8 @@ pub(crate) struct LiveBrowser {
     product: String,
     user_agent: String,
     third_party_cookies: bool,
+    /// DevTools messages the protocol types could not parse, by session.
+    unparsed: Arc<UnparsedMessages>,
     /// The handler pump and the watchdog; aborted on drop.
     _tasks: JoinSet<()>,
     /// The default context's proxy: a public-only guard, so nothing escapes outside scan contexts.
@@ -83,6 +86,11 @@ pub(crate) struct LiveBrowser {
 }
 
 impl LiveBrowser {
+    /// Warnings for the DevTools messages of `session` that could not be parsed so far.
+    pub(crate) fn capture_warnings(&self, session: &str) -> Vec<crate::snapshot::CaptureWarning> {
+        self.unparsed.take(session)
+    }
+
     pub(crate) fn product(&self) -> &str {
         &self.product
     }
@@ -271,6 +279,7 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         .chrome_executable(&options.executable)
         .disable_default_args()
         .respect_https_errors()
+        .surface_invalid_messages()
         .viewport(None)
         .user_data_dir(profile.path())
         .launch_timeout(options.launch_timeout)
@@ -304,15 +313,19 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
 
     let (died_tx, died_rx) = watch::channel(None);
     let died_tx = Arc::new(died_tx);
+    let unparsed = Arc::new(UnparsedMessages::default());
     let mut tasks = JoinSet::new();
     {
         let died_tx = died_tx.clone();
+        let unparsed = unparsed.clone();
         tasks.spawn(async move {
             // The handler must be polled for the browser's whole life. Errors are logged and
             // polling goes on; a broken connection means the browser is gone.
             while let Some(event) = handler.next().await {
                 if let Err(error) = event {
-                    if matches!(error, chromiumoxide::error::CdpError::Ws(_)) {
+                    if let chromiumoxide::error::CdpError::InvalidMessage(raw, _) = &error {
+                        unparsed.record(raw);
+                    } else if matches!(error, chromiumoxide::error::CdpError::Ws(_)) {
                         tracing::warn!(%error, "DevTools connection lost");
                         died_tx.send_if_modified(|d| mark(d, Death::Exited));
                     } else {
@@ -337,6 +350,7 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         product: version.product,
         user_agent: version.user_agent,
         third_party_cookies: options.third_party_cookies,
+        unparsed,
         _tasks: tasks,
         _default_guard: default_guard,
         _profile: profile,

@@ -17,7 +17,7 @@ pub mod snapshot;
 
 pub use browser::{BrowserOptions, Supervisor};
 pub use error::ScanError;
-pub use options::{Limits, ScanOptions};
+pub use options::{DEFAULT_MIN_DWELL, DEFAULT_QUIET_PERIOD, Limits, ScanOptions};
 pub use scan::{
     Activity, ActivityMark, Journey, NavigationRule, ScanOutput, Scanner, Settled, Stage,
     validate_url,

@@ -8,14 +8,25 @@ use crate::classify::{CookieDatabase, HostList};
 use crate::egress::EgressPolicy;
 use crate::snapshot::ConsentMode;
 
+/// The quiet period of every scan unless told otherwise: the CLI's, a new target's in the
+/// service, and the runner's.
+pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_millis(1_500);
+
+/// The minimum dwell after `load` of every scan unless told otherwise.
+pub const DEFAULT_MIN_DWELL: Duration = Duration::from_secs(3);
+
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
     pub viewport_width: u32,
     pub viewport_height: u32,
     /// Overrides the browser's user agent.
     pub user_agent: Option<String>,
-    /// The network must be idle this long after `load` before capture.
+    /// Capture waits until nothing new (request, script, frame, cookie write) has happened for
+    /// this long, and no request the page is still waiting on is open.
     pub quiet_period: Duration,
+    /// The least time waited after `load` (and after a banner answer), so trackers that timers
+    /// inject are caught.
+    pub min_dwell: Duration,
     /// How long to wait for `load` before capturing anyway.
     pub load_timeout: Duration,
     /// Hard limit on the whole scan; past it the scan fails.
@@ -69,7 +80,8 @@ impl Default for ScanOptions {
             viewport_width: 1366,
             viewport_height: 768,
             user_agent: None,
-            quiet_period: Duration::from_millis(1_500),
+            quiet_period: DEFAULT_QUIET_PERIOD,
+            min_dwell: DEFAULT_MIN_DWELL,
             load_timeout: Duration::from_secs(20),
             scan_timeout: Duration::from_secs(60),
             policy_pages: false,

@@ -63,6 +63,67 @@ pub struct Snapshot {
     /// Limits that were reached during the scan; a non-empty list means the snapshot is partial in
     /// the ways listed.
     pub limits_hit: Vec<LimitHit>,
+    /// How the wait before capture ended and what was still open then (absent in snapshots
+    /// written before it was recorded).
+    #[serde(default)]
+    pub settle: Option<Settle>,
+    /// Things the scanner could not read as it should have; each means the snapshot may have a
+    /// hole. Empty on a sound capture.
+    #[serde(default)]
+    pub capture_warnings: Vec<CaptureWarning>,
+}
+
+/// How the wait before capture ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settle {
+    pub reason: SettleReason,
+    /// From navigation start until the wait ended.
+    pub after_ms: u64,
+    /// Requests still open at capture time (event streams, long polls, sockets, unread bodies):
+    /// the page was alive, not broken. At most [`MAX_OPEN_REQUESTS`].
+    pub open_requests: Vec<OpenRequest>,
+}
+
+/// How many still-open requests a snapshot lists.
+pub const MAX_OPEN_REQUESTS: usize = 200;
+
+/// Why the wait before capture ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleReason {
+    /// Nothing new (request, script, frame, cookie write) for the quiet period, after the dwell.
+    Quiet,
+    /// The page was already quiet when the minimum dwell after `load` ended.
+    Dwell,
+    /// The page never went quiet; the wait ended at its cap (see `limits_hit`).
+    Cap,
+}
+
+/// A request still open when the page was captured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenRequest {
+    pub url: String,
+    pub resource_type: String,
+    /// Whether its response headers had arrived.
+    pub responded: bool,
+    /// Body bytes received so far.
+    pub bytes_received: u64,
+    /// How long it had shown no progress.
+    pub idle_ms: u64,
+}
+
+/// Something the scanner could not read as it should have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureWarning {
+    /// What kind of problem, e.g. `devtools_message_unparsed`.
+    pub kind: String,
+    /// How many times it happened during the scan.
+    pub count: u64,
+    /// One example, for the operator (a DevTools method name, never page content).
+    pub example: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -77,7 +138,8 @@ pub struct RedirectHop {
 pub struct Timings {
     /// From navigation start until the main document's `load` event; absent if it never fired.
     pub load_ms: Option<u64>,
-    /// From navigation start until the network had been quiet for the configured period.
+    /// From navigation start until the page settled (see `settle`); absent when the wait ran
+    /// to its cap.
     pub network_quiet_ms: Option<u64>,
     /// The whole scan, capture included.
     pub total_ms: u64,
@@ -98,6 +160,9 @@ pub struct RecordedOptions {
     pub viewport_width: u32,
     pub viewport_height: u32,
     pub quiet_period_ms: u64,
+    /// The least time waited after `load` before capture.
+    #[serde(default)]
+    pub min_dwell_ms: u64,
     pub load_timeout_ms: u64,
     pub scan_timeout_ms: u64,
     pub consent_mode: ConsentMode,

@@ -340,19 +340,26 @@ async fn scans_run_concurrently_in_one_browser() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn late_tracker_is_missed_only_when_the_quiet_period_is_too_short() {
-    // Documents what the quiet period buys: with 300 ms the ads injected 1.5 s after load are not
-    // seen; the default-sized wait in the main test sees them.
+async fn a_late_tracker_is_caught_by_the_dwell_and_missed_without_one() {
+    // The ads are injected 1.5 s after load. The minimum dwell after load catches them even with
+    // a quiet period far shorter than that gap; with neither, they are missed.
     let h = Harness::start().await;
     let mut options = h.options();
     options.quiet_period = Duration::from_millis(300);
-    let out = h
+    let caught = h
         .scan(&h.sites.url(SHOP, "/"), &options)
         .await
         .expect("scan succeeds");
-    assert!(!out.snapshot.third_party_hosts.contains(&ADS.to_owned()));
+    assert!(caught.snapshot.third_party_hosts.contains(&ADS.to_owned()));
+    options.min_dwell = Duration::ZERO;
+    let missed = h
+        .scan(&h.sites.url(SHOP, "/"), &options)
+        .await
+        .expect("scan succeeds");
+    assert!(!missed.snapshot.third_party_hosts.contains(&ADS.to_owned()));
     assert!(
-        !out.snapshot
+        !missed
+            .snapshot
             .limits_hit
             .iter()
             .any(|l| matches!(l, LimitHit::NetworkNeverQuiet { .. }))

@@ -28,6 +28,9 @@ pub struct BenchArgs {
     /// Quiet period for every scan.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub quiet: Duration,
+    /// The least wait after load of every scan (both sides of the comparison).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub dwell: Duration,
     #[command(flatten)]
     pub browser: BrowserArgs,
 }
@@ -55,6 +58,7 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
     let options = ScanOptions {
         egress,
         quiet_period: args.quiet,
+        min_dwell: args.dwell,
         ..ScanOptions::default()
     };
     let url = sites.url(SHOP, "/bench");

@@ -33,9 +33,12 @@ pub struct BenchScansArgs {
     /// The runner's concurrency.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
-    /// The target's network-quiet wait in milliseconds.
+    /// The target's quiet period in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub wait_ms: u32,
+    /// The target's least wait after load in milliseconds.
+    #[arg(long, default_value_t = 3_000)]
+    pub dwell_ms: u32,
     #[command(flatten)]
     pub browser: BrowserArgs,
 }
@@ -48,7 +51,12 @@ pub async fn run(args: BenchScansArgs) -> ExitCode {
 }
 
 /// The org, a read-write API key and a target of the fixture page, made straight in the database.
-async fn seed(url: &SecretString, target_url: &str, wait_ms: u32) -> Result<(String, i64), String> {
+async fn seed(
+    url: &SecretString,
+    target_url: &str,
+    wait_ms: u32,
+    dwell_ms: u32,
+) -> Result<(String, i64), String> {
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -88,13 +96,15 @@ async fn seed(url: &SecretString, target_url: &str, wait_ms: u32) -> Result<(Str
         .map_err(|e| e.to_string())?;
     let target: Id = diesel::sql_query(
         "INSERT INTO targets (org_id, client_id, name, url, viewport_width, viewport_height,
-                              consent_mode, capture_policy_pages, wait_ms, enabled)
-         VALUES ($1, $2, 'Fixture shop', $3, 1366, 768, 'none', false, $4, true) RETURNING id",
+                              consent_mode, capture_policy_pages, wait_ms, dwell_ms, enabled)
+         VALUES ($1, $2, 'Fixture shop', $3, 1366, 768, 'none', false, $4, $5, true)
+         RETURNING id",
     )
     .bind::<diesel::sql_types::BigInt, _>(org)
     .bind::<diesel::sql_types::BigInt, _>(client.id)
     .bind::<diesel::sql_types::Text, _>(target_url)
     .bind::<diesel::sql_types::Integer, _>(wait_ms as i32)
+    .bind::<diesel::sql_types::Integer, _>(dwell_ms as i32)
     .get_result(&mut conn)
     .await
     .map_err(|e| e.to_string())?;
@@ -167,7 +177,7 @@ async fn bench_in(url: &SecretString, args: &BenchScansArgs) -> Result<(), Strin
     crate::db::migrate(url).await.map_err(|e| e.to_string())?;
     let sites = FixtureSites::start().await.map_err(|e| e.to_string())?;
     let page = sites.url(SHOP, "/bench");
-    let (key, target) = seed(url, &page, args.wait_ms).await?;
+    let (key, target) = seed(url, &page, args.wait_ms, args.dwell_ms).await?;
     let data = std::env::temp_dir().join(format!(
         "siteward-scan-bench-{}",
         hex::encode(crate::crypto::random_bytes::<4>())
@@ -286,6 +296,7 @@ async fn direct_scans(
     }
     let options = ScanOptions {
         quiet_period: Duration::from_millis(u64::from(args.wait_ms)),
+        min_dwell: Duration::from_millis(u64::from(args.dwell_ms)),
         egress,
         ..ScanOptions::default()
     };

@@ -25,9 +25,14 @@ pub struct ScanArgs {
     /// Browser window size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1366x768", value_parser = parse_viewport)]
     pub viewport: (u32, u32),
-    /// After load, wait until the network has been quiet this long, so late trackers are caught.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    /// Capture once nothing new (request, script, frame, cookie write) has happened for this long
+    /// and no request the page waits on is open; event streams, long polls, sockets and unread
+    /// bodies do not hold the scan.
+    #[arg(long, default_value = "1500ms", value_parser = parse_duration)]
     pub quiet: Duration,
+    /// Wait at least this long after load, so trackers injected by timers are caught.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub dwell: Duration,
     /// Give up waiting for the page's load event (and for network quiet) after this long, and
     /// capture what has loaded.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
@@ -106,6 +111,7 @@ impl ScanArgs {
             viewport_height: self.viewport.1,
             user_agent: self.user_agent.clone(),
             quiet_period: self.quiet,
+            min_dwell: self.dwell,
             load_timeout: self.load_timeout,
             scan_timeout: self.timeout,
             policy_pages: self.policy_pages,

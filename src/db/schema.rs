@@ -459,6 +459,7 @@ diesel::table! {
         visual_threshold -> Float4,
         ignore_selectors -> Jsonb,
         ignore_regions -> Jsonb,
+        dwell_ms -> Int4,
     }
 }
 

@@ -49,8 +49,16 @@ pub struct ScanOrder {
     pub viewport_height: u32,
     pub consent_mode: ConsentMode,
     pub policy_pages: bool,
-    /// The network must be quiet this long before capture.
+    /// Nothing new may happen for this long before capture (the quiet period).
     pub wait_ms: u32,
+    /// The least time waited after `load` before capture. Orders queued before it existed
+    /// carry none and get the scanner's default.
+    #[serde(default = "default_dwell_ms")]
+    pub dwell_ms: u32,
+}
+
+fn default_dwell_ms() -> u32 {
+    scanner::DEFAULT_MIN_DWELL.as_millis() as u32
 }
 
 /// What a checkout job asks for, assembled when a runner claims it.

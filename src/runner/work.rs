@@ -127,6 +127,7 @@ fn scan_options(shared: &Shared, order: &ScanOrder) -> ScanOptions {
         viewport_width: order.viewport_width,
         viewport_height: order.viewport_height,
         quiet_period: Duration::from_millis(u64::from(order.wait_ms)),
+        min_dwell: Duration::from_millis(u64::from(order.dwell_ms)),
         policy_pages: order.policy_pages,
         consent_mode: order.consent_mode,
         egress: shared.settings.egress.clone(),

@@ -200,7 +200,10 @@ pub async fn request_scan(
         viewport_height: u32::try_from(target.viewport_height).unwrap_or(768),
         consent_mode: consent_mode(&target.consent_mode),
         policy_pages: target.capture_policy_pages,
-        wait_ms: u32::try_from(target.wait_ms).unwrap_or(1500),
+        wait_ms: u32::try_from(target.wait_ms)
+            .unwrap_or(scanner::DEFAULT_QUIET_PERIOD.as_millis() as u32),
+        dwell_ms: u32::try_from(target.dwell_ms)
+            .unwrap_or(scanner::DEFAULT_MIN_DWELL.as_millis() as u32),
     };
     let payload = serde_json::to_value(&order)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;

@@ -49,6 +49,8 @@ pub struct Target {
     /// Rectangles left out of visual diffs.
     #[schemars(with = "Vec<crate::diff::Rect>")]
     pub ignore_regions: serde_json::Value,
+    /// The least time a scan waits after `load` before capture, in ms.
+    pub dwell_ms: i32,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
@@ -67,6 +69,7 @@ impl Target {
             consent_mode: self.consent_mode.clone(),
             capture_policy_pages: self.capture_policy_pages,
             wait_ms: self.wait_ms,
+            dwell_ms: self.dwell_ms,
             schedule: self.schedule.clone(),
             enabled: self.enabled,
             page_kind: self.page_kind.clone(),
@@ -241,6 +244,7 @@ pub async fn insert_target(
             targets::consent_mode.eq(&v.consent_mode),
             targets::capture_policy_pages.eq(v.capture_policy_pages),
             targets::wait_ms.eq(v.wait_ms),
+            targets::dwell_ms.eq(v.dwell_ms),
             targets::schedule.eq(&v.schedule),
             targets::enabled.eq(v.enabled),
             targets::page_kind.eq(&v.page_kind),
@@ -273,6 +277,7 @@ pub async fn update_target(
         targets::consent_mode.eq(&v.consent_mode),
         targets::capture_policy_pages.eq(v.capture_policy_pages),
         targets::wait_ms.eq(v.wait_ms),
+        targets::dwell_ms.eq(v.dwell_ms),
         targets::schedule.eq(&v.schedule),
         targets::enabled.eq(v.enabled),
         targets::page_kind.eq(&v.page_kind),

@@ -87,7 +87,7 @@ pub fn routes() -> Vec<Route> {
             .response::<TargetBody>(),
         api(Method::PATCH, "/api/v1/targets/{target_id}", Role::Admin, api_update_target)
             .summary("Change a target's settings (fields left out stay as they are)")
-            .example(r#"{"enabled": false, "wait_ms": 2500}"#)
+            .example(r#"{"enabled": false, "wait_ms": 2500, "dwell_ms": 5000}"#)
             .request::<TargetInput>()
             .response::<TargetBody>(),
         api(Method::DELETE, "/api/v1/targets/{target_id}", Role::Admin, api_delete_target)
@@ -408,6 +408,7 @@ impl TargetForm {
             consent_mode: target.consent_mode.clone(),
             capture_policy_pages: target.capture_policy_pages.then(|| "on".into()),
             wait_ms: target.wait_ms.to_string(),
+            dwell_ms: target.dwell_ms.to_string(),
             schedule: target.schedule.clone().unwrap_or_default(),
             enabled: target.enabled.then(|| "on".into()),
             page_kind: target.page_kind.clone(),
@@ -429,6 +430,7 @@ impl TargetForm {
             consent_mode: "none".into(),
             capture_policy_pages: Some("on".into()),
             wait_ms: super::target_input::DEFAULT_WAIT_MS.to_string(),
+            dwell_ms: super::target_input::DEFAULT_DWELL_MS.to_string(),
             enabled: Some("on".into()),
             page_kind: "page".into(),
             visual_threshold: "1".into(),
@@ -460,6 +462,7 @@ impl TargetForm {
             consent_mode: Some(self.consent_mode.clone()),
             capture_policy_pages: Some(self.capture_policy_pages.is_some()),
             wait_ms: number(&self.wait_ms, "wait_ms"),
+            dwell_ms: number(&self.dwell_ms, "dwell_ms"),
             schedule: Some(self.schedule.clone()),
             enabled: Some(self.enabled.is_some()),
             page_kind: (!self.page_kind.trim().is_empty()).then(|| self.page_kind.clone()),

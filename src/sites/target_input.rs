@@ -7,7 +7,10 @@ use super::schedule;
 use crate::web::FieldErrors;
 
 pub const DEFAULT_VIEWPORT: (i32, i32) = (1280, 800);
-pub const DEFAULT_WAIT_MS: i32 = 1000;
+/// A new target's quiet period: the scanner's default, as for the CLI.
+pub const DEFAULT_WAIT_MS: i32 = scanner::DEFAULT_QUIET_PERIOD.as_millis() as i32;
+/// A new target's minimum dwell after `load`: the scanner's default.
+pub const DEFAULT_DWELL_MS: i32 = scanner::DEFAULT_MIN_DWELL.as_millis() as i32;
 const MAX_URL_LENGTH: usize = 2048;
 
 /// A target as submitted: every field optional, so the same type serves create and update.
@@ -26,8 +29,11 @@ pub struct TargetInput {
     pub consent_mode: Option<String>,
     /// Also capture the privacy, cookie and terms pages linked from the page.
     pub capture_policy_pages: Option<bool>,
-    /// Extra wait for the network to go quiet, 0–30000 ms.
+    /// Quiet period before capture, 0–30000 ms: nothing new (request, script, frame, cookie
+    /// write) for this long.
     pub wait_ms: Option<i64>,
+    /// Least time waited after `load` before capture, 0–30000 ms (trackers injected by timers).
+    pub dwell_ms: Option<i64>,
     /// Five-field cron expression in UTC (e.g. `0 6 * * *`); empty or null: no schedule.
     pub schedule: Option<String>,
     pub enabled: Option<bool>,
@@ -52,6 +58,7 @@ pub struct TargetValues {
     pub consent_mode: String,
     pub capture_policy_pages: bool,
     pub wait_ms: i32,
+    pub dwell_ms: i32,
     pub schedule: Option<String>,
     pub enabled: bool,
     pub page_kind: String,
@@ -70,6 +77,7 @@ impl TargetValues {
             consent_mode: "none".into(),
             capture_policy_pages: true,
             wait_ms: DEFAULT_WAIT_MS,
+            dwell_ms: DEFAULT_DWELL_MS,
             schedule: None,
             enabled: true,
             page_kind: "page".into(),
@@ -173,6 +181,7 @@ pub fn validate(
         &mut values.viewport_height,
     );
     number(input.wait_ms, "wait_ms", 0..=30_000, &mut values.wait_ms);
+    number(input.dwell_ms, "dwell_ms", 0..=30_000, &mut values.dwell_ms);
     if let Some(mode) = &input.consent_mode {
         match mode.as_str() {
             "none" | "accept" | "reject" => values.consent_mode = mode.clone(),
@@ -323,6 +332,7 @@ mod tests {
             consent_mode: Some("maybe".into()),
             schedule: Some("every day".into()),
             wait_ms: Some(-1),
+            dwell_ms: Some(30_001),
             ..TargetInput::default()
         };
         let errors = validate(&input, None).unwrap_err();
@@ -332,6 +342,7 @@ mod tests {
             "consent_mode",
             "schedule",
             "wait_ms",
+            "dwell_ms",
         ] {
             assert!(
                 errors.get(field).is_some(),

@@ -52,6 +52,7 @@ pub struct TargetForm {
     pub consent_mode: String,
     pub capture_policy_pages: Option<String>,
     pub wait_ms: String,
+    pub dwell_ms: String,
     pub schedule: String,
     pub enabled: Option<String>,
     pub page_kind: String,

@@ -4,3 +4,4 @@
 pub(crate) mod cookies;
 pub(crate) mod network;
 pub(crate) mod scripts;
+pub(crate) mod unparsed;

@@ -10,10 +10,18 @@
 //!   final hop, so they are kept per request, not per hop.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::party::party_of;
-use crate::snapshot::{RedirectHop, Request};
+use crate::snapshot::{OpenRequest, RedirectHop, Request};
+
+/// Resource types that are open by design: a page keeps them for its whole life (event streams,
+/// media) or fires them and forgets them (beacons). They never hold a scan's wait.
+const LONG_LIVED_TYPES: [&str; 4] = ["EventSource", "Media", "Ping", "CSPViolationReport"];
+
+/// Resource types whose answer the page waits for before it does more (documents, scripts and
+/// style sheets): while one has no response yet, it holds the wait until the cap.
+const BLOCKING_TYPES: [&str; 3] = ["Document", "Script", "Stylesheet"];
 
 /// One hop of a request (a redirect starts a new hop under the same request id).
 #[derive(Debug, Clone)]
@@ -37,6 +45,12 @@ struct Record {
     encoded_bytes: Option<u64>,
     /// Finished, failed, or never to be waited for (WebSockets).
     done: bool,
+    /// When the request last showed progress (sent, response headers, a chunk of body).
+    last_progress: Option<Instant>,
+    /// Whether the final hop's response headers arrived.
+    responded: bool,
+    /// Body bytes received so far (decoded), from `dataReceived`.
+    bytes_received: u64,
     /// `Set-Cookie` lines of each response the request received, in order (one per hop that got
     /// a response), with the sequence number of when they were seen.
     set_cookies: Vec<(u64, Vec<String>)>,
@@ -115,6 +129,8 @@ impl NetworkLog {
             started: timestamp,
             redirect_status: None,
         });
+        record.last_progress = Some(Instant::now());
+        record.responded = false;
         if record.resource_type.is_none() {
             record.resource_type = resource_type.map(str::to_owned);
         }
@@ -138,6 +154,14 @@ impl NetworkLog {
         record.done = true;
     }
 
+    /// The page's WebSocket `id` closed.
+    pub(crate) fn web_socket_closed(&mut self, id: &str, timestamp: f64) {
+        self.saw_time(timestamp);
+        if let Some(record) = self.records.get_mut(id) {
+            record.ended = Some(timestamp);
+        }
+    }
+
     pub(crate) fn web_socket_handshake(&mut self, id: &str, status: u16) {
         self.touch();
         if let Some(record) = self.record(id) {
@@ -152,6 +176,19 @@ impl NetworkLog {
             record
                 .resource_type
                 .get_or_insert_with(|| resource_type.to_owned());
+            record.responded = true;
+            record.last_progress = Some(Instant::now());
+        }
+    }
+
+    /// `dataReceived`: a chunk of request `id`'s body arrived. Not activity of the page (a stream
+    /// may trickle forever), only progress of that request.
+    pub(crate) fn data_received(&mut self, id: &str, data_length: i64) {
+        if let Some(record) = self.records.get_mut(id) {
+            record.bytes_received = record
+                .bytes_received
+                .saturating_add(data_length.max(0) as u64);
+            record.last_progress = Some(Instant::now());
         }
     }
 
@@ -199,6 +236,54 @@ impl NetworkLog {
             .values()
             .filter(|r| !r.hops.is_empty() && !r.done)
             .count()
+    }
+
+    /// Requests still open that a visitor's page is still waiting on, as of `now`: a document,
+    /// script or style sheet that has not answered yet, or any other request that showed
+    /// progress within `idle_after`. Requests open by design (event streams, media, beacons,
+    /// WebSockets) never hold; neither does a long poll or a response whose body is idle or never
+    /// read, once it has been silent for `idle_after`.
+    pub(crate) fn holding(&self, now: Instant, idle_after: Duration) -> usize {
+        self.records
+            .values()
+            .filter(|r| !r.hops.is_empty() && !r.done)
+            .filter(|r| {
+                let kind = r.resource_type.as_deref().unwrap_or("Other");
+                if LONG_LIVED_TYPES.contains(&kind) {
+                    return false;
+                }
+                if BLOCKING_TYPES.contains(&kind) && !r.responded {
+                    return true;
+                }
+                r.last_progress
+                    .is_some_and(|at| now.saturating_duration_since(at) < idle_after)
+            })
+            .count()
+    }
+
+    /// Requests still open, in the order they started (WebSockets included).
+    pub(crate) fn open_requests(&self, now: Instant) -> Vec<OpenRequest> {
+        self.order
+            .iter()
+            .filter_map(|id| self.records.get(id))
+            .filter(|r| {
+                let socket = r.resource_type.as_deref() == Some("WebSocket");
+                let socket_open = socket && r.failure.is_none() && r.ended.is_none();
+                !r.hops.is_empty() && (!r.done || socket_open)
+            })
+            .filter_map(|r| {
+                let hop = r.final_hop()?;
+                Some(OpenRequest {
+                    url: hop.url.clone(),
+                    resource_type: r.resource_type.clone().unwrap_or_else(|| "Other".into()),
+                    responded: r.responded || r.status.is_some(),
+                    bytes_received: r.bytes_received,
+                    idle_ms: r
+                        .last_progress
+                        .map_or(0, |at| now.saturating_duration_since(at).as_millis() as u64),
+                })
+            })
+            .collect()
     }
 
     /// How request `id` ended: its final status, or the browser's error. `None` while it has not

@@ -65,7 +65,8 @@ pub(super) async fn drive(
     progress(Stage::Wait);
     let Waited {
         load_ms,
-        network_quiet_ms,
+        mut network_quiet_ms,
+        mut settle,
         mut limits_hit,
     } = wait_for_load_and_quiet(recorder, nav_started, options, session.budget).await?;
 
@@ -91,6 +92,12 @@ pub(super) async fn drive(
                     wait_for_load_and_quiet(recorder, Instant::now(), options, session.budget)
                         .await?;
                 limits_hit.extend(again.limits_hit);
+                let answered_after = nav_started.elapsed().as_millis() as u64;
+                network_quiet_ms = again.network_quiet_ms.map(|_| answered_after);
+                settle = Settle {
+                    after_ms: answered_after,
+                    ..again.settle
+                };
             }
             Some(ConsentOutcome {
                 mode,
@@ -112,6 +119,7 @@ pub(super) async fn drive(
             started,
             load_ms,
             network_quiet_ms,
+            settle: Some(settle),
             limits_hit,
             consent,
         },
@@ -130,6 +138,8 @@ pub(super) struct PageVisit {
     pub(super) started: Instant,
     pub(super) load_ms: Option<u64>,
     pub(super) network_quiet_ms: Option<u64>,
+    /// How the wait before capture ended (none for pages a journey captures as they are).
+    pub(super) settle: Option<Settle>,
     pub(super) limits_hit: Vec<LimitHit>,
     pub(super) consent: Option<ConsentOutcome>,
 }
@@ -157,6 +167,7 @@ pub(super) async fn capture(
         started,
         load_ms,
         network_quiet_ms,
+        settle,
         mut limits_hit,
         consent,
     } = visit;
@@ -323,6 +334,7 @@ pub(super) async fn capture(
             viewport_width: options.viewport_width,
             viewport_height: options.viewport_height,
             quiet_period_ms: options.quiet_period.as_millis() as u64,
+            min_dwell_ms: options.min_dwell.as_millis() as u64,
             load_timeout_ms: options.load_timeout.as_millis() as u64,
             scan_timeout_ms: options.scan_timeout.as_millis() as u64,
             consent_mode: options.consent_mode,
@@ -351,6 +363,8 @@ pub(super) async fn capture(
         policy_pages,
         consent,
         limits_hit,
+        settle,
+        capture_warnings: browser.capture_warnings(page.session_id().as_ref()),
     };
     Ok(ScanOutput {
         snapshot,

@@ -69,6 +69,9 @@ pub(super) struct Recorder {
     pub(super) main_frame_commits: usize,
     /// Main-frame navigations refused because the journey may not go there.
     pub(super) refused_navigations: Vec<String>,
+    /// When the page last did something new: started a request or socket, parsed a script,
+    /// committed a frame, wrote a cookie. The wait before capture ends on its silence.
+    pub(super) last_change: Option<Instant>,
 }
 
 /// Where one page's share of a session's records begins.
@@ -100,6 +103,23 @@ pub(super) enum Event {
     Paused,
     WebSocketCreated(Arc<network::EventWebSocketCreated>),
     WebSocketHandshake(Arc<network::EventWebSocketHandshakeResponseReceived>),
+    WebSocketClosed(Arc<network::EventWebSocketClosed>),
+    DataReceived(Arc<network::EventDataReceived>),
+}
+
+impl Event {
+    /// Whether the event is the page doing something new (as opposed to progress of something
+    /// it started, or a report).
+    fn is_change(&self) -> bool {
+        matches!(
+            self,
+            Event::RequestWillBeSent(_)
+                | Event::WebSocketCreated(_)
+                | Event::ScriptParsed(_)
+                | Event::FrameNavigated(_)
+                | Event::Binding(_)
+        )
+    }
 }
 
 pub(super) type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
@@ -107,6 +127,13 @@ pub(super) type EventStream = Pin<Box<dyn Stream<Item = Event> + Send>>;
 pub(super) async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError> {
     macro_rules! stream {
         ($ty:ty, $map:expr) => {{
+            // Unparsed messages of these methods become capture warnings; keep the list true.
+            debug_assert!(
+                crate::capture::unparsed::LISTENED_METHODS
+                    .contains(&<$ty as chromiumoxide::MethodType>::method_id().as_ref()),
+                "{} is missing from LISTENED_METHODS",
+                <$ty as chromiumoxide::MethodType>::method_id()
+            );
             let s: EventStream = Box::pin(
                 page.event_listener::<$ty>()
                     .await
@@ -137,12 +164,17 @@ pub(super) async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError
             network::EventWebSocketHandshakeResponseReceived,
             Event::WebSocketHandshake
         ),
+        stream!(network::EventWebSocketClosed, Event::WebSocketClosed),
+        stream!(network::EventDataReceived, Event::DataReceived),
     ])
 }
 
 impl Recorder {
     pub(super) fn apply(&mut self, event: Event, binding: &str) {
         self.seq += 1;
+        if event.is_change() {
+            self.last_change = Some(Instant::now());
+        }
         match event {
             Event::RequestWillBeSent(e) => {
                 let is_navigation = e.r#type == Some(network::ResourceType::Document)
@@ -302,6 +334,12 @@ impl Recorder {
             Event::WebSocketHandshake(e) => self
                 .network
                 .web_socket_handshake(e.request_id.inner(), e.response.status as u16),
+            Event::WebSocketClosed(e) => self
+                .network
+                .web_socket_closed(e.request_id.inner(), *e.timestamp.inner()),
+            Event::DataReceived(e) => self
+                .network
+                .data_received(e.request_id.inner(), e.data_length),
             Event::Dialog(_) if self.dialogs.len() >= MAX_DIALOGS => {
                 self.truncated.insert("dialogs", MAX_DIALOGS);
             }

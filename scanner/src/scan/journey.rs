@@ -192,8 +192,10 @@ impl Journey<'_> {
         if let Err(error) = navigated {
             return Err(self.refusal_of(url.as_str()).unwrap_or(error));
         }
+        // A step waits for its navigation to settle, not for timers: no dwell.
         let options = ScanOptions {
             quiet_period: quiet,
+            min_dwell: std::time::Duration::ZERO,
             ..self.options.clone()
         };
         wait_for_load_and_quiet(
@@ -332,6 +334,7 @@ impl Journey<'_> {
                 from,
                 load_ms: None,
                 network_quiet_ms: None,
+                settle: None,
                 limits_hit: Vec::new(),
                 consent: None,
             },

@@ -1,4 +1,4 @@
-//! Navigating to the target and waiting for load and network quiet.
+//! Navigating to the target and waiting until the page has loaded and settled.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -70,11 +70,16 @@ pub(super) async fn navigate(
 pub(super) struct Waited {
     pub(super) load_ms: Option<u64>,
     pub(super) network_quiet_ms: Option<u64>,
+    pub(super) settle: Settle,
     pub(super) limits_hit: Vec<LimitHit>,
 }
 
-/// Waits for the `load` event, then for the network to be quiet for the quiet period. Neither wait
-/// is fatal when it runs out: what has loaded is captured and the limit is reported.
+/// Waits for the `load` event, then until the page settles the way a visitor's page does: at
+/// least the minimum dwell after `load`, nothing new (request, socket, script, frame, cookie
+/// write) for the quiet period, and no request open that the page is still waiting on
+/// ([`NetworkLog::holding`](crate::capture::network::NetworkLog::holding)): event streams, long
+/// polls, sockets and unread bodies do not hold it. Neither wait is fatal when it reaches its cap:
+/// what has loaded is captured and the limit is reported.
 pub(super) async fn wait_for_load_and_quiet(
     recorder: &Mutex<Recorder>,
     nav_started: Instant,
@@ -101,39 +106,59 @@ pub(super) async fn wait_for_load_and_quiet(
         }
         tokio::time::sleep(POLL).await;
     };
-    let quiet_from = Instant::now();
-    let quiet_deadline = budget.wait_until(quiet_from, options.load_timeout);
-    let network_quiet_ms = loop {
+    let settle_from = Instant::now();
+    let dwell_until = settle_from + options.min_dwell;
+    let cap = budget.wait_until(settle_from, options.load_timeout);
+    let since_start = |at: Instant| at.duration_since(nav_started).as_millis() as u64;
+    loop {
+        let now = Instant::now();
         {
             let r = lock(recorder);
             if r.crashed {
                 return Err(ScanError::RendererCrashed);
             }
-            let last = r
-                .network
-                .last_activity()
-                .map_or(quiet_from, |t| t.max(quiet_from));
-            if r.network.in_flight() == 0 && last.elapsed() >= options.quiet_period {
-                break Some(
-                    (last + options.quiet_period)
-                        .duration_since(nav_started)
-                        .as_millis() as u64,
-                );
+            let last_change = r.last_change.map_or(settle_from, |t| t.max(settle_from));
+            let quiet_at = last_change + options.quiet_period;
+            if now >= dwell_until
+                && now >= quiet_at
+                && r.network.holding(now, options.quiet_period) == 0
+            {
+                let reason = if quiet_at <= dwell_until {
+                    SettleReason::Dwell
+                } else {
+                    SettleReason::Quiet
+                };
+                return Ok(Waited {
+                    load_ms,
+                    network_quiet_ms: Some(since_start(now)),
+                    settle: settle(&r, reason, since_start(now), now),
+                    limits_hit,
+                });
+            }
+            if now >= cap {
+                limits_hit.push(LimitHit::NetworkNeverQuiet {
+                    after_ms: cap.duration_since(settle_from).as_millis() as u64,
+                });
+                return Ok(Waited {
+                    load_ms,
+                    network_quiet_ms: None,
+                    settle: settle(&r, SettleReason::Cap, since_start(now), now),
+                    limits_hit,
+                });
             }
         }
-        if Instant::now() >= quiet_deadline {
-            limits_hit.push(LimitHit::NetworkNeverQuiet {
-                after_ms: quiet_deadline.duration_since(quiet_from).as_millis() as u64,
-            });
-            break None;
-        }
         tokio::time::sleep(POLL).await;
-    };
-    Ok(Waited {
-        load_ms,
-        network_quiet_ms,
-        limits_hit,
-    })
+    }
+}
+
+fn settle(recorder: &Recorder, reason: SettleReason, after_ms: u64, now: Instant) -> Settle {
+    let mut open_requests = recorder.network.open_requests(now);
+    open_requests.truncate(MAX_OPEN_REQUESTS);
+    Settle {
+        reason,
+        after_ms,
+        open_requests,
+    }
 }
 
 pub(super) fn navigation_error(target: &url::Url, error: &str, guard: &GuardProxy) -> ScanError {

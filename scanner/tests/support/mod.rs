@@ -56,12 +56,30 @@ impl Harness {
         }
     }
 
+    /// The scanner's default options, with the fixture hosts mapped to loopback: what a user
+    /// who sets nothing gets.
+    pub fn default_options(&self) -> ScanOptions {
+        ScanOptions {
+            egress: self.options().egress,
+            ..ScanOptions::default()
+        }
+    }
+
+    /// Scans `url`; fails the test if any DevTools message of the scan could not be parsed.
     pub async fn scan(
         &self,
         url: &str,
         options: &ScanOptions,
     ) -> Result<scanner::ScanOutput, scanner::ScanError> {
-        self.scanner.scan(url, options, &|_| {}).await
+        let out = self.scanner.scan(url, options, &|_| {}).await;
+        if let Ok(out) = &out {
+            assert!(
+                out.snapshot.capture_warnings.is_empty(),
+                "DevTools messages were lost scanning {url}: {:?}",
+                out.snapshot.capture_warnings
+            );
+        }
+        out
     }
 }
 

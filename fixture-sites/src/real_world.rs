@@ -1,0 +1,173 @@
+//! Pages built the way real sites are, under `/rw/` on the shop: tag managers that inject tags on
+//! timers, ad scripts that fire requests and never read the answers, event streams, long polls,
+//! heartbeats, and a page that never stops. A scan must capture each whole, with default options,
+//! and end its wait for the reason each page documents — never by running into its cap, except
+//! on the page built for that.
+
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use actix_web::web::Bytes;
+use futures::StreamExt;
+
+use crate::{ADS, ANALYTICS, CDN, SHOP};
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "application/javascript";
+
+/// The real-world pattern pages, by path, with what a correct scan finds.
+pub const PAGES: [(&str, &str); 4] = [
+    (
+        "/rw/ad-unread-fetch",
+        "an ad script injected 1.5 s after load sets `_adl` and fires a no-cors fetch whose body \
+         never ends and is never read; the wait ends quiet, the fetch listed as still open",
+    ),
+    (
+        "/rw/live",
+        "an event stream, a long poll that never answers, a heartbeat beacon every 5 s, and a \
+         tracker injected 2.5 s after load that sets `_late`; the wait ends quiet with the stream \
+         and the poll listed as open",
+    ),
+    (
+        "/rw/tag-manager",
+        "a tag manager injecting tags on `load` and at 0.5, 1.5 and 2.5 s, each setting its \
+         cookie (`_tag_load`, `_tag1`, `_tag2`, `_tag3`); the wait ends quiet",
+    ),
+    (
+        "/rw/never-settles",
+        "a new request every 200 ms for ever; the wait ends at its cap and says so",
+    ),
+];
+
+/// The response for a real-world pattern URL, if `host` and `path` name one.
+pub(crate) async fn route(
+    host: &str,
+    path: &str,
+    http: &dyn Fn(&str, &str) -> String,
+    https: &dyn Fn(&str, &str) -> String,
+) -> Option<HttpResponse> {
+    let response = match (host, path) {
+        (SHOP, "/rw/ad-unread-fetch") => page(
+            "Shoes — with ads",
+            &format!(
+                "<h1>Running shoes</h1><p>Light, fast, yours.</p>\
+                 <script>setTimeout(function () {{ inject('{}'); }}, 1500);</script>",
+                https(ADS, "/rw/ad-loader.js")
+            ),
+        ),
+        (ADS, "/rw/ad-loader.js") => script(&format!(
+            "document.cookie = '_adl=1; path=/; max-age=86400';\n\
+             fetch('{}', {{ mode: 'no-cors', credentials: 'include' }});",
+            https(ADS, "/rw/bid")
+        )),
+        // Headers and a first chunk (an image, which Chromium's opaque-response blocking lets
+        // through at once), then a body that never ends.
+        (ADS, "/rw/bid") => endless("image/gif", b"GIF89a\x01\x00\x01\x00"),
+
+        (SHOP, "/rw/live") => page(
+            "Live scores",
+            &format!(
+                "<h1>Live</h1><ol id=\"feed\"></ol>\
+                 <script>\
+                 var feed = new EventSource('{events}');\
+                 feed.onmessage = function (e) {{\
+                   var li = document.createElement('li'); li.textContent = e.data;\
+                   document.getElementById('feed').appendChild(li); }};\
+                 fetch('{poll}').then(function (r) {{ return r.text(); }});\
+                 setInterval(function () {{ navigator.sendBeacon('{beat}', 'alive'); }}, 5000);\
+                 setTimeout(function () {{ inject('{late}'); }}, 2500);\
+                 </script>",
+                events = http(SHOP, "/rw/events"),
+                poll = http(SHOP, "/rw/poll"),
+                beat = http(ANALYTICS, "/rw/beat"),
+                late = http(ANALYTICS, "/rw/late.js"),
+            ),
+        ),
+        (SHOP, "/rw/events") => {
+            let ticks = futures::stream::unfold(0u64, |n| async move {
+                if n > 0 {
+                    tokio::time::sleep(Duration::from_millis(1_000)).await;
+                }
+                let event = Bytes::from(format!("data: score update {n}\n\n"));
+                Some((Ok::<_, actix_web::Error>(event), n + 1))
+            });
+            HttpResponse::Ok()
+                .content_type("text/event-stream")
+                .insert_header(("Cache-Control", "no-store"))
+                .streaming(ticks)
+        }
+        // A long poll whose answer is not due while anyone waits.
+        (SHOP, "/rw/poll") => {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            HttpResponse::NoContent().finish()
+        }
+        (ANALYTICS, "/rw/beat") => HttpResponse::NoContent().finish(),
+        (ANALYTICS, "/rw/late.js") => script("document.cookie = '_late=1; path=/; max-age=86400';"),
+
+        (SHOP, "/rw/tag-manager") => page(
+            "Shop with a tag manager",
+            &format!(
+                "<h1>Welcome</h1><script src=\"{}\"></script>",
+                http(CDN, "/rw/gtm.js")
+            ),
+        ),
+        (CDN, "/rw/gtm.js") => script(&format!(
+            "(function () {{\n\
+               function tag(src) {{ var s = document.createElement('script'); s.src = src;\n\
+                 document.head.appendChild(s); }}\n\
+               window.addEventListener('load', function () {{ tag('{load}'); }});\n\
+               setTimeout(function () {{ tag('{one}'); }}, 500);\n\
+               setTimeout(function () {{ tag('{two}'); }}, 1500);\n\
+               setTimeout(function () {{ tag('{three}'); }}, 2500);\n\
+             }})();",
+            load = http(ANALYTICS, "/rw/tag-load.js"),
+            one = https(ADS, "/rw/tag-1.js"),
+            two = http(ANALYTICS, "/rw/tag-2.js"),
+            three = https(ADS, "/rw/tag-3.js"),
+        )),
+        (ANALYTICS, "/rw/tag-load.js") => cookie_script("_tag_load"),
+        (ADS, "/rw/tag-1.js") => cookie_script("_tag1"),
+        (ANALYTICS, "/rw/tag-2.js") => cookie_script("_tag2"),
+        (ADS, "/rw/tag-3.js") => cookie_script("_tag3"),
+
+        (SHOP, "/rw/never-settles") => page(
+            "Busy",
+            "<h1>Busy</h1><script>var n = 0; setInterval(function () {\
+               fetch('/rw/ping?n=' + (n++)); }, 200);</script>",
+        ),
+        (SHOP, "/rw/ping") => HttpResponse::NoContent().finish(),
+        _ => return None,
+    };
+    Some(response)
+}
+
+/// A page with the `inject(src)` helper real loaders use.
+fn page(title: &str, body: &str) -> HttpResponse {
+    HttpResponse::Ok().content_type(HTML).body(format!(
+        "<!doctype html><html><head><title>{title}</title>\
+         <script>function inject(src) {{ var s = document.createElement('script');\
+         s.src = src; s.async = true; document.head.appendChild(s); }}</script></head>\
+         <body>{body}</body></html>"
+    ))
+}
+
+fn script(body: &str) -> HttpResponse {
+    HttpResponse::Ok().content_type(JS).body(body.to_owned())
+}
+
+fn cookie_script(name: &str) -> HttpResponse {
+    script(&format!(
+        "document.cookie = '{name}=1; path=/; max-age=86400';"
+    ))
+}
+
+/// Headers and `first` at once, then a body that never ends.
+fn endless(content_type: &str, first: &'static [u8]) -> HttpResponse {
+    let body =
+        futures::stream::once(async move { Ok::<_, actix_web::Error>(Bytes::from_static(first)) })
+            .chain(futures::stream::pending());
+    HttpResponse::Ok()
+        .content_type(content_type.to_owned())
+        .insert_header(("Cache-Control", "no-store"))
+        .streaming(body)
+}

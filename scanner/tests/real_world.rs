@@ -1,0 +1,148 @@
+//! Pages built the way real sites are (`fixture_sites::real_world`), scanned with default
+//! options: each captured whole, with no DevTools message lost, and the wait ending because the
+//! page settled — not because it ran into its cap.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use fixture_sites::{ADS, ANALYTICS, CDN, SHOP};
+use scanner::snapshot::{LimitHit, Script, Settle, SettleReason, Snapshot};
+use support::Harness;
+
+fn cookie_names(s: &Snapshot) -> BTreeSet<String> {
+    s.cookies.iter().map(|c| c.name.clone()).collect()
+}
+
+fn external_scripts(s: &Snapshot) -> BTreeSet<String> {
+    s.scripts
+        .iter()
+        .filter_map(|script| match script {
+            Script::External { url, .. } => Some(url.clone()),
+            Script::Inline { .. } => None,
+        })
+        .collect()
+}
+
+/// The wait ended because the page settled, with nothing cut short.
+fn assert_settled(s: &Snapshot) -> &Settle {
+    assert!(s.limits_hit.is_empty(), "{:?}", s.limits_hit);
+    let settle = s
+        .settle
+        .as_ref()
+        .expect("the snapshot says how the wait ended");
+    assert!(
+        matches!(settle.reason, SettleReason::Quiet | SettleReason::Dwell),
+        "{settle:?}"
+    );
+    assert!(s.timings.network_quiet_ms.is_some());
+    settle
+}
+
+fn open_request<'a>(settle: &'a Settle, url: &str) -> &'a scanner::snapshot::OpenRequest {
+    settle
+        .open_requests
+        .iter()
+        .find(|r| r.url == url)
+        .unwrap_or_else(|| panic!("{url} is listed as still open: {:?}", settle.open_requests))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ad_fetch_whose_body_is_never_read_does_not_hold_the_scan() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(
+            &h.sites.url(SHOP, "/rw/ad-unread-fetch"),
+            &h.default_options(),
+        )
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    let settle = assert_settled(s);
+    assert_eq!(cookie_names(s), ["_adl".to_string()].into());
+    assert!(external_scripts(s).contains(&h.sites.https_url(ADS, "/rw/ad-loader.js")));
+    let bid = open_request(settle, &h.sites.https_url(ADS, "/rw/bid"));
+    assert!(bid.responded, "its headers arrived: {bid:?}");
+    assert!(
+        s.requests.iter().any(|r| r.url == bid.url),
+        "and it is in the request list"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_long_polls_and_heartbeats_do_not_hold_the_scan() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.url(SHOP, "/rw/live"), &h.default_options())
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    let settle = assert_settled(s);
+    assert_eq!(
+        settle.reason,
+        SettleReason::Quiet,
+        "the tracker injected 2.5 s after load moves the end past the dwell"
+    );
+    assert_eq!(cookie_names(s), ["_late".to_string()].into());
+    assert!(external_scripts(s).contains(&h.sites.url(ANALYTICS, "/rw/late.js")));
+    let stream = open_request(settle, &h.sites.url(SHOP, "/rw/events"));
+    assert_eq!(stream.resource_type, "EventSource");
+    assert!(stream.responded);
+    let poll = open_request(settle, &h.sites.url(SHOP, "/rw/poll"));
+    assert!(!poll.responded, "the long poll has not answered: {poll:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tag_a_tag_manager_injects_on_timers_and_on_load_is_captured() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.url(SHOP, "/rw/tag-manager"), &h.default_options())
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    assert_settled(s);
+    let expected: BTreeSet<String> = ["_tag_load", "_tag1", "_tag2", "_tag3"]
+        .map(String::from)
+        .into();
+    assert_eq!(cookie_names(s), expected);
+    let expected: BTreeSet<String> = [
+        h.sites.url(CDN, "/rw/gtm.js"),
+        h.sites.url(ANALYTICS, "/rw/tag-load.js"),
+        h.sites.https_url(ADS, "/rw/tag-1.js"),
+        h.sites.url(ANALYTICS, "/rw/tag-2.js"),
+        h.sites.https_url(ADS, "/rw/tag-3.js"),
+    ]
+    .into();
+    assert_eq!(external_scripts(s), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_never_settles_ends_at_the_cap_and_says_so() {
+    let h = Harness::start().await;
+    let options = scanner::ScanOptions {
+        load_timeout: Duration::from_secs(5),
+        ..h.default_options()
+    };
+    let out = h
+        .scan(&h.sites.url(SHOP, "/rw/never-settles"), &options)
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    let settle = s.settle.as_ref().expect("settle recorded");
+    assert_eq!(settle.reason, SettleReason::Cap, "{settle:?}");
+    assert!(s.timings.network_quiet_ms.is_none());
+    assert!(
+        s.limits_hit
+            .iter()
+            .any(|l| matches!(l, LimitHit::NetworkNeverQuiet { .. })),
+        "{:?}",
+        s.limits_hit
+    );
+    let pings = s
+        .requests
+        .iter()
+        .filter(|r| r.url.contains("/rw/ping"))
+        .count();
+    assert!(pings >= 10, "the page kept asking: {pings}");
+}
