@@ -48,7 +48,7 @@ async fn scan_writes_snapshot_screenshots_and_a_self_contained_report() {
     for stage in [
         "launching browser",
         "navigating",
-        "waiting for load and network quiet",
+        "waiting for the page to settle",
         "capturing",
         "reading policy pages",
         "wrote",

@@ -28,6 +28,9 @@ pub struct BenchArgs {
     /// Quiet period for every scan.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub quiet: Duration,
+    /// Scans of each real-world corpus page (which always run with the default wait).
+    #[arg(long, default_value_t = 3)]
+    pub corpus_samples: usize,
     /// The least wait after load of every scan (both sides of the comparison).
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub dwell: Duration,
@@ -150,6 +153,12 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
         "scans per minute, concurrency 4:                      {:>9.1}",
         batch as f64 * 60.0 / wall.as_secs_f64()
     );
+
+    let corpus_options = ScanOptions {
+        egress: options.egress.clone(),
+        ..ScanOptions::default()
+    };
+    super::bench_corpus::run(&scanner, &sites, &corpus_options, args.corpus_samples).await?;
 
     let rss_at = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_checkout;
+mod bench_corpus;
 mod bench_crypto;
 mod bench_diff;
 mod bench_queue;

@@ -92,7 +92,7 @@ impl Stage {
         match self {
             Stage::Launch => "launching browser",
             Stage::Navigate => "navigating",
-            Stage::Wait => "waiting for load and network quiet",
+            Stage::Wait => "waiting for the page to settle",
             Stage::Consent => "answering the cookie banner",
             Stage::Capture => "capturing",
             Stage::PolicyPages => "reading policy pages",
