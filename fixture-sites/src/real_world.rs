@@ -16,7 +16,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript";
 
 /// The real-world pattern pages, by path, with what a correct scan finds.
-pub const PAGES: [(&str, &str); 4] = [
+pub const PAGES: [(&str, &str); 5] = [
     (
         "/rw/ad-unread-fetch",
         "an ad script injected 1.5 s after load sets `_adl` and fires a no-cors fetch whose body \
@@ -32,6 +32,12 @@ pub const PAGES: [(&str, &str); 4] = [
         "/rw/tag-manager",
         "a tag manager injecting tags on `load` and at 0.5, 1.5 and 2.5 s, each setting its \
          cookie (`_tag_load`, `_tag1`, `_tag2`, `_tag3`); the wait ends quiet",
+    ),
+    (
+        "/rw/workers",
+        "(over HTTPS) a dedicated worker, a shared worker and a service worker, each fetching a \
+         third-party URL (`/rw/worker-hit`, `/rw/shared-hit`, `/rw/sw-hit`); all three are \
+         listed with the page's requests",
     ),
     (
         "/rw/never-settles",
@@ -129,6 +135,32 @@ pub(crate) async fn route(
         (ADS, "/rw/tag-1.js") => cookie_script("_tag1"),
         (ANALYTICS, "/rw/tag-2.js") => cookie_script("_tag2"),
         (ADS, "/rw/tag-3.js") => cookie_script("_tag3"),
+
+        (SHOP, "/rw/workers") => page(
+            "Shop with workers",
+            "<h1>Offline-ready shop</h1><script>\
+               new Worker('/rw/worker.js');\
+               new SharedWorker('/rw/shared.js');\
+               navigator.serviceWorker.register('/rw/sw.js');\
+             </script>",
+        ),
+        (SHOP, "/rw/worker.js") => script(&format!(
+            "fetch('{}', {{ mode: 'no-cors' }});",
+            https(ANALYTICS, "/rw/worker-hit")
+        )),
+        (SHOP, "/rw/shared.js") => script(&format!(
+            "fetch('{}', {{ mode: 'no-cors' }});",
+            https(ANALYTICS, "/rw/shared-hit")
+        )),
+        (SHOP, "/rw/sw.js") => script(&format!(
+            "self.addEventListener('install', function (event) {{\n\
+               event.waitUntil(fetch('{}', {{ mode: 'no-cors' }}));\n\
+             }});",
+            https(ADS, "/rw/sw-hit")
+        )),
+        (ANALYTICS, "/rw/worker-hit") | (ANALYTICS, "/rw/shared-hit") | (ADS, "/rw/sw-hit") => {
+            HttpResponse::NoContent().finish()
+        }
 
         (SHOP, "/rw/never-settles") => page(
             "Busy",

@@ -78,6 +78,8 @@ pub(crate) struct LiveBrowser {
     third_party_cookies: bool,
     /// DevTools messages the protocol types could not parse, by session.
     unparsed: Arc<UnparsedMessages>,
+    /// The browser's DevTools WebSocket, for the scans' own connections (worker taps).
+    ws_url: String,
     /// The handler pump and the watchdog; aborted on drop.
     _tasks: JoinSet<()>,
     /// The default context's proxy: a public-only guard, so nothing escapes outside scan contexts.
@@ -89,6 +91,11 @@ impl LiveBrowser {
     /// Warnings for the DevTools messages of `session` that could not be parsed so far.
     pub(crate) fn capture_warnings(&self, session: &str) -> Vec<crate::snapshot::CaptureWarning> {
         self.unparsed.take(session)
+    }
+
+    /// The browser's DevTools WebSocket URL.
+    pub(crate) fn ws_url(&self) -> &str {
+        &self.ws_url
     }
 
     pub(crate) fn product(&self) -> &str {
@@ -341,6 +348,7 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         .await
         .map_err(|_| ScanError::BrowserLaunch("browser did not answer after launch".into()))?
         .map_err(|e| ScanError::BrowserLaunch(e.to_string()))?;
+    let ws_url = browser.websocket_address().clone();
     let browser = RwLock::new(browser);
     let live = LiveBrowser {
         browser,
@@ -351,6 +359,7 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         user_agent: version.user_agent,
         third_party_cookies: options.third_party_cookies,
         unparsed,
+        ws_url,
         _tasks: tasks,
         _default_guard: default_guard,
         _profile: profile,

@@ -27,7 +27,12 @@ fn external_scripts(s: &Snapshot) -> BTreeSet<String> {
 
 /// The wait ended because the page settled, with nothing cut short.
 fn assert_settled(s: &Snapshot) -> &Settle {
-    assert!(s.limits_hit.is_empty(), "{:?}", s.limits_hit);
+    assert!(
+        s.limits_hit.is_empty(),
+        "{:?}, still open: {:#?}",
+        s.limits_hit,
+        s.settle
+    );
     let settle = s
         .settle
         .as_ref()
@@ -145,4 +150,27 @@ async fn a_page_that_never_settles_ends_at_the_cap_and_says_so() {
         .filter(|r| r.url.contains("/rw/ping"))
         .count();
     assert!(pings >= 10, "the page kept asking: {pings}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_of_dedicated_shared_and_service_workers_are_listed() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(
+            &h.sites.https_url(SHOP, "/rw/workers"),
+            &h.default_options(),
+        )
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    assert_settled(s);
+    let urls: BTreeSet<&str> = s.requests.iter().map(|r| r.url.as_str()).collect();
+    for expected in [
+        h.sites.https_url(ANALYTICS, "/rw/worker-hit"),
+        h.sites.https_url(ANALYTICS, "/rw/shared-hit"),
+        h.sites.https_url(ADS, "/rw/sw-hit"),
+    ] {
+        assert!(urls.contains(expected.as_str()), "{expected} in {urls:#?}");
+    }
+    assert!(s.third_party_hosts.contains(&ADS.to_owned()));
 }

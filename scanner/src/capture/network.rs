@@ -73,7 +73,12 @@ pub(crate) struct NetworkLog {
     last_activity: Option<Instant>,
     max_requests: usize,
     dropped: bool,
+    /// URLs workers run from (see [`NetworkLog::handed_to_worker`]).
+    worker_scripts: std::collections::HashSet<String>,
 }
+
+/// Worker script URLs remembered at most (a page could start workers without end).
+const MAX_WORKER_SCRIPTS: usize = 1_000;
 
 impl NetworkLog {
     pub(crate) fn new(max_requests: usize) -> Self {
@@ -181,6 +186,21 @@ impl NetworkLog {
         }
     }
 
+    /// A worker (dedicated, shared or service) runs from `url`. The page asked for its script,
+    /// but the worker's own DevTools session reports how that request ends, so the page's events
+    /// never will: from now on it holds nothing.
+    pub(crate) fn handed_to_worker(&mut self, url: &str) {
+        if self.worker_scripts.len() < MAX_WORKER_SCRIPTS {
+            self.worker_scripts.insert(url.to_owned());
+        }
+    }
+
+    fn is_worker_script(&self, record: &Record) -> bool {
+        record
+            .final_hop()
+            .is_some_and(|hop| self.worker_scripts.contains(&hop.url))
+    }
+
     /// `dataReceived`: a chunk of request `id`'s body arrived. Not activity of the page (a stream
     /// may trickle forever), only progress of that request.
     pub(crate) fn data_received(&mut self, id: &str, data_length: i64) {
@@ -238,6 +258,18 @@ impl NetworkLog {
             .count()
     }
 
+    /// Whether a request the page is waiting on is a script that has not answered: the case a
+    /// worker started from it would explain (see [`NetworkLog::handed_to_worker`]).
+    pub(crate) fn awaits_a_script(&self) -> bool {
+        self.records.values().any(|r| {
+            !r.hops.is_empty()
+                && !r.done
+                && !r.responded
+                && r.resource_type.as_deref() == Some("Script")
+                && !self.is_worker_script(r)
+        })
+    }
+
     /// Requests still open that a visitor's page is still waiting on, as of `now`: a document,
     /// script or style sheet that has not answered yet, or any other request that showed
     /// progress within `idle_after`. Requests open by design (event streams, media, beacons,
@@ -246,7 +278,7 @@ impl NetworkLog {
     pub(crate) fn holding(&self, now: Instant, idle_after: Duration) -> usize {
         self.records
             .values()
-            .filter(|r| !r.hops.is_empty() && !r.done)
+            .filter(|r| !r.hops.is_empty() && !r.done && !self.is_worker_script(r))
             .filter(|r| {
                 let kind = r.resource_type.as_deref().unwrap_or("Other");
                 if LONG_LIVED_TYPES.contains(&kind) {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::snapshot::CaptureWarning;
 
 /// The DevTools events the scanner listens to (see `scan::events::subscribe`).
-pub(crate) const LISTENED_METHODS: [&str; 19] = [
+pub(crate) const LISTENED_METHODS: [&str; 20] = [
     "Network.requestWillBeSent",
     "Network.responseReceived",
     "Network.responseReceivedExtraInfo",
@@ -35,6 +35,7 @@ pub(crate) const LISTENED_METHODS: [&str; 19] = [
     "Runtime.consoleAPICalled",
     "Runtime.exceptionThrown",
     "Log.entryAdded",
+    "Target.attachedToTarget",
 ];
 
 /// Sessions tracked at most; past it the oldest counts are forgotten (scans that died before

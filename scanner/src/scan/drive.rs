@@ -68,7 +68,7 @@ pub(super) async fn drive(
         mut network_quiet_ms,
         mut settle,
         mut limits_hit,
-    } = wait_for_load_and_quiet(recorder, nav_started, options, session.budget).await?;
+    } = wait_for_load_and_quiet(session, nav_started, options).await?;
 
     let consent = match options.consent_mode {
         ConsentMode::NoInteraction => None,
@@ -88,9 +88,7 @@ pub(super) async fn drive(
             let clicked = answer_banner(page, &main_frame, &frame_urls(page).await?, mode).await?;
             if clicked.is_some() {
                 // Whatever the answer loads (or stops) must be seen: wait for quiet once more.
-                let again =
-                    wait_for_load_and_quiet(recorder, Instant::now(), options, session.budget)
-                        .await?;
+                let again = wait_for_load_and_quiet(session, Instant::now(), options).await?;
                 limits_hit.extend(again.limits_hit);
                 let answered_after = nav_started.elapsed().as_millis() as u64;
                 network_quiet_ms = again.network_quiet_ms.map(|_| answered_after);
@@ -306,6 +304,8 @@ pub(super) async fn capture(
     } else {
         redirect_chain
     };
+    let mut capture_warnings = browser.capture_warnings(page.session_id().as_ref());
+    capture_warnings.extend(lock(recorder).capture_warnings());
     let snapshot = Snapshot {
         format_version: SNAPSHOT_FORMAT_VERSION,
         scanner_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -364,7 +364,7 @@ pub(super) async fn capture(
         consent,
         limits_hit,
         settle,
-        capture_warnings: browser.capture_warnings(page.session_id().as_ref()),
+        capture_warnings,
     };
     Ok(ScanOutput {
         snapshot,

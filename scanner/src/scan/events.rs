@@ -15,6 +15,7 @@ use chromiumoxide::cdp::browser_protocol::network::{
 use chromiumoxide::cdp::browser_protocol::page::{
     EventFrameNavigated, EventJavascriptDialogOpening, EventLoadEventFired,
 };
+use chromiumoxide::cdp::browser_protocol::target;
 use chromiumoxide::cdp::js_protocol::debugger::{self, EventScriptParsed};
 use chromiumoxide::cdp::js_protocol::runtime::{
     ConsoleApiCalledType, EventBindingCalled, EventConsoleApiCalled, EventExceptionThrown,
@@ -72,6 +73,33 @@ pub(super) struct Recorder {
     /// When the page last did something new: started a request or socket, parsed a script,
     /// committed a frame, wrote a cookie. The wait before capture ends on its silence.
     pub(super) last_change: Option<Instant>,
+    /// Workers' network events that did not parse, by method (see `worker_tap`).
+    pub(super) worker_unparsed: std::collections::BTreeMap<String, u64>,
+    /// Why the scan could not follow its workers, if it could not.
+    pub(super) worker_tap_error: Option<String>,
+}
+
+impl Recorder {
+    /// The warnings the recorder itself holds, for the snapshot's `capture_warnings`.
+    pub(super) fn capture_warnings(&self) -> Vec<CaptureWarning> {
+        let mut warnings: Vec<CaptureWarning> = self
+            .worker_unparsed
+            .iter()
+            .map(|(method, count)| CaptureWarning {
+                kind: "devtools_event_unparsed".into(),
+                count: *count,
+                example: format!("{method} (of a worker)"),
+            })
+            .collect();
+        if let Some(error) = &self.worker_tap_error {
+            warnings.push(CaptureWarning {
+                kind: "workers_not_followed".into(),
+                count: 1,
+                example: error.clone(),
+            });
+        }
+        warnings
+    }
 }
 
 /// Where one page's share of a session's records begins.
@@ -105,6 +133,8 @@ pub(super) enum Event {
     WebSocketHandshake(Arc<network::EventWebSocketHandshakeResponseReceived>),
     WebSocketClosed(Arc<network::EventWebSocketClosed>),
     DataReceived(Arc<network::EventDataReceived>),
+    /// A worker the page started (dedicated or shared) or a service worker it registered.
+    WorkerAttached(Arc<target::EventAttachedToTarget>),
 }
 
 impl Event {
@@ -166,6 +196,7 @@ pub(super) async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError
         ),
         stream!(network::EventWebSocketClosed, Event::WebSocketClosed),
         stream!(network::EventDataReceived, Event::DataReceived),
+        stream!(target::EventAttachedToTarget, Event::WorkerAttached),
     ])
 }
 
@@ -340,6 +371,11 @@ impl Recorder {
             Event::DataReceived(e) => self
                 .network
                 .data_received(e.request_id.inner(), e.data_length),
+            Event::WorkerAttached(e) => {
+                if e.target_info.r#type.ends_with("worker") {
+                    self.network.handed_to_worker(&e.target_info.url);
+                }
+            }
             Event::Dialog(_) if self.dialogs.len() >= MAX_DIALOGS => {
                 self.truncated.insert("dialogs", MAX_DIALOGS);
             }

@@ -198,13 +198,7 @@ impl Journey<'_> {
             min_dwell: std::time::Duration::ZERO,
             ..self.options.clone()
         };
-        wait_for_load_and_quiet(
-            &self.session.recorder,
-            started,
-            &options,
-            self.session.budget,
-        )
-        .await?;
+        wait_for_load_and_quiet(self.session, started, &options).await?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ mod navigation;
 mod page_reads;
 mod policy;
 mod session;
+mod worker_tap;
 
 use std::time::{Duration, Instant};
 
@@ -195,7 +196,7 @@ impl Scanner {
                 page.execute(NavigateParams::new(target.to_string())),
             )
             .await?;
-            wait_for_load_and_quiet(&session.recorder, nav_started, options, budget).await?;
+            wait_for_load_and_quiet(session, nav_started, options).await?;
             call(
                 "taking the viewport screenshot",
                 page.execute(

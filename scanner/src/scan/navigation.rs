@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::page::NavigateParams;
+use chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
 
 use crate::egress::GuardProxy;
 use crate::error::ScanError;
@@ -81,11 +82,12 @@ pub(super) struct Waited {
 /// polls, sockets and unread bodies do not hold it. Neither wait is fatal when it reaches its cap:
 /// what has loaded is captured and the limit is reported.
 pub(super) async fn wait_for_load_and_quiet(
-    recorder: &Mutex<Recorder>,
+    session: &Session<'_>,
     nav_started: Instant,
     options: &ScanOptions,
-    budget: Budget,
 ) -> Result<Waited, ScanError> {
+    let recorder: &Mutex<Recorder> = &session.recorder;
+    let budget = session.budget;
     let mut limits_hit = Vec::new();
     let load_deadline = budget.wait_until(nav_started, options.load_timeout);
     let load_ms = loop {
@@ -110,8 +112,15 @@ pub(super) async fn wait_for_load_and_quiet(
     let dwell_until = settle_from + options.min_dwell;
     let cap = budget.wait_until(settle_from, options.load_timeout);
     let since_start = |at: Instant| at.duration_since(nav_started).as_millis() as u64;
+    let mut workers_looked_up: Option<Instant> = None;
     loop {
         let now = Instant::now();
+        let awaits_a_script = lock(recorder).network.awaits_a_script();
+        if awaits_a_script && workers_looked_up.is_none_or(|at| at.elapsed() >= WORKER_LOOKUP_EVERY)
+        {
+            workers_looked_up = Some(now);
+            note_worker_scripts(session).await;
+        }
         {
             let r = lock(recorder);
             if r.crashed {
@@ -148,6 +157,30 @@ pub(super) async fn wait_for_load_and_quiet(
             }
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// How often the wait asks the browser which workers run, while a script request is open.
+const WORKER_LOOKUP_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Notes the URLs of the workers running in the scan's browser context. Dedicated and service
+/// workers are announced to the page (`Target.attachedToTarget`); shared workers are not, so the
+/// browser's target list is asked. A failed lookup changes nothing.
+async fn note_worker_scripts(session: &Session<'_>) {
+    let Ok(Ok(answer)) = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        session.page.execute(GetTargetsParams::default()),
+    )
+    .await
+    else {
+        return;
+    };
+    let mut r = lock(&session.recorder);
+    for info in &answer.result.target_infos {
+        let ours = info.browser_context_id.as_ref() == Some(&session.context);
+        if ours && info.r#type.ends_with("worker") {
+            r.network.handed_to_worker(&info.url);
+        }
     }
 }
 

@@ -118,6 +118,24 @@ pub(super) async fn in_context<T>(
         ..Recorder::default()
     }));
     let streams = subscribe(&page).await?;
+    // The page's workers report their requests elsewhere; follow them (see `worker_tap`). A tap
+    // that cannot start is a capture warning, not a failed scan.
+    let _worker_tap = match super::worker_tap::start(super::worker_tap::TapTarget {
+        browser_ws_url: browser.ws_url().to_owned(),
+        page_target_id: page.target_id().inner().clone(),
+        context_id: context.inner().clone(),
+        recorder: recorder.clone(),
+        binding: binding.clone(),
+    })
+    .await
+    {
+        Ok(tap) => Some(tap),
+        Err(error) => {
+            tracing::warn!(%error, "the scan cannot follow the page's workers");
+            lock(&recorder).worker_tap_error = Some(error.to_string());
+            None
+        }
+    };
     // Dropped with this function's future, whatever ends it.
     let _pump = {
         let recorder = recorder.clone();
