@@ -10,13 +10,13 @@ use actix_web::HttpResponse;
 use actix_web::web::Bytes;
 use futures::StreamExt;
 
-use crate::{ADS, ANALYTICS, CDN, SHOP};
+use crate::{ADS, ANALYTICS, CDN, SHOP, WIDGET};
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript";
 
 /// The real-world pattern pages, by path, with what a correct scan finds.
-pub const PAGES: [(&str, &str); 5] = [
+pub const PAGES: [(&str, &str); 9] = [
     (
         "/rw/ad-unread-fetch",
         "an ad script injected 1.5 s after load sets `_adl` and fires a no-cors fetch whose body \
@@ -38,6 +38,26 @@ pub const PAGES: [(&str, &str); 5] = [
         "(over HTTPS) a dedicated worker, a shared worker and a service worker, each fetching a \
          third-party URL (`/rw/worker-hit`, `/rw/shared-hit`, `/rw/sw-hit`); all three are \
          listed with the page's requests",
+    ),
+    (
+        "/rw/frames",
+        "(over HTTPS) a third-party widget frame holding a third-party ad frame, each setting \
+         its cookie (`widget_id` by widget.test, `ad_id` by ads.test)",
+    ),
+    (
+        "/rw/lazy",
+        "a long page whose images load lazily when scrolled near; the scan scrolls through the \
+         page, so the last one (`/rw/lazy-9.gif`, 9,000 px down) is requested",
+    ),
+    (
+        "/rw/keepalive",
+        "a `fetch` with `keepalive: true` to analytics.test (`/rw/keepalive-hit`) on load; it is \
+         listed",
+    ),
+    (
+        "/rw/bounce",
+        "a redirect through a tracker (ads.test `/rw/bounce`, which sets `bounce_id`) back to \
+         `/rw/landed`; the chain and the tracker's cookie are captured",
     ),
     (
         "/rw/never-settles",
@@ -162,6 +182,71 @@ pub(crate) async fn route(
             HttpResponse::NoContent().finish()
         }
 
+        (SHOP, "/rw/frames") => page(
+            "Shop with a widget",
+            &format!(
+                "<h1>Help</h1><iframe src=\"{}\" width=\"400\" height=\"300\"></iframe>",
+                https(WIDGET, "/rw/widget")
+            ),
+        ),
+        (WIDGET, "/rw/widget") => HttpResponse::Ok()
+            .content_type(HTML)
+            .insert_header((
+                "Set-Cookie",
+                "widget_id=w1; Path=/; Secure; SameSite=None; Max-Age=86400",
+            ))
+            .body(format!(
+                "<!doctype html><title>Widget</title><p>Chat</p>\
+                 <iframe src=\"{}\" width=\"300\" height=\"100\"></iframe>",
+                https(ADS, "/rw/ad-frame")
+            )),
+        (ADS, "/rw/ad-frame") => HttpResponse::Ok()
+            .content_type(HTML)
+            .insert_header((
+                "Set-Cookie",
+                "ad_id=a1; Path=/; Secure; SameSite=None; Max-Age=86400",
+            ))
+            .body("<!doctype html><title>Ad</title><p>Buy more</p>"),
+
+        (SHOP, "/rw/lazy") => {
+            let images: String = (0..10)
+                .map(|n| {
+                    format!(
+                        "<div style=\"height:1000px\"><img loading=\"lazy\" width=\"10\" \
+                         height=\"10\" src=\"/rw/lazy-{n}.gif\" alt=\"\"></div>"
+                    )
+                })
+                .collect();
+            page("A long page", &images)
+        }
+        (SHOP, path) if path.starts_with("/rw/lazy-") && path.ends_with(".gif") => {
+            HttpResponse::Ok()
+                .content_type("image/gif")
+                .body(&b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"[..])
+        }
+
+        (SHOP, "/rw/keepalive") => page(
+            "Keepalive",
+            &format!(
+                "<h1>Thanks</h1><script>addEventListener('load', function () {{\
+                   fetch('{}', {{ method: 'POST', body: 'bye', keepalive: true, mode: 'no-cors' }});\
+                 }});</script>",
+                http(ANALYTICS, "/rw/keepalive-hit")
+            ),
+        ),
+        (ANALYTICS, "/rw/keepalive-hit") => HttpResponse::NoContent().finish(),
+
+        (SHOP, "/rw/bounce") => redirect(&format!(
+            "{}?to={}",
+            http(ADS, "/rw/bounce"),
+            http(SHOP, "/rw/landed")
+        )),
+        (ADS, "/rw/bounce") => HttpResponse::Found()
+            .insert_header(("Set-Cookie", "bounce_id=b1; Path=/; Max-Age=86400"))
+            .insert_header(("Location", http(SHOP, "/rw/landed")))
+            .finish(),
+        (SHOP, "/rw/landed") => page("Landed", "<h1>Welcome back</h1>"),
+
         (SHOP, "/rw/never-settles") => page(
             "Busy",
             "<h1>Busy</h1><script>var n = 0; setInterval(function () {\
@@ -181,6 +266,12 @@ fn page(title: &str, body: &str) -> HttpResponse {
          s.src = src; s.async = true; document.head.appendChild(s); }}</script></head>\
          <body>{body}</body></html>"
     ))
+}
+
+fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", location.to_owned()))
+        .finish()
 }
 
 fn script(body: &str) -> HttpResponse {

@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use fixture_sites::{ADS, ANALYTICS, CDN, SHOP};
+use fixture_sites::{ADS, ANALYTICS, CDN, SHOP, WIDGET};
 use scanner::snapshot::{LimitHit, Script, Settle, SettleReason, Snapshot};
 use support::Harness;
 
@@ -173,4 +173,101 @@ async fn requests_of_dedicated_shared_and_service_workers_are_listed() {
         assert!(urls.contains(expected.as_str()), "{expected} in {urls:#?}");
     }
     assert!(s.third_party_hosts.contains(&ADS.to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_third_party_frames_each_set_their_cookie() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.https_url(SHOP, "/rw/frames"), &h.default_options())
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    assert_settled(s);
+    let cookies: BTreeSet<(String, String)> = s
+        .cookies
+        .iter()
+        .map(|c| (c.name.clone(), c.domain.trim_start_matches('.').to_owned()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("widget_id".to_string(), WIDGET.to_string()),
+        ("ad_id".to_string(), ADS.to_string()),
+    ]
+    .into();
+    assert_eq!(cookies, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_images_far_down_the_page_are_loaded_by_scrolling_through_it() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.url(SHOP, "/rw/lazy"), &h.default_options())
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    assert_settled(s);
+    let images: BTreeSet<String> = s
+        .requests
+        .iter()
+        .filter(|r| r.url.contains("/rw/lazy-"))
+        .map(|r| r.url.clone())
+        .collect();
+    let expected: BTreeSet<String> = (0..10)
+        .map(|n| h.sites.url(SHOP, &format!("/rw/lazy-{n}.gif")))
+        .collect();
+    assert_eq!(images, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keepalive_fetch_is_listed() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.url(SHOP, "/rw/keepalive"), &h.default_options())
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    assert_settled(s);
+    let hit = h.sites.url(ANALYTICS, "/rw/keepalive-hit");
+    let request = s
+        .requests
+        .iter()
+        .find(|r| r.url == hit)
+        .unwrap_or_else(|| panic!("{hit} in {:#?}", s.requests));
+    assert_eq!(request.method, "POST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounce_through_a_tracker_is_in_the_chain_with_its_cookie() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.url(SHOP, "/rw/bounce"), &h.default_options())
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    assert_settled(s);
+    let landed = h.sites.url(SHOP, "/rw/landed");
+    assert_eq!(s.final_url, landed);
+    let chain: Vec<(String, Option<u16>)> = s
+        .redirect_chain
+        .iter()
+        .map(|hop| (hop.url.clone(), hop.status))
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            (h.sites.url(SHOP, "/rw/bounce"), Some(302)),
+            (
+                format!("{}?to={landed}", h.sites.url(ADS, "/rw/bounce")),
+                Some(302)
+            ),
+            (landed.clone(), Some(200)),
+        ]
+    );
+    let bounce = s
+        .cookies
+        .iter()
+        .find(|c| c.name == "bounce_id")
+        .expect("the tracker's cookie");
+    assert_eq!(bounce.domain.trim_start_matches('.'), ADS);
+    assert_eq!(bounce.set_by_host.as_deref(), Some(ADS));
 }

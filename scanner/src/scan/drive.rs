@@ -68,7 +68,7 @@ pub(super) async fn drive(
         mut network_quiet_ms,
         mut settle,
         mut limits_hit,
-    } = wait_for_load_and_quiet(session, nav_started, options).await?;
+    } = wait_for_load_and_quiet(session, nav_started, options, Scroll::ThroughPage).await?;
 
     let consent = match options.consent_mode {
         ConsentMode::NoInteraction => None,
@@ -88,7 +88,8 @@ pub(super) async fn drive(
             let clicked = answer_banner(page, &main_frame, &frame_urls(page).await?, mode).await?;
             if clicked.is_some() {
                 // Whatever the answer loads (or stops) must be seen: wait for quiet once more.
-                let again = wait_for_load_and_quiet(session, Instant::now(), options).await?;
+                let again =
+                    wait_for_load_and_quiet(session, Instant::now(), options, Scroll::Stay).await?;
                 limits_hit.extend(again.limits_hit);
                 let answered_after = nav_started.elapsed().as_millis() as u64;
                 network_quiet_ms = again.network_quiet_ms.map(|_| answered_after);

@@ -198,7 +198,7 @@ impl Journey<'_> {
             min_dwell: std::time::Duration::ZERO,
             ..self.options.clone()
         };
-        wait_for_load_and_quiet(self.session, started, &options).await?;
+        wait_for_load_and_quiet(self.session, started, &options, Scroll::Stay).await?;
         Ok(())
     }
 

@@ -196,7 +196,7 @@ impl Scanner {
                 page.execute(NavigateParams::new(target.to_string())),
             )
             .await?;
-            wait_for_load_and_quiet(session, nav_started, options).await?;
+            wait_for_load_and_quiet(session, nav_started, options, Scroll::Stay).await?;
             call(
                 "taking the viewport screenshot",
                 page.execute(

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::page::NavigateParams;
+use chromiumoxide::cdp::browser_protocol::page::{self, NavigateParams};
 use chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
 
 use crate::egress::GuardProxy;
@@ -68,6 +68,15 @@ pub(super) async fn navigate(
     outcome
 }
 
+/// Whether the wait scrolls through the page after `load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scroll {
+    /// As a visitor reading it would (the first wait of a page capture).
+    ThroughPage,
+    /// Leave the page where it is (waits after an answer or a step, the bare baseline).
+    Stay,
+}
+
 pub(super) struct Waited {
     pub(super) load_ms: Option<u64>,
     pub(super) network_quiet_ms: Option<u64>,
@@ -85,6 +94,7 @@ pub(super) async fn wait_for_load_and_quiet(
     session: &Session<'_>,
     nav_started: Instant,
     options: &ScanOptions,
+    scroll: Scroll,
 ) -> Result<Waited, ScanError> {
     let recorder: &Mutex<Recorder> = &session.recorder;
     let budget = session.budget;
@@ -107,6 +117,20 @@ pub(super) async fn wait_for_load_and_quiet(
             break None;
         }
         tokio::time::sleep(POLL).await;
+    };
+    // Scrolling through the page runs during the dwell; what it loads is activity like any other.
+    let _scrolling = match scroll {
+        Scroll::ThroughPage if load_ms.is_some() => {
+            let page = session.page.clone();
+            let frame = page::FrameId::new(page.target_id().inner().clone());
+            let max_height = options.limits.max_full_page_height;
+            Some(AbortOnDrop(tokio::spawn(async move {
+                if let Err(error) = scroll_through(&page, &frame, max_height).await {
+                    tracing::debug!(%error, "could not scroll through the page");
+                }
+            })))
+        }
+        _ => None,
     };
     let settle_from = Instant::now();
     let dwell_until = settle_from + options.min_dwell;

@@ -72,6 +72,32 @@ pub(super) async fn evaluate(
     Ok(result.result.value)
 }
 
+/// Scrolls through the page a viewport at a time down to `max_height` (or its end) and back to
+/// the top, as a visitor reading it would, so content that loads when scrolled near (lazy images,
+/// infinite lists, trackers fired on scroll depth) is requested. Resolves when back at the top.
+pub(super) async fn scroll_through(
+    page: &Page,
+    frame: &page::FrameId,
+    max_height: u32,
+) -> Result<(), ScanError> {
+    let world = isolated_world(page, frame).await?;
+    let expression = format!(
+        "(async () => {{ const pause = () => new Promise(r => setTimeout(r, 100)); \
+         const end = () => Math.min(document.documentElement.scrollHeight, {max_height}); \
+         for (let y = innerHeight; y < end(); y += innerHeight) {{ scrollTo(0, y); await pause(); }} \
+         scrollTo(0, end()); await pause(); scrollTo(0, 0); return true; }})()"
+    );
+    let params = EvaluateParams::builder()
+        .expression(expression)
+        .context_id(world)
+        .await_promise(true)
+        .return_by_value(true)
+        .build()
+        .map_err(ScanError::Protocol)?;
+    call("scrolling through the page", page.execute(params)).await?;
+    Ok(())
+}
+
 pub(super) async fn evaluate_string(
     page: &Page,
     world: ExecutionContextId,
