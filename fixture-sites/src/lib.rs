@@ -39,6 +39,9 @@ pub const HOSTS: [&str; 5] = [SHOP, CDN, ANALYTICS, ADS, WIDGET];
 pub struct FixtureSites {
     http: SocketAddr,
     https: SocketAddr,
+    /// The chat widget's WebSocket server (`ws://HOST:PORT/chat`, any fixture host).
+    ws: SocketAddr,
+    ws_task: tokio::task::AbortHandle,
     spki: String,
     handle: ServerHandle,
     version: Arc<AtomicU8>,
@@ -48,6 +51,7 @@ pub struct FixtureSites {
 pub(crate) struct Ports {
     pub http: u16,
     pub https: u16,
+    pub ws: u16,
     /// Which version of `/changing` the shop serves.
     pub version: Arc<AtomicU8>,
 }
@@ -60,10 +64,14 @@ impl FixtureSites {
         let http = http_listener.local_addr()?;
         let https = https_listener.local_addr()?;
         let (tls, spki) = tls_config()?;
+        let ws_listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let ws = ws_listener.local_addr()?;
+        let ws_task = tokio::spawn(real_world::chat_server(ws_listener)).abort_handle();
         let version = Arc::new(AtomicU8::new(0));
         let ports = Ports {
             http: http.port(),
             https: https.port(),
+            ws: ws.port(),
             version: version.clone(),
         };
         let server = HttpServer::new(move || {
@@ -83,6 +91,8 @@ impl FixtureSites {
         Ok(Self {
             http,
             https,
+            ws,
+            ws_task,
             spki,
             handle,
             version,
@@ -97,6 +107,11 @@ impl FixtureSites {
     /// `https://HOST:PORT/PATH` on the fixture server.
     pub fn https_url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.https.port())
+    }
+
+    /// `ws://HOST:PORT/PATH` on the chat widget's WebSocket server.
+    pub fn ws_url(&self, host: &str, path: &str) -> String {
+        format!("ws://{host}:{}{path}", self.ws.port())
     }
 
     /// `HOST=127.0.0.1` for every fixture host, as `--resolve` takes them.
@@ -116,6 +131,12 @@ impl FixtureSites {
 
     pub async fn stop(self) {
         self.handle.stop(false).await;
+    }
+}
+
+impl Drop for FixtureSites {
+    fn drop(&mut self) {
+        self.ws_task.abort();
     }
 }
 

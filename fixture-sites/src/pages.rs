@@ -43,7 +43,9 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
         "127.0.0.1" | "localhost" => SHOP.to_owned(),
         _ => host,
     };
-    if let Some(response) = crate::real_world::route(&host, request.path(), &http, &https).await {
+    if let Some(response) =
+        crate::real_world::route(&host, request.path(), &http, &https, ports.ws).await
+    {
         return response;
     }
     match (host.as_str(), request.path()) {

@@ -16,7 +16,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript";
 
 /// The real-world pattern pages, by path, with what a correct scan finds.
-pub const PAGES: [(&str, &str); 9] = [
+pub const PAGES: [(&str, &str); 10] = [
     (
         "/rw/ad-unread-fetch",
         "an ad script injected 1.5 s after load sets `_adl` and fires a no-cors fetch whose body \
@@ -60,6 +60,11 @@ pub const PAGES: [(&str, &str); 9] = [
          `/rw/landed`; the chain and the tracker's cookie are captured",
     ),
     (
+        "/rw/chat",
+        "a chat widget (widget.test `/rw/chat.js`) that opens a WebSocket, stays connected and \
+         sets `chat_seen` when greeted; the socket is listed as open and holds nothing",
+    ),
+    (
         "/rw/never-settles",
         "a new request every 200 ms for ever; the wait ends at its cap and says so",
     ),
@@ -71,6 +76,7 @@ pub(crate) async fn route(
     path: &str,
     http: &dyn Fn(&str, &str) -> String,
     https: &dyn Fn(&str, &str) -> String,
+    ws_port: u16,
 ) -> Option<HttpResponse> {
     let response = match (host, path) {
         (SHOP, "/rw/ad-unread-fetch") => page(
@@ -247,6 +253,23 @@ pub(crate) async fn route(
             .finish(),
         (SHOP, "/rw/landed") => page("Landed", "<h1>Welcome back</h1>"),
 
+        (SHOP, "/rw/chat") => page(
+            "Shop with a chat",
+            &format!(
+                "<h1>Questions?</h1><div id=\"chat\"></div><script src=\"{}\"></script>",
+                http(WIDGET, "/rw/chat.js")
+            ),
+        ),
+        (WIDGET, "/rw/chat.js") => script(&format!(
+            "(function () {{\n\
+               var socket = new WebSocket('ws://{WIDGET}:{ws_port}/chat');\n\
+               socket.onmessage = function (e) {{\n\
+                 document.getElementById('chat').textContent = e.data;\n\
+                 document.cookie = 'chat_seen=1; path=/; max-age=86400';\n\
+               }};\n\
+             }})();"
+        )),
+
         (SHOP, "/rw/never-settles") => page(
             "Busy",
             "<h1>Busy</h1><script>var n = 0; setInterval(function () {\
@@ -256,6 +279,31 @@ pub(crate) async fn route(
         _ => return None,
     };
     Some(response)
+}
+
+/// The chat widget's server: greets each connection, then echoes, and keeps it open until the
+/// browser closes it.
+pub(crate) async fn chat_server(listener: tokio::net::TcpListener) {
+    use async_tungstenite::tungstenite::Message;
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let Ok(mut socket) = async_tungstenite::tokio::accept_async(stream).await else {
+                return;
+            };
+            if socket
+                .send(Message::text("Hi! How can we help?"))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            while let Some(Ok(message)) = socket.next().await {
+                if message.is_text() && socket.send(message).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 /// A page with the `inject(src)` helper real loaders use.

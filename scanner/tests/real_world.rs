@@ -271,3 +271,21 @@ async fn a_bounce_through_a_tracker_is_in_the_chain_with_its_cookie() {
     assert_eq!(bounce.domain.trim_start_matches('.'), ADS);
     assert_eq!(bounce.set_by_host.as_deref(), Some(ADS));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_widget_whose_socket_stays_open_does_not_hold_the_scan() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.url(SHOP, "/rw/chat"), &h.default_options())
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    let settle = assert_settled(s);
+    assert_eq!(cookie_names(s), ["chat_seen".to_string()].into());
+    let socket = open_request(settle, &h.sites.ws_url(WIDGET, "/chat"));
+    assert_eq!(socket.resource_type, "WebSocket");
+    assert!(
+        s.dom.html.contains("How can we help?"),
+        "the greeting arrived"
+    );
+}
