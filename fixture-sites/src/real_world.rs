@@ -16,7 +16,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript";
 
 /// The real-world pattern pages, by path, with what a correct scan finds.
-pub const PAGES: [(&str, &str); 10] = [
+pub const PAGES: [(&str, &str); 11] = [
     (
         "/rw/ad-unread-fetch",
         "an ad script injected 1.5 s after load sets `_adl` and fires a no-cors fetch whose body \
@@ -63,6 +63,11 @@ pub const PAGES: [(&str, &str); 10] = [
         "/rw/chat",
         "a chat widget (widget.test `/rw/chat.js`) that opens a WebSocket, stays connected and \
          sets `chat_seen` when greeted; the socket is listed as open and holds nothing",
+    ),
+    (
+        "/rw/shadow-banner",
+        "a consent banner a CMP builds in a closed shadow root (\"We value your privacy\"); \
+         the DOM capture holds it as declarative shadow DOM",
     ),
     (
         "/rw/never-settles",
@@ -269,6 +274,24 @@ pub(crate) async fn route(
                }};\n\
              }})();"
         )),
+
+        (SHOP, "/rw/shadow-banner") => page(
+            "Shop with a shadow banner",
+            &format!(
+                "<h1>Welcome</h1><script src=\"{}\"></script>",
+                http(CDN, "/rw/cmp.js")
+            ),
+        ),
+        (CDN, "/rw/cmp.js") => script(
+            "(function () {\n\
+               var host = document.createElement('div'); host.id = 'cmp-root';\n\
+               var root = host.attachShadow({ mode: 'closed' });\n\
+               root.innerHTML = '<div role=\"dialog\"><p>We value your privacy</p>' +\n\
+                 '<button id=\"accept\">Accept all</button>' +\n\
+                 '<button id=\"reject\">Reject all</button></div>';\n\
+               document.body.appendChild(host);\n\
+             })();",
+        ),
 
         (SHOP, "/rw/never-settles") => page(
             "Busy",

@@ -289,3 +289,27 @@ async fn a_chat_widget_whose_socket_stays_open_does_not_hold_the_scan() {
         "the greeting arrived"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banner_in_a_closed_shadow_root_is_in_the_dom_capture() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(
+            &h.sites.url(SHOP, "/rw/shadow-banner"),
+            &h.default_options(),
+        )
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    assert_settled(s);
+    let html = &s.dom.html;
+    assert!(
+        html.starts_with("<!DOCTYPE html>"),
+        "{}",
+        &html[..80.min(html.len())]
+    );
+    assert!(html.contains("shadowrootmode=\"closed\""), "{html}");
+    assert!(html.contains("We value your privacy"), "{html}");
+    assert!(html.contains("<h1>Welcome</h1>"), "the light DOM too");
+    assert!(!s.dom.truncated);
+}

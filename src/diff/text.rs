@@ -24,8 +24,9 @@ const CONTEXT_WORDS: usize = 12;
 /// Spans kept in one diff; the rest is summarized by the counts.
 const MAX_SPANS: usize = 400;
 
-/// The text a visitor can read: no script, style, template or head content, nothing inside the
-/// ignored selectors, whitespace collapsed.
+/// The text a visitor can read: no script, style, template or head content (shadow roots, kept as
+/// `<template shadowrootmode>`, are read), nothing inside the ignored selectors, whitespace
+/// collapsed.
 pub fn visible_text(html: &str, ignore_selectors: &[String]) -> String {
     let document = Html::parse_document(html);
     let mut ignored = HashSet::new();
@@ -42,11 +43,13 @@ pub fn visible_text(html: &str, ignore_selectors: &[String]) -> String {
         }
         match node.value() {
             Node::Text(text) => words.extend(text.split_whitespace()),
+            // A declarative shadow root (how captures keep shadow DOM) is shown; other
+            // templates are not.
             Node::Element(element)
                 if matches!(
                     element.name(),
                     "script" | "style" | "noscript" | "template" | "head" | "svg"
-                ) => {}
+                ) && element.attr("shadowrootmode").is_none() => {}
             _ => {
                 // Children in document order: pushed in reverse onto the stack.
                 let children: Vec<_> = node.children().collect();
@@ -214,6 +217,14 @@ pub fn policy_changes(before: &Snapshot, after: &Snapshot) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_in_shadow_roots_is_visible_and_other_templates_are_not() {
+        let html = r#"<html><body><div id="cmp"><template shadowrootmode="closed">
+            <p>We value your privacy</p></template></div>
+            <template><p>Not shown</p></template><p>Shop</p></body></html>"#;
+        assert_eq!(visible_text(html, &[]), "We value your privacy Shop");
+    }
 
     #[test]
     fn visible_text_skips_scripts_styles_and_ignored_selectors() {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::dom::GetOuterHtmlParams;
 use chromiumoxide::cdp::browser_protocol::dom_storage::{GetDomStorageItemsParams, StorageId};
 use chromiumoxide::cdp::browser_protocol::page::{
     self, CaptureScreenshotFormat, CaptureScreenshotParams, CreateIsolatedWorldParams, FrameTree,
@@ -123,12 +124,26 @@ pub(super) async fn capture_dom(
     let value = evaluate(page, world, &expression)
         .await?
         .unwrap_or_default();
-    let size_bytes = value.get(0).and_then(|v| v.as_u64()).unwrap_or(0);
+    let mut size_bytes = value.get(0).and_then(|v| v.as_u64()).unwrap_or(0);
     let mut html = value
         .get(1)
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_owned();
+    // Shadow roots (open and closed: consent banners live in them) are not in `outerHTML`. When
+    // the light DOM leaves room, serialize again through DevTools with them, as declarative
+    // shadow DOM (`<template shadowrootmode>`).
+    if size_bytes <= (max_bytes / 2) as u64
+        && let Some(with_shadows) = outer_html_with_shadow_roots(page, world).await
+    {
+        let doctype = html
+            .split_inclusive('\n')
+            .next()
+            .filter(|l| l.starts_with("<!DOCTYPE"));
+        let whole = format!("{}{with_shadows}", doctype.unwrap_or_default());
+        size_bytes = whole.len() as u64;
+        html = whole;
+    }
     if html.len() > max_bytes {
         let mut cut = max_bytes;
         while !html.is_char_boundary(cut) {
@@ -141,6 +156,32 @@ pub(super) async fn capture_dom(
         html,
         size_bytes,
     })
+}
+
+/// The document element's HTML with every shadow root in it, or `None` if DevTools would not
+/// give it (the light-DOM capture stands then).
+async fn outer_html_with_shadow_roots(page: &Page, world: ExecutionContextId) -> Option<String> {
+    let root = EvaluateParams::builder()
+        .expression("document.documentElement")
+        .context_id(world)
+        .build()
+        .ok()?;
+    let object = call("finding the document element", page.execute(root))
+        .await
+        .ok()?
+        .result
+        .result
+        .object_id?;
+    let params = GetOuterHtmlParams::builder()
+        .object_id(object)
+        .include_shadow_dom(true)
+        .build();
+    let html = call("serializing the DOM", page.execute(params))
+        .await
+        .ok()?
+        .result
+        .outer_html;
+    Some(html)
 }
 
 /// Every cookie in the scan's browser context, from every domain the page touched.
