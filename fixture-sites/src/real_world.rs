@@ -16,7 +16,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript";
 
 /// The real-world pattern pages, by path, with what a correct scan finds.
-pub const PAGES: [(&str, &str); 11] = [
+pub const PAGES: [(&str, &str); 12] = [
     (
         "/rw/ad-unread-fetch",
         "an ad script injected 1.5 s after load sets `_adl` and fires a no-cors fetch whose body \
@@ -68,6 +68,12 @@ pub const PAGES: [(&str, &str); 11] = [
         "/rw/shadow-banner",
         "a consent banner a CMP builds in a closed shadow root (\"We value your privacy\"); \
          the DOM capture holds it as declarative shadow DOM",
+    ),
+    (
+        "/rw/exit-beacon",
+        "analytics that sends `navigator.sendBeacon` when the page is hidden (`/rw/exit` on \
+         `visibilitychange`); the scan hides the page for a moment, so the beacon is listed, \
+         marked `after_hide`",
     ),
     (
         "/rw/never-settles",
@@ -292,6 +298,19 @@ pub(crate) async fn route(
                document.body.appendChild(host);\n\
              })();",
         ),
+
+        (SHOP, "/rw/exit-beacon") => page(
+            "Article",
+            &format!(
+                "<h1>Read me</h1><script>\
+                 document.addEventListener('visibilitychange', function () {{\
+                   if (document.visibilityState === 'hidden') {{\
+                     navigator.sendBeacon('{}', 'time-on-page'); }} }});\
+                 </script>",
+                http(ANALYTICS, "/rw/exit")
+            ),
+        ),
+        (ANALYTICS, "/rw/exit") => HttpResponse::NoContent().finish(),
 
         (SHOP, "/rw/never-settles") => page(
             "Busy",

@@ -118,7 +118,8 @@ pub struct OpenRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureWarning {
-    /// What kind of problem, e.g. `devtools_message_unparsed`.
+    /// What kind of problem: `devtools_event_unparsed` (a DevTools event the scanner uses did not
+    /// parse), `workers_not_followed` (the page's workers could not be followed).
     pub kind: String,
     /// How many times it happened during the scan.
     pub count: u64,
@@ -370,6 +371,10 @@ pub struct Request {
     pub duration_ms: Option<u64>,
     /// Bytes received over the network, where the browser reported them.
     pub encoded_bytes: Option<u64>,
+    /// Sent after the page was hidden, as when the visitor switches away or leaves (exit
+    /// beacons on `visibilitychange` or `pagehide`).
+    #[serde(default)]
+    pub after_hide: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -313,3 +313,26 @@ async fn a_banner_in_a_closed_shadow_root_is_in_the_dom_capture() {
     assert!(html.contains("<h1>Welcome</h1>"), "the light DOM too");
     assert!(!s.dom.truncated);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exit_beacon_sent_when_the_page_is_hidden_is_listed() {
+    let h = Harness::start().await;
+    let out = h
+        .scan(&h.sites.url(SHOP, "/rw/exit-beacon"), &h.default_options())
+        .await
+        .expect("scan succeeds");
+    let s = &out.snapshot;
+    assert_settled(s);
+    let exit = h.sites.url(ANALYTICS, "/rw/exit");
+    let beacon = s
+        .requests
+        .iter()
+        .find(|r| r.url == exit)
+        .unwrap_or_else(|| panic!("{exit} in {:#?}", s.requests));
+    assert!(beacon.after_hide, "{beacon:?}");
+    assert!(
+        s.requests.iter().filter(|r| r.after_hide).count() == 1,
+        "only the beacon was sent after the page was hidden"
+    );
+    assert!(s.third_party_hosts.contains(&ANALYTICS.to_owned()));
+}

@@ -73,6 +73,8 @@ pub(crate) struct NetworkLog {
     last_activity: Option<Instant>,
     max_requests: usize,
     dropped: bool,
+    /// Requests from this index on were first seen after the page was hidden.
+    hidden_from: Option<usize>,
     /// URLs workers run from (see [`NetworkLog::handed_to_worker`]).
     worker_scripts: std::collections::HashSet<String>,
 }
@@ -381,6 +383,11 @@ impl NetworkLog {
         self.records.get(id)?.hops.first().map(|h| h.url.clone())
     }
 
+    /// The page is being hidden: requests seen from now on are marked `after_hide`.
+    pub(crate) fn mark_hidden(&mut self) {
+        self.hidden_from = Some(self.order.len());
+    }
+
     /// How many requests have been seen so far: a mark to read later requests from.
     pub(crate) fn len(&self) -> usize {
         self.order.len()
@@ -392,7 +399,12 @@ impl NetworkLog {
         let ms = |t: f64| ((t - origin) * 1000.0).max(0.0).round() as u64;
         let mut out = Vec::new();
         let later = self.order.get(from..).unwrap_or_default();
-        for record in later.iter().filter_map(|id| self.records.get(id)) {
+        let hidden_from = self.hidden_from.unwrap_or(usize::MAX);
+        for (index, record) in later
+            .iter()
+            .enumerate()
+            .filter_map(|(i, id)| Some((from + i, self.records.get(id)?)))
+        {
             let last = record.hops.len().saturating_sub(1);
             for (i, hop) in record.hops.iter().enumerate() {
                 let is_final = i == last;
@@ -426,6 +438,7 @@ impl NetworkLog {
                     duration_ms: ended
                         .map(|e| ((e - hop.started) * 1000.0).max(0.0).round() as u64),
                     encoded_bytes: if is_final { record.encoded_bytes } else { None },
+                    after_hide: index >= hidden_from,
                 });
             }
         }

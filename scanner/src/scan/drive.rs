@@ -121,6 +121,7 @@ pub(super) async fn drive(
             settle: Some(settle),
             limits_hit,
             consent,
+            leave: Leave::HidePage,
         },
     )
     .await
@@ -141,6 +142,18 @@ pub(super) struct PageVisit {
     pub(super) settle: Option<Settle>,
     pub(super) limits_hit: Vec<LimitHit>,
     pub(super) consent: Option<ConsentOutcome>,
+    /// Whether the page is hidden for a moment after the screenshots.
+    pub(super) leave: Leave,
+}
+
+/// What the capture does once it has what only a visible page gives (DOM, screenshots, scripts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Leave {
+    /// Hide the page for a moment, as a visitor switching away would, and record what it sends
+    /// then (a page scan).
+    HidePage,
+    /// Leave it as it is (a page a checkout journey goes on from).
+    Stay,
 }
 
 /// Captures the page as it is now: DOM, screenshots, scripts, cookies, requests, errors and, if
@@ -169,6 +182,7 @@ pub(super) async fn capture(
         settle,
         mut limits_hit,
         consent,
+        leave,
     } = visit;
     let target = url::Url::parse(&requested_url)
         .map_err(|e| ScanError::Protocol(format!("bad page URL: {e}")))?;
@@ -223,6 +237,9 @@ pub(super) async fn capture(
     )
     .await;
     limits_hit.extend(script_limits);
+    if leave == Leave::HidePage {
+        hide_for_a_moment(page, recorder).await;
+    }
 
     let cookie_list = cookie_list(session, recorder, &first_party_domain, options).await?;
     let (requests, redirect_chain, console_errors, dialogs, downloads) = {

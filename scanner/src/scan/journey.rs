@@ -331,6 +331,7 @@ impl Journey<'_> {
                 settle: None,
                 limits_hit: Vec::new(),
                 consent: None,
+                leave: Leave::Stay,
             },
         )
         .await

@@ -1,6 +1,8 @@
 //! Reading the page after the wait: isolated-world evaluation, DOM, cookies, storage, screenshots.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
@@ -8,7 +10,7 @@ use chromiumoxide::cdp::browser_protocol::dom::GetOuterHtmlParams;
 use chromiumoxide::cdp::browser_protocol::dom_storage::{GetDomStorageItemsParams, StorageId};
 use chromiumoxide::cdp::browser_protocol::page::{
     self, CaptureScreenshotFormat, CaptureScreenshotParams, CreateIsolatedWorldParams, FrameTree,
-    GetLayoutMetricsParams,
+    GetLayoutMetricsParams, SetWebLifecycleStateParams, SetWebLifecycleStateState,
 };
 use chromiumoxide::cdp::browser_protocol::storage::GetCookiesParams;
 use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, ExecutionContextId};
@@ -98,6 +100,44 @@ pub(super) async fn scroll_through(
     call("scrolling through the page", page.execute(params)).await?;
     Ok(())
 }
+
+/// Hides the page, as when the visitor switches to another tab or leaves, so what pages send
+/// then (exit beacons on `visibilitychange` and `pagehide`) is seen; waits until nothing new has
+/// been sent for a moment (at most [`HIDDEN_AT_MOST`]), then shows the page again.
+pub(super) async fn hide_for_a_moment(page: &Page, recorder: &Mutex<Recorder>) {
+    lock(recorder).network.mark_hidden();
+    let lifecycle = |state| SetWebLifecycleStateParams::new(state);
+    if call(
+        "hiding the page",
+        page.execute(lifecycle(SetWebLifecycleStateState::Frozen)),
+    )
+    .await
+    .is_err()
+    {
+        return;
+    }
+    let hidden = Instant::now();
+    loop {
+        let last = lock(recorder).last_change.unwrap_or(hidden).max(hidden);
+        if last.elapsed() >= HIDDEN_QUIET || hidden.elapsed() >= HIDDEN_AT_MOST {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    if let Err(error) = call(
+        "showing the page again",
+        page.execute(lifecycle(SetWebLifecycleStateState::Active)),
+    )
+    .await
+    {
+        tracing::debug!(%error, "the page stays hidden");
+    }
+}
+
+/// How long nothing new must be sent while the page is hidden.
+const HIDDEN_QUIET: Duration = Duration::from_millis(300);
+/// The longest the page stays hidden.
+const HIDDEN_AT_MOST: Duration = Duration::from_millis(1_500);
 
 pub(super) async fn evaluate_string(
     page: &Page,
