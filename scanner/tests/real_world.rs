@@ -25,6 +25,14 @@ fn external_scripts(s: &Snapshot) -> BTreeSet<String> {
         .collect()
 }
 
+/// Scans `url` with the scanner's default options.
+async fn scan_with_defaults(h: &Harness, url: &str) -> Snapshot {
+    h.scan(url, &h.default_options())
+        .await
+        .expect("scan succeeds")
+        .snapshot
+}
+
 /// The wait ended because the page settled, with nothing cut short.
 fn assert_settled(s: &Snapshot) -> &Settle {
     assert!(
@@ -56,14 +64,7 @@ fn open_request<'a>(settle: &'a Settle, url: &str) -> &'a scanner::snapshot::Ope
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ad_fetch_whose_body_is_never_read_does_not_hold_the_scan() {
     let h = Harness::start().await;
-    let out = h
-        .scan(
-            &h.sites.url(SHOP, "/rw/ad-unread-fetch"),
-            &h.default_options(),
-        )
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/ad-unread-fetch")).await;
     let settle = assert_settled(s);
     assert_eq!(cookie_names(s), ["_adl".to_string()].into());
     assert!(external_scripts(s).contains(&h.sites.https_url(ADS, "/rw/ad-loader.js")));
@@ -78,11 +79,7 @@ async fn an_ad_fetch_whose_body_is_never_read_does_not_hold_the_scan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_streams_long_polls_and_heartbeats_do_not_hold_the_scan() {
     let h = Harness::start().await;
-    let out = h
-        .scan(&h.sites.url(SHOP, "/rw/live"), &h.default_options())
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/live")).await;
     let settle = assert_settled(s);
     assert_eq!(
         settle.reason,
@@ -101,11 +98,7 @@ async fn event_streams_long_polls_and_heartbeats_do_not_hold_the_scan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tag_a_tag_manager_injects_on_timers_and_on_load_is_captured() {
     let h = Harness::start().await;
-    let out = h
-        .scan(&h.sites.url(SHOP, "/rw/tag-manager"), &h.default_options())
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/tag-manager")).await;
     assert_settled(s);
     let expected: BTreeSet<String> = ["_tag_load", "_tag1", "_tag2", "_tag3"]
         .map(String::from)
@@ -155,14 +148,7 @@ async fn a_page_that_never_settles_ends_at_the_cap_and_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_of_dedicated_shared_and_service_workers_are_listed() {
     let h = Harness::start().await;
-    let out = h
-        .scan(
-            &h.sites.https_url(SHOP, "/rw/workers"),
-            &h.default_options(),
-        )
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.https_url(SHOP, "/rw/workers")).await;
     assert_settled(s);
     let urls: BTreeSet<&str> = s.requests.iter().map(|r| r.url.as_str()).collect();
     for expected in [
@@ -178,11 +164,7 @@ async fn requests_of_dedicated_shared_and_service_workers_are_listed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_third_party_frames_each_set_their_cookie() {
     let h = Harness::start().await;
-    let out = h
-        .scan(&h.sites.https_url(SHOP, "/rw/frames"), &h.default_options())
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.https_url(SHOP, "/rw/frames")).await;
     assert_settled(s);
     let cookies: BTreeSet<(String, String)> = s
         .cookies
@@ -200,11 +182,7 @@ async fn nested_third_party_frames_each_set_their_cookie() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lazy_images_far_down_the_page_are_loaded_by_scrolling_through_it() {
     let h = Harness::start().await;
-    let out = h
-        .scan(&h.sites.url(SHOP, "/rw/lazy"), &h.default_options())
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/lazy")).await;
     assert_settled(s);
     let images: BTreeSet<String> = s
         .requests
@@ -221,11 +199,7 @@ async fn lazy_images_far_down_the_page_are_loaded_by_scrolling_through_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keepalive_fetch_is_listed() {
     let h = Harness::start().await;
-    let out = h
-        .scan(&h.sites.url(SHOP, "/rw/keepalive"), &h.default_options())
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/keepalive")).await;
     assert_settled(s);
     let hit = h.sites.url(ANALYTICS, "/rw/keepalive-hit");
     let request = s
@@ -239,11 +213,7 @@ async fn a_keepalive_fetch_is_listed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bounce_through_a_tracker_is_in_the_chain_with_its_cookie() {
     let h = Harness::start().await;
-    let out = h
-        .scan(&h.sites.url(SHOP, "/rw/bounce"), &h.default_options())
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/bounce")).await;
     assert_settled(s);
     let landed = h.sites.url(SHOP, "/rw/landed");
     assert_eq!(s.final_url, landed);
@@ -275,11 +245,7 @@ async fn a_bounce_through_a_tracker_is_in_the_chain_with_its_cookie() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_widget_whose_socket_stays_open_does_not_hold_the_scan() {
     let h = Harness::start().await;
-    let out = h
-        .scan(&h.sites.url(SHOP, "/rw/chat"), &h.default_options())
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/chat")).await;
     let settle = assert_settled(s);
     assert_eq!(cookie_names(s), ["chat_seen".to_string()].into());
     let socket = open_request(settle, &h.sites.ws_url(WIDGET, "/chat"));
@@ -293,14 +259,7 @@ async fn a_chat_widget_whose_socket_stays_open_does_not_hold_the_scan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_banner_in_a_closed_shadow_root_is_in_the_dom_capture() {
     let h = Harness::start().await;
-    let out = h
-        .scan(
-            &h.sites.url(SHOP, "/rw/shadow-banner"),
-            &h.default_options(),
-        )
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/shadow-banner")).await;
     assert_settled(s);
     let html = &s.dom.html;
     assert!(
@@ -317,11 +276,7 @@ async fn a_banner_in_a_closed_shadow_root_is_in_the_dom_capture() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exit_beacon_sent_when_the_page_is_hidden_is_listed() {
     let h = Harness::start().await;
-    let out = h
-        .scan(&h.sites.url(SHOP, "/rw/exit-beacon"), &h.default_options())
-        .await
-        .expect("scan succeeds");
-    let s = &out.snapshot;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/exit-beacon")).await;
     assert_settled(s);
     let exit = h.sites.url(ANALYTICS, "/rw/exit");
     let beacon = s

@@ -32,6 +32,10 @@ pub enum DbError {
     Migration(String),
 }
 
+/// How PostgreSQL words the errors of a server that is shutting down, crashed or starting up
+/// (SQLSTATE 57P01–57P03).
+const SERVER_GOING_AWAY: [&str; 2] = ["terminating connection", "the database system is"];
+
 impl From<diesel::result::Error> for DbError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
@@ -42,6 +46,19 @@ impl From<diesel::result::Error> for DbError {
             }
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 DbError::Unavailable("connection closed".into())
+            }
+            // No SQLSTATE: the connection itself failed (closed, reset, the server gone).
+            Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+                DbError::Unavailable(info.message().to_string())
+            }
+            // The server is going down, restarting or recovering (SQLSTATE class 57P, which
+            // diesel does not expose: told by the server's own wording).
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if SERVER_GOING_AWAY
+                    .iter()
+                    .any(|start| info.message().starts_with(start)) =>
+            {
+                DbError::Unavailable(info.message().to_string())
             }
             other => DbError::Query(other),
         }
@@ -78,4 +95,52 @@ pub async fn migrate(url: &SecretString) -> Result<Vec<String>, DbError> {
     })
     .await
     .map_err(|e| DbError::Migration(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn db_error(kind: DatabaseErrorKind, message: &str) -> DbError {
+        DbError::from(Error::DatabaseError(kind, Box::new(message.to_string())))
+    }
+
+    #[test]
+    fn a_server_going_away_is_unavailable_and_a_bad_query_is_not() {
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to unexpected postmaster exit",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "terminating connection because of crash of another server process",
+            ),
+            (
+                DatabaseErrorKind::Unknown,
+                "the database system is starting up",
+            ),
+            (DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+        ] {
+            assert!(
+                matches!(db_error(kind, message), DbError::Unavailable(_)),
+                "{message}"
+            );
+        }
+        assert!(matches!(
+            db_error(
+                DatabaseErrorKind::Unknown,
+                "syntax error at or near \"SELEC\""
+            ),
+            DbError::Query(_)
+        ));
+        assert!(matches!(
+            db_error(
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to statement timeout"
+            ),
+            DbError::Query(_)
+        ));
+    }
 }
