@@ -119,7 +119,8 @@ pub(super) async fn wait_for_load_and_quiet(
         tokio::time::sleep(POLL).await;
     };
     // Scrolling through the page runs during the dwell; what it loads is activity like any other.
-    let _scrolling = match scroll {
+    // The capture must not start mid-scroll: the wait ends only once it is back at the top.
+    let scrolling = match scroll {
         Scroll::ThroughPage if load_ms.is_some() => {
             let page = session.page.clone();
             let frame = page::FrameId::new(page.target_id().inner().clone());
@@ -152,8 +153,10 @@ pub(super) async fn wait_for_load_and_quiet(
             }
             let last_change = r.last_change.map_or(settle_from, |t| t.max(settle_from));
             let quiet_at = last_change + options.quiet_period;
+            let scrolled = scrolling.as_ref().is_none_or(|s| s.0.is_finished());
             if now >= dwell_until
                 && now >= quiet_at
+                && scrolled
                 && r.network.holding(now, options.quiet_period) == 0
             {
                 let reason = if quiet_at <= dwell_until {

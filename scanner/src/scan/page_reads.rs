@@ -135,9 +135,9 @@ pub(super) async fn hide_for_a_moment(page: &Page, recorder: &Mutex<Recorder>) {
 }
 
 /// How long nothing new must be sent while the page is hidden.
-const HIDDEN_QUIET: Duration = Duration::from_millis(300);
+const HIDDEN_QUIET: Duration = Duration::from_millis(100);
 /// The longest the page stays hidden.
-const HIDDEN_AT_MOST: Duration = Duration::from_millis(1_500);
+const HIDDEN_AT_MOST: Duration = Duration::from_millis(1_000);
 
 pub(super) async fn evaluate_string(
     page: &Page,

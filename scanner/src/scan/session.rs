@@ -117,18 +117,21 @@ pub(super) async fn in_context<T>(
         max_message_chars: options.limits.max_message_chars,
         ..Recorder::default()
     }));
-    let streams = subscribe(&page).await?;
     // The page's workers report their requests elsewhere; follow them (see `worker_tap`). A tap
-    // that cannot start is a capture warning, not a failed scan.
-    let _worker_tap = match super::worker_tap::start(super::worker_tap::TapTarget {
-        browser_ws_url: browser.ws_url().to_owned(),
-        page_target_id: page.target_id().inner().clone(),
-        context_id: context.inner().clone(),
-        recorder: recorder.clone(),
-        binding: binding.clone(),
-    })
-    .await
-    {
+    // that cannot start is a capture warning, not a failed scan. Set up beside the page's own
+    // event streams, before anything loads.
+    let (streams, tap) = tokio::join!(
+        subscribe(&page),
+        super::worker_tap::start(super::worker_tap::TapTarget {
+            browser_ws_url: browser.ws_url().to_owned(),
+            page_target_id: page.target_id().inner().clone(),
+            context_id: context.inner().clone(),
+            recorder: recorder.clone(),
+            binding: binding.clone(),
+        })
+    );
+    let streams = streams?;
+    let _worker_tap = match tap {
         Ok(tap) => Some(tap),
         Err(error) => {
             tracing::warn!(%error, "the scan cannot follow the page's workers");
