@@ -78,3 +78,29 @@ ensure_s3s_fs() {
   echo "==> installing s3s-fs (S3-compatible test server)" >&2
   cargo install --locked s3s-fs@0.14.1 --features binary >/dev/null
 }
+
+# Open-source packages the fixture sites serve (bot detector, consent managers), installed from
+# the npm registry into a folder outside the repository; their code is not committed. Exports
+# SITEWARD_FIXTURE_PACKAGES (the node_modules folder) for the tests and benchmarks.
+FIXTURE_PACKAGES=(
+  "@fingerprintjs/botd@2.0.0"
+)
+ensure_fixture_packages() {
+  local dir="${SITEWARD_FIXTURE_PACKAGES_HOME:-$HOME/.cache/siteward-fixture-packages}"
+  local stamp="$dir/.installed"
+  local want="${FIXTURE_PACKAGES[*]}"
+  export SITEWARD_FIXTURE_PACKAGES="$dir/node_modules"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "==> installing npm (Debian package 'npm')" >&2
+    if ! as_root apt-get install -y --no-install-recommends npm >/dev/null; then
+      as_root apt-get update >/dev/null
+      as_root apt-get install -y --no-install-recommends npm >/dev/null
+    fi
+  fi
+  echo "==> installing the fixture sites' npm packages into $dir" >&2
+  mkdir -p "$dir"
+  # --ignore-scripts: nothing from the registry runs here; the packages are only served.
+  npm install --prefix "$dir" --no-save --no-audit --no-fund --ignore-scripts "${FIXTURE_PACKAGES[@]}" >&2
+  echo "$want" > "$stamp"
+}

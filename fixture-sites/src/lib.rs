@@ -8,8 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod demo_shop;
+pub mod dns;
+pub mod packages;
 mod pages;
 pub mod real_world;
+pub mod visitor;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -42,6 +45,9 @@ pub struct FixtureSites {
     /// The chat widget's WebSocket server (`ws://HOST:PORT/chat`, any fixture host).
     ws: SocketAddr,
     ws_task: tokio::task::AbortHandle,
+    /// The name server for the fixture hosts and the cloaked subdomain ([`dns`]).
+    dns: SocketAddr,
+    dns_task: tokio::task::AbortHandle,
     spki: String,
     handle: ServerHandle,
     version: Arc<AtomicU8>,
@@ -67,6 +73,9 @@ impl FixtureSites {
         let ws_listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let ws = ws_listener.local_addr()?;
         let ws_task = tokio::spawn(real_world::chat_server(ws_listener)).abort_handle();
+        let dns_socket = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let dns = dns_socket.local_addr()?;
+        let dns_task = tokio::spawn(dns::serve(dns_socket)).abort_handle();
         let version = Arc::new(AtomicU8::new(0));
         let ports = Ports {
             http: http.port(),
@@ -93,6 +102,8 @@ impl FixtureSites {
             https,
             ws,
             ws_task,
+            dns,
+            dns_task,
             spki,
             handle,
             version,
@@ -119,6 +130,12 @@ impl FixtureSites {
         HOSTS.iter().map(|h| format!("{h}=127.0.0.1")).collect()
     }
 
+    /// The fixture name server, as `--dns-server` takes it: scans that use it see the shop's
+    /// cloaked metrics subdomain for what it is.
+    pub fn dns_server(&self) -> SocketAddr {
+        self.dns
+    }
+
     /// Base64 SHA-256 of the certificate's public key, for Chromium to trust.
     pub fn spki(&self) -> &str {
         &self.spki
@@ -137,6 +154,7 @@ impl FixtureSites {
 impl Drop for FixtureSites {
     fn drop(&mut self) {
         self.ws_task.abort();
+        self.dns_task.abort();
     }
 }
 

@@ -48,6 +48,14 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
     {
         return response;
     }
+    if let Some(response) = crate::visitor::route(&request, &host, request.path(), &https) {
+        return response;
+    }
+    if host == CDN
+        && let Some(path) = request.path().strip_prefix("/pkg/")
+    {
+        return crate::packages::serve(path).await;
+    }
     match (host.as_str(), request.path()) {
         (SHOP, "/") => html(&index_page(&http, &https))
             .insert_header((

@@ -10,13 +10,14 @@ use actix_web::HttpResponse;
 use actix_web::web::Bytes;
 use futures::StreamExt;
 
+use crate::dns::CLOAKED_METRICS;
 use crate::{ADS, ANALYTICS, CDN, SHOP, WIDGET};
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript";
 
 /// The real-world pattern pages, by path, with what a correct scan finds.
-pub const PAGES: [(&str, &str); 12] = [
+pub const PAGES: [(&str, &str); 13] = [
     (
         "/rw/ad-unread-fetch",
         "an ad script injected 1.5 s after load sets `_adl` and fires a no-cors fetch whose body \
@@ -74,6 +75,13 @@ pub const PAGES: [(&str, &str); 12] = [
         "analytics that sends `navigator.sendBeacon` when the page is hidden (`/rw/exit` on \
          `visibilitychange`); the scan hides the page for a moment, so the beacon is listed, \
          marked `after_hide`",
+    ),
+    (
+        "/rw/cname-metrics",
+        "analytics behind the shop's own subdomain: `metrics.shop.test` is a DNS alias (CNAME) of \
+         analytics.test, whose server answers it (`/rw/m.js` sets the first-party cookie `_cm_id` \
+         for shop.test, then beacons `/rw/m-hit`); the host is first party by name and listed as \
+         a cloaked third party",
     ),
     (
         "/rw/never-settles",
@@ -241,6 +249,27 @@ pub(crate) async fn route(
                 .content_type("image/gif")
                 .body(&b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"[..])
         }
+
+        (SHOP, "/rw/cname-metrics") => page(
+            "About us",
+            &format!(
+                "<h1>About us</h1><script src=\"{}\"></script>",
+                http(CLOAKED_METRICS, "/rw/m.js")
+            ),
+        ),
+        // The analytics vendor's server answering for the shop's subdomain: its cookie is the
+        // shop's (Domain=shop.test), so every later request to the shop carries it.
+        (CLOAKED_METRICS, "/rw/m.js") => HttpResponse::Ok()
+            .content_type(JS)
+            .insert_header((
+                "Set-Cookie",
+                "_cm_id=cm.8c1f2a; Domain=shop.test; Path=/; Max-Age=31536000; SameSite=Lax",
+            ))
+            .body(format!(
+                "new Image().src = '{}';",
+                http(CLOAKED_METRICS, "/rw/m-hit")
+            )),
+        (CLOAKED_METRICS, "/rw/m-hit") => HttpResponse::NoContent().finish(),
 
         (SHOP, "/rw/keepalive") => page(
             "Keepalive",

@@ -74,7 +74,6 @@ pub(crate) struct LiveBrowser {
     reaped: std::sync::atomic::AtomicBool,
     died: watch::Receiver<Option<Death>>,
     product: String,
-    user_agent: String,
     third_party_cookies: bool,
     /// DevTools messages the protocol types could not parse, by session.
     unparsed: Arc<UnparsedMessages>,
@@ -102,8 +101,11 @@ impl LiveBrowser {
         &self.product
     }
 
-    pub(crate) fn user_agent(&self) -> &str {
-        &self.user_agent
+    /// The browser's version (`156.0.8078.114`), from its product string.
+    pub(crate) fn version(&self) -> &str {
+        self.product
+            .split_once('/')
+            .map_or(self.product.as_str(), |(_, version)| version)
     }
 
     pub(crate) fn third_party_cookies(&self) -> bool {
@@ -356,7 +358,6 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         reaped: Default::default(),
         died: died_rx,
         product: version.product,
-        user_agent: version.user_agent,
         third_party_cookies: options.third_party_cookies,
         unparsed,
         ws_url,
@@ -434,7 +435,7 @@ fn write_cookie_preferences(profile: &std::path::Path) -> Result<(), ScanError> 
 }
 
 /// Flags for a quiet, headless, supervised browser on a closed or hostile network.
-const FIXED_ARGS: [&str; 21] = [
+const FIXED_ARGS: [&str; 22] = [
     "disable-gpu",
     "disable-quic",
     "no-first-run",
@@ -459,6 +460,8 @@ const FIXED_ARGS: [&str; 21] = [
     "disable-site-isolation-trials",
     // WebRTC may not open UDP paths around the proxy (and so around the egress guard).
     "force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    // Visitors' browsers are not automated: no `navigator.webdriver` (see `profile.rs`).
+    "disable-blink-features=AutomationControlled",
 ];
 
 /// Features switched off in one flag (Chromium honours only the last `--disable-features`).

@@ -12,6 +12,7 @@ pub mod egress;
 mod error;
 mod options;
 pub mod party;
+pub mod profile;
 mod scan;
 pub mod snapshot;
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::classify::{CookieDatabase, HostList};
 use crate::egress::EgressPolicy;
+use crate::profile::VisitorProfile;
 use crate::snapshot::ConsentMode;
 
 /// The quiet period of every scan unless told otherwise: the CLI's, a new target's in the
@@ -19,7 +20,9 @@ pub const DEFAULT_MIN_DWELL: Duration = Duration::from_secs(3);
 pub struct ScanOptions {
     pub viewport_width: u32,
     pub viewport_height: u32,
-    /// Overrides the browser's user agent.
+    /// Who the browser presents itself as (device, languages, timezone).
+    pub profile: VisitorProfile,
+    /// Replaces the profile's User-Agent string (the client hints stay the profile's).
     pub user_agent: Option<String>,
     /// Capture waits until nothing new (request, script, frame, cookie write) has happened for
     /// this long, and no request the page is still waiting on is open.
@@ -79,6 +82,7 @@ impl Default for ScanOptions {
         Self {
             viewport_width: 1366,
             viewport_height: 768,
+            profile: VisitorProfile::default(),
             user_agent: None,
             quiet_period: DEFAULT_QUIET_PERIOD,
             min_dwell: DEFAULT_MIN_DWELL,

@@ -51,7 +51,8 @@ pub struct Snapshot {
     pub dialogs: Vec<Dialog>,
     /// Downloads the page tried to start; each was denied.
     pub downloads: Vec<Download>,
-    /// Third-party hosts seen in requests, sorted.
+    /// Third-party hosts seen in requests, sorted. A first-party name whose DNS answer is an alias
+    /// of another registrable domain (a cloaked tracker, see `dns_aliases`) is listed too.
     pub third_party_hosts: Vec<String>,
     /// Hosts contacted (first or third party) that the configured tracker list names, sorted by
     /// host. Empty when no list was configured.
@@ -71,6 +72,25 @@ pub struct Snapshot {
     /// hole. Empty on a sound capture.
     #[serde(default)]
     pub capture_warnings: Vec<CaptureWarning>,
+    /// Hosts the page reached whose DNS answer was an alias (CNAME) of another name, sorted by
+    /// host (absent in snapshots written before it was recorded).
+    #[serde(default)]
+    pub dns_aliases: Vec<DnsAlias>,
+}
+
+/// A host whose name is a DNS alias of another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsAlias {
+    pub host: String,
+    /// The CNAME chain from the host to the name that answered, in order.
+    pub chain: Vec<String>,
+    /// The party of the name that answered (the chain's last).
+    pub canonical_party: Party,
+    /// True when the host is first party by name but answered by another registrable domain:
+    /// CNAME cloaking, the way trackers pass as the site itself (they receive its first-party
+    /// cookies).
+    pub cloaked: bool,
 }
 
 /// How the wait before capture ended.
@@ -172,6 +192,26 @@ pub struct RecordedOptions {
     pub resolve: Vec<String>,
     /// True when the egress guard was switched off for this scan.
     pub private_destinations_allowed: bool,
+    /// The name server asked instead of the system's (`--dns-server`), as `ip:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_server: Option<String>,
+    /// The visitor the browser presented itself as (absent in snapshots written before it was
+    /// recorded, whose scans showed headless Chromium's own User-Agent).
+    #[serde(default)]
+    pub visitor: Option<RecordedVisitor>,
+}
+
+/// The visitor profile of a scan; the User-Agent it sent is `browser.user_agent`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedVisitor {
+    pub device: crate::profile::Device,
+    /// Preferred languages, most preferred first.
+    pub languages: Vec<String>,
+    /// The `Accept-Language` header sent.
+    pub accept_language: String,
+    /// IANA timezone the pages saw.
+    pub timezone: String,
 }
 
 /// How the scan treated cookie-consent banners.

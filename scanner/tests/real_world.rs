@@ -7,8 +7,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use fixture_sites::dns::CLOAKED_METRICS;
 use fixture_sites::{ADS, ANALYTICS, CDN, SHOP, WIDGET};
-use scanner::snapshot::{LimitHit, Script, Settle, SettleReason, Snapshot};
+use scanner::snapshot::{DnsAlias, LimitHit, Party, Script, Settle, SettleReason, Snapshot};
 use support::Harness;
 
 fn cookie_names(s: &Snapshot) -> BTreeSet<String> {
@@ -290,4 +291,39 @@ async fn an_exit_beacon_sent_when_the_page_is_hidden_is_listed() {
         "only the beacon was sent after the page was hidden"
     );
     assert!(s.third_party_hosts.contains(&ANALYTICS.to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracker_behind_a_first_party_cname_is_listed_as_a_cloaked_third_party() {
+    let h = Harness::start().await;
+    let s = &scan_with_defaults(&h, &h.sites.url(SHOP, "/rw/cname-metrics")).await;
+    assert_settled(s);
+    let hit = h.sites.url(CLOAKED_METRICS, "/rw/m-hit");
+    let beacon = s
+        .requests
+        .iter()
+        .find(|r| r.url == hit)
+        .unwrap_or_else(|| panic!("{hit} in {:#?}", s.requests));
+    assert_eq!(beacon.party, Party::First, "first party by name");
+    assert_eq!(
+        s.dns_aliases,
+        vec![DnsAlias {
+            host: CLOAKED_METRICS.to_owned(),
+            chain: vec![ANALYTICS.to_owned()],
+            canonical_party: Party::Third,
+            cloaked: true,
+        }]
+    );
+    assert!(
+        s.third_party_hosts.contains(&CLOAKED_METRICS.to_owned()),
+        "{:?}",
+        s.third_party_hosts
+    );
+    let cookie = s
+        .cookies
+        .iter()
+        .find(|c| c.name == "_cm_id")
+        .unwrap_or_else(|| panic!("_cm_id in {:#?}", s.cookies));
+    assert_eq!(cookie.party, Party::First);
+    assert_eq!(cookie.set_by_host.as_deref(), Some(CLOAKED_METRICS));
 }

@@ -49,7 +49,7 @@ async fn bench(args: BenchArgs) -> Result<(), String> {
     let sites = FixtureSites::start()
         .await
         .map_err(|e| format!("cannot start the fixture site: {e}"))?;
-    let mut egress = EgressPolicy::public_only();
+    let mut egress = EgressPolicy::public_only().with_dns_server(sites.dns_server());
     for mapping in sites.resolve_args() {
         egress = egress
             .with_resolve_arg(&mapping)

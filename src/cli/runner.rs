@@ -38,6 +38,9 @@ pub struct RunnerArgs {
         value_delimiter = ','
     )]
     pub resolve: Vec<String>,
+    /// Ask this name server (IP:PORT) instead of the system's.
+    #[arg(long, env = "SITEWARD_RUNNER_DNS_SERVER", value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// The runners' private key for checkout test data (written by `siteward admin
     /// runner-keys`). Without it, checkout tests that fill in secrets fail.
     #[arg(long, env = "SITEWARD_RUNNER_KEY_FILE", value_name = "FILE")]
@@ -75,6 +78,9 @@ impl RunnerArgs {
             egress = egress
                 .with_resolve_arg(mapping)
                 .map_err(|e| e.to_string())?;
+        }
+        if let Some(server) = self.dns_server {
+            egress = egress.with_dns_server(server);
         }
         if self.allow_private {
             egress = egress.allowing_private();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use scanner::classify::{CookieDatabase, HostList};
 use scanner::egress::EgressPolicy;
+use scanner::profile::VisitorProfile;
 use scanner::snapshot::ConsentMode;
 use scanner::{Limits, ScanOptions, Scanner, Stage, Supervisor};
 
@@ -23,8 +24,18 @@ pub struct ScanArgs {
     #[arg(long, short)]
     pub out: PathBuf,
     /// Browser window size, WIDTHxHEIGHT.
-    #[arg(long, default_value = "1366x768", value_parser = parse_viewport)]
-    pub viewport: (u32, u32),
+    #[arg(long, value_parser = parse_viewport, help = "Viewport WIDTHxHEIGHT [default: 1366x768, 412x915 with --device mobile]")]
+    pub viewport: Option<(u32, u32)>,
+    /// Visit as Chrome on a desktop or on a phone (viewport, touch, mobile User-Agent and client
+    /// hints).
+    #[arg(long, default_value = "desktop", value_parser = ["desktop", "mobile"])]
+    pub device: String,
+    /// The visitor's languages, most preferred first (navigator.languages, Accept-Language).
+    #[arg(long, default_value = "en-US,en", value_name = "LANGS")]
+    pub languages: String,
+    /// The visitor's timezone (IANA name).
+    #[arg(long, default_value = scanner::profile::DEFAULT_TIMEZONE, value_name = "ZONE")]
+    pub timezone: String,
     /// Capture once nothing new (request, script, frame, cookie write) has happened for this long
     /// and no request the page waits on is open; event streams, long polls, sockets and unread
     /// bodies do not hold the scan.
@@ -54,6 +65,10 @@ pub struct ScanArgs {
     /// address is private. Repeatable.
     #[arg(long, value_name = "HOST=IP")]
     pub resolve: Vec<String>,
+    /// Ask this name server (IP:PORT) instead of the system's; CNAME chains it answers are
+    /// recorded, as with the system's.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// Turn the egress guard off: allow private, loopback and link-local destinations. Only for
     /// sites you trust on networks you control.
     #[arg(long)]
@@ -106,9 +121,22 @@ impl ScanArgs {
         if self.allow_private {
             egress = egress.allowing_private();
         }
+        if let Some(server) = self.dns_server {
+            egress = egress.with_dns_server(server);
+        }
+        let profile = VisitorProfile {
+            device: VisitorProfile::parse_device(&self.device).map_err(|e| e.to_string())?,
+            languages: VisitorProfile::parse_languages(&self.languages)
+                .map_err(|e| e.to_string())?,
+            timezone: VisitorProfile::parse_timezone(&self.timezone).map_err(|e| e.to_string())?,
+        };
+        let (viewport_width, viewport_height) = self
+            .viewport
+            .unwrap_or_else(|| profile.device.default_viewport());
         Ok(ScanOptions {
-            viewport_width: self.viewport.0,
-            viewport_height: self.viewport.1,
+            viewport_width,
+            viewport_height,
+            profile,
             user_agent: self.user_agent.clone(),
             quiet_period: self.quiet,
             min_dwell: self.dwell,

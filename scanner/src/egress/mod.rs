@@ -3,7 +3,8 @@
 mod address;
 mod policy;
 mod proxy;
+mod resolver;
 
 pub use address::{NonPublic, classify};
-pub use policy::{EgressPolicy, InvalidResolve, Refusal};
+pub use policy::{Destinations, EgressPolicy, InvalidResolve, Refusal};
 pub use proxy::GuardProxy;

@@ -8,9 +8,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::address::{self, NonPublic};
+use super::resolver::NameResolver;
 
 /// How long the guard waits for a DNS answer.
 const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a connection may go, and how its name got there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destinations {
+    /// Every address the name may use, all checked.
+    pub addresses: Vec<SocketAddr>,
+    /// The name's CNAME chain (empty for a name that is not an alias, a pin or a literal).
+    pub aliases: Vec<String>,
+}
 
 /// A `--resolve` mapping: the name reaches `ip`, on `port` only when one was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +37,8 @@ pub struct EgressPolicy {
     resolve: BTreeMap<String, Pin>,
     /// Turns the guard off: every destination is allowed.
     allow_private: bool,
+    /// The name server to ask instead of the system's (`--dns-server`).
+    dns_server: Option<SocketAddr>,
 }
 
 /// Why a destination was refused.
@@ -132,6 +144,23 @@ impl EgressPolicy {
         self.allow_private
     }
 
+    /// Asks `server` for names instead of the system's name servers and hosts file.
+    pub fn with_dns_server(mut self, server: SocketAddr) -> Self {
+        self.dns_server = Some(server);
+        self
+    }
+
+    pub fn dns_server(&self) -> Option<SocketAddr> {
+        self.dns_server
+    }
+
+    fn pin(&self, name: &str, port: u16) -> Option<IpAddr> {
+        self.resolve
+            .get(name)
+            .filter(|pin| pin.port.is_none_or(|p| p == port))
+            .map(|pin| pin.ip)
+    }
+
     /// The pinned names as `host=ip`, sorted.
     pub fn resolve_entries(&self) -> Vec<String> {
         self.resolve
@@ -144,14 +173,23 @@ impl EgressPolicy {
     }
 
     /// The addresses a connection to `host:port` may use, all checked, or why it may not be made.
-    pub async fn destinations(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
+    ///
+    /// A pinned name reaches its pin. So does a name whose DNS answer is an alias of a pinned name
+    /// (as a hosts-file entry would answer the resolver's last step): the page could have asked
+    /// for the pinned name directly, so this opens nothing new.
+    pub async fn destinations(
+        &self,
+        resolver: &NameResolver,
+        host: &str,
+        port: u16,
+    ) -> Result<Destinations, Refusal> {
         let name = normalize_host(host);
-        if let Some(pin) = self
-            .resolve
-            .get(&name)
-            .filter(|pin| pin.port.is_none_or(|p| p == port))
-        {
-            return Ok(vec![SocketAddr::new(pin.ip, port)]);
+        let fixed = |ip: IpAddr, aliases: Vec<String>| Destinations {
+            addresses: vec![SocketAddr::new(ip, port)],
+            aliases,
+        };
+        if let Some(ip) = self.pin(&name, port) {
+            return Ok(fixed(ip, Vec::new()));
         }
         if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
             if !self.allow_private {
@@ -160,33 +198,45 @@ impl EgressPolicy {
                     kind,
                 })?;
             }
-            return Ok(vec![SocketAddr::new(ip, port)]);
+            return Ok(fixed(ip, Vec::new()));
         }
         let unresolvable = |reason: String| Refusal::Unresolvable {
             host: name.clone(),
             reason,
         };
-        let lookup =
-            tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((name.as_str(), port)))
-                .await
-                .map_err(|_| unresolvable(format!("no answer within {} s", DNS_TIMEOUT.as_secs())))?
-                .map_err(|e| unresolvable(e.to_string()))?;
-        let resolved: Vec<SocketAddr> = lookup.collect();
-        if resolved.is_empty() {
+        let resolution = tokio::time::timeout(DNS_TIMEOUT, resolver.resolve(&name))
+            .await
+            .map_err(|_| unresolvable(format!("no answer within {} s", DNS_TIMEOUT.as_secs())))?
+            .map_err(unresolvable)?;
+        if let Some(ip) = resolution
+            .aliases
+            .last()
+            .and_then(|canonical| self.pin(canonical, port))
+        {
+            return Ok(fixed(ip, resolution.aliases));
+        }
+        if resolution.addresses.is_empty() {
             return Err(unresolvable("no addresses".into()));
         }
         if !self.allow_private {
             // A name that resolves to any non-public address is refused outright, even if it also
             // has public ones: that mix is what rebinding attacks look like.
-            for addr in &resolved {
-                address::classify(addr.ip()).map_err(|kind| Refusal::NonPublicName {
+            for ip in &resolution.addresses {
+                address::classify(*ip).map_err(|kind| Refusal::NonPublicName {
                     host: name.clone(),
-                    address: addr.ip(),
+                    address: *ip,
                     kind,
                 })?;
             }
         }
-        Ok(resolved)
+        Ok(Destinations {
+            addresses: resolution
+                .addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect(),
+            aliases: resolution.aliases,
+        })
     }
 }
 
@@ -198,12 +248,16 @@ fn normalize_host(host: &str) -> String {
 mod tests {
     use super::*;
 
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// The destinations of `host:port` under `policy`, with the system's resolver.
+    fn destinations(policy: &EgressPolicy, host: &str, port: u16) -> Result<Destinations, Refusal> {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(f)
+            .block_on(async {
+                let resolver = NameResolver::new(policy.dns_server()).expect("resolver");
+                policy.destinations(&resolver, host, port).await
+            })
     }
 
     #[test]
@@ -211,9 +265,12 @@ mod tests {
         let policy = EgressPolicy::public_only()
             .with_resolve_arg("Shop.Test=127.0.0.1")
             .expect("valid");
-        let pinned = block_on(policy.destinations("shop.test.", 8080)).expect("pinned name");
-        assert_eq!(pinned, vec!["127.0.0.1:8080".parse().expect("addr")]);
-        let literal = block_on(policy.destinations("127.0.0.1", 8080));
+        let pinned = destinations(&policy, "shop.test.", 8080).expect("pinned name");
+        assert_eq!(
+            pinned.addresses,
+            vec!["127.0.0.1:8080".parse().expect("addr")]
+        );
+        let literal = destinations(&policy, "127.0.0.1", 8080);
         assert!(matches!(
             literal,
             Err(Refusal::NonPublicLiteral {
@@ -228,9 +285,9 @@ mod tests {
         let policy = EgressPolicy::public_only()
             .with_resolve_arg("shop.test:8080=127.0.0.1")
             .expect("valid");
-        assert!(block_on(policy.destinations("shop.test", 8080)).is_ok());
+        assert!(destinations(&policy, "shop.test", 8080).is_ok());
         assert!(
-            block_on(policy.destinations("shop.test", 9200)).is_err(),
+            destinations(&policy, "shop.test", 9200).is_err(),
             "another port of the pinned name"
         );
         assert_eq!(
@@ -247,7 +304,7 @@ mod tests {
     #[test]
     fn names_resolving_to_private_addresses_are_refused() {
         let policy = EgressPolicy::public_only();
-        let refused = block_on(policy.destinations("localhost", 80)).expect_err("refused");
+        let refused = destinations(&policy, "localhost", 80).expect_err("refused");
         assert!(
             matches!(
                 refused,
@@ -261,18 +318,65 @@ mod tests {
     }
 
     #[test]
+    fn an_alias_reaches_its_pinned_canonical_name_and_an_unpinned_private_one_is_refused() {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async {
+                let sites = fixture_sites::FixtureSites::start().await.expect("sites");
+                let metrics = fixture_sites::dns::CLOAKED_METRICS;
+                let unpinned = EgressPolicy::public_only().with_dns_server(sites.dns_server());
+                let resolver = NameResolver::new(unpinned.dns_server()).expect("resolver");
+                // The answer ends at 127.0.0.1: a CNAME is no way around the guard.
+                let refused = unpinned.destinations(&resolver, metrics, 80).await;
+                assert!(
+                    matches!(
+                        refused,
+                        Err(Refusal::NonPublicName {
+                            kind: NonPublic::Loopback,
+                            ..
+                        })
+                    ),
+                    "{refused:?}"
+                );
+                let pinned = unpinned
+                    .clone()
+                    .with_resolve_arg("analytics.test=127.0.0.1")
+                    .expect("valid");
+                let reached = pinned
+                    .destinations(&resolver, metrics, 80)
+                    .await
+                    .expect("reaches the pin");
+                assert_eq!(
+                    reached,
+                    Destinations {
+                        addresses: vec!["127.0.0.1:80".parse().expect("addr")],
+                        aliases: vec!["analytics.test".to_owned()],
+                    }
+                );
+                let unknown = pinned.destinations(&resolver, "nowhere.test", 80).await;
+                assert!(
+                    matches!(unknown, Err(Refusal::Unresolvable { .. })),
+                    "{unknown:?}"
+                );
+            });
+    }
+
+    #[test]
     fn bracketed_ipv6_and_metadata_literals_are_refused() {
         let policy = EgressPolicy::public_only();
-        assert!(block_on(policy.destinations("[::1]", 80)).is_err());
-        assert!(block_on(policy.destinations("169.254.169.254", 80)).is_err());
-        assert!(block_on(policy.destinations("[::ffff:169.254.169.254]", 80)).is_err());
+        assert!(destinations(&policy, "[::1]", 80).is_err());
+        assert!(destinations(&policy, "169.254.169.254", 80).is_err());
+        assert!(destinations(&policy, "[::ffff:169.254.169.254]", 80).is_err());
     }
 
     #[test]
     fn allow_private_turns_the_guard_off() {
         let policy = EgressPolicy::public_only().allowing_private();
-        assert!(block_on(policy.destinations("127.0.0.1", 80)).is_ok());
-        assert!(block_on(policy.destinations("localhost", 80)).is_ok());
+        assert!(destinations(&policy, "127.0.0.1", 80).is_ok());
+        assert!(destinations(&policy, "localhost", 80).is_ok());
     }
 
     #[test]

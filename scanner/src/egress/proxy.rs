@@ -8,6 +8,7 @@
 //! Each scan gets its own proxy (browser contexts take a per-context proxy), so refusals and byte
 //! counts belong to exactly one scan.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::policy::{EgressPolicy, Refusal};
+use super::policy::{Destinations, EgressPolicy, Refusal};
+use super::resolver::NameResolver;
 use crate::snapshot::BlockedConnection;
 
 const SOCKS_VERSION: u8 = 5;
@@ -52,12 +54,14 @@ struct Ledger {
     refusals_dropped: AtomicBool,
     bytes: AtomicU64,
     budget_exhausted: AtomicBool,
+    /// Each name that turned out to be an alias, with its CNAME chain.
+    aliases: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 /// A running guard proxy; stops (and cuts every relayed connection) when dropped.
 pub struct GuardProxy {
     address: SocketAddr,
-    ledger: Arc<Ledger>,
+    shared: Shared,
     max_bytes: u64,
     _server: JoinSet<()>,
 }
@@ -67,17 +71,18 @@ impl GuardProxy {
     pub async fn start(policy: EgressPolicy, max_bytes: u64) -> std::io::Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
-        let ledger = Arc::new(Ledger::default());
+        let resolver = NameResolver::new(policy.dns_server()).map_err(std::io::Error::other)?;
         let mut server = JoinSet::new();
         let shared = Shared {
             policy: Arc::new(policy),
-            ledger: ledger.clone(),
+            resolver: Arc::new(resolver),
+            ledger: Arc::new(Ledger::default()),
             max_bytes,
         };
-        server.spawn(accept_loop(listener, shared));
+        server.spawn(accept_loop(listener, shared.clone()));
         Ok(Self {
             address,
-            ledger,
+            shared,
             max_bytes,
             _server: server,
         })
@@ -88,17 +93,29 @@ impl GuardProxy {
         format!("socks5://{}", self.address)
     }
 
+    /// Where a connection to `host:port` may go, decided as the proxy decides it (the scan's
+    /// pre-flight check of its own URL).
+    pub async fn destinations(&self, host: &str, port: u16) -> Result<Destinations, Refusal> {
+        self.shared.destinations(host, port).await
+    }
+
     pub fn blocked(&self) -> Vec<BlockedConnection> {
-        lock(&self.ledger.blocked).clone()
+        lock(&self.shared.ledger.blocked).clone()
+    }
+
+    /// The names the scan reached that are DNS aliases, each with its CNAME chain.
+    pub fn aliases(&self) -> BTreeMap<String, Vec<String>> {
+        lock(&self.shared.ledger.aliases).clone()
     }
 
     pub fn bytes_relayed(&self) -> u64 {
-        self.ledger.bytes.load(Ordering::Relaxed)
+        self.shared.ledger.bytes.load(Ordering::Relaxed)
     }
 
     /// `Some(cap)` when more connections were refused than are listed.
     pub fn refusals_truncated(&self) -> Option<usize> {
-        self.ledger
+        self.shared
+            .ledger
             .refusals_dropped
             .load(Ordering::Relaxed)
             .then_some(MAX_REFUSALS)
@@ -106,7 +123,8 @@ impl GuardProxy {
 
     /// `Some(budget)` when the transfer budget ran out and connections were cut.
     pub fn budget_exhausted(&self) -> Option<u64> {
-        self.ledger
+        self.shared
+            .ledger
             .budget_exhausted
             .load(Ordering::Relaxed)
             .then_some(self.max_bytes)
@@ -127,8 +145,21 @@ impl Ledger {
 #[derive(Clone)]
 struct Shared {
     policy: Arc<EgressPolicy>,
+    resolver: Arc<NameResolver>,
     ledger: Arc<Ledger>,
     max_bytes: u64,
+}
+
+impl Shared {
+    async fn destinations(&self, host: &str, port: u16) -> Result<Destinations, Refusal> {
+        let destinations = self.policy.destinations(&self.resolver, host, port).await?;
+        if !destinations.aliases.is_empty() {
+            lock(&self.ledger.aliases)
+                .entry(host.trim_end_matches('.').to_ascii_lowercase())
+                .or_insert_with(|| destinations.aliases.clone());
+        }
+        Ok(destinations)
+    }
 }
 
 async fn accept_loop(listener: TcpListener, shared: Shared) {
@@ -160,8 +191,8 @@ async fn serve_connection(mut client: TcpStream, shared: Shared) {
         }
         Err(_) => return,
     };
-    let destinations = match shared.policy.destinations(&target.host, target.port).await {
-        Ok(destinations) => destinations,
+    let destinations = match shared.destinations(&target.host, target.port).await {
+        Ok(destinations) => destinations.addresses,
         // A name that does not resolve is not a refusal: the host is simply unreachable.
         Err(Refusal::Unresolvable { .. }) => {
             let _ = reply(&mut client, REPLY_HOST_UNREACHABLE).await;

@@ -1,14 +1,16 @@
 //! The scan proper: instrument the tab, navigate, wait, capture, assemble the snapshot.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::dom_storage;
-use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    SetLocaleOverrideParams, SetTimezoneOverrideParams, SetTouchEmulationEnabledParams,
+};
 use chromiumoxide::cdp::browser_protocol::inspector;
 use chromiumoxide::cdp::browser_protocol::log;
-use chromiumoxide::cdp::browser_protocol::network::{self, SetUserAgentOverrideParams};
+use chromiumoxide::cdp::browser_protocol::network;
 use chromiumoxide::cdp::browser_protocol::page::{
     self, AddScriptToEvaluateOnNewDocumentParams, CaptureScreenshotFormat, CaptureScreenshotParams,
     GetFrameTreeParams,
@@ -22,7 +24,7 @@ use crate::capture::network::host_of;
 use crate::capture::scripts::{self, ParsedScript};
 use crate::error::ScanError;
 use crate::options::{Limits, ScanOptions};
-use crate::party::registrable_domain;
+use crate::party::{party_of, registrable_domain};
 use crate::snapshot::*;
 
 use super::*;
@@ -41,11 +43,10 @@ pub(super) async fn drive(
         guard,
         page,
         recorder,
-        binding,
         ..
     } = session;
     let started_at = now_rfc3339();
-    instrument(page, options, binding).await?;
+    instrument(session, options).await?;
 
     progress(Stage::Navigate);
     let nav_started = Instant::now();
@@ -279,10 +280,17 @@ pub(super) async fn capture(
     };
     let blocked = guard.blocked();
     let requests = mark_blocked(requests, &blocked);
+    let dns_aliases = dns_aliases(&requests, guard.aliases(), &first_party_domain);
     let mut third_party_hosts: Vec<String> = requests
         .iter()
         .filter(|r| r.party == Party::Third && !r.host.is_empty())
         .map(|r| r.host.clone())
+        .chain(
+            dns_aliases
+                .iter()
+                .filter(|a| a.cloaked)
+                .map(|a| a.host.clone()),
+        )
         .collect();
     third_party_hosts.sort();
     third_party_hosts.dedup();
@@ -294,7 +302,18 @@ pub(super) async fn capture(
             .collect();
         hosts.sort_unstable();
         hosts.dedup();
-        hosts.into_iter().filter_map(|h| list.classify(h)).collect()
+        hosts
+            .into_iter()
+            .filter_map(|host| {
+                // A host not listed by its own name may be by the name it is an alias of.
+                list.classify(host).or_else(|| {
+                    let alias = dns_aliases.iter().find(|a| a.host == host)?;
+                    let mut listed = alias.chain.iter().find_map(|name| list.classify(name))?;
+                    listed.host = host.to_owned();
+                    Some(listed)
+                })
+            })
+            .collect()
     });
 
     let policy_pages = if options.policy_pages {
@@ -345,7 +364,7 @@ pub(super) async fn capture(
             user_agent: options
                 .user_agent
                 .clone()
-                .unwrap_or_else(|| browser.user_agent().to_owned()),
+                .unwrap_or_else(|| options.profile.presentation(browser.version()).user_agent),
             third_party_cookies_allowed: browser.third_party_cookies(),
         },
         options: RecordedOptions {
@@ -359,6 +378,13 @@ pub(super) async fn capture(
             policy_pages: options.policy_pages,
             resolve: options.egress.resolve_entries(),
             private_destinations_allowed: options.egress.allows_private(),
+            dns_server: options.egress.dns_server().map(|s| s.to_string()),
+            visitor: Some(RecordedVisitor {
+                device: options.profile.device,
+                languages: options.profile.languages.clone(),
+                accept_language: options.profile.accept_language(),
+                timezone: options.profile.timezone.clone(),
+            }),
         },
         dom,
         scripts,
@@ -383,6 +409,7 @@ pub(super) async fn capture(
         limits_hit,
         settle,
         capture_warnings,
+        dns_aliases,
     };
     Ok(ScanOutput {
         snapshot,
@@ -429,13 +456,14 @@ async fn cookie_list(
     ))
 }
 
-/// Enables the DevTools domains and installs the instrumentation, all before the first byte of the
-/// site arrives. The commands are sent together (DevTools runs them in order) to save round trips.
+/// Enables the DevTools domains, presents the visitor profile and installs the instrumentation,
+/// all before the first byte of the site arrives. The commands are sent together (DevTools runs
+/// them in order) to save round trips.
 pub(super) async fn instrument(
-    page: &Page,
+    session: &Session<'_>,
     options: &ScanOptions,
-    binding: &str,
 ) -> Result<(), ScanError> {
+    let page = &session.page;
     macro_rules! send {
         ($params:expr) => {{
             let page = page.clone();
@@ -449,6 +477,7 @@ pub(super) async fn instrument(
                 >
         }};
     }
+    let shown = options.profile.presentation(session.browser.version());
     let mut commands = vec![
         send!(page::EnableParams::default()),
         send!(inspector::EnableParams::default()),
@@ -459,19 +488,27 @@ pub(super) async fn instrument(
         send!(debugger::EnableParams::default()),
         // A hostile `debugger;` statement must not pause the page.
         send!(debugger::SetSkipAllPausesParams::new(true)),
-        send!(SetDeviceMetricsOverrideParams::new(
-            i64::from(options.viewport_width),
-            i64::from(options.viewport_height),
-            1.0,
-            false,
-        )),
-        send!(AddBindingParams::new(binding)),
+        send!(super::visitor::device_metrics(options, &shown)),
+        send!(super::visitor::user_agent_override(options, &shown)),
+        send!(SetTimezoneOverrideParams::new(shown.timezone.clone())),
+        send!(
+            SetLocaleOverrideParams::builder()
+                .locale(shown.locale.clone())
+                .build()
+        ),
+        send!(AddBindingParams::new(&session.binding)),
         send!(AddScriptToEvaluateOnNewDocumentParams::new(
-            INSTRUMENT_JS.replace("__SITEWARD_BINDING__", binding)
+            INSTRUMENT_JS.replace("__SITEWARD_BINDING__", &session.binding)
         )),
     ];
-    if let Some(user_agent) = &options.user_agent {
-        commands.push(send!(SetUserAgentOverrideParams::new(user_agent.clone())));
+    if shown.mobile {
+        commands.push(send!(
+            SetTouchEmulationEnabledParams::builder()
+                .enabled(true)
+                .max_touch_points(i64::from(shown.touch_points))
+                .build()
+                .map_err(ScanError::Protocol)?
+        ));
     }
     call("preparing the tab", futures::future::try_join_all(commands)).await?;
     Ok(())
@@ -539,4 +576,28 @@ async fn read_scripts(
         scripts.push(scripts::describe(&script, &source, first_party_domain));
     }
     (scripts::normalize(scripts), limits_hit)
+}
+
+/// The aliases among the hosts the page requested, with whether each is a cloaked third party.
+fn dns_aliases(
+    requests: &[Request],
+    mut aliases: BTreeMap<String, Vec<String>>,
+    first_party_domain: &str,
+) -> Vec<DnsAlias> {
+    let requested: BTreeSet<&str> = requests.iter().map(|r| r.host.as_str()).collect();
+    aliases.retain(|host, _| requested.contains(host.as_str()));
+    aliases
+        .into_iter()
+        .filter_map(|(host, chain)| {
+            let canonical_party = party_of(chain.last()?, first_party_domain);
+            let cloaked = party_of(&host, first_party_domain) == Party::First
+                && canonical_party == Party::Third;
+            Some(DnsAlias {
+                host,
+                chain,
+                canonical_party,
+                cloaked,
+            })
+        })
+        .collect()
 }

@@ -87,7 +87,7 @@ impl Scanner {
             let browser = slot.browser.clone();
             tokio::select! {
                 result = with_session(&browser, &target, options, budget, async |session| {
-                    instrument(&session.page, options, &session.binding).await?;
+                    instrument(session, options).await?;
                     let main_frame = page::FrameId::new(session.page.target_id().inner().clone());
                     lock(&session.recorder).main_frame = main_frame.inner().clone();
                     let _guard = guard_navigations(session, &main_frame, may_open).await?;

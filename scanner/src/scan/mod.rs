@@ -9,6 +9,7 @@ mod navigation;
 mod page_reads;
 mod policy;
 mod session;
+mod visitor;
 mod worker_tap;
 
 use std::time::{Duration, Instant};

@@ -48,7 +48,7 @@ pub(super) async fn with_session<T>(
         .map_err(|e| ScanError::BrowserLaunch(format!("cannot start the egress guard: {e}")))?;
     let host = target.host_str().unwrap_or_default().to_owned();
     let port = target.port_or_known_default().unwrap_or(80);
-    if let Err(refusal) = options.egress.destinations(&host, port).await {
+    if let Err(refusal) = guard.destinations(&host, port).await {
         return Err(match refusal {
             crate::egress::Refusal::Unresolvable { reason, .. } => ScanError::Unreachable {
                 url: target.to_string(),
@@ -128,6 +128,10 @@ pub(super) async fn in_context<T>(
             context_id: context.inner().clone(),
             recorder: recorder.clone(),
             binding: binding.clone(),
+            user_agent_override: super::visitor::user_agent_override_json(
+                options,
+                &options.profile.presentation(browser.version()),
+            ),
         })
     );
     let streams = streams?;

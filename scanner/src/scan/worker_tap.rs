@@ -42,6 +42,8 @@ pub(super) struct TapTarget {
     pub(super) context_id: String,
     pub(super) recorder: Arc<Mutex<Recorder>>,
     pub(super) binding: String,
+    /// `Network.setUserAgentOverride` parameters of the visitor profile, for workers' requests.
+    pub(super) user_agent_override: Value,
 }
 
 /// Connects, attaches to the page and asks for its workers; returns once the browser has agreed,
@@ -204,6 +206,14 @@ async fn attached(
     if ours && kind.ends_with("worker") && connection.workers.len() < MAX_WORKERS {
         lock(&target.recorder).network.handed_to_worker(url);
         connection.workers.insert(session.clone());
+        connection
+            .send(
+                socket,
+                Some(&session),
+                "Network.setUserAgentOverride",
+                target.user_agent_override.clone(),
+            )
+            .await?;
         connection
             .send(socket, Some(&session), "Network.enable", json!({}))
             .await?;

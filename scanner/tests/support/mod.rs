@@ -48,7 +48,7 @@ impl Harness {
                 .expect("fixture resolve args parse");
         }
         ScanOptions {
-            egress,
+            egress: egress.with_dns_server(self.sites.dns_server()),
             quiet_period: Duration::from_millis(1_000),
             load_timeout: Duration::from_secs(10),
             scan_timeout: Duration::from_secs(45),
