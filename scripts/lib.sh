@@ -84,6 +84,12 @@ ensure_s3s_fs() {
 # SITEWARD_FIXTURE_PACKAGES (the node_modules folder) for the tests and benchmarks.
 FIXTURE_PACKAGES=(
   "@fingerprintjs/botd@2.0.0"
+  "vanilla-cookieconsent@3.1.0"
+  "klaro@0.7.22"
+  "cookieconsent@3.1.1"
+  "tarteaucitronjs@1.34.0"
+  "cookie-though@1.7.3"
+  "cookies-eu-banner@3.0.0"
 )
 ensure_fixture_packages() {
   local dir="${SITEWARD_FIXTURE_PACKAGES_HOME:-$HOME/.cache/siteward-fixture-packages}"

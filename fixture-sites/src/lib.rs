@@ -7,6 +7,7 @@
 //! Each page documents what a correct scan of it must find.
 #![forbid(unsafe_code)]
 
+pub mod consent_managers;
 pub mod demo_shop;
 pub mod dns;
 pub mod packages;

@@ -12,6 +12,17 @@ use actix_web::HttpResponse;
 /// The environment variable naming the installed packages' `node_modules` folder.
 pub const PACKAGES_ENV: &str = "SITEWARD_FIXTURE_PACKAGES";
 
+/// The packages the fixture pages use (installed by `scripts/lib.sh` at the versions it names).
+pub const PACKAGES: [&str; 7] = [
+    "@fingerprintjs/botd",
+    "vanilla-cookieconsent",
+    "klaro",
+    "cookieconsent",
+    "tarteaucitronjs",
+    "cookie-though",
+    "cookies-eu-banner",
+];
+
 /// The installed packages' folder; panics with what to do when it is missing, so a test that
 /// needs the packages fails loudly instead of passing on an empty page.
 pub fn packages_dir() -> PathBuf {
@@ -21,12 +32,14 @@ pub fn packages_dir() -> PathBuf {
              ensure_fixture_packages` first"
         )
     });
-    assert!(
-        dir.join("@fingerprintjs/botd/package.json").is_file(),
-        "{PACKAGES_ENV}={} holds no installed packages: run `. scripts/lib.sh && \
-         ensure_fixture_packages`",
-        dir.display()
-    );
+    for package in PACKAGES {
+        assert!(
+            dir.join(package).join("package.json").is_file(),
+            "{PACKAGES_ENV}={} lacks the package {package}: run `. scripts/lib.sh && \
+             ensure_fixture_packages`",
+            dir.display()
+        );
+    }
     dir
 }
 
@@ -61,8 +74,10 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
 
 fn content_type(path: &str) -> &'static str {
     match path.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("js" | "mjs") => "application/javascript",
-        Some("css") => "text/css",
+        // The packages' files are UTF-8; without a charset a page that declares none would read
+        // them as windows-1252 and some (klaro) fail to parse.
+        Some("js" | "mjs") => "application/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
         Some("json") => "application/json",
         Some("html") => "text/html; charset=utf-8",
         _ => "application/octet-stream",

@@ -51,6 +51,9 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
     if let Some(response) = crate::visitor::route(&request, &host, request.path(), &https) {
         return response;
     }
+    if let Some(response) = crate::consent_managers::route(&host, request.path(), &http) {
+        return response;
+    }
     if host == CDN
         && let Some(path) = request.path().strip_prefix("/pkg/")
     {

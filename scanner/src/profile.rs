@@ -27,7 +27,7 @@ pub enum Device {
 
 impl Device {
     /// The viewport (CSS pixels) a visitor on this device has unless told otherwise.
-    pub fn default_viewport(self) -> (u32, u32) {
+    pub const fn default_viewport(self) -> (u32, u32) {
         match self {
             Device::Desktop => (1366, 768),
             Device::Mobile => (412, 915),

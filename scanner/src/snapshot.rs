@@ -233,10 +233,23 @@ pub enum ConsentMode {
 #[serde(deny_unknown_fields)]
 pub struct ConsentOutcome {
     pub mode: ConsentMode,
-    /// The control that was clicked; absent when no banner control was found.
+    /// The control that gave the answer, on the banner's first layer or its second; absent when
+    /// no banner control was found.
     pub clicked: Option<ConsentClick>,
+    /// The first layer's "manage preferences" control, clicked because that layer offered no
+    /// refusal; the answer was then given on the second layer.
+    #[serde(default)]
+    pub settings: Option<ConsentClick>,
+    /// The optional purposes the scan switched off on the second layer before saving.
+    #[serde(default)]
+    pub unticked: Vec<String>,
     /// The cookies present before the answer: what the site set without consent.
     pub cookies_before: Vec<Cookie>,
+    /// Known consent managers whose script or markup the page had (`klaro`, `onetrust`, ...).
+    /// One of them with nothing clicked means the banner was hidden from this visit: a finding,
+    /// not a page without a banner.
+    #[serde(default)]
+    pub consent_managers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -249,6 +262,13 @@ pub struct ConsentClick {
     pub label: String,
     /// The document of the frame that held it.
     pub frame_url: String,
+    /// The banner layer it was on: 1, or 2 when reached through "manage preferences".
+    #[serde(default = "first_layer")]
+    pub layer: u8,
+}
+
+fn first_layer() -> u8 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

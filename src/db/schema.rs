@@ -460,6 +460,9 @@ diesel::table! {
         ignore_selectors -> Jsonb,
         ignore_regions -> Jsonb,
         dwell_ms -> Int4,
+        device -> Text,
+        languages -> Text,
+        timezone -> Text,
     }
 }
 

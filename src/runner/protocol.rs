@@ -1,6 +1,7 @@
 //! The contract between the app's internal API (`/internal/v1`) and `siteward runner`: what a
 //! claimed job looks like, what a runner sends back, and the header that carries the attempt.
 
+use scanner::profile::Device;
 use scanner::snapshot::ConsentMode;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,23 @@ pub struct ScanOrder {
     /// carry none and get the scanner's default.
     #[serde(default = "default_dwell_ms")]
     pub dwell_ms: u32,
+    /// The visitor's device. Orders queued before targets had one get desktop.
+    #[serde(default)]
+    pub device: Device,
+    /// The visitor's languages, most preferred first; orders queued before get the default.
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+    /// The IANA timezone the pages see; orders queued before get the default.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+fn default_languages() -> Vec<String> {
+    scanner::profile::VisitorProfile::default().languages
+}
+
+fn default_timezone() -> String {
+    scanner::profile::DEFAULT_TIMEZONE.to_owned()
 }
 
 fn default_dwell_ms() -> u32 {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use scanner::classify::{CookieDatabase, HostList};
 use scanner::egress::EgressPolicy;
+use scanner::profile::VisitorProfile;
 use scanner::{Limits, ScanOptions, ScanOutput, Scanner, Supervisor};
 use secrecy::SecretString;
 use tokio::sync::Notify;
@@ -128,6 +129,11 @@ fn scan_options(shared: &Shared, order: &ScanOrder) -> ScanOptions {
         viewport_height: order.viewport_height,
         quiet_period: Duration::from_millis(u64::from(order.wait_ms)),
         min_dwell: Duration::from_millis(u64::from(order.dwell_ms)),
+        profile: VisitorProfile {
+            device: order.device,
+            languages: order.languages.clone(),
+            timezone: order.timezone.clone(),
+        },
         policy_pages: order.policy_pages,
         consent_mode: order.consent_mode,
         egress: shared.settings.egress.clone(),

@@ -204,6 +204,9 @@ pub async fn request_scan(
             .unwrap_or(scanner::DEFAULT_QUIET_PERIOD.as_millis() as u32),
         dwell_ms: u32::try_from(target.dwell_ms)
             .unwrap_or(scanner::DEFAULT_MIN_DWELL.as_millis() as u32),
+        device: scanner::profile::Device::parse(&target.device).unwrap_or_default(),
+        languages: target.languages.split(',').map(str::to_owned).collect(),
+        timezone: target.timezone.clone(),
     };
     let payload = serde_json::to_value(&order)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;

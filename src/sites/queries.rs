@@ -51,6 +51,12 @@ pub struct Target {
     pub ignore_regions: serde_json::Value,
     /// The least time a scan waits after `load` before capture, in ms.
     pub dwell_ms: i32,
+    /// `desktop` or `mobile`: the device the scan's visitor uses.
+    pub device: String,
+    /// The visitor's languages, most preferred first, comma-separated (`de-DE,de,en`).
+    pub languages: String,
+    /// The IANA timezone the scanned pages see.
+    pub timezone: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
@@ -70,6 +76,9 @@ impl Target {
             capture_policy_pages: self.capture_policy_pages,
             wait_ms: self.wait_ms,
             dwell_ms: self.dwell_ms,
+            device: self.device.clone(),
+            languages: self.languages.clone(),
+            timezone: self.timezone.clone(),
             schedule: self.schedule.clone(),
             enabled: self.enabled,
             page_kind: self.page_kind.clone(),
@@ -245,6 +254,9 @@ pub async fn insert_target(
             targets::capture_policy_pages.eq(v.capture_policy_pages),
             targets::wait_ms.eq(v.wait_ms),
             targets::dwell_ms.eq(v.dwell_ms),
+            targets::device.eq(&v.device),
+            targets::languages.eq(&v.languages),
+            targets::timezone.eq(&v.timezone),
             targets::schedule.eq(&v.schedule),
             targets::enabled.eq(v.enabled),
             targets::page_kind.eq(&v.page_kind),
@@ -278,6 +290,9 @@ pub async fn update_target(
         targets::capture_policy_pages.eq(v.capture_policy_pages),
         targets::wait_ms.eq(v.wait_ms),
         targets::dwell_ms.eq(v.dwell_ms),
+        targets::device.eq(&v.device),
+        targets::languages.eq(&v.languages),
+        targets::timezone.eq(&v.timezone),
         targets::schedule.eq(&v.schedule),
         targets::enabled.eq(v.enabled),
         targets::page_kind.eq(&v.page_kind),

@@ -409,6 +409,9 @@ impl TargetForm {
             capture_policy_pages: target.capture_policy_pages.then(|| "on".into()),
             wait_ms: target.wait_ms.to_string(),
             dwell_ms: target.dwell_ms.to_string(),
+            device: target.device.clone(),
+            languages: target.languages.clone(),
+            timezone: target.timezone.clone(),
             schedule: target.schedule.clone().unwrap_or_default(),
             enabled: target.enabled.then(|| "on".into()),
             page_kind: target.page_kind.clone(),
@@ -424,13 +427,15 @@ impl TargetForm {
     }
 
     fn blank() -> TargetForm {
+        // The viewport stays empty: a new target gets its device's.
         TargetForm {
-            viewport_width: super::target_input::DEFAULT_VIEWPORT.0.to_string(),
-            viewport_height: super::target_input::DEFAULT_VIEWPORT.1.to_string(),
             consent_mode: "none".into(),
             capture_policy_pages: Some("on".into()),
             wait_ms: super::target_input::DEFAULT_WAIT_MS.to_string(),
             dwell_ms: super::target_input::DEFAULT_DWELL_MS.to_string(),
+            device: scanner::profile::Device::default().as_str().into(),
+            languages: scanner::profile::DEFAULT_LANGUAGES.join(","),
+            timezone: scanner::profile::DEFAULT_TIMEZONE.into(),
             enabled: Some("on".into()),
             page_kind: "page".into(),
             visual_threshold: "1".into(),
@@ -463,6 +468,9 @@ impl TargetForm {
             capture_policy_pages: Some(self.capture_policy_pages.is_some()),
             wait_ms: number(&self.wait_ms, "wait_ms"),
             dwell_ms: number(&self.dwell_ms, "dwell_ms"),
+            device: (!self.device.trim().is_empty()).then(|| self.device.clone()),
+            languages: (!self.languages.trim().is_empty()).then(|| self.languages.clone()),
+            timezone: (!self.timezone.trim().is_empty()).then(|| self.timezone.clone()),
             schedule: Some(self.schedule.clone()),
             enabled: Some(self.enabled.is_some()),
             page_kind: (!self.page_kind.trim().is_empty()).then(|| self.page_kind.clone()),

@@ -3,10 +3,16 @@
 use serde::Deserialize;
 use url::Url;
 
+use scanner::profile::{Device, VisitorProfile};
+
 use super::schedule;
 use crate::web::FieldErrors;
 
-pub const DEFAULT_VIEWPORT: (i32, i32) = (1280, 800);
+/// A new desktop target's viewport: the scanner's, as for the CLI.
+pub const DEFAULT_VIEWPORT: (i32, i32) = {
+    let (width, height) = Device::Desktop.default_viewport();
+    (width as i32, height as i32)
+};
 /// A new target's quiet period: the scanner's default, as for the CLI.
 pub const DEFAULT_WAIT_MS: i32 = scanner::DEFAULT_QUIET_PERIOD.as_millis() as i32;
 /// A new target's minimum dwell after `load`: the scanner's default.
@@ -34,6 +40,14 @@ pub struct TargetInput {
     pub wait_ms: Option<i64>,
     /// Least time waited after `load` before capture, 0–30000 ms (trackers injected by timers).
     pub dwell_ms: Option<i64>,
+    /// `desktop` or `mobile`: the visitor's device (a phone's User-Agent, client hints and touch
+    /// for `mobile`). A new mobile target gets a phone's viewport (412×915) unless it names one.
+    pub device: Option<String>,
+    /// The visitor's languages, most preferred first, comma-separated (`de-DE,de,en`): what
+    /// `navigator.languages` and `Accept-Language` say. At most 8.
+    pub languages: Option<String>,
+    /// The IANA timezone the scanned pages see (`Europe/Paris`, `UTC`).
+    pub timezone: Option<String>,
     /// Five-field cron expression in UTC (e.g. `0 6 * * *`); empty or null: no schedule.
     pub schedule: Option<String>,
     pub enabled: Option<bool>,
@@ -59,6 +73,9 @@ pub struct TargetValues {
     pub capture_policy_pages: bool,
     pub wait_ms: i32,
     pub dwell_ms: i32,
+    pub device: String,
+    pub languages: String,
+    pub timezone: String,
     pub schedule: Option<String>,
     pub enabled: bool,
     pub page_kind: String,
@@ -78,6 +95,9 @@ impl TargetValues {
             capture_policy_pages: true,
             wait_ms: DEFAULT_WAIT_MS,
             dwell_ms: DEFAULT_DWELL_MS,
+            device: Device::default().as_str().into(),
+            languages: scanner::profile::DEFAULT_LANGUAGES.join(","),
+            timezone: scanner::profile::DEFAULT_TIMEZONE.into(),
             schedule: None,
             enabled: true,
             page_kind: "page".into(),
@@ -182,6 +202,36 @@ pub fn validate(
     );
     number(input.wait_ms, "wait_ms", 0..=30_000, &mut values.wait_ms);
     number(input.dwell_ms, "dwell_ms", 0..=30_000, &mut values.dwell_ms);
+    if let Some(device) = &input.device {
+        match VisitorProfile::parse_device(device) {
+            Ok(device) => {
+                values.device = device.as_str().into();
+                // A new target takes the dimensions it does not name from its device.
+                if base.is_none() {
+                    let (width, height) = device.default_viewport();
+                    if input.viewport_width.is_none() {
+                        values.viewport_width = width as i32;
+                    }
+                    if input.viewport_height.is_none() {
+                        values.viewport_height = height as i32;
+                    }
+                }
+            }
+            Err(e) => errors.add("device", e.to_string()),
+        }
+    }
+    if let Some(languages) = &input.languages {
+        match VisitorProfile::parse_languages(languages) {
+            Ok(languages) => values.languages = languages.join(","),
+            Err(e) => errors.add("languages", e.to_string()),
+        }
+    }
+    if let Some(timezone) = &input.timezone {
+        match VisitorProfile::parse_timezone(timezone) {
+            Ok(timezone) => values.timezone = timezone,
+            Err(e) => errors.add("timezone", e.to_string()),
+        }
+    }
     if let Some(mode) = &input.consent_mode {
         match mode.as_str() {
             "none" | "accept" | "reject" => values.consent_mode = mode.clone(),
@@ -333,6 +383,9 @@ mod tests {
             schedule: Some("every day".into()),
             wait_ms: Some(-1),
             dwell_ms: Some(30_001),
+            device: Some("tablet".into()),
+            languages: Some("en_US;<script>".into()),
+            timezone: Some("Europe/../etc".into()),
             ..TargetInput::default()
         };
         let errors = validate(&input, None).unwrap_err();
@@ -343,12 +396,56 @@ mod tests {
             "schedule",
             "wait_ms",
             "dwell_ms",
+            "device",
+            "languages",
+            "timezone",
         ] {
             assert!(
                 errors.get(field).is_some(),
                 "{field} not reported: {errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_mobile_target_gets_a_phone_s_viewport_unless_it_names_one() {
+        let mobile = |width: Option<i64>| TargetInput {
+            url: Some("https://example.com/".into()),
+            device: Some("mobile".into()),
+            languages: Some(" de-DE, de ,en".into()),
+            timezone: Some("Europe/Paris".into()),
+            viewport_width: width,
+            ..TargetInput::default()
+        };
+        let values = validate(&mobile(None), None).unwrap();
+        assert_eq!(
+            (
+                values.device.as_str(),
+                values.viewport_width,
+                values.viewport_height
+            ),
+            ("mobile", 412, 915)
+        );
+        assert_eq!(values.languages, "de-DE,de,en");
+        assert_eq!(values.timezone, "Europe/Paris");
+        let values = validate(&mobile(Some(390)), None).unwrap();
+        assert_eq!((values.viewport_width, values.viewport_height), (390, 915));
+        let defaults = validate(
+            &TargetInput {
+                url: Some("https://example.com/".into()),
+                ..TargetInput::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                defaults.device.as_str(),
+                defaults.languages.as_str(),
+                defaults.timezone.as_str()
+            ),
+            ("desktop", "en-US,en", "Europe/Berlin")
+        );
     }
 
     #[test]

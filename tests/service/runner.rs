@@ -140,6 +140,15 @@ async fn a_runner_process_scans_a_fixture_site_end_to_end() {
     let token = runner_token(&app, "e2e").await;
     let _runner = spawn_runner(&app, &token, &sites);
     let target = target_with_wait(&api, &sites.url(SHOP, "/"), 500).await;
+    // A French visitor on a phone: the target's visitor settings reach the runner's browser.
+    let response = api
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{target}"),
+            serde_json::json!({"device": "mobile", "languages": "fr-FR,fr,en", "timezone": "Europe/Paris"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
     let scan_id = scan_now(&api, target).await;
     let scan = wait_for(&api, scan_id, "succeeded", Duration::from_secs(90)).await;
     let snapshot_id = scan["snapshot_id"].as_i64().unwrap();
@@ -149,6 +158,19 @@ async fn a_runner_process_scans_a_fixture_site_end_to_end() {
         .json()
         .await
         .unwrap();
+    let visitor = &snapshot["snapshot"]["options"]["visitor"];
+    assert_eq!(visitor["device"], "mobile", "{visitor}");
+    assert_eq!(
+        visitor["languages"],
+        serde_json::json!(["fr-FR", "fr", "en"])
+    );
+    assert_eq!(visitor["accept_language"], "fr-FR,fr;q=0.9,en;q=0.8");
+    assert_eq!(visitor["timezone"], "Europe/Paris");
+    let user_agent = snapshot["snapshot"]["browser"]["user_agent"].to_string();
+    assert!(
+        user_agent.contains("Android") && !user_agent.contains("Headless"),
+        "{user_agent}"
+    );
     let hosts = snapshot["snapshot"]["third_party_hosts"].to_string();
     assert!(hosts.contains("analytics.test"), "{hosts}");
     assert!(snapshot["request_count"].as_i64().unwrap() > 3);

@@ -189,6 +189,27 @@ async fn the_api_answers_bad_input_with_problem_details_and_changes_nothing() {
         ),
         (
             Method::PATCH,
+            format!("/api/v1/targets/{target_id}"),
+            json!({"device": "tablet"}),
+            422,
+            Some("device"),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/targets/{target_id}"),
+            json!({"languages": "de_DE;q=1"}),
+            422,
+            Some("languages"),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/targets/{target_id}"),
+            json!({"timezone": "Europe/Berlin; DROP"}),
+            422,
+            Some("timezone"),
+        ),
+        (
+            Method::PATCH,
             "/api/v1/targets/abc".into(),
             json!({}),
             404,
@@ -241,7 +262,19 @@ async fn the_api_answers_bad_input_with_problem_details_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(unchanged["schedule"], "0 6 * * 1");
-    assert_eq!(unchanged["viewport_height"], 800);
+    assert_eq!(unchanged["viewport_height"], 768);
+    assert_eq!(
+        (
+            &unchanged["device"],
+            &unchanged["languages"],
+            &unchanged["timezone"]
+        ),
+        (
+            &json!("desktop"),
+            &json!("en-US,en"),
+            &json!("Europe/Berlin")
+        )
+    );
     assert_eq!(app.count("SELECT count(*) AS n FROM clients").await, 1);
 }
 

@@ -1,7 +1,7 @@
 //! The scan proper: instrument the tab, navigate, wait, capture, assemble the snapshot.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::dom_storage;
@@ -75,6 +75,11 @@ pub(super) async fn drive(
         ConsentMode::NoInteraction => None,
         mode => {
             progress(Stage::Consent);
+            // A banner that shows up to LATE_BANNER after the load event is still answered.
+            let answer_by = load_ms
+                .map(|ms| nav_started + Duration::from_millis(ms) + LATE_BANNER)
+                .unwrap_or_else(Instant::now);
+            let located = locate_banner(page, &main_frame, mode, answer_by).await?;
             let world = isolated_world(page, &main_frame).await?;
             let here = evaluate_string(page, world, "location.href")
                 .await?
@@ -86,8 +91,11 @@ pub(super) async fn drive(
                 options,
             )
             .await?;
-            let clicked = answer_banner(page, &main_frame, &frame_urls(page).await?, mode).await?;
-            if clicked.is_some() {
+            let answer = match located {
+                Some(located) => press(page, mode, located).await?,
+                None => Answer::default(),
+            };
+            if answer.clicked.is_some() || answer.settings.is_some() {
                 // Whatever the answer loads (or stops) must be seen: wait for quiet once more.
                 let again =
                     wait_for_load_and_quiet(session, Instant::now(), options, Scroll::Stay).await?;
@@ -101,8 +109,11 @@ pub(super) async fn drive(
             }
             Some(ConsentOutcome {
                 mode,
-                clicked,
+                clicked: answer.clicked,
+                settings: answer.settings,
+                unticked: answer.unticked,
                 cookies_before,
+                consent_managers: consent_managers(page, &main_frame).await?,
             })
         }
     };
@@ -419,7 +430,7 @@ pub(super) async fn capture(
 }
 
 /// Every frame's id and document URL.
-async fn frame_urls(page: &Page) -> Result<HashMap<String, String>, ScanError> {
+pub(super) async fn frame_urls(page: &Page) -> Result<HashMap<String, String>, ScanError> {
     let tree = call(
         "reading frames",
         page.execute(GetFrameTreeParams::default()),

@@ -56,7 +56,7 @@ pub(super) async fn isolated_world(
 }
 
 /// Evaluates `expression` in our isolated world, where the page's scripts cannot tamper with the
-/// DOM APIs we read through.
+/// DOM APIs we read through; a promise is awaited. `None` when it threw.
 pub(super) async fn evaluate(
     page: &Page,
     world: ExecutionContextId,
@@ -65,6 +65,7 @@ pub(super) async fn evaluate(
     let params = EvaluateParams::builder()
         .expression(expression)
         .context_id(world)
+        .await_promise(true)
         .return_by_value(true)
         .build()
         .map_err(ScanError::Protocol)?;
@@ -90,14 +91,7 @@ pub(super) async fn scroll_through(
          for (let y = innerHeight; y < end(); y += innerHeight) {{ scrollTo(0, y); await pause(); }} \
          scrollTo(0, end()); await pause(); scrollTo(0, 0); return true; }})()"
     );
-    let params = EvaluateParams::builder()
-        .expression(expression)
-        .context_id(world)
-        .await_promise(true)
-        .return_by_value(true)
-        .build()
-        .map_err(ScanError::Protocol)?;
-    call("scrolling through the page", page.execute(params)).await?;
+    evaluate(page, world, &expression).await?;
     Ok(())
 }
 
