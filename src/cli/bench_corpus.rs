@@ -62,13 +62,16 @@ pub(super) async fn run(
         let wait = median(&mut waits);
         worst = worst.max(ms(wait) / bound as f64);
         println!(
-            "{:<22} {:>9.0} {:>10} {:>10.0} {:>9}  {:?}",
+            "{:<22} {:>9.0} {:>10} {:>10.0} {:>9}  {}",
             path,
             ms(median(&mut times)),
             last_item,
             ms(wait),
             bound,
-            snapshot.settle.map(|s| s.reason)
+            snapshot.settle.map_or_else(
+                || "-".to_owned(),
+                |s| format!("{:?}", s.reason).to_lowercase()
+            )
         );
     }
     super::print_figure("corpus.wait_end_vs_bound", worst);
@@ -92,11 +95,13 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// When the page's last request started (from navigation start): its last item to appear.
+/// When the page's last request started (from navigation start): its last item to appear. Exit
+/// beacons are left out: the scan itself provokes them by hiding the page after the wait.
 fn last_item_ms(snapshot: &Snapshot) -> u64 {
     snapshot
         .requests
         .iter()
+        .filter(|r| !r.after_hide)
         .map(|r| r.started_ms)
         .max()
         .unwrap_or(0)
