@@ -90,6 +90,9 @@ FIXTURE_PACKAGES=(
   "tarteaucitronjs@1.34.0"
   "cookie-though@1.7.3"
   "cookies-eu-banner@3.0.0"
+  "react@18.3.1"
+  "react-dom@18.3.1"
+  "react-router-dom@6.28.0"
 )
 ensure_fixture_packages() {
   local dir="${SITEWARD_FIXTURE_PACKAGES_HOME:-$HOME/.cache/siteward-fixture-packages}"

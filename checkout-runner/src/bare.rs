@@ -106,7 +106,7 @@ pub async fn run(
             }
             Action::AssertCount { target, count } => {
                 let css = match target {
-                    crate::plan::Selector::Css(css) => css.clone(),
+                    crate::plan::Selector { frames, element: crate::plan::Element::Css(css) } if frames.is_empty() => css.clone(),
                     other => return Err(failed(&format!("{other}: only CSS counts in the baseline"))),
                 };
                 act(format!("document.querySelectorAll({}).length === {count}", json!(css))).await

@@ -15,6 +15,8 @@ pub const MAX_BUDGET: Duration = Duration::from_secs(600);
 pub const MAX_STEPS: usize = 200;
 /// Problems reported at most; past that the document is too broken to list them all.
 const MAX_PROBLEMS: usize = 25;
+/// Frames a selector may go into, one inside the other.
+const MAX_FRAME_DEPTH: usize = 4;
 
 /// A checked checkout test, ready to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,9 +190,18 @@ impl fmt::Display for Condition {
     }
 }
 
-/// How a step finds its element.
+/// How a step finds its element: in the tab's document, or inside the frames named first
+/// (`frame=#payment-iframe >> #card-number`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
+pub struct Selector {
+    /// The frames to go into, outermost first; empty for the tab's own document.
+    pub frames: Vec<FrameRef>,
+    pub element: Element,
+}
+
+/// How a step finds an element within one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Element {
     /// `#id`, `.class`, any CSS selector (also written `css=…`).
     Css(String),
     /// `text=Place order`: the innermost visible element whose text is exactly this, ignoring
@@ -200,23 +211,57 @@ pub enum Selector {
     TestId(String),
 }
 
+/// One frame of a selector's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameRef {
+    /// `frame=#payment-iframe`: the frame held by the first `<iframe>` matching this CSS.
+    Css(String),
+    /// `frame-url=https://js.stripe.com/*`: the first child frame whose document's URL matches.
+    Url(UrlPattern),
+}
+
 impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Selector::Css(css) => write!(f, "{css}"),
-            Selector::Text(text) => write!(f, "text={text}"),
-            Selector::TestId(id) => write!(f, "test={id}"),
+        for frame in &self.frames {
+            match frame {
+                FrameRef::Css(css) => write!(f, "frame={css} >> ")?,
+                FrameRef::Url(pattern) => write!(f, "frame-url={} >> ", pattern.0)?,
+            }
+        }
+        match &self.element {
+            Element::Css(css) => write!(f, "{css}"),
+            Element::Text(text) => write!(f, "text={text}"),
+            Element::TestId(id) => write!(f, "test={id}"),
         }
     }
 }
 
 impl Selector {
-    /// What the page-side helper receives.
+    /// An element of the tab's own document found by CSS.
+    pub fn css(css: impl Into<String>) -> Self {
+        Element::Css(css.into()).into()
+    }
+
+    /// An element of the tab's own document found by its text.
+    pub fn text(text: impl Into<String>) -> Self {
+        Element::Text(text.into()).into()
+    }
+
+    /// What the page-side helper receives (the element part; the runner enters the frames).
     pub fn to_json(&self) -> serde_json::Value {
-        match self {
-            Selector::Css(css) => serde_json::json!({"css": css}),
-            Selector::Text(text) => serde_json::json!({"text": text}),
-            Selector::TestId(id) => serde_json::json!({"test": id}),
+        match &self.element {
+            Element::Css(css) => serde_json::json!({"css": css}),
+            Element::Text(text) => serde_json::json!({"text": text}),
+            Element::TestId(id) => serde_json::json!({"test": id}),
+        }
+    }
+}
+
+impl From<Element> for Selector {
+    fn from(element: Element) -> Self {
+        Selector {
+            frames: Vec::new(),
+            element,
         }
     }
 }
@@ -487,26 +532,63 @@ impl Reader {
 
     fn selector(&mut self, node: &Node, what: &str) -> Option<Selector> {
         let text = self.text(node, what)?;
-        let selector = if let Some(text) = text.strip_prefix("text=") {
-            Selector::Text(text.trim().to_owned())
-        } else if let Some(id) = text.strip_prefix("test=") {
-            Selector::TestId(id.trim().to_owned())
+        let mut parts: Vec<&str> = text.split(" >> ").map(str::trim).collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut frames = Vec::new();
+        for part in parts {
+            let frame = if let Some(css) = part.strip_prefix("frame=") {
+                if scraper::Selector::parse(css.trim()).is_err() || css.trim().is_empty() {
+                    self.problem(
+                        node.at,
+                        format!("{what}: frame={css:?} is not a valid CSS selector"),
+                    );
+                    return None;
+                }
+                FrameRef::Css(css.trim().to_owned())
+            } else if let Some(pattern) = part.strip_prefix("frame-url=") {
+                if pattern.trim().is_empty() {
+                    self.problem(node.at, format!("{what} has nothing after `frame-url=`"));
+                    return None;
+                }
+                FrameRef::Url(UrlPattern(pattern.trim().to_owned()))
+            } else {
+                self.problem(
+                    node.at,
+                    format!(
+                        "{what}: {part:?} is not a frame; each part before `>>` is frame=CSS or frame-url=PATTERN"
+                    ),
+                );
+                return None;
+            };
+            frames.push(frame);
+        }
+        if frames.len() > MAX_FRAME_DEPTH {
+            self.problem(
+                node.at,
+                format!("{what} goes into more than {MAX_FRAME_DEPTH} frames"),
+            );
+            return None;
+        }
+        let element = if let Some(text) = last.strip_prefix("text=") {
+            Element::Text(text.trim().to_owned())
+        } else if let Some(id) = last.strip_prefix("test=") {
+            Element::TestId(id.trim().to_owned())
         } else {
-            let css = text.strip_prefix("css=").unwrap_or(&text).trim().to_owned();
+            let css = last.strip_prefix("css=").unwrap_or(last).trim().to_owned();
             if scraper::Selector::parse(&css).is_err() {
                 self.problem(
                     node.at,
-                    format!("{what} {css:?} is not a valid CSS selector; prefix text= or test= to match by text or data-test"),
+                    format!("{what} {css:?} is not a valid CSS selector; prefix text= or test= to match by text or data-test, and frame=CSS >> to look inside a frame"),
                 );
                 return None;
             }
-            Selector::Css(css)
+            Element::Css(css)
         };
-        if matches!(&selector, Selector::Text(t) | Selector::TestId(t) if t.is_empty()) {
+        if matches!(&element, Element::Text(t) | Element::TestId(t) if t.is_empty()) {
             self.problem(node.at, format!("{what} has nothing after its `=`"));
             return None;
         }
-        Some(selector)
+        Some(Selector { frames, element })
     }
 
     fn plan(&mut self, root: &Node) -> Option<Plan> {

@@ -69,6 +69,14 @@ pub struct StepResult {
     pub screenshot: Option<ScreenshotRef>,
     pub console_errors: Vec<PageError>,
     pub failed_requests: Vec<FailedRequest>,
+    /// Requests the egress guard refused during the step (the page's complaints about them are
+    /// not among `console_errors`): the scan's own doing, rarely why a step failed.
+    #[serde(default)]
+    pub refused_requests: Vec<String>,
+    /// For a failed step, the errors the page showed when it failed (alerts, invalid fields'
+    /// messages, error boxes), redacted.
+    #[serde(default)]
+    pub page_says: Vec<String>,
     pub error: Option<StepError>,
 }
 

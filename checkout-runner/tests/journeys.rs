@@ -1,91 +1,19 @@
 //! Checkout runs on the demo shop in real Chromium: the journey passes and stops where it should,
 //! each broken variant fails at the right step for the right reason, and secrets never show.
 
-use std::time::Duration;
+mod support;
 
-use checkout_runner::sealing::RunnerKeyPair;
-use checkout_runner::{Outcome, RunOutput, RunSettings, Secrets, StepError, StepStatus, parse};
-use fixture_sites::demo_shop::{self, CARD_TEXT_RGB, DEMO_SECRETS, steps};
-use fixture_sites::{FixtureSites, SHOP};
-use scanner::egress::EgressPolicy;
-use scanner::{BrowserOptions, ScanOptions, Scanner, Supervisor};
-
-struct Harness {
-    sites: FixtureSites,
-    scanner: Scanner,
-}
-
-impl Harness {
-    async fn start() -> Self {
-        let sites = FixtureSites::start().await.expect("fixture sites start");
-        let chromium = std::env::var_os("SITEWARD_CHROMIUM")
-            .map_or_else(|| "/usr/bin/chromium".into(), std::path::PathBuf::from);
-        assert!(
-            chromium.exists(),
-            "these tests need Chromium at {chromium:?}: apt-get install -y chromium"
-        );
-        let scanner = Scanner::new(Supervisor::new(BrowserOptions {
-            executable: chromium,
-            trusted_spki: vec![sites.spki().to_owned()],
-            ..BrowserOptions::default()
-        }));
-        Self { sites, scanner }
-    }
-
-    fn settings(&self) -> RunSettings {
-        let mut egress = EgressPolicy::public_only();
-        for arg in self.sites.resolve_args() {
-            egress = egress.with_resolve_arg(&arg).expect("resolve args parse");
-        }
-        RunSettings {
-            base_url: url::Url::parse(&self.sites.url(SHOP, "/")).expect("url"),
-            capture_pages: true,
-            options: ScanOptions {
-                egress,
-                quiet_period: Duration::from_millis(150),
-                ..ScanOptions::default()
-            },
-        }
-    }
-
-    async fn run(&self, yaml: &str, secrets: &Secrets) -> RunOutput {
-        let plan = parse(yaml).expect("the journey parses");
-        checkout_runner::run(&self.scanner, &plan, secrets, &self.settings())
-            .await
-            .expect("the run takes place")
-    }
-}
+use checkout_runner::{Outcome, RunOutput, Secrets, StepError, StepStatus};
+use fixture_sites::demo_shop::{self, DEMO_SECRETS, steps};
+use support::{Harness, magenta_pixels, sealed};
 
 /// The demo secrets, sealed and opened as a runner would.
 fn demo_secrets() -> Secrets {
-    let keys = RunnerKeyPair::generate();
-    let mut secrets = Secrets::default();
-    for (name, value) in DEMO_SECRETS {
-        let sealed = keys.public().seal(name, value.as_bytes()).expect("seal");
-        secrets.insert(name.to_owned(), keys.open(name, &sealed).expect("open"));
-    }
-    secrets
-}
-
-/// Pixels within 40 of the card field's magenta text, in one PNG.
-fn magenta_pixels(png: &[u8]) -> usize {
-    let image = image::load_from_memory(png)
-        .expect("screenshot decodes")
-        .to_rgb8();
-    image
-        .pixels()
-        .filter(|p| {
-            p.0.iter()
-                .zip(CARD_TEXT_RGB)
-                .all(|(&a, b)| (i32::from(a) - i32::from(b)).abs() <= 40)
-        })
-        .count()
+    sealed(&DEMO_SECRETS)
 }
 
 fn assert_no_secret_in(label: &str, text: &str) {
-    for (name, value) in DEMO_SECRETS {
-        assert!(!text.contains(value), "{label} contains the secret {name}");
-    }
+    support::assert_no_secret_in(label, text, &DEMO_SECRETS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,7 +352,7 @@ steps:
         failure.error
     );
     assert!(
-        started.elapsed() < Duration::from_secs(20),
+        started.elapsed() < std::time::Duration::from_secs(20),
         "the budget bounds the run"
     );
 }

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod packages;
 mod pages;
 pub mod real_world;
+pub mod spa_shop;
 pub mod visitor;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -37,7 +38,10 @@ pub const ANALYTICS: &str = "analytics.test";
 pub const ADS: &str = "ads.test";
 /// A widget host (HTTPS) embedded as a third-party iframe that sets its own cookie.
 pub const WIDGET: &str = "widget.test";
-pub const HOSTS: [&str; 5] = [SHOP, CDN, ANALYTICS, ADS, WIDGET];
+/// A payment provider (HTTP): its card fields and its 3-D Secure challenge are cross-origin
+/// iframes in the single-page shop's checkout.
+pub const PAY: &str = "pay.test";
+pub const HOSTS: [&str; 6] = [SHOP, CDN, ANALYTICS, ADS, WIDGET, PAY];
 
 /// Running fixture sites; stops when dropped.
 pub struct FixtureSites {

@@ -13,7 +13,7 @@ use actix_web::HttpResponse;
 pub const PACKAGES_ENV: &str = "SITEWARD_FIXTURE_PACKAGES";
 
 /// The packages the fixture pages use (installed by `scripts/lib.sh` at the versions it names).
-pub const PACKAGES: [&str; 7] = [
+pub const PACKAGES: [&str; 10] = [
     "@fingerprintjs/botd",
     "vanilla-cookieconsent",
     "klaro",
@@ -21,6 +21,9 @@ pub const PACKAGES: [&str; 7] = [
     "tarteaucitronjs",
     "cookie-though",
     "cookies-eu-banner",
+    "react",
+    "react-dom",
+    "react-router-dom",
 ];
 
 /// The installed packages' folder; panics with what to do when it is missing, so a test that

@@ -21,7 +21,11 @@ pub const STORAGE_VALUES: [&str; 2] = ["sv-local-88aa21", "sv-session-storage-3c
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "application/javascript";
 
-pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpResponse {
+pub(crate) async fn route(
+    request: HttpRequest,
+    body: actix_web::web::Bytes,
+    ports: Data<Ports>,
+) -> HttpResponse {
     let host = request
         .connection_info()
         .host()
@@ -52,6 +56,9 @@ pub(crate) async fn route(request: HttpRequest, ports: Data<Ports>) -> HttpRespo
         return response;
     }
     if let Some(response) = crate::consent_managers::route(&host, request.path(), &http) {
+        return response;
+    }
+    if let Some(response) = crate::spa_shop::route(&request, &body, &host, &http) {
         return response;
     }
     if host == CDN

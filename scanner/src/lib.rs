@@ -20,8 +20,8 @@ pub use browser::{BrowserOptions, Supervisor};
 pub use error::ScanError;
 pub use options::{DEFAULT_MIN_DWELL, DEFAULT_QUIET_PERIOD, Limits, ScanOptions};
 pub use scan::{
-    Activity, ActivityMark, Journey, NavigationRule, ScanOutput, Scanner, Settled, Stage,
-    validate_url,
+    Activity, ActivityMark, FrameInfo, Journey, NavigationRule, ScanOutput, Scanner, Settled,
+    Stage, validate_url,
 };
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};
 

@@ -50,13 +50,13 @@ fn a_full_journey_reads_into_a_plan() {
     assert_eq!(
         plan.steps[2].action,
         Action::Click {
-            target: Selector::Text("Checkout".into())
+            target: Selector::text("Checkout")
         }
     );
     assert_eq!(
         plan.steps[4].action,
         Action::Fill {
-            target: Selector::Css("#card".into()),
+            target: Selector::css("#card"),
             value: FillValue::Secret("card_number".into())
         }
     );
@@ -64,7 +64,7 @@ fn a_full_journey_reads_into_a_plan() {
         plan.steps[9].action,
         Action::Press {
             key: Key::Tab,
-            target: Some(Selector::Css("#card".into()))
+            target: Some(Selector::css("#card"))
         }
     );
     assert_eq!(plan.steps[19].name.as_deref(), Some("before payment"));

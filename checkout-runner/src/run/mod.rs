@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 pub use redact::{MIN_REDACTED_CHARS, Redactor};
 
-use crate::plan::{Action, Condition, FillValue, HostPattern, Key, Plan, Selector, Step};
+use crate::plan::{Action, Condition, FillValue, FrameRef, HostPattern, Key, Plan, Selector, Step};
 use crate::report::*;
 use crate::sealing::SecretValue;
 
@@ -36,6 +36,9 @@ const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 const MASK_TRIES: usize = 5;
 /// The longest one call of the page helper may take.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(3);
+/// While waiting for a navigation an input started, how often the page is asked whether it is
+/// still under way (a script may cancel it).
+const NAVIGATING_ASK_EVERY: Duration = Duration::from_millis(100);
 
 /// The opened secrets of one run, by name. Zeroized when dropped; `Debug` shows names only.
 #[derive(Default)]
@@ -131,7 +134,7 @@ pub async fn run(
                     screenshots: Vec::new(),
                     pages: Vec::new(),
                     page_refs: Vec::new(),
-                    armed_at: std::sync::atomic::AtomicUsize::new(usize::MAX),
+                    armed: std::sync::Mutex::new(None),
                 };
                 let (steps, failure, stopped_at) = run.all_steps().await;
                 let outcome = if failure.is_some() {
@@ -169,8 +172,15 @@ struct Run<'r> {
     screenshots: Vec<(String, Vec<u8>)>,
     pages: Vec<ScanOutput>,
     page_refs: Vec<PageRef>,
-    /// Navigations before the last input that may navigate (`usize::MAX`: none pending).
-    armed_at: std::sync::atomic::AtomicUsize,
+    /// Where navigation stood before the last input that may navigate (none: nothing pending).
+    armed: std::sync::Mutex<Option<Armed>>,
+}
+
+/// Navigations and route changes before an input that may navigate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Armed {
+    navigations: usize,
+    route_changes: usize,
 }
 
 impl Run<'_> {
@@ -203,7 +213,7 @@ impl Run<'_> {
                 failure = Some(Failure {
                     step: step.number,
                     error: error.clone(),
-                    summary: summary(step, error, &errors),
+                    summary: summary(step, error, &result.page_says, &errors),
                 });
             }
             results.push(result);
@@ -225,6 +235,8 @@ impl Run<'_> {
             screenshot_ms: 0,
             console_errors: Vec::new(),
             failed_requests: Vec::new(),
+            refused_requests: Vec::new(),
+            page_says: Vec::new(),
             error: None,
         }
     }
@@ -258,9 +270,15 @@ impl Run<'_> {
         };
         let activity = self.journey.activity_since(mark);
         let url = self.journey.url();
-        // A page that never answers keeps the tab busy (scripts wait for the new document):
-        // stop loading it, so the failure can be masked and photographed.
-        if let Some(StepError::NavigationTimeout { .. }) = &error {
+        // A page that never answers keeps the tab busy (scripts wait for the new document): when
+        // a step failed with a navigation still pending, stop loading it, so the failure can be
+        // read, masked and photographed.
+        let pending_at_failure = error.is_some()
+            && matches!(
+                self.journey.settle(Duration::ZERO, Duration::ZERO).await,
+                Ok(Settled::NavigationPending { .. })
+            );
+        if pending_at_failure {
             let stop = self.journey.page().execute(StopLoadingParams::default());
             let _ = tokio::time::timeout(HELPER_TIMEOUT, stop).await;
         }
@@ -270,6 +288,11 @@ impl Run<'_> {
                 url: refused.clone(),
             }),
             _ => error,
+        };
+        // What the page shows as wrong is usually the reason a person needs.
+        let page_says = match &error {
+            Some(_) => self.page_says().await,
+            None => Vec::new(),
         };
         // Full size where it is evidence (a failure, a `screenshot` step); half size for the
         // timeline otherwise, which is four times less to encode.
@@ -281,7 +304,8 @@ impl Run<'_> {
             self.journey.settle(Duration::ZERO, Duration::ZERO).await,
             Ok(Settled::NavigationPending { .. })
         );
-        if self.settings.capture_pages && activity.navigations > 0 && !pending {
+        let reached_page = activity.navigations > 0 || activity.route_changes > 0;
+        if self.settings.capture_pages && reached_page && !pending {
             self.capture_page(step.number, &url).await;
         }
         StepResult {
@@ -318,8 +342,31 @@ impl Run<'_> {
                     failure: r.failure.clone(),
                 })
                 .collect(),
+            refused_requests: activity
+                .refused_requests
+                .iter()
+                .take(50)
+                .map(|r| self.redactor.text(&r.url))
+                .collect(),
+            page_says,
             error: error.map(|e| self.redact_error(e)),
         }
+    }
+
+    /// The error messages the page shows now (already redacted by the helper, and again here).
+    async fn page_says(&self) -> Vec<String> {
+        let Ok(answer) = self.helper("alerts", None, Value::Null).await else {
+            return Vec::new();
+        };
+        answer
+            .get("alerts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .take(5)
+            .map(|s| self.redactor.text(&excerpt(s, 300)))
+            .collect()
     }
 
     /// The error with what the page said redacted, and what the step itself said (its selector,
@@ -421,9 +468,11 @@ impl Run<'_> {
         // A document being replaced does not answer; the next one will, a moment later.
         for _ in 0..MASK_TRIES {
             if let Ok(answer) = self.helper("mask", None, json!(values)).await {
-                if answer.get("leaked").and_then(Value::as_bool) != Some(false) {
+                if answer.get("leaked").and_then(Value::as_bool) != Some(false)
+                    || !self.mask_frames(&values).await
+                {
                     tracing::warn!(
-                        "a secret still shows on the page after masking (split across elements?); no screenshot taken"
+                        "a secret still shows on the page after masking (split across elements, or in a frame that did not answer?); no screenshot taken"
                     );
                     return None;
                 }
@@ -434,6 +483,31 @@ impl Run<'_> {
         }
         tracing::warn!("the page did not confirm its masks; no screenshot taken");
         None
+    }
+
+    /// Masks every child frame as the tab's own document (fields filled from secrets in a
+    /// payment frame too); false unless each frame with a document confirmed it.
+    async fn mask_frames(&self, values: &[&str]) -> bool {
+        let Ok(frames) = self.journey.frames().await else {
+            return false;
+        };
+        let expression = self.helper_expression("mask", None, &json!(values));
+        for frame in frames.iter().filter(|f| f.parent.is_some()) {
+            // A frame without a document yet has nothing to show.
+            if !frame.url.starts_with("http") {
+                continue;
+            }
+            let answer = tokio::time::timeout(
+                HELPER_TIMEOUT,
+                self.journey.evaluate_in_frame(&frame.id, &expression),
+            )
+            .await;
+            let confirmed = matches!(&answer, Ok(Ok(Some(a))) if a.get("leaked").and_then(Value::as_bool) == Some(false));
+            if !confirmed {
+                return false;
+            }
+        }
+        true
     }
 
     async fn capture_page(&mut self, after_step: usize, url: &str) {
@@ -481,18 +555,79 @@ impl Run<'_> {
         selector: Option<&Selector>,
         arg: Value,
     ) -> Result<Value, ScanError> {
-        let expression = format!(
+        let expression = self.helper_expression(op, selector, &arg);
+        let frame = match selector.filter(|s| !s.frames.is_empty()) {
+            None => None,
+            Some(selector) => match self.frame_of(selector).await? {
+                Some(frame) => Some(frame),
+                None => return Ok(json!({"missing": true})),
+            },
+        };
+        // Script evaluation waits while a navigation is pending; never wait long for it.
+        let answer = match &frame {
+            None => tokio::time::timeout(HELPER_TIMEOUT, self.journey.evaluate(&expression)).await,
+            Some((frame, _)) => {
+                tokio::time::timeout(
+                    HELPER_TIMEOUT,
+                    self.journey.evaluate_in_frame(frame, &expression),
+                )
+                .await
+            }
+        };
+        let mut answer = answer
+            .map_err(|_| ScanError::Protocol("the page did not answer".into()))??
+            .ok_or_else(|| ScanError::Protocol("the page helper failed".into()))?;
+        // A position inside a frame is the frame's; the tab's is offset by where the frame sits.
+        if let (Some((_, (dx, dy))), Some(fields)) = (&frame, answer.as_object_mut()) {
+            for (key, delta) in [("x", dx), ("y", dy)] {
+                if let Some(v) = fields.get(key).and_then(Value::as_f64) {
+                    fields.insert(key.to_owned(), json!(v + delta));
+                }
+            }
+        }
+        Ok(answer)
+    }
+
+    fn helper_expression(&self, op: &str, selector: Option<&Selector>, arg: &Value) -> String {
+        format!(
             "({PAGE_JS})({}, {}, {}, {})",
             json!(op),
             selector.map_or(Value::Null, Selector::to_json),
             arg,
             json!(self.redactor.forms())
-        );
-        // Script evaluation waits while a navigation is pending; never wait long for it.
-        tokio::time::timeout(HELPER_TIMEOUT, self.journey.evaluate(&expression))
-            .await
-            .map_err(|_| ScanError::Protocol("the page did not answer".into()))??
-            .ok_or_else(|| ScanError::Protocol("the page helper failed".into()))
+        )
+    }
+
+    /// The frame a selector's chain leads to and where its document starts in the tab's
+    /// viewport; `None` while a frame of the chain is not there.
+    async fn frame_of(
+        &self,
+        selector: &Selector,
+    ) -> Result<Option<(String, (f64, f64))>, ScanError> {
+        let frames = self.journey.frames().await?;
+        let Some(mut current) = frames.first().map(|f| f.id.clone()) else {
+            return Ok(None);
+        };
+        for frame in &selector.frames {
+            let next = match frame {
+                FrameRef::Css(css) => self.journey.child_frame(&current, css).await?,
+                FrameRef::Url(pattern) => frames
+                    .iter()
+                    .find(|f| {
+                        f.parent.as_deref() == Some(current.as_str()) && pattern.matches(&f.url)
+                    })
+                    .map(|f| f.id.clone()),
+            };
+            let Some(next) = next else {
+                return Ok(None);
+            };
+            current = next;
+        }
+        Ok(self
+            .journey
+            .frame_origin(&current)
+            .await?
+            .map(|origin| (current, origin)))
     }
 
     /// Asks the helper until `check` accepts its answer or `until` passes; then the last reason.
@@ -545,6 +680,12 @@ impl Run<'_> {
                         true,
                     ),
                 };
+                // Typing goes to the focused frame: a field in a frame is clicked into first,
+                // as a visitor would.
+                if !target.frames.is_empty() {
+                    self.click(target, until).await?;
+                    self.armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+                }
                 self.poll(until, "focus", Some(target), Value::Null, |_| Ok(()))
                     .await?;
                 if !text.is_empty() {
@@ -835,32 +976,46 @@ impl Run<'_> {
         }
     }
 
-    /// Before an input that may navigate: remembers how many navigations there were and asks
-    /// the page to note a navigation the input starts.
+    /// Before an input that may navigate: remembers how many navigations and route changes
+    /// there were and asks the page to note a navigation the input starts.
     async fn arm(&self) {
-        self.armed_at.store(
-            self.journey.navigations(),
-            std::sync::atomic::Ordering::SeqCst,
-        );
+        *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.navigation_state());
         let _ = self.helper("arm", None, Value::Null).await;
     }
 
-    /// Lets a navigation or request the step set off finish, within the step's time.
+    fn navigation_state(&self) -> Armed {
+        Armed {
+            navigations: self.journey.navigations(),
+            route_changes: self.journey.route_changes(),
+        }
+    }
+
+    /// Lets a navigation or request the step set off finish, within the step's time. A
+    /// same-document navigation (a single-page app's route change) is done when the route has
+    /// changed: it has no `load` to wait for.
     async fn settle(&self, until: Instant) -> Result<(), StepError> {
         // A click's fetch starts a moment after the click.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        // A navigation the input started may not have sent its request yet: wait until it has.
-        let armed_at = self
-            .armed_at
-            .swap(usize::MAX, std::sync::atomic::Ordering::SeqCst);
-        if armed_at != usize::MAX && self.journey.navigations() == armed_at {
-            let navigating = self
-                .helper("navigating", None, Value::Null)
-                .await
-                .map(|a| a.get("navigating").and_then(Value::as_bool) == Some(true))
-                // The document is already gone: a navigation is under way.
-                .unwrap_or(true);
-            while navigating && self.journey.navigations() == armed_at && Instant::now() < until {
+        // A navigation the input started may not have committed yet: wait until it has (a new
+        // document, or a new route in this one), or the page says it was cancelled.
+        let armed = self.armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(armed) = armed {
+            let mut asked = Instant::now() - NAVIGATING_ASK_EVERY;
+            while self.navigation_state() == armed && Instant::now() < until {
+                if asked.elapsed() >= NAVIGATING_ASK_EVERY {
+                    asked = Instant::now();
+                    // A document that is being replaced answers late or not at all.
+                    let ask = self.helper("navigating", None, Value::Null);
+                    let navigating = tokio::time::timeout(NAVIGATING_ASK_EVERY, ask)
+                        .await
+                        .unwrap_or(Err(ScanError::Protocol("busy".into())))
+                        .map(|a| a.get("navigating").and_then(Value::as_bool) == Some(true))
+                        // The document is already gone: a navigation is under way.
+                        .unwrap_or(true);
+                    if !navigating {
+                        break;
+                    }
+                }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
@@ -899,13 +1054,25 @@ fn element_problem(answer: &Value, selector: Option<&Selector>) -> Option<StepEr
     }
 }
 
-fn summary(step: &Step, error: &StepError, console_errors: &[PageError]) -> String {
+fn summary(
+    step: &Step,
+    error: &StepError,
+    page_says: &[String],
+    console_errors: &[PageError],
+) -> String {
     let mut summary = format!(
         "step {} ({}, line {}) failed: {error}",
         step.number,
         step.action.describe(),
         step.line
     );
+    if !page_says.is_empty() {
+        let said: Vec<String> = page_says
+            .iter()
+            .map(|s| format!("\"{}\"", excerpt(s, 200)))
+            .collect();
+        summary.push_str(&format!("; the page says: {}", said.join(", ")));
+    }
     if let Some(first) = console_errors.first() {
         summary.push_str(&format!(
             "; the page logged {} JavaScript error{} in this step or the one before, first: {}",

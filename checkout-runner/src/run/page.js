@@ -11,8 +11,13 @@
   const secretSource = forms.map(escapeRe).join("|");
   const redact = (s) => forms.length ? (s || "").replace(new RegExp(secretSource, "gi"), "[secret]") : (s || "");
   const showsSecret = (s) => forms.length > 0 && new RegExp(secretSource, "i").test(s || "");
-  const attributesShowSecret = (el) => forms.length > 0 &&
-    Array.from(el.attributes).some((a) => showsSecret(a.value));
+  // `ownValue`: whether a field's own `value` attribute counts. Frameworks (React) mirror what
+  // is typed into it, so a field filled from a secret carries it; a data-test selector cannot
+  // probe an attribute and may still find the field, a CSS selector could (`[value^=…]`) and
+  // may not.
+  const attributesShowSecret = (el, ownValue = true) => forms.length > 0 &&
+    Array.from(el.attributes).some((a) =>
+      (ownValue || a.name !== "value" || !("value" in el)) && showsSecret(a.value));
   // What a step may read of an element: empty for a field filled from a secret, whatever the
   // page did to the value; anything else with its secrets replaced.
   const text = (el) => el.hasAttribute("data-siteward-secret") ? "" :
@@ -29,7 +34,7 @@
     if (sel.test) {
       const v = CSS.escape(sel.test);
       return Array.from(document.querySelectorAll(`[data-test="${v}"],[data-testid="${v}"],[data-test-id="${v}"]`))
-        .filter((el) => !attributesShowSecret(el));
+        .filter((el) => !attributesShowSecret(el, false));
     }
     const want = norm(sel.text);
     const all = Array.from(document.body ? document.body.querySelectorAll("*") : []);
@@ -134,9 +139,42 @@
       // Notes, synchronously, any navigation the next input starts (link, form, script).
       window.__siteward_navigating = false;
       if (window.navigation) {
-        navigation.addEventListener("navigate", () => { window.__siteward_navigating = true; }, { once: true });
+        navigation.addEventListener("navigate", (event) => {
+          window.__siteward_navigating = true;
+          // A navigation a script cancels never commits.
+          setTimeout(() => { if (event.defaultPrevented) window.__siteward_navigating = false; }, 0);
+        }, { once: true });
+        navigation.addEventListener("navigateerror", () => { window.__siteward_navigating = false; }, { once: true });
       }
       return { ok: true };
+    }
+    case "alerts": {
+      // What the page shows as an error now: alerts and live regions, invalid fields' messages,
+      // and elements with the classes shops give error messages. Visible ones, redacted.
+      const selectors = "[role=alert], [aria-live=assertive], [aria-live=polite], [data-test=error], " +
+        ".error, .error-message, .errors, .alert-danger, .alert-error, .invalid-feedback, .field-error, " +
+        ".form-error, .message-error, .notification--error, .woocommerce-error, .help-block.error";
+      const roots = [document];
+      for (let i = 0; i < roots.length; i++) {
+        for (const el of roots[i].querySelectorAll("*")) if (el.shadowRoot) roots.push(el.shadowRoot);
+      }
+      const found = [];
+      const add = (el) => {
+        if (!el || !visible(el)) return;
+        const said = redact(el.innerText || "").replace(/\s+/g, " ").trim();
+        // The innermost message wins over a container that holds it.
+        if (!said || said.length > 300 || found.some((f) => said.includes(f))) return;
+        for (let i = found.length - 1; i >= 0; i--) if (found[i].includes(said)) found.splice(i, 1);
+        found.push(said);
+      };
+      for (const root of roots) {
+        for (const el of root.querySelectorAll(selectors)) add(el);
+        for (const field of root.querySelectorAll("[aria-invalid=true]")) {
+          const ids = ((field.getAttribute("aria-errormessage") || "") + " " + (field.getAttribute("aria-describedby") || "")).split(/\s+/);
+          for (const id of ids) if (id) add(root.getElementById ? root.getElementById(id) : document.getElementById(id));
+        }
+      }
+      return { alerts: found.slice(0, 5) };
     }
     case "navigating":
       return { navigating: window.__siteward_navigating === true };

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::snapshot::CaptureWarning;
 
 /// The DevTools events the scanner listens to (see `scan::events::subscribe`).
-pub(crate) const LISTENED_METHODS: [&str; 20] = [
+pub(crate) const LISTENED_METHODS: [&str; 21] = [
     "Network.requestWillBeSent",
     "Network.responseReceived",
     "Network.responseReceivedExtraInfo",
@@ -27,6 +27,7 @@ pub(crate) const LISTENED_METHODS: [&str; 20] = [
     "Network.dataReceived",
     "Page.loadEventFired",
     "Page.frameNavigated",
+    "Page.navigatedWithinDocument",
     "Page.javascriptDialogOpening",
     "Inspector.targetCrashed",
     "Debugger.scriptParsed",

@@ -14,6 +14,7 @@ use chromiumoxide::cdp::browser_protocol::network::{
 };
 use chromiumoxide::cdp::browser_protocol::page::{
     EventFrameNavigated, EventJavascriptDialogOpening, EventLoadEventFired,
+    EventNavigatedWithinDocument,
 };
 use chromiumoxide::cdp::browser_protocol::target;
 use chromiumoxide::cdp::js_protocol::debugger::{self, EventScriptParsed};
@@ -68,6 +69,9 @@ pub(super) struct Recorder {
     pub(super) last_load_at: Option<Instant>,
     /// Documents committed in the main frame so far.
     pub(super) main_frame_commits: usize,
+    /// Same-document navigations of the main frame so far (History API, fragment changes):
+    /// single-page apps change their route this way.
+    pub(super) same_document_navigations: usize,
     /// Main-frame navigations refused because the journey may not go there.
     pub(super) refused_navigations: Vec<String>,
     /// When the page last did something new: started a request or socket, parsed a script,
@@ -122,6 +126,7 @@ pub(super) enum Event {
     Load,
     Crashed,
     FrameNavigated(Arc<EventFrameNavigated>),
+    NavigatedWithinDocument(Arc<EventNavigatedWithinDocument>),
     ScriptParsed(Arc<EventScriptParsed>),
     Binding(Arc<EventBindingCalled>),
     Console(Arc<EventConsoleApiCalled>),
@@ -182,6 +187,7 @@ pub(super) async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError
         stream!(EventLoadEventFired, |_| Event::Load),
         stream!(EventTargetCrashed, |_| Event::Crashed),
         stream!(EventFrameNavigated, Event::FrameNavigated),
+        stream!(EventNavigatedWithinDocument, Event::NavigatedWithinDocument),
         stream!(EventScriptParsed, Event::ScriptParsed),
         stream!(EventBindingCalled, Event::Binding),
         stream!(EventConsoleApiCalled, Event::Console),
@@ -285,6 +291,15 @@ impl Recorder {
                 }
                 self.frames
                     .insert(e.frame.id.inner().clone(), e.frame.url.clone());
+            }
+            Event::NavigatedWithinDocument(e) => {
+                // The document stays; its URL is the route now.
+                if let Some(url) = self.frames.get_mut(e.frame_id.inner()) {
+                    url.clone_from(&e.url);
+                }
+                if e.frame_id.inner() == &self.main_frame {
+                    self.same_document_navigations += 1;
+                }
             }
             Event::ScriptParsed(e) => {
                 let frame_id = e

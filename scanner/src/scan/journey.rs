@@ -6,6 +6,7 @@
 //! (the DevTools Fetch domain pauses every main-frame document request), so neither a link nor a
 //! script nor a redirect can take the journey elsewhere.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,7 @@ pub struct ActivityMark {
     requests: usize,
     console: usize,
     navigations: usize,
+    route_changes: usize,
 }
 
 /// How a wait for the page to settle ended.
@@ -63,10 +65,15 @@ pub enum Settled {
 #[derive(Debug, Clone, Default)]
 pub struct Activity {
     pub console_errors: Vec<ConsoleError>,
-    /// Requests that failed or were answered with 4xx/5xx.
+    /// Requests that failed or were answered with 4xx/5xx (not those the egress guard refused).
     pub failed_requests: Vec<Request>,
+    /// Requests the egress guard refused, and which the page may complain of in its console:
+    /// noise of the scan's own making, kept apart from the page's errors.
+    pub refused_requests: Vec<Request>,
     /// Main-frame navigations that started.
     pub navigations: usize,
+    /// Same-document navigations of the main frame (a single-page app changing its route).
+    pub route_changes: usize,
 }
 
 impl Scanner {
@@ -284,7 +291,7 @@ impl Journey<'_> {
         result
     }
 
-    /// The URL of the document in the tab now, as its last commit reported it.
+    /// The URL of the document in the tab now, as its last commit or route change reported it.
     pub fn url(&self) -> String {
         let r = lock(&self.session.recorder);
         r.frames
@@ -342,32 +349,50 @@ impl Journey<'_> {
         lock(&self.session.recorder).navigations.len()
     }
 
+    /// Same-document navigations of the main frame so far (`pushState`, `replaceState`,
+    /// fragment changes): how single-page apps change their route.
+    pub fn route_changes(&self) -> usize {
+        lock(&self.session.recorder).same_document_navigations
+    }
+
     pub fn mark(&self) -> ActivityMark {
         let r = lock(&self.session.recorder);
         ActivityMark {
             requests: r.network.len(),
             console: r.console_errors.len(),
             navigations: r.navigations.len(),
+            route_changes: r.same_document_navigations,
         }
     }
 
     /// What the page did since `mark`.
     pub fn activity_since(&self, mark: ActivityMark) -> Activity {
         let r = lock(&self.session.recorder);
-        let failed_requests = r
+        let (refused_requests, failed_requests): (Vec<Request>, Vec<Request>) = r
             .network
             .requests_from(mark.requests, "")
             .into_iter()
-            .filter(|q| q.failure.is_some() || q.status.is_some_and(|s| s >= 400))
-            .collect();
+            .filter(|q| q.blocked || q.failure.is_some() || q.status.is_some_and(|s| s >= 400))
+            .partition(|q| q.blocked);
+        let refused: HashSet<&str> = refused_requests.iter().map(|q| q.url.as_str()).collect();
         Activity {
             console_errors: r
                 .console_errors
                 .get(mark.console..)
                 .unwrap_or_default()
-                .to_vec(),
+                .iter()
+                .filter(|e| {
+                    !(e.kind == "log"
+                        && e.source_url.as_deref().is_some_and(|u| refused.contains(u)))
+                })
+                .cloned()
+                .collect(),
             failed_requests,
+            refused_requests,
             navigations: r.navigations.len().saturating_sub(mark.navigations),
+            route_changes: r
+                .same_document_navigations
+                .saturating_sub(mark.route_changes),
         }
     }
 }

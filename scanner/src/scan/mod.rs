@@ -4,6 +4,7 @@
 mod consent;
 mod drive;
 mod events;
+mod frames;
 mod journey;
 mod navigation;
 mod page_reads;
@@ -28,6 +29,7 @@ use crate::snapshot::*;
 use consent::*;
 use drive::*;
 use events::*;
+pub use frames::FrameInfo;
 pub use journey::{Activity, ActivityMark, Journey, NavigationRule, Settled};
 use navigation::*;
 use page_reads::*;
