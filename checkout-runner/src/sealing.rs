@@ -225,6 +225,12 @@ pub fn sealed_key_id(sealed: &[u8]) -> Option<String> {
 pub struct SecretValue(Zeroizing<String>);
 
 impl SecretValue {
+    /// A secret given to this process directly rather than sealed: `siteward checkout` reads
+    /// them from the environment or a file on the machine of the person writing the test.
+    pub fn local(value: Zeroizing<String>) -> Self {
+        Self(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

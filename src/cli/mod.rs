@@ -7,6 +7,7 @@ mod bench_crypto;
 mod bench_diff;
 mod bench_queue;
 mod bench_scans;
+mod checkout;
 mod demo;
 pub mod fail_on;
 mod runner;
@@ -36,6 +37,9 @@ pub struct Cli {
 pub enum Command {
     /// Scan one URL and write snapshot.json, screenshots and report.html into a folder.
     Scan(scan::ScanArgs),
+    /// Run a checkout test (YAML) against a URL on this machine and write its report: for
+    /// writing and debugging a journey before saving it in the service.
+    Checkout(checkout::CheckoutArgs),
     /// Serve a demo shop on loopback, scan it and write the report: siteward with no setup.
     Demo(demo::DemoArgs),
     /// Measure scan speed, the overhead over a bare navigation, and memory over many scans.
@@ -75,9 +79,9 @@ impl Command {
     }
 }
 
-/// Exit codes of `siteward scan`.
+/// Exit codes of `siteward scan` and `siteward checkout`.
 pub mod exit {
-    /// A `--fail-on` rule matched.
+    /// A `--fail-on` rule matched; a checkout test's step failed.
     pub const RULE_FAILED: u8 = 1;
     /// The scan could not be done: bad input, unreachable site, TLS failure, timeout.
     pub const ERROR: u8 = 2;
@@ -153,6 +157,7 @@ pub fn parse_viewport(text: &str) -> Result<(u32, u32), String> {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Scan(args) => scan::run(args).await,
+        Command::Checkout(args) => checkout::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchCheckout(args) => bench_checkout::run(args).await,
