@@ -13,6 +13,9 @@
 //! | `locked_out_user` | the login is refused: "Sorry, this user has been locked out." |
 //! | `problem_user` | the last-name field drops what is typed: "Error: Last Name is required" |
 //!
+//! The shop keeps an event stream open for the whole visit (live notifications), so a step that
+//! waits for every request to end would wait in vain.
+//!
 //! The card fields' text is pure magenta ([`crate::demo_shop::CARD_TEXT_RGB`]), so a screenshot
 //! that shows a typed card number is easy to detect.
 
@@ -199,6 +202,10 @@ const APP_JS: &str = r#"
   var store = { user: null, cart: [], info: null };
   try { Object.assign(store, JSON.parse(sessionStorage.getItem('spa-shop') || '{}')); } catch (e) {}
   function save() { sessionStorage.setItem('spa-shop', JSON.stringify(store)); }
+  // Live notifications stay connected for the whole visit, as real shops' chat and stock
+  // widgets do: no step may wait for this stream to end.
+  var live = new EventSource('/rw/events');
+  live.onmessage = function () {};
   function money(n) { return '$' + n.toFixed(2); }
 
   function ErrorBox(props) {

@@ -28,6 +28,10 @@ use crate::snapshot::*;
 
 use super::*;
 
+/// How long a request a step set off may go without answering or progressing before the step
+/// stops waiting for it (a long poll): the next step waits for what it needs.
+const STEP_REQUEST_IDLE: Duration = Duration::from_secs(2);
+
 /// Decides whether the journey may open a page at this URL (main frame only).
 pub type NavigationRule = Arc<dyn Fn(&url::Url) -> bool + Send + Sync>;
 
@@ -226,8 +230,8 @@ impl Journey<'_> {
         lock(&self.session.recorder).refused_navigations.clone()
     }
 
-    /// Waits, at most `max`, until a navigation under way has loaded, no request is in flight and
-    /// the network has been idle for `quiet`. Running out of time is not an error: the page may
+    /// Waits, at most `max`, until a navigation under way has loaded, no request holds (see
+    /// `NetworkLog::holding`) and the network has been idle for `quiet`. Running out of time is not an error: the page may
     /// simply be busy (a chat widget polling), and the next step will say whether it is usable.
     pub async fn settle(&self, max: Duration, quiet: Duration) -> Result<Settled, ScanError> {
         let until = Instant::now() + max;
@@ -245,7 +249,12 @@ impl Journey<'_> {
                     r.last_load_at
                         .is_none_or(|load| n.at.is_some_and(|at| load < at))
                 });
-                let quiet = r.network.in_flight() == 0
+                // As for a scan's wait: connections open by design (event streams, beacons,
+                // long polls gone silent) do not hold a step.
+                let quiet = r
+                    .network
+                    .holding(Instant::now(), quiet.max(STEP_REQUEST_IDLE))
+                    == 0
                     && r.network
                         .last_activity()
                         .is_none_or(|t| t.elapsed() >= quiet);
