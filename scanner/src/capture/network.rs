@@ -252,6 +252,15 @@ impl NetworkLog {
         }
     }
 
+    /// Requests sent and not yet finished or failed (the tests' view; waits use [`Self::holding`]).
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        self.records
+            .values()
+            .filter(|r| !r.hops.is_empty() && !r.done)
+            .count()
+    }
+
     /// Whether a request the page is waiting on is a script that has not answered: the case a
     /// worker started from it would explain (see [`NetworkLog::handed_to_worker`]).
     pub(crate) fn awaits_a_script(&self) -> bool {
