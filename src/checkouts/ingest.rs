@@ -263,8 +263,9 @@ pub async fn record(
         for step in &report.steps {
             diesel::sql_query(
                 "INSERT INTO checkout_run_steps (run_id, number, org_id, line, kind, name, description,
-                     status, duration_ms, url, error, console_errors, failed_requests, screenshot)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     status, duration_ms, url, error, console_errors, failed_requests, screenshot,
+                     page_says, refused_requests)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind::<BigInt, _>(attempt.run_id)
             .bind::<Integer, _>(step.number as i32)
@@ -284,6 +285,8 @@ pub async fn record(
             .bind::<Jsonb, _>(clean_json(serde_json::to_value(&step.console_errors).unwrap_or_default()))
             .bind::<Jsonb, _>(clean_json(serde_json::to_value(&step.failed_requests).unwrap_or_default()))
             .bind::<Nullable<Text>, _>(step.screenshot.as_ref().map(|s| s.artifact.clone()))
+            .bind::<Jsonb, _>(clean_json(serde_json::to_value(&step.page_says).unwrap_or_default()))
+            .bind::<Jsonb, _>(clean_json(serde_json::to_value(&step.refused_requests).unwrap_or_default()))
             .execute(conn)
             .await?;
         }

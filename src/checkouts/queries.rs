@@ -390,6 +390,12 @@ pub struct RunStep {
     pub failed_requests: serde_json::Value,
     /// The artifact name of the step's screenshot.
     pub screenshot: Option<String>,
+    /// For a failed step, what the page showed as wrong (redacted).
+    #[schemars(with = "Vec<String>")]
+    pub page_says: serde_json::Value,
+    /// Requests the egress guard refused during the step.
+    #[schemars(with = "Vec<String>")]
+    pub refused_requests: serde_json::Value,
 }
 
 pub async fn steps(

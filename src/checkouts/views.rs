@@ -75,6 +75,8 @@ pub struct StepView {
     pub error: Option<String>,
     pub console_errors: Vec<String>,
     pub failed_requests: Vec<String>,
+    pub page_says: Vec<String>,
+    pub refused_requests: Vec<String>,
 }
 
 impl From<RunStep> for StepView {
@@ -103,7 +105,12 @@ impl From<RunStep> for StepView {
                 (None, None) => r.url,
             })
             .collect();
+        let strings = |value: &serde_json::Value| {
+            serde_json::from_value::<Vec<String>>(value.clone()).unwrap_or_default()
+        };
         StepView {
+            page_says: strings(&step.page_says),
+            refused_requests: strings(&step.refused_requests),
             step,
             error,
             console_errors,

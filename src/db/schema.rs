@@ -114,6 +114,8 @@ diesel::table! {
         console_errors -> Jsonb,
         failed_requests -> Jsonb,
         screenshot -> Nullable<Text>,
+        page_says -> Jsonb,
+        refused_requests -> Jsonb,
     }
 }
 

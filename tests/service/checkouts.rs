@@ -245,6 +245,27 @@ async fn checkout_runs_pass_fail_alert_and_never_reveal_their_test_data() {
     assert_eq!(run["outcome"], "failed");
     assert_eq!(run["failed_step"], steps::ASSERT_TOTAL);
     assert!(run["failure"].as_str().unwrap().contains("27.50"), "{run}");
+    // The run page puts the failing step's screenshot first; the API lists each step's context.
+    let page = owner.get(&format!("/checkout-runs/{}", run["id"])).await;
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!(
+            "id=\"failure-screenshot\" src=\"/checkout-runs/{}/screenshots/step-{}.png\"",
+            run["id"],
+            steps::ASSERT_TOTAL
+        )),
+        "{html}"
+    );
+    seen.0.extend_from_slice(html.as_bytes());
+    let detail = seen
+        .json(
+            api.get(&format!("/api/v1/checkout-runs/{}", run["id"]))
+                .await,
+        )
+        .await;
+    let failed_step = &detail["steps"][steps::ASSERT_TOTAL - 1];
+    assert!(failed_step["page_says"].is_array(), "{failed_step}");
+    assert!(failed_step["refused_requests"].is_array(), "{failed_step}");
     let failed = open_alerts(&api, &mut seen, "checkout_failed").await;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["severity"], "critical");
