@@ -113,3 +113,26 @@ ensure_fixture_packages() {
   npm install --prefix "$dir" --no-save --no-audit --no-fund --ignore-scripts "${FIXTURE_PACKAGES[@]}" >&2
   echo "$want" > "$stamp"
 }
+
+# Python's `playwright` package (from PyPI) in its own virtual environment, for bench-checkout's
+# yardstick: the single-page shop's journey in Playwright, driving the system Chromium (no browser
+# download). Exports SITEWARD_PLAYWRIGHT_PYTHON.
+PLAYWRIGHT_VERSION=1.65.3
+ensure_playwright() {
+  local dir="${SITEWARD_PLAYWRIGHT_HOME:-$HOME/.cache/siteward-playwright}"
+  export SITEWARD_PLAYWRIGHT_PYTHON="$dir/bin/python"
+  if "$SITEWARD_PLAYWRIGHT_PYTHON" -c "import playwright" >/dev/null 2>&1 \
+    && [ "$(cat "$dir/.installed" 2>/dev/null)" = "$PLAYWRIGHT_VERSION" ]; then return; fi
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+    echo "==> installing python3-venv (Debian package)" >&2
+    if ! as_root apt-get install -y --no-install-recommends python3-venv >/dev/null; then
+      as_root apt-get update >/dev/null
+      as_root apt-get install -y --no-install-recommends python3-venv >/dev/null
+    fi
+  fi
+  echo "==> installing Playwright $PLAYWRIGHT_VERSION (PyPI) into $dir" >&2
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" >&2
+  echo "$PLAYWRIGHT_VERSION" > "$dir/.installed"
+}

@@ -82,6 +82,21 @@ pub async fn run(
             Action::WaitFor(Condition::Visible(target)) | Action::AssertVisible { target } => {
                 act(format!("!!({FIND})({})", target.to_json())).await
             }
+            Action::WaitFor(Condition::Hidden(target)) | Action::AssertNotVisible { target } => {
+                act(format!("!({FIND})({})", target.to_json())).await
+            }
+            Action::AssertNoText { target: None, text } => {
+                act(format!("!document.body.innerText.includes({})", json!(text))).await
+            }
+            Action::AssertNoText {
+                target: Some(target),
+                text,
+            } => {
+                act(format!("(() => {{ const el = ({FIND})({}); return !el || !el.innerText.includes({}); }})()", target.to_json(), json!(text))).await
+            }
+            Action::Hover { target } => {
+                act(format!("(() => {{ const el = ({FIND})({}); if (!el) return false; el.dispatchEvent(new MouseEvent('mouseover', {{bubbles: true}})); return true; }})()", target.to_json())).await
+            }
             Action::WaitFor(Condition::Url(pattern)) | Action::AssertUrl { pattern } => {
                 let deadline = until;
                 loop {

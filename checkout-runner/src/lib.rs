@@ -14,5 +14,5 @@ mod yaml;
 
 pub use plan::{Action, Plan, PlanError, PlanErrors, Step, parse};
 pub use report::{Outcome, RunReport, StepError, StepResult, StepStatus};
-pub use run::{RunOutput, RunSettings, Secrets, run};
+pub use run::{RunOutput, RunSettings, Secrets, is_script_error, run};
 pub use sealing::{RunnerKeyPair, RunnerPublicKey, SealError, SecretValue};

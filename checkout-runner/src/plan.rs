@@ -25,6 +25,9 @@ pub struct Plan {
     /// Hosts whose pages the test may open; empty means "the target's host only".
     pub allowed_hosts: Vec<HostPattern>,
     pub budget: Duration,
+    /// Fail the step during which the page throws or logs a JavaScript error
+    /// (`fail_on_console_errors: true`); off by default, as most shops log some.
+    pub fail_on_console_errors: bool,
     pub steps: Vec<Step>,
 }
 
@@ -65,6 +68,10 @@ pub enum Action {
     Click {
         target: Selector,
     },
+    /// Move the pointer over an element (menus that open on hover).
+    Hover {
+        target: Selector,
+    },
     Fill {
         target: Selector,
         value: FillValue,
@@ -94,6 +101,15 @@ pub enum Action {
     AssertVisible {
         target: Selector,
     },
+    /// No element matching is visible (absent or hidden).
+    AssertNotVisible {
+        target: Selector,
+    },
+    /// The element's (or the page's) visible text does not contain `text`.
+    AssertNoText {
+        target: Option<Selector>,
+        text: String,
+    },
     AssertCount {
         target: Selector,
         count: usize,
@@ -112,6 +128,7 @@ impl Action {
         match self {
             Action::Goto { .. } => "goto",
             Action::Click { .. } => "click",
+            Action::Hover { .. } => "hover",
             Action::Fill { .. } => "fill",
             Action::Select { .. } => "select",
             Action::Check { .. } => "check",
@@ -120,9 +137,34 @@ impl Action {
             Action::AssertText { .. } => "assert_text",
             Action::AssertUrl { .. } => "assert_url",
             Action::AssertVisible { .. } => "assert_visible",
+            Action::AssertNotVisible { .. } => "assert_not_visible",
+            Action::AssertNoText { .. } => "assert_no_text",
             Action::AssertCount { .. } => "assert_count",
             Action::Screenshot { .. } => "screenshot",
             Action::Stop { .. } => "stop",
+        }
+    }
+
+    /// The element the step acts on or checks, if it names one.
+    pub fn target(&self) -> Option<&Selector> {
+        match self {
+            Action::Click { target }
+            | Action::Hover { target }
+            | Action::Fill { target, .. }
+            | Action::Select { target, .. }
+            | Action::Check { target, .. }
+            | Action::AssertVisible { target }
+            | Action::AssertNotVisible { target }
+            | Action::AssertCount { target, .. } => Some(target),
+            Action::Press { target, .. }
+            | Action::AssertText { target, .. }
+            | Action::AssertNoText { target, .. } => target.as_ref(),
+            Action::WaitFor(Condition::Visible(target) | Condition::Hidden(target)) => Some(target),
+            Action::Goto { .. }
+            | Action::WaitFor(_)
+            | Action::AssertUrl { .. }
+            | Action::Screenshot { .. }
+            | Action::Stop { .. } => None,
         }
     }
 
@@ -131,6 +173,7 @@ impl Action {
         match self {
             Action::Goto { url } => format!("open {url}"),
             Action::Click { target } => format!("click {target}"),
+            Action::Hover { target } => format!("hover over {target}"),
             Action::Fill {
                 target,
                 value: FillValue::Literal(value),
@@ -156,6 +199,12 @@ impl Action {
             } => format!("{target} shows {text:?}"),
             Action::AssertUrl { pattern } => format!("URL matches {}", pattern.0),
             Action::AssertVisible { target } => format!("{target} is visible"),
+            Action::AssertNotVisible { target } => format!("{target} is not visible"),
+            Action::AssertNoText { target: None, text } => format!("page does not show {text:?}"),
+            Action::AssertNoText {
+                target: Some(target),
+                text,
+            } => format!("{target} does not show {text:?}"),
             Action::AssertCount { target, count } => format!("{count} × {target}"),
             Action::Screenshot { name } => format!("screenshot {name:?}"),
             Action::Stop { reason: None } => "stop".into(),
@@ -176,6 +225,8 @@ pub enum FillValue {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
     Visible(Selector),
+    /// No element matching is visible any more (a spinner gone, a dialog closed).
+    Hidden(Selector),
     Url(UrlPattern),
     Text(String),
 }
@@ -184,6 +235,7 @@ impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Condition::Visible(selector) => write!(f, "{selector} to be visible"),
+            Condition::Hidden(selector) => write!(f, "{selector} to be hidden"),
             Condition::Url(pattern) => write!(f, "the URL to match {}", pattern.0),
             Condition::Text(text) => write!(f, "the text {text:?}"),
         }
@@ -209,6 +261,10 @@ pub enum Element {
     Text(String),
     /// `test=checkout`: an element with `data-test`, `data-testid` or `data-test-id` equal to this.
     TestId(String),
+    /// `role=button[name="Checkout"]`: a visible element with this ARIA role (explicit or
+    /// implied by its tag) and, if given, this accessible name (exactly, ignoring case and
+    /// surrounding space).
+    Role { role: String, name: Option<String> },
 }
 
 /// One frame of a selector's chain.
@@ -232,6 +288,11 @@ impl fmt::Display for Selector {
             Element::Css(css) => write!(f, "{css}"),
             Element::Text(text) => write!(f, "text={text}"),
             Element::TestId(id) => write!(f, "test={id}"),
+            Element::Role { role, name: None } => write!(f, "role={role}"),
+            Element::Role {
+                role,
+                name: Some(name),
+            } => write!(f, "role={role}[name={name:?}]"),
         }
     }
 }
@@ -253,6 +314,7 @@ impl Selector {
             Element::Css(css) => serde_json::json!({"css": css}),
             Element::Text(text) => serde_json::json!({"text": text}),
             Element::TestId(id) => serde_json::json!({"test": id}),
+            Element::Role { role, name } => serde_json::json!({"role": role, "name": name}),
         }
     }
 }
@@ -396,9 +458,10 @@ pub struct PlanError {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
 pub struct PlanErrors(pub Vec<PlanError>);
 
-const STEP_KINDS: [&str; 13] = [
+const STEP_KINDS: [&str; 16] = [
     "goto",
     "click",
+    "hover",
     "fill",
     "select",
     "check",
@@ -407,6 +470,8 @@ const STEP_KINDS: [&str; 13] = [
     "assert_text",
     "assert_url",
     "assert_visible",
+    "assert_not_visible",
+    "assert_no_text",
     "assert_count",
     "screenshot",
     "stop",
@@ -573,12 +638,20 @@ impl Reader {
             Element::Text(text.trim().to_owned())
         } else if let Some(id) = last.strip_prefix("test=") {
             Element::TestId(id.trim().to_owned())
+        } else if let Some(role) = last.strip_prefix("role=") {
+            match parse_role(role.trim()) {
+                Ok(element) => element,
+                Err(problem) => {
+                    self.problem(node.at, format!("{what}: {problem}"));
+                    return None;
+                }
+            }
         } else {
             let css = last.strip_prefix("css=").unwrap_or(last).trim().to_owned();
             if scraper::Selector::parse(&css).is_err() {
                 self.problem(
                     node.at,
-                    format!("{what} {css:?} is not a valid CSS selector; prefix text= or test= to match by text or data-test, and frame=CSS >> to look inside a frame"),
+                    format!("{what} {css:?} is not a valid CSS selector; prefix text=, test= or role= to match by text, data-test or role and name, and frame=CSS >> to look inside a frame"),
                 );
                 return None;
             }
@@ -597,6 +670,7 @@ impl Reader {
             name: None,
             allowed_hosts: Vec::new(),
             budget: DEFAULT_BUDGET,
+            fail_on_console_errors: false,
             steps: Vec::new(),
         };
         let mut default_timeout = DEFAULT_STEP_TIMEOUT;
@@ -615,11 +689,16 @@ impl Reader {
                         plan.budget = d;
                     }
                 }
+                "fail_on_console_errors" => match value.scalar() {
+                    Some("true") => plan.fail_on_console_errors = true,
+                    Some("false") => plan.fail_on_console_errors = false,
+                    _ => self.problem(value.at, "`fail_on_console_errors` must be true or false"),
+                },
                 "steps" => steps_node = Some(value),
                 other => self.problem(
                     key.at,
                     format!(
-                        "unknown setting `{other}`; a test has name, allowed_hosts, timeout, budget and steps"
+                        "unknown setting `{other}`; a test has name, allowed_hosts, timeout, budget, fail_on_console_errors and steps"
                     ),
                 ),
             }
@@ -834,8 +913,14 @@ impl Reader {
             "click" => Some(Action::Click {
                 target: self.selector(value, "`click`")?,
             }),
+            "hover" => Some(Action::Hover {
+                target: self.selector(value, "`hover`")?,
+            }),
             "assert_visible" => Some(Action::AssertVisible {
                 target: self.selector(value, "`assert_visible`")?,
+            }),
+            "assert_not_visible" => Some(Action::AssertNotVisible {
+                target: self.selector(value, "`assert_not_visible`")?,
             }),
             "assert_url" => Some(Action::AssertUrl {
                 pattern: UrlPattern(self.text(value, "`assert_url`")?),
@@ -941,35 +1026,38 @@ impl Reader {
                 Some(Action::Press { key: *key, target })
             }
             "wait_for" => {
-                let fields = self.fields(kind, value, &["visible", "url", "text"])?;
+                let fields = self.fields(kind, value, &["visible", "hidden", "url", "text"])?;
                 if fields.len() != 1 {
                     self.problem(
                         value.at,
-                        "`wait_for` takes exactly one of `visible`, `url` or `text`",
+                        "`wait_for` takes exactly one of `visible`, `hidden`, `url` or `text`",
                     );
                     return None;
                 }
                 let (name, node) = fields[0];
                 Some(Action::WaitFor(match name {
                     "visible" => Condition::Visible(self.selector(node, "`visible`")?),
+                    "hidden" => Condition::Hidden(self.selector(node, "`hidden`")?),
                     "url" => Condition::Url(UrlPattern(self.text(node, "`url`")?)),
                     _ => Condition::Text(self.text(node, "`text`")?),
                 }))
             }
-            "assert_text" if !is_mapping => Some(Action::AssertText {
-                target: None,
-                text: self.text(value, "`assert_text`")?,
-            }),
-            "assert_text" => {
-                let fields = self.fields(kind, value, &["selector", "text"])?;
-                let text = self.required(kind, value.at, &fields, "text");
-                let target = match fields.iter().find(|(n, _)| *n == "selector") {
-                    Some((_, s)) => Some(self.selector(s, "`selector`")?),
-                    None => None,
+            "assert_text" | "assert_no_text" => {
+                let (target, text) = if is_mapping {
+                    let fields = self.fields(kind, value, &["selector", "text"])?;
+                    let text = self.required(kind, value.at, &fields, "text");
+                    let target = match fields.iter().find(|(n, _)| *n == "selector") {
+                        Some((_, s)) => Some(self.selector(s, "`selector`")?),
+                        None => None,
+                    };
+                    (target, self.text(text?, "`text`")?)
+                } else {
+                    (None, self.text(value, &format!("`{kind}`"))?)
                 };
-                Some(Action::AssertText {
-                    target,
-                    text: self.text(text?, "`text`")?,
+                Some(if kind == "assert_text" {
+                    Action::AssertText { target, text }
+                } else {
+                    Action::AssertNoText { target, text }
                 })
             }
             "assert_count" => {
@@ -1011,6 +1099,90 @@ impl Reader {
             _ => None,
         }
     }
+}
+
+/// ARIA roles a `role=` selector may name: the widget, landmark and structure roles a journey
+/// acts on or checks.
+const ROLES: [&str; 36] = [
+    "alert",
+    "alertdialog",
+    "article",
+    "banner",
+    "button",
+    "cell",
+    "checkbox",
+    "columnheader",
+    "combobox",
+    "contentinfo",
+    "dialog",
+    "form",
+    "grid",
+    "heading",
+    "img",
+    "link",
+    "list",
+    "listbox",
+    "listitem",
+    "main",
+    "menu",
+    "menuitem",
+    "navigation",
+    "option",
+    "progressbar",
+    "radio",
+    "region",
+    "row",
+    "search",
+    "searchbox",
+    "spinbutton",
+    "status",
+    "switch",
+    "tab",
+    "table",
+    "textbox",
+];
+
+/// `button`, `button[name="Checkout"]`, `button[name='Checkout']` or `button[name=Checkout]`.
+fn parse_role(text: &str) -> Result<Element, String> {
+    let (role, rest) = match text.find('[') {
+        Some(at) => (&text[..at], Some(&text[at..])),
+        None => (text, None),
+    };
+    let role = role.trim().to_ascii_lowercase();
+    if !ROLES.contains(&role.as_str()) {
+        return Err(if role.is_empty() {
+            "nothing after `role=`".into()
+        } else {
+            format!(
+                "{role:?} is not a role a step can use; use one of {}",
+                ROLES.join(", ")
+            )
+        });
+    }
+    let name = match rest {
+        None => None,
+        Some(rest) => {
+            let inner = rest
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|r| r.trim().strip_prefix("name"))
+                .and_then(|r| r.trim_start().strip_prefix('='))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    format!("{rest:?} after the role must be [name=\"…\"], e.g. role=button[name=\"Checkout\"]")
+                })?;
+            let unquoted = ['"', '\'']
+                .iter()
+                .find_map(|q| inner.strip_prefix(*q).and_then(|i| i.strip_suffix(*q)))
+                .unwrap_or(inner)
+                .trim();
+            if unquoted.is_empty() {
+                return Err("the role's name is empty".into());
+            }
+            Some(unquoted.to_owned())
+        }
+    };
+    Ok(Element::Role { role, name })
 }
 
 fn unknown_step(name: &str) -> String {

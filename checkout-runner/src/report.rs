@@ -63,6 +63,15 @@ pub struct StepResult {
     /// own cost, not the site's.
     #[serde(default)]
     pub screenshot_ms: u64,
+    /// For a click or key press: of `duration_ms`, the time from the input until the page had
+    /// settled (a navigation loaded, a route changed, its requests answered).
+    #[serde(default)]
+    pub settle_ms: Option<u64>,
+    /// How long the requests the step set off (from its click or key press, if it had one) kept
+    /// the network busy, from the first one's start to the last one's end; event streams and
+    /// requests still open left out: the site's share. `None` when it set off none.
+    #[serde(default)]
+    pub network_ms: Option<u64>,
     /// The page's URL when the step ended.
     pub url: String,
     /// The artifact name of the screenshot taken when the step ended (`step-3.png`).
@@ -163,6 +172,22 @@ pub enum StepError {
         option: String,
         available: String,
     },
+    #[error("{selector} did not keep what was typed: it holds {found:?}")]
+    ValueNotKept { selector: String, found: String },
+    #[error("{selector} did not keep the secret typed into it: it is empty")]
+    SecretNotKept { selector: String },
+    #[error("{selector} did not keep the option {option:?}: it shows {found:?}")]
+    OptionNotKept {
+        selector: String,
+        option: String,
+        found: String,
+    },
+    #[error("expected {selector} not to be visible, and it is")]
+    StillVisible { selector: String },
+    #[error("expected {target} not to show {text:?}, and it does")]
+    TextPresent { target: String, text: String },
+    #[error("the page threw a JavaScript error: {message}")]
+    ConsoleError { message: String },
     #[error("timed out after {seconds} s waiting for {condition}")]
     WaitTimedOut { condition: String, seconds: u64 },
     #[error("navigation to {url} timed out after {seconds} s")]

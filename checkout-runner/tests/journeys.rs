@@ -380,6 +380,13 @@ async fn no_step_or_selector_kind_tells_a_right_guess_of_a_secret_from_a_wrong_o
         "assert_text: { selector: \"#gift-code\", text: \"GUESS\" }",
         "assert_count: { selector: \"#gift-code[value*='GUESS' i]\", count: 0 }",
         "assert_count: { selector: \"test=GUESS\", count: 0 }",
+        "assert_not_visible: \"text=GUESS\"",
+        "wait_for: { hidden: \"text=GUESS\" }",
+        "assert_no_text: \"GUESS\"",
+        "assert_no_text: { selector: \"#gift-code\", text: \"GUESS\" }",
+        "hover: \"text=GUESS\"",
+        "assert_count: { selector: 'role=textbox[name=\"GUESS\"]', count: 0 }",
+        "assert_count: { selector: 'role=status[name=\"GUESS\"]', count: 0 }",
     ];
     let signature = |out: &RunOutput, guess: &str| {
         let failure = out.report.failure.as_ref().map(|failure| {

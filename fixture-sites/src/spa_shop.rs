@@ -11,7 +11,11 @@
 //! |---|---|
 //! | `standard_user` | everything works |
 //! | `locked_out_user` | the login is refused: "Sorry, this user has been locked out." |
-//! | `problem_user` | the last-name field drops what is typed: "Error: Last Name is required" |
+//! | `problem_user` | the last-name field drops what is typed and says "Error: Last Name is required" |
+//! | `error_user` | adding the bike light throws "Failed to add item to the cart" (and adds nothing) |
+//!
+//! The header has a menu that opens on hover, as many shops' do, and adding to the cart shows an
+//! "Updating cart…" spinner for a moment (a timer, not a request) before the badge changes.
 //!
 //! The shop keeps an event stream open for the whole visit (live notifications), so a step that
 //! waits for every request to end would wait in vain.
@@ -33,6 +37,9 @@ pub const SECRETS: [(&str, &str); 3] = [
     ("card_number", "4000056655665556"),
     ("card_cvc", "Q739"),
 ];
+/// The colour of the shop's logo text in the header, for tests that check where a screenshot
+/// was taken (a viewport scrolled down to the last product does not show it).
+pub const LOGO_RGB: [u8; 3] = [255, 140, 0];
 /// The overview's total for the two items the journey adds ($39.98 and 8 % tax).
 pub const TOTAL: &str = "Total: $43.18";
 
@@ -42,7 +49,10 @@ const HTML: &str = "text/html; charset=utf-8";
 pub mod steps {
     pub const LOGIN: usize = 4;
     pub const WAIT_FOR_INVENTORY: usize = 5;
+    pub const ADD_BIKE_LIGHT: usize = 8;
+    pub const ASSERT_BADGE: usize = 9;
     pub const ASSERT_CART_URL: usize = 11;
+    pub const FILL_LAST_NAME: usize = 14;
     pub const CONTINUE_INFO: usize = 16;
     pub const WAIT_FOR_PAYMENT: usize = 17;
     pub const FILL_CARD: usize = 18;
@@ -102,7 +112,7 @@ pub(crate) fn route(
                 .and_then(|v| v.get("username").and_then(|u| u.as_str()).map(str::to_owned))
                 .unwrap_or_default();
             Some(match user.as_str() {
-                "standard_user" | "problem_user" => HttpResponse::Ok().json(serde_json::json!({"user": user})),
+                "standard_user" | "problem_user" | "error_user" => HttpResponse::Ok().json(serde_json::json!({"user": user})),
                 "locked_out_user" => HttpResponse::Forbidden()
                     .json(serde_json::json!({"error": "Sorry, this user has been locked out."})),
                 _ => HttpResponse::Unauthorized().json(serde_json::json!({
@@ -153,12 +163,18 @@ pub(crate) fn route(
 
 fn products() -> serde_json::Value {
     serde_json::json!([
-        {"id": "backpack", "name": "Sauce Labs Backpack", "price": 29.99},
-        {"id": "bike-light", "name": "Sauce Labs Bike Light", "price": 9.99},
-        {"id": "bolt-t-shirt", "name": "Sauce Labs Bolt T-Shirt", "price": 15.99},
-        {"id": "fleece-jacket", "name": "Sauce Labs Fleece Jacket", "price": 49.99},
-        {"id": "onesie", "name": "Sauce Labs Onesie", "price": 7.99},
-        {"id": "red-t-shirt", "name": "Test.allTheThings() T-Shirt (Red)", "price": 15.99}
+        {"id": "backpack", "name": "Sauce Labs Backpack", "price": 29.99,
+         "description": "Carry all the things with the sleek, streamlined Sly Pack that melds uncompromising style with unequaled laptop and tablet protection."},
+        {"id": "bike-light", "name": "Sauce Labs Bike Light", "price": 9.99,
+         "description": "A red light isn't the desired state in testing but it sure helps when riding your bike at night. Water-resistant with 3 lighting modes, 1 AAA battery included."},
+        {"id": "bolt-t-shirt", "name": "Sauce Labs Bolt T-Shirt", "price": 15.99,
+         "description": "Get your testing superhero on with the Sauce Labs bolt T-shirt. From American Apparel, 100% ringspun combed cotton, heather gray with red bolt."},
+        {"id": "fleece-jacket", "name": "Sauce Labs Fleece Jacket", "price": 49.99,
+         "description": "It's not every day that you come across a midweight quarter-zip fleece jacket capable of handling everything from a relaxing day outdoors to a busy day at the office."},
+        {"id": "onesie", "name": "Sauce Labs Onesie", "price": 7.99,
+         "description": "Rib snap infant onesie for the junior automation engineer in development. Reinforced 3-snap bottom closure, two-needle hemmed sleeved and bottom won't unravel."},
+        {"id": "red-t-shirt", "name": "Test.allTheThings() T-Shirt (Red)", "price": 15.99,
+         "description": "This classic Sauce Labs t-shirt is perfect to wear when cozying up to your keyboard to automate a few tests. Super-soft and comfy ringspun combed cotton."}
     ])
 }
 
@@ -167,7 +183,12 @@ label{display:block;margin:.5em 0}input{font-size:16px;padding:.3em;width:16em}\
 button,a.button{font-size:16px;padding:.5em 1em;background:#3ddc91;color:#132322;border:0;\
 text-decoration:none;cursor:pointer;margin:.2em}.error-message-container{min-height:2em}\
 .error-message-container.error{background:#e2231a;color:#fff;padding:.5em}\
-.inventory_item{border:1px solid #ddd;padding:.5em;margin:.5em 0}\
+.inventory_item{border:1px solid #ddd;padding:.5em;margin:.5em 0;min-height:9em}\
+.app_logo{color:#ff8c00;font:bold 28px sans-serif}.footer{background:#132322;color:#fff;padding:2em;margin-top:2em}\
+.menu{position:relative;display:inline-block}.menu-items{display:none;position:absolute;\
+background:#fff;border:1px solid #ddd;padding:.5em;min-width:12em;z-index:2}\
+.menu:hover .menu-items{display:block}.menu-items a{display:block}\
+.cart-updating{position:fixed;top:0;right:0;background:#132322;color:#fff;padding:.5em}\
 .modal{position:fixed;inset:0;background:rgba(0,0,0,.5);display:flex;align-items:center;\
 justify-content:center}.modal iframe{width:420px;height:260px;border:0;background:#fff}";
 
@@ -213,10 +234,23 @@ const APP_JS: &str = r#"
       props.error ? h('h3', { 'data-test': 'error' }, props.error) : null);
   }
 
-  function Header() {
-    return h('div', { className: 'header' }, h('span', { className: 'app_logo' }, 'Swag Labs'), ' ',
+  // The menu opens while the pointer is over it (CSS :hover), as on many shops.
+  function Header(props) {
+    var n = props && props.count != null ? props.count : store.cart.length;
+    return h('div', { className: 'header' },
+      h('div', { className: 'menu' }, h('button', { type: 'button', 'aria-haspopup': 'true' }, 'Menu'),
+        h('nav', { className: 'menu-items' }, h(R.Link, { to: '/inventory' }, 'All Items'),
+          h('a', { href: '#about' }, 'About'), h('a', { href: '#reset' }, 'Reset App State'))),
+      h('span', { className: 'app_logo' }, 'Swag Labs'), ' ',
       h(R.Link, { className: 'shopping_cart_link', to: '/cart' }, 'Cart',
-        store.cart.length ? h('span', { className: 'shopping_cart_badge' }, String(store.cart.length)) : null));
+        n ? h('span', { className: 'shopping_cart_badge' }, String(n)) : null),
+      props && props.updating ? h('div', { className: 'cart-updating', role: 'status' }, 'Updating cart…') : null);
+  }
+
+  function Footer() {
+    return h('footer', { className: 'footer' },
+      h('ul', null, ['Twitter', 'Facebook', 'LinkedIn'].map(function (n) { return h('li', { key: n }, h('a', { href: '#' + n.toLowerCase() }, n)); })),
+      h('p', null, '\u00a9 2026 Sauce Labs. All Rights Reserved. Terms of Service | Privacy Policy'));
   }
 
   function Login() {
@@ -245,19 +279,25 @@ const APP_JS: &str = r#"
 
   function Inventory() {
     var s = useState(null), items = s[0], setItems = s[1];
-    var c = useState(store.cart.length), setCount = c[1];
+    var c = useState(store.cart.length), count = c[0], setCount = c[1];
+    var u = useState(false), updating = u[0], setUpdating = u[1];
     useEffect(function () { fetch('/spa/api/products').then(function (r) { return r.json(); }).then(setItems); }, []);
     if (!items) return h('p', null, 'Loading…');
-    return h('div', null, h(Header), h('h2', null, 'Products'),
+    return h('div', null, h(Header, { count: count, updating: updating }), h('h2', null, 'Products'),
       items.map(function (item) {
         var inCart = store.cart.some(function (i) { return i.id === item.id; });
         return h('div', { className: 'inventory_item', key: item.id },
-          h('div', { className: 'inventory_item_name' }, item.name), h('div', null, money(item.price)),
+          h('div', { className: 'inventory_item_name' }, item.name),
+          h('p', { className: 'inventory_item_desc' }, item.description), h('div', null, money(item.price)),
           h('button', { 'data-test': (inCart ? 'remove-' : 'add-to-cart-') + item.id, onClick: function () {
+            // The error user's shop breaks on one item, as real carts do on a bad variant.
+            if (store.user === 'error_user' && item.id === 'bike-light') throw new Error('Failed to add item to the cart');
             store.cart = inCart ? store.cart.filter(function (i) { return i.id !== item.id; }) : store.cart.concat([item]);
-            save(); setCount(store.cart.length);
+            save(); setUpdating(true);
+            // The badge changes once the cart "synced": a moment later, on a timer.
+            setTimeout(function () { setUpdating(false); setCount(store.cart.length); }, 250);
           } }, inCart ? 'Remove' : 'Add to cart'));
-      }));
+      }), h(Footer));
   }
 
   function Cart() {
@@ -273,8 +313,9 @@ const APP_JS: &str = r#"
     var e = useState(null), error = e[0], setError = e[1];
     function field(name, label) {
       return h('input', { 'data-test': name, placeholder: label, value: form[name], onChange: function (ev) {
-        // The problem user's last-name field drops what is typed, as on the shop this copies.
-        if (name === 'lastName' && store.user === 'problem_user') return;
+        // The problem user's last-name field drops what is typed, as on the shop this copies,
+        // and the form's live validation says so.
+        if (name === 'lastName' && store.user === 'problem_user') return setError('Error: Last Name is required');
         var next = Object.assign({}, form); next[name] = ev.target.value; setForm(next);
       } });
     }

@@ -341,6 +341,51 @@ impl From<RunRow> for Run {
     }
 }
 
+impl Run {
+    /// The test's outcome in words: what a person asks first.
+    pub fn outcome_words(&self) -> String {
+        match (self.outcome.as_deref(), self.failed_step) {
+            (Some("passed"), _) => "passed".into(),
+            (Some("failed"), Some(step)) => format!("failed at step {step}"),
+            (Some("failed"), None) => "could not run".into(),
+            (Some(other), _) => other.to_owned(),
+            (None, _) => "not finished yet".into(),
+        }
+    }
+
+    /// The run's job in words, apart from the test's outcome: whether a runner has done it.
+    pub fn job_words(&self) -> &'static str {
+        match self.state {
+            ScanState::Queued => "waiting for a runner",
+            ScanState::Retrying => "waiting to be tried again",
+            ScanState::Running => "a runner is running it",
+            ScanState::Succeeded => "done",
+            ScanState::Failed => "given up: no runner could run it",
+        }
+    }
+}
+
+/// A test with its latest run, for lists.
+pub struct TestSummary {
+    pub test: CheckoutTest,
+    pub last_run: Option<Run>,
+}
+
+/// The target's tests, each with its latest run.
+pub async fn summaries(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    target_id: i64,
+) -> QueryResult<Vec<TestSummary>> {
+    let tests = tests_of_target(conn, ctx, target_id).await?;
+    let mut out = Vec::with_capacity(tests.len());
+    for test in tests {
+        let last_run = runs(conn, ctx, test.id, 1).await?.into_iter().next();
+        out.push(TestSummary { test, last_run });
+    }
+    Ok(out)
+}
+
 const RUN_SELECT: &str = "SELECT r.id, r.test_id, r.target_id, j.state AS job_state, j.attempts,
         j.last_error, r.outcome, r.failed_step, r.failure, r.stopped_at, r.duration_ms, r.trigger,
         r.created_at, r.finished_at

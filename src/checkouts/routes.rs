@@ -555,11 +555,11 @@ async fn tests_page(
     let target_id = object_id(&path)?;
     let mut conn = state.conn().await?;
     let target = sites::target(&mut conn, &page, target_id).await?;
-    let tests = queries::tests_of_target(&mut conn, &page, target_id).await?;
+    let checkout_tests = queries::summaries(&mut conn, &page, target_id).await?;
     html(&TestsPage {
         nav: Some(Nav::new(&page.viewer, &csrf)),
         target,
-        tests,
+        checkout_tests,
     })
 }
 

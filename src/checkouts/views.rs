@@ -1,6 +1,6 @@
 use askama::Template;
 
-use super::queries::{CheckoutTest, Run, RunPage, RunStep};
+use super::queries::{CheckoutTest, Run, RunPage, RunStep, TestSummary};
 use super::routes::{TestBody, TestForm};
 use crate::layout::Nav;
 use crate::sites::queries::Target;
@@ -11,7 +11,7 @@ use crate::web::FieldErrors;
 pub struct TestsPage {
     pub nav: Option<Nav>,
     pub target: Target,
-    pub tests: Vec<CheckoutTest>,
+    pub checkout_tests: Vec<TestSummary>,
 }
 
 /// The editor for a new test.
@@ -73,7 +73,10 @@ pub struct RunPageView {
 pub struct StepView {
     pub step: RunStep,
     pub error: Option<String>,
-    pub console_errors: Vec<String>,
+    /// The page's script failing: uncaught exceptions and `console.error`.
+    pub script_errors: Vec<String>,
+    /// The browser's own error messages (a failed load, a blocked resource).
+    pub browser_messages: Vec<String>,
     pub failed_requests: Vec<String>,
     pub page_says: Vec<String>,
     pub refused_requests: Vec<String>,
@@ -86,13 +89,16 @@ impl From<RunStep> for StepView {
                 .map(|e| e.to_string())
                 .unwrap_or_else(|_| "the step failed".into())
         });
-        let console_errors = serde_json::from_value::<Vec<checkout_runner::report::PageError>>(
-            step.console_errors.clone(),
-        )
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e.message)
-        .collect();
+        let (script_errors, browser_messages): (Vec<_>, Vec<_>) =
+            serde_json::from_value::<Vec<checkout_runner::report::PageError>>(
+                step.console_errors.clone(),
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|e| checkout_runner::is_script_error(&e.kind));
+        let messages = |errors: Vec<checkout_runner::report::PageError>| {
+            errors.into_iter().map(|e| e.message).collect()
+        };
         let failed_requests =
             serde_json::from_value::<Vec<checkout_runner::report::FailedRequest>>(
                 step.failed_requests.clone(),
@@ -113,7 +119,8 @@ impl From<RunStep> for StepView {
             refused_requests: strings(&step.refused_requests),
             step,
             error,
-            console_errors,
+            script_errors: messages(script_errors),
+            browser_messages: messages(browser_messages),
             failed_requests,
         }
     }

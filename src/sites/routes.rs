@@ -589,10 +589,12 @@ async fn target_page(
     let mut conn = state.conn().await?;
     let target = queries::target(&mut conn, &page, id).await?;
     let client = queries::client(&mut conn, &page, target.client_id).await?;
+    let checkout_tests = crate::checkouts::queries::summaries(&mut conn, &page, id).await?;
     html(&TargetPage {
         nav: Some(Nav::new(&page.viewer, &csrf)),
         client,
         target,
+        checkout_tests,
     })
 }
 

@@ -39,6 +39,7 @@ pub struct TargetPage {
     pub nav: Option<Nav>,
     pub client: Client,
     pub target: Target,
+    pub checkout_tests: Vec<crate::checkouts::queries::TestSummary>,
 }
 
 /// The fields of the target form as typed.

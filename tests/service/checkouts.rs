@@ -256,7 +256,40 @@ async fn checkout_runs_pass_fail_alert_and_never_reveal_their_test_data() {
         )),
         "{html}"
     );
+    // The outcome and the job's state are told apart, in words.
+    assert!(
+        html.contains(&format!(
+            "id=\"run-outcome-words\">failed at step {}<",
+            steps::ASSERT_TOTAL
+        )),
+        "{html}"
+    );
+    assert!(html.contains("id=\"run-job\">done<"), "{html}");
+    assert!(!html.contains("succeeded"), "{html}");
     seen.0.extend_from_slice(html.as_bytes());
+    // A person finds the tests from the target's page alone: each with its last run's
+    // outcome, "Run now" and "New checkout test".
+    let html = owner
+        .get(&format!("/targets/{target}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for link in [
+        format!("href=\"/checkout-tests/{test}\""),
+        format!("href=\"/checkout-runs/{}\"", run["id"]),
+        format!("action=\"/checkout-tests/{test}/runs\""),
+        format!("href=\"/targets/{target}/checkout-tests/new\""),
+    ] {
+        assert!(
+            html.contains(&link),
+            "{link} is not on the target page: {html}"
+        );
+    }
+    assert!(
+        html.contains(&format!("failed at step {}", steps::ASSERT_TOTAL)),
+        "{html}"
+    );
     let detail = seen
         .json(
             api.get(&format!("/api/v1/checkout-runs/{}", run["id"]))

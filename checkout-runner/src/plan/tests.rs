@@ -28,6 +28,10 @@ steps:
   - assert_visible: css=#place-order
   - assert_count: { selector: ".line-item", count: 2 }
   - screenshot: review
+  - hover: 'role=button[name="Account"]'
+  - assert_not_visible: "role=dialog"
+  - assert_no_text: { selector: "#total", text: "0.00" }
+  - wait_for: { hidden: ".spinner" }
   - name: before payment
     stop: do not place the order
   - click: "#place-order"
@@ -41,7 +45,8 @@ fn a_full_journey_reads_into_a_plan() {
     assert_eq!(plan.allowed_hosts.len(), 2);
     assert!(plan.allowed_hosts[1].matches("checkout.pay.test"));
     assert!(!plan.allowed_hosts[1].matches("pay.test.evil"));
-    assert_eq!(plan.steps.len(), 21);
+    assert_eq!(plan.steps.len(), 25);
+    assert!(!plan.fail_on_console_errors);
     let kinds: Vec<&str> = plan.steps.iter().map(|s| s.action.kind()).collect();
     assert_eq!(&kinds[..3], ["goto", "click", "click"]);
     assert_eq!(plan.steps[1].timeout, Duration::from_secs(5));
@@ -67,7 +72,40 @@ fn a_full_journey_reads_into_a_plan() {
             target: Some(Selector::css("#card"))
         }
     );
-    assert_eq!(plan.steps[19].name.as_deref(), Some("before payment"));
+    assert_eq!(
+        plan.steps[19].action,
+        Action::Hover {
+            target: Selector::from(Element::Role {
+                role: "button".into(),
+                name: Some("Account".into())
+            })
+        }
+    );
+    assert_eq!(
+        plan.steps[19].action.describe(),
+        "hover over role=button[name=\"Account\"]"
+    );
+    assert_eq!(
+        plan.steps[20].action,
+        Action::AssertNotVisible {
+            target: Selector::from(Element::Role {
+                role: "dialog".into(),
+                name: None
+            })
+        }
+    );
+    assert_eq!(
+        plan.steps[21].action,
+        Action::AssertNoText {
+            target: Some(Selector::css("#total")),
+            text: "0.00".into()
+        }
+    );
+    assert_eq!(
+        plan.steps[22].action,
+        Action::WaitFor(Condition::Hidden(Selector::css(".spinner")))
+    );
+    assert_eq!(plan.steps[23].name.as_deref(), Some("before payment"));
     assert_eq!(plan.secret_names(), vec!["card_number"]);
     assert!(!plan.steps[4].action.describe().contains("4242"));
 }
@@ -96,10 +134,47 @@ fn every_kind_of_mistake_is_reported_with_its_place() {
         ),
         ("steps:\n  - clik: '#a'\n", 2, 5, "did you mean `click`"),
         (
-            "steps:\n  - hover: '#a'\n",
+            "steps:\n  - drag: '#a'\n",
             2,
             5,
-            "unknown step `hover`; use one of",
+            "unknown step `drag`; use one of",
+        ),
+        ("steps:\n  - hoverr: '#a'\n", 2, 5, "did you mean `hover`"),
+        (
+            "steps:\n  - click: 'role=buton'\n",
+            2,
+            12,
+            "\"buton\" is not a role",
+        ),
+        (
+            "steps:\n  - click: 'role=button[label=Buy]'\n",
+            2,
+            12,
+            "must be [name=",
+        ),
+        (
+            "steps:\n  - click: 'role=button[name=\"\"]'\n",
+            2,
+            12,
+            "name is empty",
+        ),
+        (
+            "steps:\n  - wait_for: {hidden: 'a[[['}\n",
+            2,
+            24,
+            "not a valid CSS selector",
+        ),
+        (
+            "fail_on_console_errors: yes\nsteps: [stop]\n",
+            1,
+            25,
+            "true or false",
+        ),
+        (
+            "steps:\n  - assert_no_text: {selector: a}\n",
+            2,
+            21,
+            "needs `text`",
         ),
         ("steps:\n  - timeout: 1s\n", 2, 12, "has no action"),
         (
@@ -349,4 +424,33 @@ fn check_total(text: &str) {
             }
         }
     }
+}
+
+#[test]
+fn role_selectors_take_a_name_quoted_either_way_or_not_at_all() {
+    for written in [
+        r#"role=button[name="Place order"]"#,
+        "role=button[name='Place order']",
+        "role=BUTTON[ name = Place order ]",
+    ] {
+        let plan = parse(&format!(
+            "steps:\n  - click: '{}'\n",
+            written.replace('\'', "''")
+        ))
+        .unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(
+            plan.steps[0].action,
+            Action::Click {
+                target: Selector::from(Element::Role {
+                    role: "button".into(),
+                    name: Some("Place order".into())
+                })
+            },
+            "{written}"
+        );
+    }
+    let plan = parse("steps:\n  - assert_visible: 'frame=#pay >> role=textbox'\n").unwrap();
+    let target = plan.steps[0].action.target().unwrap();
+    assert_eq!(target.frames.len(), 1);
+    assert_eq!(target.to_string(), "frame=#pay >> role=textbox");
 }

@@ -14,7 +14,9 @@ use chromiumoxide::cdp::browser_protocol::input::{
 use chromiumoxide::cdp::browser_protocol::page::{
     CaptureScreenshotFormat, CaptureScreenshotParams, StopLoadingParams, Viewport,
 };
-use scanner::{Journey, NavigationRule, ScanError, ScanOptions, ScanOutput, Scanner, Settled};
+use scanner::{
+    ActivityMark, Journey, NavigationRule, ScanError, ScanOptions, ScanOutput, Scanner, Settled,
+};
 use serde_json::{Value, json};
 
 pub use redact::{MIN_REDACTED_CHARS, Redactor};
@@ -39,6 +41,8 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(3);
 /// While waiting for a navigation an input started, how often the page is asked whether it is
 /// still under way (a script may cancel it).
 const NAVIGATING_ASK_EVERY: Duration = Duration::from_millis(100);
+/// How long a field may take to show what was typed into it (formatting, validation).
+const KEPT_WITHIN: Duration = Duration::from_millis(500);
 
 /// The opened secrets of one run, by name. Zeroized when dropped; `Debug` shows names only.
 #[derive(Default)]
@@ -135,6 +139,8 @@ pub async fn run(
                     pages: Vec::new(),
                     page_refs: Vec::new(),
                     armed: std::sync::Mutex::new(None),
+                    input: std::sync::Mutex::new(None),
+                    next_mark: None,
                 };
                 let (steps, failure, stopped_at) = run.all_steps().await;
                 let outcome = if failure.is_some() {
@@ -174,6 +180,12 @@ struct Run<'r> {
     page_refs: Vec<PageRef>,
     /// Where navigation stood before the last input that may navigate (none: nothing pending).
     armed: std::sync::Mutex<Option<Armed>>,
+    /// When the step's last input that may navigate was sent, and the records then: what the
+    /// step's settling and its requests are measured from.
+    input: std::sync::Mutex<Option<(Instant, ActivityMark)>>,
+    /// Where the last step's records ended: the next step's start, so that a route change
+    /// landing while a step is photographed is the next step's, not nobody's.
+    next_mark: Option<ActivityMark>,
 }
 
 /// Navigations and route changes before an input that may navigate.
@@ -233,6 +245,8 @@ impl Run<'_> {
             url: String::new(),
             screenshot: None,
             screenshot_ms: 0,
+            settle_ms: None,
+            network_ms: None,
             console_errors: Vec::new(),
             failed_requests: Vec::new(),
             refused_requests: Vec::new(),
@@ -243,7 +257,8 @@ impl Run<'_> {
 
     async fn step(&mut self, step: &Step) -> StepResult {
         let started = Instant::now();
-        let mark = self.journey.mark();
+        let mark = self.next_mark.take().unwrap_or_else(|| self.journey.mark());
+        self.input.lock().unwrap_or_else(|e| e.into_inner()).take();
         let refused_before = self.journey.refused_navigations().len();
         let left = self.deadline.saturating_duration_since(started);
         let error = if left.is_zero() {
@@ -269,6 +284,15 @@ impl Run<'_> {
             }
         };
         let activity = self.journey.activity_since(mark);
+        self.next_mark = Some(activity.end);
+        // A click's or key press's own time: from the input until the page settled, beside the
+        // requests it set off.
+        let input = self.input.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let settle_ms = input.map(|(at, _)| at.elapsed().as_millis() as u64);
+        let network_busy = match input {
+            Some((_, at_input)) => self.journey.activity_since(at_input).network_busy,
+            None => activity.network_busy,
+        };
         let url = self.journey.url();
         // A page that never answers keeps the tab busy (scripts wait for the new document): when
         // a step failed with a navigation still pending, stop loading it, so the failure can be
@@ -289,6 +313,27 @@ impl Run<'_> {
             }),
             _ => error,
         };
+        // A test that asks for it fails on the page's own JavaScript errors.
+        let error = error.or_else(|| {
+            self.plan
+                .fail_on_console_errors
+                .then(|| {
+                    activity
+                        .console_errors
+                        .iter()
+                        .find(|e| is_script_error(&e.kind))
+                })
+                .flatten()
+                .map(|e| StepError::ConsoleError {
+                    message: excerpt(&e.message, 300),
+                })
+        });
+        // The failure's screenshot shows the element in question, wherever the page was scrolled.
+        if error.is_some()
+            && let Some(target) = step.action.target()
+        {
+            let _ = self.helper("reveal", Some(target), Value::Null).await;
+        }
         // What the page shows as wrong is usually the reason a person needs.
         let page_says = match &error {
             Some(_) => self.page_says().await,
@@ -323,6 +368,8 @@ impl Run<'_> {
             url: self.redactor.text(&url),
             screenshot,
             screenshot_ms,
+            settle_ms,
+            network_ms: network_busy.map(|d| d.as_millis() as u64),
             console_errors: activity
                 .console_errors
                 .iter()
@@ -413,11 +460,30 @@ impl Run<'_> {
             StepError::Browser { message } => StepError::Browser {
                 message: page(message),
             },
+            StepError::ValueNotKept { selector, found } => StepError::ValueNotKept {
+                selector,
+                found: page(found),
+            },
+            StepError::OptionNotKept {
+                selector,
+                option,
+                found,
+            } => StepError::OptionNotKept {
+                selector,
+                option,
+                found: page(found),
+            },
+            StepError::ConsoleError { message } => StepError::ConsoleError {
+                message: page(message),
+            },
             step_words @ (StepError::SelectorNotFound { .. }
             | StepError::NotVisible { .. }
             | StepError::CountMismatch { .. }
             | StepError::WaitTimedOut { .. }
             | StepError::MissingSecret { .. }
+            | StepError::SecretNotKept { .. }
+            | StepError::StillVisible { .. }
+            | StepError::TextPresent { .. }
             | StepError::BudgetExhausted { .. }
             | StepError::StepTimeout { .. }) => step_words,
         }
@@ -625,7 +691,7 @@ impl Run<'_> {
         }
         Ok(self
             .journey
-            .frame_origin(&current)
+            .frame_origin(&frames, &current)
             .await?
             .map(|origin| (current, origin)))
     }
@@ -670,6 +736,12 @@ impl Run<'_> {
                 self.click(target, until).await?;
                 self.settle(until).await
             }
+            Action::Hover { target } => {
+                let (x, y) = self.point(target, until).await?;
+                self.mouse(&[DispatchMouseEventType::MouseMoved], x, y)
+                    .await?;
+                self.settle(until).await
+            }
             Action::Fill { target, value } => {
                 let (text, secret) = match value {
                     FillValue::Literal(text) => (text.as_str(), false),
@@ -685,6 +757,7 @@ impl Run<'_> {
                 if !target.frames.is_empty() {
                     self.click(target, until).await?;
                     self.armed.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    self.input.lock().unwrap_or_else(|e| e.into_inner()).take();
                 }
                 self.poll(until, "focus", Some(target), Value::Null, |_| Ok(()))
                     .await?;
@@ -704,7 +777,8 @@ impl Run<'_> {
                     json!({"secret": secret}),
                     |_| Ok(()),
                 )
-                .await
+                .await?;
+                self.verify_kept(target, text, secret, until).await
             }
             Action::Select { target, option } => {
                 let selector = target.to_string();
@@ -723,7 +797,23 @@ impl Run<'_> {
                     },
                 )
                 .await?;
-                self.settle(until).await
+                self.settle(until).await?;
+                // A shop's script may put the old choice back (a controlled field that refused it).
+                let kept = self.helper("selected", Some(target), json!(option)).await;
+                match kept {
+                    Ok(answer) if answer.get("kept").and_then(Value::as_bool) == Some(false) => {
+                        Err(StepError::OptionNotKept {
+                            selector,
+                            option: option.clone(),
+                            found: answer
+                                .get("found")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
+                        })
+                    }
+                    _ => Ok(()),
+                }
             }
             Action::Check { target, checked } => {
                 let is_checked = |answer: &Value| answer.get("checked").and_then(Value::as_bool);
@@ -800,6 +890,34 @@ impl Run<'_> {
                         other => Err(other),
                     })
             }
+            Action::AssertNotVisible { target } => {
+                self.until_hidden(target, until, || StepError::StillVisible {
+                    selector: target.to_string(),
+                })
+                .await
+            }
+            Action::AssertNoText { target, text } => {
+                let shown = target
+                    .as_ref()
+                    .map_or_else(|| "the page".to_owned(), ToString::to_string);
+                let unwanted = normalize(text);
+                self.poll(until, "text", target.as_ref(), Value::Null, |answer| {
+                    if normalize(&self.shown_text(answer)).contains(&unwanted) {
+                        Err(StepError::TextPresent {
+                            target: shown.clone(),
+                            text: text.clone(),
+                        })
+                    } else {
+                        Ok(())
+                    }
+                })
+                .await
+                .or_else(|e| match e {
+                    // No such element shows no such text.
+                    StepError::SelectorNotFound { .. } | StepError::NotVisible { .. } => Ok(()),
+                    other => Err(other),
+                })
+            }
             Action::AssertCount { target, count } => {
                 let selector = target.to_string();
                 self.poll(until, "count", Some(target), Value::Null, |answer| {
@@ -868,43 +986,124 @@ impl Run<'_> {
         }
     }
 
+    /// Where to point at the element in the tab's viewport, once it is visible, enabled and not
+    /// covered (scrolled into view).
+    async fn point(&self, target: &Selector, until: Instant) -> Result<(f64, f64), StepError> {
+        self.poll(until, "point", Some(target), Value::Null, |answer| {
+            match (
+                answer.get("x").and_then(Value::as_f64),
+                answer.get("y").and_then(Value::as_f64),
+            ) {
+                (Some(x), Some(y)) => Ok((x, y)),
+                _ => Err(StepError::Browser {
+                    message: "the page helper gave no position".into(),
+                }),
+            }
+        })
+        .await
+    }
+
     async fn click(&self, target: &Selector, until: Instant) -> Result<(), StepError> {
-        let (x, y) = self
-            .poll(until, "point", Some(target), Value::Null, |answer| {
-                match (
-                    answer.get("x").and_then(Value::as_f64),
-                    answer.get("y").and_then(Value::as_f64),
-                ) {
-                    (Some(x), Some(y)) => Ok((x, y)),
-                    _ => Err(StepError::Browser {
-                        message: "the page helper gave no position".into(),
-                    }),
-                }
-            })
-            .await?;
+        let (x, y) = self.point(target, until).await?;
         self.arm().await;
-        let page = self.journey.page();
-        let browser = |e: chromiumoxide::error::CdpError| StepError::Browser {
-            message: e.to_string(),
-        };
-        for kind in [
-            DispatchMouseEventType::MouseMoved,
-            DispatchMouseEventType::MousePressed,
-            DispatchMouseEventType::MouseReleased,
-        ] {
+        self.mouse(
+            &[
+                DispatchMouseEventType::MouseMoved,
+                DispatchMouseEventType::MousePressed,
+                DispatchMouseEventType::MouseReleased,
+            ],
+            x,
+            y,
+        )
+        .await
+    }
+
+    /// Sends mouse events at a point of the tab's viewport (presses with the left button).
+    async fn mouse(
+        &self,
+        kinds: &[DispatchMouseEventType],
+        x: f64,
+        y: f64,
+    ) -> Result<(), StepError> {
+        for kind in kinds {
             let mut event = DispatchMouseEventParams::builder()
                 .r#type(kind.clone())
                 .x(x)
                 .y(y);
-            if kind != DispatchMouseEventType::MouseMoved {
+            if *kind != DispatchMouseEventType::MouseMoved {
                 event = event.button(MouseButton::Left).click_count(1);
             }
             let event = event
                 .build()
                 .map_err(|message| StepError::Browser { message })?;
-            page.execute(event).await.map_err(browser)?;
+            self.journey
+                .page()
+                .execute(event)
+                .await
+                .map_err(|e| StepError::Browser {
+                    message: e.to_string(),
+                })?;
         }
         Ok(())
+    }
+
+    /// Waits until no element matching `target` is visible; `error` when time runs out.
+    async fn until_hidden(
+        &self,
+        target: &Selector,
+        until: Instant,
+        error: impl Fn() -> StepError,
+    ) -> Result<(), StepError> {
+        self.poll(until, "count", Some(target), Value::Null, |answer| {
+            if answer.get("visible").and_then(Value::as_u64).unwrap_or(0) == 0 {
+                Ok(())
+            } else {
+                Err(error())
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            StepError::Browser { .. } => e,
+            _ => error(),
+        })
+    }
+
+    /// After typing: the field holds what was typed (a secret: holds something), within a
+    /// moment for fields that format or validate as they go; else the step fails here, where
+    /// the cause is, with what the field holds (redacted).
+    async fn verify_kept(
+        &self,
+        target: &Selector,
+        typed: &str,
+        secret: bool,
+        until: Instant,
+    ) -> Result<(), StepError> {
+        let until = until.min(Instant::now() + KEPT_WITHIN);
+        let arg = if secret {
+            json!({"secret": true})
+        } else {
+            json!({"value": typed})
+        };
+        self.poll(until, "kept", Some(target), arg, |answer| {
+            if answer.get("kept").and_then(Value::as_bool) != Some(false) {
+                return Ok(());
+            }
+            Err(if secret {
+                StepError::SecretNotKept {
+                    selector: target.to_string(),
+                }
+            } else {
+                StepError::ValueNotKept {
+                    selector: target.to_string(),
+                    found: answer
+                        .get("found")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                }
+            })
+        })
+        .await
     }
 
     async fn press(&self, key: Key) -> Result<(), StepError> {
@@ -952,6 +1151,7 @@ impl Run<'_> {
                 })
                 .await
                 .map_err(|_| timed_out()),
+            Condition::Hidden(target) => self.until_hidden(target, until, timed_out).await,
             Condition::Url(pattern) => loop {
                 if pattern.matches(&self.journey.url()) {
                     return self.settle(until).await;
@@ -981,6 +1181,8 @@ impl Run<'_> {
     async fn arm(&self) {
         *self.armed.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.navigation_state());
         let _ = self.helper("arm", None, Value::Null).await;
+        *self.input.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), self.journey.mark()));
     }
 
     fn navigation_state(&self) -> Armed {
@@ -1073,15 +1275,28 @@ fn summary(
             .collect();
         summary.push_str(&format!("; the page says: {}", said.join(", ")));
     }
-    if let Some(first) = console_errors.first() {
+    let script_errors: Vec<&PageError> = console_errors
+        .iter()
+        .filter(|e| is_script_error(&e.kind))
+        .collect();
+    if let (Some(first), false) = (
+        script_errors.first(),
+        matches!(error, StepError::ConsoleError { .. }),
+    ) {
         summary.push_str(&format!(
             "; the page logged {} JavaScript error{} in this step or the one before, first: {}",
-            console_errors.len(),
-            if console_errors.len() == 1 { "" } else { "s" },
+            script_errors.len(),
+            if script_errors.len() == 1 { "" } else { "s" },
             excerpt(&first.message, 200)
         ));
     }
     summary
+}
+
+/// Whether a console entry is the page's script failing (an uncaught exception or
+/// `console.error`), as opposed to the browser's own messages (a failed load, a CSP report).
+pub fn is_script_error(kind: &str) -> bool {
+    matches!(kind, "uncaught_exception" | "console.error")
 }
 
 fn normalize(text: &str) -> String {

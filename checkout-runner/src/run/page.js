@@ -28,8 +28,61 @@
     const r = el.getBoundingClientRect();
     return r.width > 0 && r.height > 0;
   };
+  // ARIA roles: the element's own `role`, or the one its tag implies (HTML-AAM, the part a
+  // journey meets; password fields count as text boxes, as Chromium exposes them).
+  const implicitRole = (el) => {
+    const tag = el.tagName;
+    if (/^H[1-6]$/.test(tag)) return "heading";
+    if (tag === "INPUT") {
+      const type = (el.getAttribute("type") || "text").toLowerCase();
+      if (["button", "submit", "reset", "image"].includes(type)) return "button";
+      if (type === "checkbox" || type === "radio") return type;
+      if (type === "number") return "spinbutton";
+      if (type === "search") return el.hasAttribute("list") ? "combobox" : "searchbox";
+      if (["text", "email", "tel", "url", "password"].includes(type)) return el.hasAttribute("list") ? "combobox" : "textbox";
+      return null;
+    }
+    if (tag === "SELECT") return el.multiple || el.size > 1 ? "listbox" : "combobox";
+    if (tag === "A" || tag === "AREA") return el.hasAttribute("href") ? "link" : null;
+    if (tag === "IMG") return el.getAttribute("alt") === "" ? null : "img";
+    if (tag === "SECTION") return el.hasAttribute("aria-label") || el.hasAttribute("aria-labelledby") ? "region" : null;
+    return { BUTTON: "button", SUMMARY: "button", TEXTAREA: "textbox", OPTION: "option", NAV: "navigation",
+      MAIN: "main", FORM: "form", DIALOG: "dialog", UL: "list", OL: "list", LI: "listitem", TABLE: "table",
+      TR: "row", TD: "cell", TH: "columnheader", PROGRESS: "progressbar", ARTICLE: "article", HEADER: "banner",
+      FOOTER: "contentinfo", SEARCH: "search", OUTPUT: "status" }[tag] || null;
+  };
+  const roleOf = (el) => {
+    const own = (el.getAttribute("role") || "").trim().split(/\s+/)[0].toLowerCase();
+    return own || implicitRole(el);
+  };
+  const NAMED_BY_CONTENT = ["button", "link", "heading", "tab", "menuitem", "option", "checkbox", "radio",
+    "switch", "cell", "columnheader", "row", "listitem", "status", "alert"];
+  // The accessible name, in the order the spec tries its sources (simplified): aria-labelledby,
+  // aria-label, labels, a button's value, alt, content for roles named by it, title, placeholder.
+  const nameOf = (el) => {
+    const byIds = (el.getAttribute("aria-labelledby") || "").split(/\s+/).filter(Boolean)
+      .map((id) => document.getElementById(id)).filter(Boolean).map((l) => l.innerText || l.textContent).join(" ");
+    if (norm(byIds)) return byIds;
+    const aria = el.getAttribute("aria-label");
+    if (norm(aria)) return aria;
+    if (el.labels && el.labels.length) {
+      const labels = Array.from(el.labels).map((l) => l.innerText).join(" ");
+      if (norm(labels)) return labels;
+    }
+    if (el.tagName === "INPUT" && ["button", "submit", "reset"].includes(el.type)) {
+      return el.value || (el.type === "submit" ? "Submit" : el.type === "reset" ? "Reset" : "");
+    }
+    if (el.tagName === "IMG" || (el.tagName === "INPUT" && el.type === "image")) return el.getAttribute("alt") || el.getAttribute("title") || "";
+    if (NAMED_BY_CONTENT.includes(roleOf(el)) && norm(el.innerText)) return el.innerText;
+    return el.getAttribute("title") || el.getAttribute("placeholder") || "";
+  };
   const find = (sel) => {
     if (!sel) return [];
+    if (sel.role) {
+      const want = sel.name == null ? null : norm(sel.name);
+      return Array.from(document.querySelectorAll("*")).filter((el) => roleOf(el) === sel.role &&
+        (want === null || norm(redact(nameOf(el))) === want) && !attributesShowSecret(el, false));
+    }
     if (sel.css) return Array.from(document.querySelectorAll(sel.css)).filter((el) => !attributesShowSecret(el));
     if (sel.test) {
       const v = CSS.escape(sel.test);
@@ -122,6 +175,32 @@
       if (!option) return { no_option: Array.from(el.options).slice(0, 20).map((o) => o.label).join(", ") };
       setValue(el, option.value);
       return { ok: true };
+    }
+    case "kept": {
+      // Whether a field holds what was just typed into it: for a secret only that it is not
+      // empty (no answer may depend on a secret); for a value, that value, or the same letters
+      // and digits (fields that format what is typed: card numbers, phone numbers).
+      const f = first(sel);
+      if (!f.el) return f;
+      const value = f.el.isContentEditable ? f.el.innerText : (f.el.value || "");
+      if (arg && arg.secret) return { kept: value !== "" };
+      const squash = (s) => (s || "").replace(/[^\p{L}\p{N}]/gu, "").toLowerCase();
+      const want = (arg && arg.value) || "";
+      return { kept: value === want || squash(value) === squash(want), found: redact(value).slice(0, 200) };
+    }
+    case "selected": {
+      const f = first(sel);
+      if (!f.el) return f;
+      const option = f.el.selectedOptions && f.el.selectedOptions[0];
+      const want = norm(arg);
+      return { kept: !!option && (norm(option.value) === want || norm(option.label) === want),
+        found: option ? redact(option.label) : "" };
+    }
+    case "reveal": {
+      // Before a failure's screenshot: the element in question in the middle of the viewport.
+      const f = first(sel);
+      if (f.el) f.el.scrollIntoView({ block: "center", inline: "center", behavior: "instant" });
+      return { ok: !!f.el };
     }
     case "checked": {
       const f = first(sel);

@@ -71,6 +71,11 @@ pub fn sealed(values: &[(&str, &str)]) -> Secrets {
 
 /// Pixels within 40 of the card fields' magenta text, in one PNG.
 pub fn magenta_pixels(png: &[u8]) -> usize {
+    pixels_near(png, CARD_TEXT_RGB)
+}
+
+/// Pixels within 40 of `rgb` in each channel, in one PNG.
+pub fn pixels_near(png: &[u8], rgb: [u8; 3]) -> usize {
     let image = image::load_from_memory(png)
         .expect("screenshot decodes")
         .to_rgb8();
@@ -78,7 +83,7 @@ pub fn magenta_pixels(png: &[u8]) -> usize {
         .pixels()
         .filter(|p| {
             p.0.iter()
-                .zip(CARD_TEXT_RGB)
+                .zip(rgb)
                 .all(|(&a, b)| (i32::from(a) - i32::from(b)).abs() <= 40)
         })
         .count()

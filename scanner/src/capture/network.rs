@@ -296,6 +296,29 @@ impl NetworkLog {
             .count()
     }
 
+    /// How long the requests first seen from index `from` on kept the network busy: from the
+    /// first one's start to the last one's end. Requests open by design (event streams, media,
+    /// beacons, WebSockets) and those still open do not count; `None` when none did.
+    pub(crate) fn busy_from(&self, from: usize) -> Option<Duration> {
+        let (first, last) = self
+            .order
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| self.records.get(id))
+            .filter(|r| {
+                let kind = r.resource_type.as_deref().unwrap_or("Other");
+                !LONG_LIVED_TYPES.contains(&kind) && kind != "WebSocket"
+            })
+            .filter_map(|r| Some((r.hops.first()?.started, r.ended?)))
+            .fold(None, |span: Option<(f64, f64)>, (start, end)| {
+                Some(span.map_or((start, end), |(a, b)| (a.min(start), b.max(end))))
+            })?;
+        Some(Duration::from_millis(
+            ((last - first) * 1000.0).max(0.0).round() as u64,
+        ))
+    }
+
     /// Requests still open, in the order they started (WebSockets included).
     pub(crate) fn open_requests(&self, now: Instant) -> Vec<OpenRequest> {
         self.order
@@ -461,6 +484,30 @@ pub(crate) fn host_of(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_from_spans_the_later_requests_that_ended_and_ignores_streams() {
+        let mut log = NetworkLog::new(100);
+        let send = |log: &mut NetworkLog, id: &str, kind: &str, at: f64| {
+            log.request_will_be_sent(id, "https://shop.example/x", "GET", Some(kind), at, None);
+        };
+        send(&mut log, "page", "Document", 1.0);
+        log.loading_finished("page", 1.2, 10.0);
+        assert_eq!(log.busy_from(1), None, "nothing after the mark");
+        send(&mut log, "login", "Fetch", 2.0);
+        log.loading_finished("login", 2.03, 10.0);
+        send(&mut log, "stream", "EventSource", 2.04);
+        send(&mut log, "products", "Fetch", 2.05);
+        log.loading_failed("products", 2.09, "net::ERR_FAILED", "Fetch");
+        send(&mut log, "poll", "XHR", 2.06);
+        let busy = log.busy_from(1).expect("two requests ended");
+        assert_eq!(
+            busy.as_millis(),
+            90,
+            "from the login's start to the products' end"
+        );
+        assert_eq!(log.busy_from(0).map(|d| d.as_millis()), Some(1090));
+    }
 
     #[test]
     fn events_in_any_order_make_one_complete_request() {

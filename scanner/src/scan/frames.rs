@@ -1,7 +1,8 @@
 //! A journey's reach into the page's frames: which frames there are, the frame an `<iframe>`
 //! element holds, where a frame sits in the tab's viewport, and scripts run in a frame's own
 //! isolated world. Cross-site frames are in the page's process (see `browser.rs`), so one
-//! DevTools session reaches them all.
+//! DevTools session reaches them all. Each frame's world is made once and kept until its
+//! document goes (a call on a world that is gone makes a new one and tries once more).
 
 use chromiumoxide::cdp::browser_protocol::dom::{
     DescribeNodeParams, GetFrameOwnerParams, ResolveNodeParams,
@@ -15,6 +16,10 @@ use crate::error::ScanError;
 
 use super::journey::Journey;
 use super::*;
+
+/// A call made in a frame's isolated world.
+type WorldCall<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ScanError>> + Send + 'a>>;
 
 /// A frame of the tab now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,27 +59,62 @@ impl Journey<'_> {
         frame_id: &str,
         expression: &str,
     ) -> Result<Option<serde_json::Value>, ScanError> {
+        self.in_world(frame_id, |world| {
+            Box::pin(evaluate(self.page(), world, expression))
+        })
+        .await
+    }
+
+    /// Runs `call` with the frame's isolated world; if it fails (the world went with its
+    /// document), once more with a new world.
+    async fn in_world<'a, T>(
+        &'a self,
+        frame_id: &str,
+        call: impl Fn(ExecutionContextId) -> WorldCall<'a, T>,
+    ) -> Result<T, ScanError> {
+        let cached = self.worlds().get(frame_id).copied();
+        if let Some(world) = cached {
+            match call(world).await {
+                Ok(value) => return Ok(value),
+                Err(_) => {
+                    self.worlds().remove(frame_id);
+                }
+            }
+        }
         let world = isolated_world(self.page(), &FrameId::new(frame_id.to_owned())).await?;
-        evaluate(self.page(), world, expression).await
+        self.worlds().insert(frame_id.to_owned(), world);
+        call(world).await
+    }
+
+    fn worlds(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ExecutionContextId>> {
+        self.frame_worlds.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The frame held by the first `<iframe>` (or `<frame>`) element matching `css` in the frame
     /// `parent`; `None` when there is no such element or it holds no document yet.
     pub async fn child_frame(&self, parent: &str, css: &str) -> Result<Option<String>, ScanError> {
-        let world = isolated_world(self.page(), &FrameId::new(parent.to_owned())).await?;
         let expression = format!(
             "(() => {{ const el = document.querySelector({css}); \
              return el && (el.tagName === 'IFRAME' || el.tagName === 'FRAME') ? el : null; }})()",
             css = serde_json::Value::from(css)
         );
-        let params = EvaluateParams::builder()
-            .expression(expression)
-            .context_id(world)
-            .build()
-            .map_err(ScanError::Protocol)?;
-        let result = call("finding a frame", self.page().execute(params))
-            .await?
-            .result;
+        let expression = &expression;
+        let result = self
+            .in_world(parent, |world| {
+                Box::pin(async move {
+                    let params = EvaluateParams::builder()
+                        .expression(expression.as_str())
+                        .context_id(world)
+                        .build()
+                        .map_err(ScanError::Protocol)?;
+                    Ok(call("finding a frame", self.page().execute(params))
+                        .await?
+                        .result)
+                })
+            })
+            .await?;
         if result.exception_details.is_some() {
             return Ok(None);
         }
@@ -93,10 +133,13 @@ impl Journey<'_> {
     }
 
     /// Where the document of frame `frame_id` starts in the tab's viewport: the sum of its
-    /// owner elements' content origins up to the main frame. `None` for a frame whose owner is
-    /// gone.
-    pub async fn frame_origin(&self, frame_id: &str) -> Result<Option<(f64, f64)>, ScanError> {
-        let frames = self.frames().await?;
+    /// owner elements' content origins up to the main frame. `frames` is the tab's frames, as
+    /// [`Journey::frames`] read them a moment ago. `None` for a frame whose owner is gone.
+    pub async fn frame_origin(
+        &self,
+        frames: &[FrameInfo],
+        frame_id: &str,
+    ) -> Result<Option<(f64, f64)>, ScanError> {
         let (mut x, mut y) = (0.0, 0.0);
         let mut current = frame_id.to_owned();
         for _ in 0..frames.len() {
@@ -128,20 +171,25 @@ impl Journey<'_> {
         )
         .await?
         .result;
-        let world: ExecutionContextId =
-            isolated_world(self.page(), &FrameId::new(parent.to_owned())).await?;
-        let resolved = call(
-            "finding a frame's owner",
-            self.page().execute(
-                ResolveNodeParams::builder()
-                    .backend_node_id(owner.backend_node_id)
-                    .execution_context_id(world)
-                    .build(),
-            ),
-        )
-        .await?
-        .result
-        .object;
+        let node = owner.backend_node_id;
+        let resolved = self
+            .in_world(parent, |world| {
+                Box::pin(async move {
+                    Ok(call(
+                        "finding a frame's owner",
+                        self.page().execute(
+                            ResolveNodeParams::builder()
+                                .backend_node_id(node)
+                                .execution_context_id(world)
+                                .build(),
+                        ),
+                    )
+                    .await?
+                    .result
+                    .object)
+                })
+            })
+            .await?;
         let Some(object_id) = resolved.object_id else {
             return Ok(None);
         };

@@ -31,6 +31,9 @@ use super::*;
 /// How long a request a step set off may go without answering or progressing before the step
 /// stops waiting for it (a long poll): the next step waits for what it needs.
 const STEP_REQUEST_IDLE: Duration = Duration::from_secs(2);
+/// How often a step's wait looks at the records: a click's settling is on a person's clock,
+/// finer than a scan's.
+const STEP_POLL: Duration = Duration::from_millis(10);
 
 /// Decides whether the journey may open a page at this URL (main frame only).
 pub type NavigationRule = Arc<dyn Fn(&url::Url) -> bool + Send + Sync>;
@@ -43,10 +46,14 @@ pub struct Journey<'s> {
     /// The isolated world of the current document, with the document's commit number: making a
     /// new world waits while a navigation is pending, using the current one does not.
     world: std::sync::Mutex<Option<(usize, ExecutionContextId)>>,
+    /// An isolated world per frame journeys reached into, made once; a world that is gone with
+    /// its document is made again (see `frames.rs`).
+    pub(super) frame_worlds:
+        std::sync::Mutex<std::collections::HashMap<String, ExecutionContextId>>,
 }
 
 /// A point in the journey's records, to ask what happened since.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ActivityMark {
     requests: usize,
     console: usize,
@@ -78,6 +85,13 @@ pub struct Activity {
     pub navigations: usize,
     /// Same-document navigations of the main frame (a single-page app changing its route).
     pub route_changes: usize,
+    /// From the first request the page sent since the mark to the end of the last one (event
+    /// streams, beacons and requests still open left out): how long the network kept a step
+    /// busy. `None` when no such request ended.
+    pub network_busy: Option<Duration>,
+    /// Where the records stood when this was read: the next window starts here, so nothing
+    /// falls between two.
+    pub end: ActivityMark,
 }
 
 impl Scanner {
@@ -107,6 +121,7 @@ impl Scanner {
                         options,
                         main_frame,
                         world: std::sync::Mutex::new(None),
+                        frame_worlds: std::sync::Mutex::default(),
                     };
                     body(&journey).await
                 }) => result,
@@ -270,7 +285,7 @@ impl Journey<'_> {
                     });
                 }
             }
-            tokio::time::sleep(POLL).await;
+            tokio::time::sleep(STEP_POLL).await;
         }
     }
 
@@ -365,13 +380,7 @@ impl Journey<'_> {
     }
 
     pub fn mark(&self) -> ActivityMark {
-        let r = lock(&self.session.recorder);
-        ActivityMark {
-            requests: r.network.len(),
-            console: r.console_errors.len(),
-            navigations: r.navigations.len(),
-            route_changes: r.same_document_navigations,
-        }
+        mark_of(&lock(&self.session.recorder))
     }
 
     /// What the page did since `mark`.
@@ -402,6 +411,17 @@ impl Journey<'_> {
             route_changes: r
                 .same_document_navigations
                 .saturating_sub(mark.route_changes),
+            network_busy: r.network.busy_from(mark.requests),
+            end: mark_of(&r),
         }
+    }
+}
+
+fn mark_of(r: &Recorder) -> ActivityMark {
+    ActivityMark {
+        requests: r.network.len(),
+        console: r.console_errors.len(),
+        navigations: r.navigations.len(),
+        route_changes: r.same_document_navigations,
     }
 }
