@@ -318,3 +318,42 @@ steps:
     let full = failed.screenshot.as_ref().expect("a screenshot");
     assert_eq!((full.width, full.height), (1366, 768), "full size");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_select_whose_choice_the_page_puts_back_fails_at_the_select() {
+    fixture_sites::packages::packages_dir();
+    let h = Harness::start().await;
+    let journey = |user: &str| {
+        format!(
+            r#"name: Country
+steps:
+  - goto: /spa/
+  - fill: {{ selector: "test=username", value: "{user}" }}
+  - fill: {{ selector: "test=password", secret: password }}
+  - click: "test=login-button"
+  - click: ".shopping_cart_link"
+  - click: "test=checkout"
+  - select: {{ selector: "test=country", option: Germany }}
+  - stop
+"#
+        )
+    };
+    let secrets = sealed(&SECRETS);
+    let out = h.run(&journey("standard_user"), &secrets).await;
+    assert_eq!(
+        out.report.outcome,
+        Outcome::Passed,
+        "{:?}",
+        out.report.failure
+    );
+    let out = h.run(&journey("problem_user"), &secrets).await;
+    let failure = out.report.failure.as_ref().expect("the select fails");
+    assert_eq!(failure.step, 7, "{}", failure.summary);
+    let StepError::OptionNotKept { option, found, .. } = &failure.error else {
+        panic!("{:?}", failure.error);
+    };
+    assert_eq!(
+        (option.as_str(), found.as_str()),
+        ("Germany", "United States")
+    );
+}

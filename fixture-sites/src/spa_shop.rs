@@ -11,7 +11,7 @@
 //! |---|---|
 //! | `standard_user` | everything works |
 //! | `locked_out_user` | the login is refused: "Sorry, this user has been locked out." |
-//! | `problem_user` | the last-name field drops what is typed and says "Error: Last Name is required" |
+//! | `problem_user` | the last-name field drops what is typed and says "Error: Last Name is required"; the country select does not take a choice |
 //! | `error_user` | adding the bike light throws "Failed to add item to the cart" (and adds nothing) |
 //!
 //! The header has a menu that opens on hover, as many shops' do, and adding to the cart shows an
@@ -309,7 +309,7 @@ const APP_JS: &str = r#"
 
   function Info() {
     var nav = R.useNavigate();
-    var f = useState({ firstName: '', lastName: '', postalCode: '' }), form = f[0], setForm = f[1];
+    var f = useState({ firstName: '', lastName: '', postalCode: '', country: 'US' }), form = f[0], setForm = f[1];
     var e = useState(null), error = e[0], setError = e[1];
     function field(name, label) {
       return h('input', { 'data-test': name, placeholder: label, value: form[name], onChange: function (ev) {
@@ -326,8 +326,14 @@ const APP_JS: &str = r#"
       if (!form.postalCode) return setError('Error: Postal Code is required');
       store.info = form; save(); nav('/checkout/payment');
     }
+    // A controlled select: the problem user's form never takes the choice, so React puts the
+    // old one back, as a shop with a broken shipping-country handler does.
+    var country = h('label', null, 'Country ', h('select', { 'data-test': 'country', value: form.country, onChange: function (ev) {
+      if (store.user === 'problem_user') return;
+      setForm(Object.assign({}, form, { country: ev.target.value }));
+    } }, [['US', 'United States'], ['DE', 'Germany'], ['FR', 'France']].map(function (o) { return h('option', { key: o[0], value: o[0] }, o[1]); })));
     return h('form', { onSubmit: submit }, h(Header), h('h2', null, 'Checkout: Your Information'),
-      field('firstName', 'First Name'), field('lastName', 'Last Name'), field('postalCode', 'Zip/Postal Code'),
+      field('firstName', 'First Name'), field('lastName', 'Last Name'), field('postalCode', 'Zip/Postal Code'), country,
       h(ErrorBox, { error: error }),
       h('input', { type: 'submit', 'data-test': 'continue', className: 'button', value: 'Continue' }));
   }
