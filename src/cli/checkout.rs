@@ -17,11 +17,10 @@ use askama::Template;
 use base64::Engine;
 use checkout_runner::{Outcome, RunOutput, RunReport, RunSettings, SecretValue, Secrets};
 use clap::Args;
-use scanner::egress::EgressPolicy;
 use scanner::{ScanOptions, Scanner, Supervisor};
 use zeroize::Zeroizing;
 
-use super::{BrowserArgs, exit, fail, parse_viewport};
+use super::{BrowserArgs, EgressArgs, exit, fail, parse_viewport};
 
 /// The environment variables secrets are read from: this prefix and the name upper-cased.
 const SECRET_ENV_PREFIX: &str = "SITEWARD_SECRET_";
@@ -44,13 +43,8 @@ pub struct CheckoutArgs {
     /// Viewport WIDTHxHEIGHT.
     #[arg(long, value_parser = parse_viewport, default_value = "1366x768")]
     pub viewport: (u32, u32),
-    /// Resolve HOST to IP instead of asking DNS (repeatable; comma-separated lists work too).
-    #[arg(long, value_name = "HOST=IP", value_delimiter = ',')]
-    pub resolve: Vec<String>,
-    /// Turn the egress guard off: the test may reach loopback and private networks (a shop on
-    /// this machine or the office network).
-    #[arg(long)]
-    pub allow_private: bool,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     #[command(flatten)]
     pub browser: BrowserArgs,
 }
@@ -60,12 +54,6 @@ pub async fn run(args: CheckoutArgs) -> ExitCode {
         Ok(prepared) => prepared,
         Err(error) => return fail(error),
     };
-    if args.allow_private {
-        eprintln!(
-            "siteward: WARNING: --allow-private turns the egress guard OFF: this test may reach \
-             loopback, private networks and cloud metadata (169.254.169.254)."
-        );
-    }
     let scanner = Scanner::new(Supervisor::new(args.browser.browser_options(1)));
     let result = checkout_runner::run(
         &scanner,
@@ -122,15 +110,7 @@ fn prepare(args: &CheckoutArgs) -> Result<Prepared, String> {
         None => BTreeMap::new(),
     };
     let secrets = gather_secrets(&plan.secret_names(), file, |name| std::env::var(name).ok())?;
-    let mut egress = EgressPolicy::public_only();
-    for mapping in &args.resolve {
-        egress = egress
-            .with_resolve_arg(mapping)
-            .map_err(|e| e.to_string())?;
-    }
-    if args.allow_private {
-        egress = egress.allowing_private();
-    }
+    let egress = args.egress.policy()?;
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     Ok(Prepared {

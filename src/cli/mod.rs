@@ -115,6 +115,47 @@ impl BrowserArgs {
     }
 }
 
+/// Where a scan or a checkout test may connect: the egress guard's options, as `scan` and
+/// `checkout` take them.
+#[derive(Debug, Clone, Args)]
+pub struct EgressArgs {
+    /// Map HOST to IP, like curl's --resolve; the mapping is allowed even when the address is
+    /// private. Repeatable (comma-separated lists work too).
+    #[arg(long, value_name = "HOST=IP", value_delimiter = ',')]
+    pub resolve: Vec<String>,
+    /// Ask this name server (IP:PORT) instead of the system's; CNAME chains it answers are
+    /// recorded, as with the system's.
+    #[arg(long, value_name = "IP:PORT")]
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Turn the egress guard off: allow private, loopback and link-local destinations (a shop on
+    /// this machine or the office network). Only for sites you trust on networks you control.
+    #[arg(long)]
+    pub allow_private: bool,
+}
+
+impl EgressArgs {
+    /// The egress guard these options describe; warns on stderr when it is off.
+    pub fn policy(&self) -> Result<scanner::egress::EgressPolicy, String> {
+        let mut egress = scanner::egress::EgressPolicy::public_only();
+        for mapping in &self.resolve {
+            egress = egress
+                .with_resolve_arg(mapping)
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(server) = self.dns_server {
+            egress = egress.with_dns_server(server);
+        }
+        if self.allow_private {
+            eprintln!(
+                "siteward: WARNING: --allow-private turns the egress guard OFF: this may reach \
+                 loopback, private networks and cloud metadata (169.254.169.254)."
+            );
+            egress = egress.allowing_private();
+        }
+        Ok(egress)
+    }
+}
+
 /// Parses `250ms`, `2s`, `1.5s`, `1m` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use scanner::classify::{CookieDatabase, HostList};
-use scanner::egress::EgressPolicy;
 use scanner::profile::VisitorProfile;
 use scanner::snapshot::ConsentMode;
 use scanner::{Limits, ScanOptions, Scanner, Stage, Supervisor};
 
 use super::fail_on::{FailRule, RULE_NAMES};
-use super::{BrowserArgs, exit, fail, parse_duration, parse_viewport};
+use super::{BrowserArgs, EgressArgs, exit, fail, parse_duration, parse_viewport};
 use crate::reports::render_scan_report;
 
 #[derive(Debug, Clone, Args)]
@@ -61,18 +60,8 @@ pub struct ScanArgs {
     /// Follow the page's links to its privacy, cookie and terms pages and keep their text.
     #[arg(long)]
     pub policy_pages: bool,
-    /// Map HOST to IP for this scan, like curl's --resolve; the mapping is allowed even when the
-    /// address is private. Repeatable.
-    #[arg(long, value_name = "HOST=IP")]
-    pub resolve: Vec<String>,
-    /// Ask this name server (IP:PORT) instead of the system's; CNAME chains it answers are
-    /// recorded, as with the system's.
-    #[arg(long, value_name = "IP:PORT")]
-    pub dns_server: Option<std::net::SocketAddr>,
-    /// Turn the egress guard off: allow private, loopback and link-local destinations. Only for
-    /// sites you trust on networks you control.
-    #[arg(long)]
-    pub allow_private: bool,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     /// Exit with code 1 when the snapshot matches RULE. Repeatable.
     #[arg(long, value_name = "RULE", help = format!("Exit with code 1 when the snapshot matches RULE ({RULE_NAMES}). Repeatable."))]
     pub fail_on: Vec<String>,
@@ -112,18 +101,7 @@ impl Consent {
 
 impl ScanArgs {
     fn scan_options(&self) -> Result<ScanOptions, String> {
-        let mut egress = EgressPolicy::public_only();
-        for mapping in &self.resolve {
-            egress = egress
-                .with_resolve_arg(mapping)
-                .map_err(|e| e.to_string())?;
-        }
-        if self.allow_private {
-            egress = egress.allowing_private();
-        }
-        if let Some(server) = self.dns_server {
-            egress = egress.with_dns_server(server);
-        }
+        let egress = self.egress.policy()?;
         let profile = VisitorProfile {
             device: VisitorProfile::parse_device(&self.device).map_err(|e| e.to_string())?,
             languages: VisitorProfile::parse_languages(&self.languages)
@@ -176,13 +154,6 @@ pub async fn run(args: ScanArgs) -> ExitCode {
     if let Err(error) = prepare_out_dir(&args.out) {
         return fail(error);
     }
-    if args.allow_private {
-        eprintln!(
-            "siteward: WARNING: --allow-private turns the egress guard OFF: this scan may reach \
-             loopback, private networks and cloud metadata (169.254.169.254)."
-        );
-    }
-
     let scanner = Scanner::new(Supervisor::new(args.browser.browser_options(1)));
     let started = Instant::now();
     let quiet = args.quiet_progress;
