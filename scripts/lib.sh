@@ -136,3 +136,18 @@ ensure_playwright() {
   "$dir/bin/pip" install --quiet --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" >&2
   echo "$PLAYWRIGHT_VERSION" > "$dir/.installed"
 }
+
+# EasyList and EasyPrivacy, the filter lists compliance scans classify requests with, as Debian
+# ships them in the uBlock Origin package (scanner::classify::filter_lists::DEBIAN_LIST_FOLDER).
+# A folder given in SITEWARD_FILTER_LISTS is used as it is.
+ensure_filter_lists() {
+  if [ -n "${SITEWARD_FILTER_LISTS:-}" ]; then return; fi
+  local dir=/usr/share/chromium/extensions/ublock-origin/assets/thirdparties/easylist
+  if [ -r "$dir/easylist.txt" ] && [ -r "$dir/easyprivacy.txt" ]; then return; fi
+  echo "==> installing EasyList and EasyPrivacy (Debian package 'webext-ublock-origin-chromium')" >&2
+  if ! as_root apt-get install -y --no-install-recommends webext-ublock-origin-chromium >/dev/null; then
+    as_root apt-get update >/dev/null
+    as_root apt-get install -y --no-install-recommends webext-ublock-origin-chromium >/dev/null
+  fi
+  [ -r "$dir/easyprivacy.txt" ] || { echo "EasyPrivacy is still missing at $dir/easyprivacy.txt" >&2; exit 1; }
+}

@@ -269,6 +269,18 @@ async fn bad_input_is_refused_before_anything_runs() {
     let mut missing = base("http://shop.test/");
     missing.extend(["--fail-on".into(), "new-host:/nonexistent/list.txt".into()]);
     assert_one_line_error(&run(missing).await, "/nonexistent/list.txt");
+    let mut lists = base("http://shop.test/");
+    lists.extend(["--filter-lists".into(), "/nonexistent/lists".into()]);
+    assert_one_line_error(
+        &run(lists).await,
+        "cannot read the filter list /nonexistent/lists/easyprivacy.txt",
+    );
+    let mut finding = base("http://shop.test/");
+    finding.extend(["--fail-on".into(), "compliance-finding".into()]);
+    assert_one_line_error(
+        &run(finding).await,
+        "--fail-on compliance-finding needs --compliance",
+    );
     assert!(
         !out.path().join("never").exists(),
         "nothing was written for bad input"
@@ -379,5 +391,66 @@ async fn consent_accept_answers_the_banner_and_the_report_says_so() {
         bad.status.code(),
         Some(2),
         "clap rejects unknown values with exit 2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compliance_scan_writes_each_visit_and_its_findings_and_gates_on_them() {
+    let sites = FixtureSites::start().await.expect("fixture sites");
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = scan(
+        &sites,
+        &sites.url(SHOP, "/compliance/tracks-after-reject"),
+        out.path(),
+        &["--compliance", "--gpc", "--fail-on", "compliance-finding"],
+    )
+    .await;
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    for visit in ["first_visit", "reject_all", "accept_all", "gpc"] {
+        assert!(
+            err.contains(&format!("{visit}: capturing")),
+            "{visit} progress in:\n{err}"
+        );
+        for file in [
+            "snapshot.json",
+            "viewport.png",
+            "fullpage.png",
+            "report.html",
+        ] {
+            assert!(
+                out.path().join(visit).join(file).is_file(),
+                "{visit}/{file}"
+            );
+        }
+    }
+    assert!(
+        err.contains("siteward: fail-on: facebook.net tracks visitors after they rejected all"),
+        "{err}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("compliance.json")).expect("compliance.json"),
+    )
+    .expect("json");
+    let fingerprints: Vec<&str> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["fingerprint"].as_str().expect("fingerprint"))
+        .collect();
+    assert_eq!(
+        fingerprints,
+        [
+            "tracking_after_reject:reject_all:facebook.com",
+            "tracking_after_reject:reject_all:facebook.net"
+        ]
+    );
+    assert_eq!(report["gpc"], "nothing_to_opt_out_of");
+    assert_eq!(report["filter_lists"][0]["name"], "easyprivacy");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("2 findings:"), "{printed}");
+    assert!(
+        printed.contains("[critical] facebook.com tracks visitors after they rejected all"),
+        "{printed}"
     );
 }

@@ -7,6 +7,7 @@
 //! Each page documents what a correct scan of it must find.
 #![forbid(unsafe_code)]
 
+pub mod compliance_sites;
 pub mod consent_managers;
 pub mod demo_shop;
 pub mod dns;
@@ -41,7 +42,20 @@ pub const WIDGET: &str = "widget.test";
 /// A payment provider (HTTP): its card fields and its 3-D Secure challenge are cross-origin
 /// iframes in the single-page shop's checkout.
 pub const PAY: &str = "pay.test";
-pub const HOSTS: [&str; 6] = [SHOP, CDN, ANALYTICS, ADS, WIDGET, PAY];
+/// Every name the fixture server answers for: the shop's own hosts and the tracker hosts of the
+/// compliance fixtures ([`compliance_sites`]).
+pub const HOSTS: [&str; 10] = [
+    SHOP,
+    CDN,
+    ANALYTICS,
+    ADS,
+    WIDGET,
+    PAY,
+    compliance_sites::GOOGLE_TAG_MANAGER,
+    compliance_sites::GOOGLE_ANALYTICS,
+    compliance_sites::FACEBOOK_CONNECT,
+    compliance_sites::FACEBOOK,
+];
 
 /// Running fixture sites; stops when dropped.
 pub struct FixtureSites {

@@ -55,6 +55,9 @@ pub(crate) async fn route(
     if let Some(response) = crate::visitor::route(&request, &host, request.path(), &https) {
         return response;
     }
+    if let Some(response) = crate::compliance_sites::route(&host, request.path(), &http, &https) {
+        return response;
+    }
     if let Some(response) = crate::consent_managers::route(&host, request.path(), &http) {
         return response;
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use crate::classify::{CookieDatabase, HostList};
+use crate::classify::{CookieDatabase, FilterLists, HostList};
 use crate::egress::EgressPolicy;
 use crate::profile::VisitorProfile;
 use crate::snapshot::ConsentMode;
@@ -44,6 +44,11 @@ pub struct ScanOptions {
     pub cookie_database: Option<Arc<CookieDatabase>>,
     /// Names tracker hosts; without one, hosts are not classified.
     pub host_list: Option<Arc<HostList>>,
+    /// EasyPrivacy / EasyList: names tracking and advertising requests; without them, requests
+    /// are not classified.
+    pub filter_lists: Option<Arc<FilterLists>>,
+    /// Send Global Privacy Control (`Sec-GPC: 1`, `navigator.globalPrivacyControl`).
+    pub global_privacy_control: bool,
 }
 
 /// Size limits that keep a hostile page from making a scan unbounded. Each one reached is reported
@@ -94,6 +99,8 @@ impl Default for ScanOptions {
             consent_mode: ConsentMode::NoInteraction,
             cookie_database: None,
             host_list: None,
+            filter_lists: None,
+            global_privacy_control: false,
         }
     }
 }

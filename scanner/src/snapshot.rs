@@ -76,6 +76,114 @@ pub struct Snapshot {
     /// host (absent in snapshots written before it was recorded).
     #[serde(default)]
     pub dns_aliases: Vec<DnsAlias>,
+    /// The filter lists that classified the requests (`requests[].listed`), so a verdict can be
+    /// reproduced later. Empty when none was configured.
+    #[serde(default)]
+    pub filter_lists: Vec<FilterListInfo>,
+    /// The consent state the page's tags and consent manager announced (Google Consent Mode,
+    /// IAB TCF).
+    #[serde(default)]
+    pub consent_signals: ConsentSignals,
+}
+
+/// A filter list as loaded for a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilterListInfo {
+    /// `easyprivacy` or `easylist`.
+    pub name: String,
+    /// The list's own `! Title:` header, if it has one.
+    pub title: Option<String>,
+    /// The file's modification time (RFC 3339): the lists' own `Last modified` header is often a
+    /// template placeholder in distributed copies.
+    pub file_date: String,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// Request rules loaded (blocking and exception rules).
+    pub rules: u64,
+    /// Lines the engine could not read, skipped.
+    pub skipped_lines: u64,
+}
+
+/// The rule of a filter list that names a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListMatch {
+    /// The list (`easyprivacy`: tracking; `easylist`: advertising).
+    pub list: String,
+    /// The rule as written in the list.
+    pub rule: String,
+}
+
+/// Consent signals seen during a visit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentSignals {
+    /// Google Consent Mode states sent with Google Analytics / Ads requests, in request order.
+    pub google: Vec<GoogleConsentSignal>,
+    /// The IAB TCF consent the page's CMP held at capture, if it has one.
+    pub tcf: Option<TcfConsent>,
+}
+
+/// The Consent Mode state one Google tag request carried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConsentSignal {
+    pub request_url: String,
+    /// Sent after the cookie banner was answered.
+    pub after_answer: bool,
+    /// The raw `gcs` parameter (`G1xy`: ad_storage x, analytics_storage y).
+    pub gcs: Option<String>,
+    /// The raw `gcd` parameter (Consent Mode v2, all four purposes).
+    pub gcd: Option<String>,
+    pub ad_storage: Option<ConsentState>,
+    pub analytics_storage: Option<ConsentState>,
+    pub ad_user_data: Option<ConsentState>,
+    pub ad_personalization: Option<ConsentState>,
+}
+
+/// One Consent Mode purpose's state, and whether it was a default or an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentState {
+    Granted,
+    Denied,
+    /// Granted by default, before any answer.
+    GrantedByDefault,
+    /// Denied by default, before any answer.
+    DeniedByDefault,
+    /// Granted by an update (the visitor's answer, or the site's code).
+    GrantedByUpdate,
+    /// Denied by an update.
+    DeniedByUpdate,
+}
+
+impl ConsentState {
+    pub fn granted(self) -> bool {
+        matches!(
+            self,
+            Self::Granted | Self::GrantedByDefault | Self::GrantedByUpdate
+        )
+    }
+}
+
+/// An IAB TCF v2 consent string, decoded. The string itself is not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcfConsent {
+    /// Where it was read: `cookie` (`euconsent-v2`) or `tcfapi`.
+    pub source: String,
+    pub cmp_id: u16,
+    /// The TCF policy version.
+    pub policy_version: u8,
+    /// Purposes (1–24) the visitor consented to.
+    pub purposes_consent: Vec<u8>,
+    /// Purposes (1–24) claimed under legitimate interest.
+    pub purposes_legitimate_interest: Vec<u8>,
+    /// How many vendors have consent.
+    pub vendors_consented: u32,
+    /// Whether the CMP reported that the visitor has answered (`tcfapi` only).
+    pub answered: Option<bool>,
 }
 
 /// A host whose name is a DNS alias of another.
@@ -199,6 +307,10 @@ pub struct RecordedOptions {
     /// recorded, whose scans showed headless Chromium's own User-Agent).
     #[serde(default)]
     pub visitor: Option<RecordedVisitor>,
+    /// Whether the visit sent Global Privacy Control (`Sec-GPC: 1`,
+    /// `navigator.globalPrivacyControl`).
+    #[serde(default)]
+    pub global_privacy_control: bool,
 }
 
 /// The visitor profile of a scan; the User-Agent it sent is `browser.user_agent`.
@@ -362,6 +474,9 @@ pub struct Cookie {
     /// The host whose response header or script set the cookie, where known.
     pub set_by_host: Option<String>,
     pub set_by: Option<CookieSource>,
+    /// The script whose `document.cookie` or Cookie Store write set it, where known.
+    #[serde(default)]
+    pub set_by_script: Option<String>,
     /// Length of the value in bytes (the value itself is never kept).
     pub value_size: u64,
     /// What the configured cookie database says about a cookie of this name, if anything.
@@ -435,6 +550,16 @@ pub struct Request {
     /// beacons on `visibilitychange` or `pagehide`).
     #[serde(default)]
     pub after_hide: bool,
+    /// First sent after the cookie banner was answered (scans that answer it).
+    #[serde(default)]
+    pub after_answer: bool,
+    /// What made the browser send it: the script that asked (for script-initiated requests), or
+    /// the document whose markup named it.
+    #[serde(default)]
+    pub initiator: Option<String>,
+    /// The filter-list rule that names it (tracking or advertising), if any.
+    #[serde(default)]
+    pub listed: Option<ListMatch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -10,19 +10,15 @@ use fixture_sites::{FixtureSites, SHOP};
 use scanner::egress::EgressPolicy;
 use scanner::{ScanOptions, Scanner, Stage, Supervisor};
 
-use super::{BrowserArgs, fail};
+use super::{BrowserArgs, ClassifyArgs, fail};
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Where to write the demo scan.
     #[arg(long, short, default_value = "siteward-demo")]
     pub out: PathBuf,
-    /// Classify cookies with this cookie database (Open Cookie Database CSV format).
-    #[arg(long, env = "SITEWARD_COOKIE_DB", value_name = "CSV")]
-    pub cookie_db: Option<PathBuf>,
-    /// Name tracker hosts with this list (Disconnect services.json format).
-    #[arg(long, env = "SITEWARD_HOST_LIST", value_name = "JSON")]
-    pub host_list: Option<PathBuf>,
+    #[command(flatten)]
+    pub classify: ClassifyArgs,
     #[command(flatten)]
     pub browser: BrowserArgs,
 }
@@ -42,21 +38,15 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     let mut browser = args.browser.clone();
     browser.trust_spki.push(sites.spki().to_owned());
     let scanner = Scanner::new(Supervisor::new(browser.browser_options(1)));
-    let cookie_database = match super::scan::load_cookie_database(args.cookie_db.as_deref()) {
-        Ok(database) => database,
+    let classifiers = match args.classify.load() {
+        Ok(classifiers) => classifiers,
         Err(error) => return fail(error),
     };
-    let host_list = match super::scan::load_host_list(args.host_list.as_deref()) {
-        Ok(list) => list,
-        Err(error) => return fail(error),
-    };
-    let options = ScanOptions {
+    let options = classifiers.apply(ScanOptions {
         egress,
         policy_pages: true,
-        cookie_database,
-        host_list,
         ..ScanOptions::default()
-    };
+    });
     let url = sites.url(SHOP, "/");
     eprintln!(
         "siteward demo: serving a demo shop at {url} (hosts {} mapped to 127.0.0.1)",

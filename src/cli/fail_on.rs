@@ -14,6 +14,10 @@ pub enum FailRule {
     NewHost(HostAllowList),
     /// Any contacted host that the tracker list (`--host-list`) names.
     ListedHost,
+    /// Any request EasyPrivacy or EasyList names.
+    Tracker,
+    /// Any finding of a compliance scan (`--compliance` only).
+    ComplianceFinding,
     /// Any connection the egress guard refused.
     BlockedRequest,
     /// Any console error, error log entry or uncaught exception.
@@ -24,8 +28,8 @@ pub enum FailRule {
     Partial,
 }
 
-pub const RULE_NAMES: &str =
-    "third-party-cookie, new-host:FILE, blocked-request, console-error, http-error, partial";
+pub const RULE_NAMES: &str = "third-party-cookie, new-host:FILE, listed-host, tracker, \
+     compliance-finding, blocked-request, console-error, http-error, partial";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FailRuleError {
@@ -44,6 +48,8 @@ impl FailRule {
             "third-party-cookie" => Ok(FailRule::ThirdPartyCookie),
             "blocked-request" => Ok(FailRule::BlockedRequest),
             "listed-host" => Ok(FailRule::ListedHost),
+            "tracker" => Ok(FailRule::Tracker),
+            "compliance-finding" => Ok(FailRule::ComplianceFinding),
             "console-error" => Ok(FailRule::ConsoleError),
             "http-error" => Ok(FailRule::HttpError),
             "partial" => Ok(FailRule::Partial),
@@ -85,6 +91,19 @@ impl FailRule {
                 .iter()
                 .map(|h| format!("listed host {} ({}, {})", h.host, h.category, h.entity))
                 .collect(),
+            FailRule::Tracker => snapshot
+                .requests
+                .iter()
+                .filter_map(|r| {
+                    let listed = r.listed.as_ref()?;
+                    Some(format!(
+                        "tracker {} ({}: {})",
+                        r.url, listed.list, listed.rule
+                    ))
+                })
+                .collect(),
+            // Judged on the compliance report, not on one snapshot.
+            FailRule::ComplianceFinding => Vec::new(),
             FailRule::BlockedRequest => snapshot
                 .blocked
                 .iter()

@@ -12,15 +12,18 @@ mod demo;
 pub mod fail_on;
 mod runner;
 mod scan;
+mod scan_compliance;
 mod scratch;
 mod serve;
 mod serve_lock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use scanner::classify::{Classifiers, CookieDatabase, FilterLists, HostList};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -153,6 +156,53 @@ impl EgressArgs {
             egress = egress.allowing_private();
         }
         Ok(egress)
+    }
+}
+
+/// What classifies a scan's cookies and requests; shared by every command that scans. Each is
+/// loaded once and shared by all the scans of the process.
+#[derive(Debug, Clone, Args)]
+pub struct ClassifyArgs {
+    /// Classify cookies with this cookie database (Open Cookie Database CSV format).
+    #[arg(long, env = "SITEWARD_COOKIE_DB", value_name = "CSV")]
+    pub cookie_db: Option<PathBuf>,
+    /// Name tracker hosts and their companies with this list (Disconnect services.json format).
+    #[arg(long, env = "SITEWARD_HOST_LIST", value_name = "JSON")]
+    pub host_list: Option<PathBuf>,
+    /// The folder holding easyprivacy.txt and easylist.txt, which name tracking and advertising
+    /// requests. Debian's package webext-ublock-origin-chromium installs the default.
+    #[arg(
+        long,
+        env = "SITEWARD_FILTER_LISTS",
+        value_name = "DIR",
+        default_value = scanner::classify::DEBIAN_LIST_FOLDER
+    )]
+    pub filter_lists: PathBuf,
+}
+
+impl ClassifyArgs {
+    /// Loads everything named; a missing or unreadable file is an error naming its path.
+    pub fn load(&self) -> Result<Classifiers, String> {
+        let cookie_database = self
+            .cookie_db
+            .as_deref()
+            .map(|p| CookieDatabase::load(p).map(Arc::new))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let host_list = self
+            .host_list
+            .as_deref()
+            .map(|p| HostList::load(p).map(Arc::new))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let filter_lists = FilterLists::load_folder(&self.filter_lists)
+            .map(Arc::new)
+            .map_err(|e| format!("{e} (install Debian's webext-ublock-origin-chromium, or point --filter-lists / SITEWARD_FILTER_LISTS at a folder with easyprivacy.txt and easylist.txt)"))?;
+        Ok(Classifiers {
+            cookie_database,
+            host_list,
+            filter_lists: Some(filter_lists),
+        })
     }
 }
 

@@ -10,8 +10,7 @@ use scanner::egress::EgressPolicy;
 use secrecy::SecretString;
 use url::Url;
 
-use super::scan::{load_cookie_database, load_host_list};
-use super::{BrowserArgs, fail, parse_duration};
+use super::{BrowserArgs, ClassifyArgs, fail, parse_duration};
 use crate::runner::{RunnerSettings, run as run_runner};
 
 #[derive(Debug, Clone, Args)]
@@ -48,12 +47,8 @@ pub struct RunnerArgs {
     /// Keep trying to deliver a finished scan this long while the app is unreachable.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub deliver_for: Duration,
-    /// Classify cookies with this cookie database (Open Cookie Database CSV format).
-    #[arg(long, env = "SITEWARD_COOKIE_DB", value_name = "CSV")]
-    pub cookie_db: Option<PathBuf>,
-    /// Name tracker hosts with this list (Disconnect services.json format).
-    #[arg(long, env = "SITEWARD_HOST_LIST", value_name = "JSON")]
-    pub host_list: Option<PathBuf>,
+    #[command(flatten)]
+    pub classify: ClassifyArgs,
     #[command(flatten)]
     pub browser: BrowserArgs,
 }
@@ -91,8 +86,7 @@ impl RunnerArgs {
             concurrency: self.concurrency,
             browser: self.browser.browser_options(self.concurrency),
             egress,
-            cookie_database: load_cookie_database(self.cookie_db.as_deref())?,
-            host_list: load_host_list(self.host_list.as_deref())?,
+            classifiers: self.classify.load()?,
             claim_wait_seconds: 25,
             deliver_for: self.deliver_for,
             checkout_keys: self

@@ -1,18 +1,17 @@
-//! `siteward scan URL --out DIR`: one scan, written to a folder, with `--fail-on` gates.
+//! `siteward scan URL --out DIR`: one scan (or with `--compliance`, a compliance scan's visits),
+//! written to a folder, with `--fail-on` gates.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use scanner::classify::{CookieDatabase, HostList};
 use scanner::profile::VisitorProfile;
 use scanner::snapshot::ConsentMode;
 use scanner::{Limits, ScanOptions, Scanner, Stage, Supervisor};
 
 use super::fail_on::{FailRule, RULE_NAMES};
-use super::{BrowserArgs, EgressArgs, exit, fail, parse_duration, parse_viewport};
+use super::{BrowserArgs, ClassifyArgs, EgressArgs, exit, fail, parse_duration, parse_viewport};
 use crate::reports::render_scan_report;
 
 #[derive(Debug, Clone, Args)]
@@ -55,8 +54,17 @@ pub struct ScanArgs {
     pub user_agent: Option<String>,
     /// Answer the cookie banner before capturing: leave it alone (a visitor who has not chosen),
     /// accept all, or reject all. The cookies set before the answer are kept too.
-    #[arg(long, value_enum, default_value_t = Consent::None)]
+    #[arg(long, value_enum, default_value_t = Consent::None, conflicts_with = "compliance")]
     pub consent: Consent,
+    /// Run a compliance scan: the page as a first visitor gets it, after "reject all" and after
+    /// "accept all", each in a fresh browser context and side by side; writes each visit into its
+    /// own subfolder, the findings into compliance.json, and prints them.
+    #[arg(long)]
+    pub compliance: bool,
+    /// Send Global Privacy Control (Sec-GPC: 1, navigator.globalPrivacyControl). With
+    /// --compliance, adds a fourth visit that sends it and judges whether the site honours it.
+    #[arg(long)]
+    pub gpc: bool,
     /// Follow the page's links to its privacy, cookie and terms pages and keep their text.
     #[arg(long)]
     pub policy_pages: bool,
@@ -68,12 +76,8 @@ pub struct ScanArgs {
     /// Cap the full-page screenshot at this many pixels of height.
     #[arg(long, default_value_t = Limits::default().max_full_page_height)]
     pub max_page_height: u32,
-    /// Classify cookies with this cookie database (Open Cookie Database CSV format).
-    #[arg(long, env = "SITEWARD_COOKIE_DB", value_name = "CSV")]
-    pub cookie_db: Option<PathBuf>,
-    /// Name tracker hosts with this list (Disconnect services.json format).
-    #[arg(long, env = "SITEWARD_HOST_LIST", value_name = "JSON")]
-    pub host_list: Option<PathBuf>,
+    #[command(flatten)]
+    pub classify: ClassifyArgs,
     /// Suppress progress messages.
     #[arg(long, short)]
     pub quiet_progress: bool,
@@ -111,7 +115,8 @@ impl ScanArgs {
         let (viewport_width, viewport_height) = self
             .viewport
             .unwrap_or_else(|| profile.device.default_viewport());
-        Ok(ScanOptions {
+        let classifiers = self.classify.load()?;
+        Ok(classifiers.apply(ScanOptions {
             viewport_width,
             viewport_height,
             profile,
@@ -127,9 +132,10 @@ impl ScanArgs {
                 ..Limits::default()
             },
             consent_mode: self.consent.mode(),
-            cookie_database: load_cookie_database(self.cookie_db.as_deref())?,
-            host_list: load_host_list(self.host_list.as_deref())?,
-        })
+            // In a compliance scan, only the GPC visit sends it.
+            global_privacy_control: self.gpc && !self.compliance,
+            ..ScanOptions::default()
+        }))
     }
 }
 
@@ -151,8 +157,14 @@ pub async fn run(args: ScanArgs) -> ExitCode {
         Ok(rules) => rules,
         Err(error) => return fail(error),
     };
+    if !args.compliance && rules.contains(&FailRule::ComplianceFinding) {
+        return fail("--fail-on compliance-finding needs --compliance");
+    }
     if let Err(error) = prepare_out_dir(&args.out) {
         return fail(error);
+    }
+    if args.compliance {
+        return super::scan_compliance::run(&args, options, &rules).await;
     }
     let scanner = Scanner::new(Supervisor::new(args.browser.browser_options(1)));
     let started = Instant::now();
@@ -193,22 +205,6 @@ pub async fn run(args: ScanArgs) -> ExitCode {
         eprintln!("siteward: fail-on: {violation}");
     }
     ExitCode::from(exit::RULE_FAILED)
-}
-
-/// Loads the cookie database at `path`, if one was given.
-pub fn load_cookie_database(path: Option<&Path>) -> Result<Option<Arc<CookieDatabase>>, String> {
-    path.map(|p| {
-        CookieDatabase::load(p)
-            .map(Arc::new)
-            .map_err(|e| e.to_string())
-    })
-    .transpose()
-}
-
-/// Loads the tracker host list at `path`, if one was given.
-pub fn load_host_list(path: Option<&Path>) -> Result<Option<Arc<HostList>>, String> {
-    path.map(|p| HostList::load(p).map(Arc::new).map_err(|e| e.to_string()))
-        .transpose()
 }
 
 fn prepare_out_dir(out: &Path) -> Result<(), String> {

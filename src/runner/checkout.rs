@@ -26,16 +26,14 @@ pub(super) async fn run(shared: &Shared, order: &CheckoutOrder) -> Result<RunOut
     let settings = RunSettings {
         base_url,
         capture_pages: true,
-        options: ScanOptions {
+        options: shared.settings.classifiers.apply(ScanOptions {
             viewport_width: order.viewport_width,
             viewport_height: order.viewport_height,
             quiet_period: QUIET_PERIOD,
             egress: shared.settings.egress.clone(),
             limits: Limits::default(),
-            cookie_database: shared.settings.cookie_database.clone(),
-            host_list: shared.settings.host_list.clone(),
             ..ScanOptions::default()
-        },
+        }),
     };
     let output = checkout_runner::run(&shared.scanner, &plan, &secrets, &settings).await;
     // The secrets are zeroized here, before anything is delivered.

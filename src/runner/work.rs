@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use scanner::classify::{CookieDatabase, HostList};
+use scanner::classify::Classifiers;
 use scanner::egress::EgressPolicy;
 use scanner::profile::VisitorProfile;
 use scanner::{Limits, ScanOptions, ScanOutput, Scanner, Supervisor};
@@ -22,8 +22,8 @@ pub struct RunnerSettings {
     pub concurrency: usize,
     pub browser: scanner::BrowserOptions,
     pub egress: EgressPolicy,
-    pub cookie_database: Option<Arc<CookieDatabase>>,
-    pub host_list: Option<Arc<HostList>>,
+    /// Loaded once, shared by every scan and checkout test of the runner.
+    pub classifiers: Classifiers,
     /// How long one claim waits for a job.
     pub claim_wait_seconds: u32,
     /// How long to keep trying to deliver a finished scan while the app is unreachable.
@@ -124,7 +124,7 @@ async fn slot_loop(shared: Arc<Shared>, slot: usize) -> Result<(), String> {
 }
 
 fn scan_options(shared: &Shared, order: &ScanOrder) -> ScanOptions {
-    ScanOptions {
+    shared.settings.classifiers.apply(ScanOptions {
         viewport_width: order.viewport_width,
         viewport_height: order.viewport_height,
         quiet_period: Duration::from_millis(u64::from(order.wait_ms)),
@@ -138,10 +138,8 @@ fn scan_options(shared: &Shared, order: &ScanOrder) -> ScanOptions {
         consent_mode: order.consent_mode,
         egress: shared.settings.egress.clone(),
         limits: Limits::default(),
-        cookie_database: shared.settings.cookie_database.clone(),
-        host_list: shared.settings.host_list.clone(),
         ..ScanOptions::default()
-    }
+    })
 }
 
 /// Scans with a heartbeat running beside it; stops early if the job is lost.

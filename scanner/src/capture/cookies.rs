@@ -17,6 +17,8 @@ pub(crate) struct CookieWrite {
     pub domain: String,
     /// Who set it: the responding host or the calling script's host.
     pub setter_host: String,
+    /// The calling script's URL, for script writes from a script with one.
+    pub setter_script: Option<String>,
     pub source: CookieSource,
     /// When it was seen, in event order: the latest write to a cookie wins.
     pub seq: u64,
@@ -37,6 +39,7 @@ pub(crate) fn header_write(response_url: &str, line: &str, seq: u64) -> Option<C
         name,
         domain,
         setter_host: host,
+        setter_script: None,
         source: CookieSource::Header,
         seq,
     })
@@ -48,16 +51,20 @@ pub(crate) fn script_write(payload: &str, seq: u64) -> Option<CookieWrite> {
     let value: serde_json::Value = serde_json::from_str(payload).ok()?;
     let name = value.get("name")?.as_str()?.trim().to_owned();
     let document_host = value.get("documentHost")?.as_str()?.to_ascii_lowercase();
-    let setter_host = value
+    let setter_script = value
         .get("script")
         .and_then(|s| s.as_str())
+        .filter(|s| !host_of(s).is_empty())
+        .map(|s| s.chars().take(2_000).collect::<String>());
+    let setter_host = setter_script
+        .as_deref()
         .map(host_of)
-        .filter(|h| !h.is_empty())
         .unwrap_or_else(|| document_host.clone());
     Some(CookieWrite {
         name,
         domain: document_host,
         setter_host,
+        setter_script,
         source: CookieSource::Script,
         seq,
     })
@@ -107,6 +114,7 @@ pub(crate) fn attribute(
                 party: party_of(&domain, first_party_domain),
                 set_by_host: writer.map(|w| w.setter_host.clone()),
                 set_by: writer.map(|w| w.source),
+                set_by_script: writer.and_then(|w| w.setter_script.clone()),
                 value_size: (c.size.max(0) as u64).saturating_sub(c.name.len() as u64),
                 classification: database.and_then(|db| db.classify(&c.name)).cloned(),
             }
@@ -192,6 +200,10 @@ mod tests {
         let later_script = CookieWrite { seq: 9, ..script };
         let cookies = attribute(&[cookie], &[header, later_script], "shop.test", None);
         assert_eq!(cookies[0].set_by_host.as_deref(), Some("t.test"));
+        assert_eq!(
+            cookies[0].set_by_script.as_deref(),
+            Some("http://t.test/t.js")
+        );
         assert_eq!(cookies[0].value_size, 1);
     }
 

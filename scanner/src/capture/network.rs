@@ -54,6 +54,8 @@ struct Record {
     /// `Set-Cookie` lines of each response the request received, in order (one per hop that got
     /// a response), with the sequence number of when they were seen.
     set_cookies: Vec<(u64, Vec<String>)>,
+    /// What made the browser send it (the asking script, or the naming document).
+    initiator: Option<String>,
 }
 
 impl Record {
@@ -75,6 +77,8 @@ pub(crate) struct NetworkLog {
     dropped: bool,
     /// Requests from this index on were first seen after the page was hidden.
     hidden_from: Option<usize>,
+    /// Requests from this index on were first seen after the cookie banner was answered.
+    answered_from: Option<usize>,
     /// URLs workers run from (see [`NetworkLog::handed_to_worker`]).
     worker_scripts: std::collections::HashSet<String>,
 }
@@ -140,6 +144,15 @@ impl NetworkLog {
         record.responded = false;
         if record.resource_type.is_none() {
             record.resource_type = resource_type.map(str::to_owned);
+        }
+    }
+
+    /// What made the browser send request `id` (kept from its first hop).
+    pub(crate) fn set_initiator(&mut self, id: &str, initiator: &str) {
+        if let Some(record) = self.records.get_mut(id)
+            && record.initiator.is_none()
+        {
+            record.initiator = Some(initiator.chars().take(2_000).collect());
         }
     }
 
@@ -408,6 +421,11 @@ impl NetworkLog {
     }
 
     /// The page is being hidden: requests seen from now on are marked `after_hide`.
+    /// The cookie banner is being answered: requests seen from now on are marked `after_answer`.
+    pub(crate) fn mark_answered(&mut self) {
+        self.answered_from = Some(self.order.len());
+    }
+
     pub(crate) fn mark_hidden(&mut self) {
         self.hidden_from = Some(self.order.len());
     }
@@ -424,6 +442,7 @@ impl NetworkLog {
         let mut out = Vec::new();
         let later = self.order.get(from..).unwrap_or_default();
         let hidden_from = self.hidden_from.unwrap_or(usize::MAX);
+        let answered_from = self.answered_from.unwrap_or(usize::MAX);
         for (index, record) in later
             .iter()
             .enumerate()
@@ -463,6 +482,9 @@ impl NetworkLog {
                         .map(|e| ((e - hop.started) * 1000.0).max(0.0).round() as u64),
                     encoded_bytes: if is_final { record.encoded_bytes } else { None },
                     after_hide: index >= hidden_from,
+                    after_answer: index >= answered_from,
+                    initiator: record.initiator.clone(),
+                    listed: None,
                 });
             }
         }

@@ -19,9 +19,11 @@ use chromiumoxide::cdp::js_protocol::debugger::{self, GetScriptSourceParams};
 use chromiumoxide::cdp::js_protocol::runtime::{self, AddBindingParams};
 use futures::StreamExt;
 
+use crate::capture::consent_signals;
 use crate::capture::cookies::{self, CookieWrite};
 use crate::capture::network::host_of;
 use crate::capture::scripts::{self, ParsedScript};
+use crate::classify::FilterLists;
 use crate::error::ScanError;
 use crate::options::{Limits, ScanOptions};
 use crate::party::{party_of, registrable_domain};
@@ -90,7 +92,9 @@ pub(super) async fn drive(
                 &registrable_domain(&host_of(&here)),
                 options,
             )
-            .await?;
+            .await?
+            .0;
+            lock(recorder).network.mark_answered();
             let answer = match located {
                 Some(located) => press(page, mode, located).await?,
                 None => Answer::default(),
@@ -253,7 +257,9 @@ pub(super) async fn capture(
         hide_for_a_moment(page, recorder).await;
     }
 
-    let cookie_list = cookie_list(session, recorder, &first_party_domain, options).await?;
+    let (cookie_list, tcf_cookie) =
+        cookie_list(session, recorder, &first_party_domain, options).await?;
+    let tcf = tcf_from_cmp(page).await.or(tcf_cookie);
     let (requests, redirect_chain, console_errors, dialogs, downloads) = {
         let r = lock(recorder);
         let frames: HashSet<&String> = frame_urls.keys().chain(r.frames.keys()).collect();
@@ -290,8 +296,17 @@ pub(super) async fn capture(
         )
     };
     let blocked = guard.blocked();
-    let requests = mark_blocked(requests, &blocked);
+    let mut requests = mark_blocked(requests, &blocked);
+    if let Some(lists) = options.filter_lists.as_deref() {
+        for request in &mut requests {
+            request.listed = lists.classify(&request.url, &final_url, &request.resource_type);
+        }
+    }
     let dns_aliases = dns_aliases(&requests, guard.aliases(), &first_party_domain);
+    let consent_signals = ConsentSignals {
+        google: consent_signals::google_signals(&requests),
+        tcf,
+    };
     let mut third_party_hosts: Vec<String> = requests
         .iter()
         .filter(|r| r.party == Party::Third && !r.host.is_empty())
@@ -390,6 +405,7 @@ pub(super) async fn capture(
             resolve: options.egress.resolve_entries(),
             private_destinations_allowed: options.egress.allows_private(),
             dns_server: options.egress.dns_server().map(|s| s.to_string()),
+            global_privacy_control: options.global_privacy_control,
             visitor: Some(RecordedVisitor {
                 device: options.profile.device,
                 languages: options.profile.languages.clone(),
@@ -421,6 +437,12 @@ pub(super) async fn capture(
         settle,
         capture_warnings,
         dns_aliases,
+        filter_lists: options
+            .filter_lists
+            .as_deref()
+            .map(FilterLists::infos)
+            .unwrap_or_default(),
+        consent_signals,
     };
     Ok(ScanOutput {
         snapshot,
@@ -443,14 +465,19 @@ pub(super) async fn frame_urls(page: &Page) -> Result<HashMap<String, String>, S
     Ok(urls)
 }
 
-/// The context's cookies now, each attributed to its latest writer and classified.
+/// The context's cookies now, each attributed to its latest writer and classified; and the TCF
+/// consent the `euconsent-v2` cookie holds (decoded here: values never leave this function).
 async fn cookie_list(
     session: &Session<'_>,
     recorder: &std::sync::Mutex<Recorder>,
     first_party_domain: &str,
     options: &ScanOptions,
-) -> Result<Vec<Cookie>, ScanError> {
+) -> Result<(Vec<Cookie>, Option<TcfConsent>), ScanError> {
     let raw = browser_context_cookies(session.browser, &session.context).await?;
+    let tcf = raw
+        .iter()
+        .filter(|c| c.name == "euconsent-v2")
+        .find_map(|c| consent_signals::decode_tc_string(&c.value, "cookie", None));
     let r = lock(recorder);
     let mut writes: Vec<CookieWrite> = r
         .network
@@ -459,12 +486,13 @@ async fn cookie_list(
         .filter_map(|(url, line, seq)| cookies::header_write(url, line, *seq))
         .collect();
     writes.extend(r.cookie_writes.values().cloned());
-    Ok(cookies::attribute(
+    let cookies = cookies::attribute(
         &raw,
         &writes,
         first_party_domain,
         options.cookie_database.as_deref(),
-    ))
+    );
+    Ok((cookies, tcf))
 }
 
 /// Enables the DevTools domains, presents the visitor profile and installs the instrumentation,
@@ -512,6 +540,12 @@ pub(super) async fn instrument(
             INSTRUMENT_JS.replace("__SITEWARD_BINDING__", &session.binding)
         )),
     ];
+    if options.global_privacy_control {
+        commands.push(send!(network::SetExtraHttpHeadersParams::new(
+            network::Headers::new(serde_json::json!({ "Sec-GPC": "1" }))
+        )));
+        commands.push(send!(AddScriptToEvaluateOnNewDocumentParams::new(GPC_JS)));
+    }
     if shown.mobile {
         commands.push(send!(
             SetTouchEmulationEnabledParams::builder()
@@ -524,6 +558,10 @@ pub(super) async fn instrument(
     call("preparing the tab", futures::future::try_join_all(commands)).await?;
     Ok(())
 }
+
+/// What a browser with Global Privacy Control switched on shows scripts, in every frame.
+const GPC_JS: &str = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', \
+    { get: () => true, configurable: true, enumerable: true });";
 
 /// Reads and hashes the source of every script the debugger announced, within the byte budget.
 async fn read_scripts(

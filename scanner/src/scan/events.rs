@@ -37,6 +37,19 @@ pub(super) const MAX_DOWNLOADS: usize = 100;
 const MAX_FRAMES: usize = 1_000;
 const MAX_COOKIE_WRITES: usize = 2_000;
 
+/// The script that asked for a request (the innermost frame of its stack that has a URL, through
+/// async parents), or the document whose markup named it.
+fn initiator_url(initiator: &network::Initiator) -> Option<&str> {
+    let mut stack = initiator.stack.as_ref();
+    while let Some(trace) = stack {
+        if let Some(frame) = trace.call_frames.iter().find(|f| !f.url.is_empty()) {
+            return Some(&frame.url);
+        }
+        stack = trace.parent.as_deref();
+    }
+    initiator.url.as_deref().filter(|u| !u.is_empty())
+}
+
 /// Everything the event streams tell us during a scan.
 #[derive(Default)]
 pub(super) struct Recorder {
@@ -243,7 +256,10 @@ impl Recorder {
                     e.r#type.as_ref().map(|t| t.as_ref()),
                     *e.timestamp.inner(),
                     e.redirect_response.as_ref().map(|r| r.status as u16),
-                )
+                );
+                if let Some(initiator) = initiator_url(&e.initiator) {
+                    self.network.set_initiator(e.request_id.inner(), initiator);
+                }
             }
             Event::ResponseReceived(e) => {
                 if e.r#type == network::ResourceType::Document {

@@ -143,6 +143,32 @@ pub(super) async fn evaluate_string(
         .and_then(|v| v.as_str().map(str::to_owned)))
 }
 
+/// Asks the page's IAB TCF CMP (`__tcfapi`, in the page's own world) for its consent string.
+/// Only an answer given at once counts; the page's code runs under a V8 time limit, and a CMP
+/// that throws or answers nonsense reads as no CMP (the cookie may still tell).
+pub(super) async fn tcf_from_cmp(page: &Page) -> Option<TcfConsent> {
+    const ASK: &str = "(() => { let out = null; try { if (typeof window.__tcfapi === 'function') \
+        window.__tcfapi('getTCData', 2, (d, ok) => { if (ok && d && typeof d.tcString === 'string') \
+        out = [String(d.tcString).slice(0, 8192), String(d.eventStatus || '')]; }); } catch (e) {} \
+        return out; })()";
+    let params = EvaluateParams::builder()
+        .expression(ASK)
+        .return_by_value(true)
+        .timeout(chromiumoxide::cdp::js_protocol::runtime::TimeDelta::new(
+            500.0,
+        ))
+        .build()
+        .ok()?;
+    let result = call("asking the consent manager", page.execute(params))
+        .await
+        .ok()?
+        .result;
+    let value = result.result.value?;
+    let tc = value.get(0)?.as_str()?;
+    let status = value.get(1)?.as_str()?;
+    crate::capture::consent_signals::decode_tc_string(tc, "tcfapi", Some(status != "cmpuishown"))
+}
+
 pub(super) async fn capture_dom(
     page: &Page,
     world: ExecutionContextId,

@@ -1,5 +1,6 @@
 //! Classification of what a scan found against loadable lists: cookies against a cookie database
-//! (below), hosts against a tracker list ([`HostList`]).
+//! (below), hosts against a tracker list ([`HostList`]), requests against EasyPrivacy and
+//! EasyList ([`FilterLists`]).
 //!
 //! Cookie classification against a cookie database in the Open Cookie Database CSV format
 //! (`ID, Platform, Category, Cookie / Data Key name, Domain, Description, Retention period,
@@ -8,10 +9,37 @@
 //! The database is loaded from a configured path; siteward ships none. A name matches an entry
 //! exactly, or by prefix when the entry's wildcard flag is 1 (the longest prefix wins).
 
+mod filter_lists;
+
+pub use filter_lists::{DEBIAN_LIST_FOLDER, FilterList, FilterListError, FilterLists, LIST_FILES};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::ScanOptions;
 
 use crate::snapshot::{CookieClassification, HostClassification};
+
+/// The classifiers a process loaded once and shares between its scans.
+#[derive(Debug, Clone, Default)]
+pub struct Classifiers {
+    pub cookie_database: Option<Arc<CookieDatabase>>,
+    pub host_list: Option<Arc<HostList>>,
+    pub filter_lists: Option<Arc<FilterLists>>,
+}
+
+impl Classifiers {
+    /// `options`, classifying with these.
+    pub fn apply(&self, options: ScanOptions) -> ScanOptions {
+        ScanOptions {
+            cookie_database: self.cookie_database.clone(),
+            host_list: self.host_list.clone(),
+            filter_lists: self.filter_lists.clone(),
+            ..options
+        }
+    }
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct CookieDatabase {
