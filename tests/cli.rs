@@ -446,6 +446,13 @@ async fn a_compliance_scan_writes_each_visit_and_its_findings_and_gates_on_them(
         ]
     );
     assert_eq!(report["gpc"], "nothing_to_opt_out_of");
+    let html =
+        std::fs::read_to_string(out.path().join("compliance.html")).expect("compliance.html");
+    assert!(
+        html.contains("facebook.net tracks visitors after they rejected all"),
+        "{html}"
+    );
+    assert!(html.contains("2 critical"));
     assert_eq!(report["filter_lists"][0]["name"], "easyprivacy");
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(printed.contains("2 findings:"), "{printed}");

@@ -9,12 +9,20 @@ use std::time::Duration;
 
 use fixture_sites::compliance_sites::{FACEBOOK_CONNECT, GOOGLE_TAG_MANAGER, PAGES};
 use fixture_sites::{FixtureSites, SHOP};
-use scanner::classify::{DEBIAN_LIST_FOLDER, FilterLists};
+use scanner::classify::{CookieDatabase, DEBIAN_LIST_FOLDER, FilterLists};
 use scanner::egress::EgressPolicy;
 use scanner::snapshot::ConsentState;
 use scanner::{BrowserOptions, ScanOptions, Scanner, Snapshot, Supervisor};
 use siteward::compliance::visits::{self, Visit, VisitOutcomes};
 use siteward::compliance::{ComplianceReport, Evidence, Finding, GpcVerdict};
+
+/// The Open Cookie Database, from the shared test data.
+static COOKIE_DATABASE: LazyLock<Arc<CookieDatabase>> = LazyLock::new(|| {
+    Arc::new(
+        CookieDatabase::load(&fixture_sites::open_cookie_database())
+            .expect("the Open Cookie Database loads"),
+    )
+});
 
 /// Loaded once for the whole binary, as a runner does.
 static LISTS: LazyLock<Arc<FilterLists>> = LazyLock::new(|| {
@@ -70,6 +78,7 @@ async fn journey(path: &str) -> Journey {
         load_timeout: Duration::from_secs(10),
         scan_timeout: Duration::from_secs(45),
         filter_lists: Some(LISTS.clone()),
+        cookie_database: Some(COOKIE_DATABASE.clone()),
         ..ScanOptions::default()
     };
     let url = sites.url(SHOP, path);
@@ -211,7 +220,17 @@ async fn trackers_before_the_answer_are_traced_to_the_tag_manager() {
             .is_some_and(|s| s.contains("/gtag/js")),
         "{ga_cookie:?}"
     );
-    assert!(ga_cookie.1.contains("EasyPrivacy"), "{ga_cookie:?}");
+    // Both witnesses: the cookie database knows the name, and EasyPrivacy the script that set it.
+    assert!(ga_cookie.1.starts_with("Open Cookie Database: Analytics cookie of Google Analytics; set by a script EasyPrivacy names ("), "{ga_cookie:?}");
+    let first = &report.visits[0];
+    assert!(
+        first
+            .cookies
+            .iter()
+            .any(|c| c.name == "_ga" && c.category == "Analytics"),
+        "{:?}",
+        first.cookies
+    );
 
     let signals = finding(
         &report,

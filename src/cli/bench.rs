@@ -45,18 +45,27 @@ pub async fn run(args: BenchArgs) -> ExitCode {
     }
 }
 
-async fn bench(args: BenchArgs) -> Result<(), String> {
+/// The fixture sites on loopback, an egress policy that maps their names to them (and asks their
+/// name server), and `browser` trusting their certificate: what the benchmarks scan.
+pub(super) async fn fixture_sites(
+    browser: &BrowserArgs,
+) -> Result<(FixtureSites, EgressPolicy, BrowserArgs), String> {
     let sites = FixtureSites::start()
         .await
-        .map_err(|e| format!("cannot start the fixture site: {e}"))?;
+        .map_err(|e| format!("cannot start the fixture sites: {e}"))?;
     let mut egress = EgressPolicy::public_only().with_dns_server(sites.dns_server());
     for mapping in sites.resolve_args() {
         egress = egress
             .with_resolve_arg(&mapping)
             .map_err(|e| e.to_string())?;
     }
-    let mut browser = args.browser.clone();
+    let mut browser = browser.clone();
     browser.trust_spki.push(sites.spki().to_owned());
+    Ok((sites, egress, browser))
+}
+
+async fn bench(args: BenchArgs) -> Result<(), String> {
+    let (sites, egress, browser) = fixture_sites(&args.browser).await?;
     let scanner = Arc::new(Scanner::new(Supervisor::new(browser.browser_options(4))));
     let options = ScanOptions {
         egress,

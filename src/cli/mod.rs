@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_checkout;
+mod bench_compliance;
 mod bench_corpus;
 mod bench_crypto;
 mod bench_diff;
@@ -50,6 +51,9 @@ pub enum Command {
     /// Benchmark the demo shop's checkout journey against the same steps driven bare through
     /// DevTools.
     BenchCheckout(bench_checkout::BenchCheckoutArgs),
+    /// Measure a compliance scan against plain scans of the same page, and classification with
+    /// EasyPrivacy/EasyList against the scan it classifies.
+    BenchCompliance(bench_compliance::BenchComplianceArgs),
     /// Print the JSON Schema of snapshot.json.
     Schema,
     /// Run the web app: dashboard, JSON API (embedded PostgreSQL unless DATABASE_URL is set).
@@ -252,6 +256,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchCheckout(args) => bench_checkout::run(args).await,
+        Command::BenchCompliance(args) => bench_compliance::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::BenchQueue(args) => bench_queue::run(args).await,

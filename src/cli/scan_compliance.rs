@@ -1,5 +1,6 @@
 //! `siteward scan URL --compliance --out DIR`: a compliance scan's visits side by side in one
-//! browser, each written to `DIR/<visit>/`, the verdicts to `DIR/compliance.json` and stdout.
+//! browser, each written to `DIR/<visit>/`, the verdicts to `DIR/compliance.json`,
+//! `DIR/compliance.html` and stdout.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -11,6 +12,7 @@ use super::scan::{ScanArgs, write_output};
 use super::{exit, fail};
 use crate::compliance::visits::{self, Visit, VisitOutcomes};
 use crate::compliance::{ComplianceReport, Finding, GpcVerdict};
+use crate::reports::render_compliance_report;
 
 pub async fn run(args: &ScanArgs, options: ScanOptions, rules: &[FailRule]) -> ExitCode {
     let planned = visits::planned(args.gpc);
@@ -59,6 +61,15 @@ pub async fn run(args: &ScanArgs, options: ScanOptions, rules: &[FailRule]) -> E
             std::fs::write(&path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))
         });
     if let Err(error) = written {
+        return fail(error);
+    }
+    let html = args.out.join("compliance.html");
+    let rendered = render_compliance_report(&report)
+        .map_err(|e| format!("cannot render the compliance report: {e}"))
+        .and_then(|page| {
+            std::fs::write(&html, page).map_err(|e| format!("cannot write {}: {e}", html.display()))
+        });
+    if let Err(error) = rendered {
         return fail(error);
     }
     print!("{}", summary(&report));

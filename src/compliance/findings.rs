@@ -497,33 +497,37 @@ impl<'a> ListedBy<'a> {
     }
 }
 
-/// Why a cookie counts as tracking, if it does: the cookie database calls it analytics or
-/// marketing, or a script (or response) a list names set it, whatever its name.
+/// Why a cookie counts as tracking, if it does, every reason there is: the cookie database calls
+/// it analytics or marketing; a script a list names set it, whatever its name; or a response from
+/// a host a list names did.
 fn tracking_cookie(cookie: &Cookie, listed: &ListedBy<'_>) -> Option<String> {
+    let mut reasons = Vec::new();
     if let Some(class) = &cookie.classification
         && matches!(class.category.as_str(), "Analytics" | "Marketing")
     {
-        return Some(format!(
+        reasons.push(format!(
             "Open Cookie Database: {} cookie of {}",
             class.category, class.platform
         ));
     }
-    if let Some(script) = cookie.set_by_script.as_deref()
-        && let Some(hit) = listed.url.get(script)
+    if let Some(script) = cookie.set_by_script.as_deref() {
+        if let Some(hit) = listed.url.get(script) {
+            reasons.push(format!(
+                "set by a script {} names ({})",
+                list_title(&hit.list),
+                hit.rule
+            ));
+        }
+    } else if let Some(host) = cookie.set_by_host.as_deref()
+        && let Some(hit) = listed.host.get(host)
     {
-        return Some(format!(
-            "set by a script {} names ({})",
+        reasons.push(format!(
+            "set by {host}, a host {} names ({})",
             list_title(&hit.list),
             hit.rule
         ));
     }
-    let host = cookie.set_by_host.as_deref()?;
-    let hit = listed.host.get(host)?;
-    Some(format!(
-        "set by {host}, a host {} names ({})",
-        list_title(&hit.list),
-        hit.rule
-    ))
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 fn list_title(list: &str) -> &str {

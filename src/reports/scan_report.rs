@@ -98,11 +98,7 @@ pub fn render_scan_report(
             host: host.to_owned(),
             requests,
             types: types.join(", "),
-            listed_as: snapshot
-                .listed_hosts
-                .iter()
-                .find(|l| l.host == host)
-                .map(|l| format!("{} ({})", l.category, l.entity)),
+            listed_as: listed_as(snapshot, host),
         })
         .collect();
     let summary = Summary {
@@ -129,6 +125,24 @@ pub fn render_scan_report(
         full_page_data_uri: png_data_uri(full_page_png),
     };
     page.render()
+}
+
+/// What the lists say of `host`: the tracker list's category and company, else the filter list
+/// that named one of its requests.
+fn listed_as(snapshot: &Snapshot, host: &str) -> Option<String> {
+    if let Some(listed) = snapshot.listed_hosts.iter().find(|l| l.host == host) {
+        return Some(format!("{} ({})", listed.category, listed.entity));
+    }
+    let hit = snapshot
+        .requests
+        .iter()
+        .filter(|r| r.host == host)
+        .find_map(|r| r.listed.as_ref())?;
+    Some(match hit.list.as_str() {
+        "easyprivacy" => "Tracking (EasyPrivacy)".to_owned(),
+        "easylist" => "Advertising (EasyList)".to_owned(),
+        other => other.to_owned(),
+    })
 }
 
 fn describe_limit(limit: &LimitHit) -> String {

@@ -21,7 +21,6 @@ use checkout_runner::{Outcome, RunSettings, Secrets};
 use clap::Args;
 use fixture_sites::demo_shop::{self, DEMO_SECRETS};
 use fixture_sites::{FixtureSites, SHOP, spa_shop};
-use scanner::egress::EgressPolicy;
 use scanner::{ScanOptions, Scanner, Supervisor};
 
 use super::bench::{median, ms};
@@ -48,17 +47,7 @@ pub async fn run(args: BenchCheckoutArgs) -> ExitCode {
 }
 
 async fn bench(args: BenchCheckoutArgs) -> Result<(), String> {
-    let sites = FixtureSites::start()
-        .await
-        .map_err(|e| format!("cannot start the fixture sites: {e}"))?;
-    let mut egress = EgressPolicy::public_only();
-    for mapping in sites.resolve_args() {
-        egress = egress
-            .with_resolve_arg(&mapping)
-            .map_err(|e| e.to_string())?;
-    }
-    let mut browser = args.browser.clone();
-    browser.trust_spki.push(sites.spki().to_owned());
+    let (sites, egress, browser) = super::bench::fixture_sites(&args.browser).await?;
     let scanner = Scanner::new(Supervisor::new(browser.browser_options(1)));
     let plan = checkout_runner::parse(&demo_shop::journey("ok")).map_err(|e| e.to_string())?;
     let base_url = url::Url::parse(&sites.url(SHOP, "/")).map_err(|e| e.to_string())?;
