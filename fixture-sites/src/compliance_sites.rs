@@ -172,6 +172,7 @@ pub(crate) fn route(
                 ..Setup::default()
             },
         ),
+        (SHOP, BUSY_PAGE) => busy_page(http, https),
         (SHOP, "/compliance/sorry") => {
             "</head><body><p>We are sorry to see you refuse. <a href=\"/compliance/navigates-away\">Back</a></p>"
                 .to_owned()
@@ -182,6 +183,27 @@ pub(crate) fn route(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
                  <title>Shop</title>{body}</body></html>"
     )))
+}
+
+/// A page as busy as a news site's front page, for the classification benchmark: 300 requests,
+/// product images and library files mixed with Analytics and pixel hits.
+pub const BUSY_PAGE: &str = "/compliance/busy";
+
+fn busy_page(http: &dyn Fn(&str, &str) -> String, https: &dyn Fn(&str, &str) -> String) -> String {
+    format!(
+        "</head><body><h1>Today's offers</h1><div id=\"grid\"></div><script>\
+         var grid = document.getElementById('grid');\
+         function img(src) {{ var i = new Image(); i.width = 1; i.height = 1; i.src = src; grid.appendChild(i); }}\
+         for (var n = 0; n < 120; n++) img('{shop}/compliance/asset/' + n + '.png');\
+         for (var n = 0; n < 60; n++) img('{cdn}/lib/' + n + '/thumb.webp');\
+         for (var n = 0; n < 60; n++) img('{collect}?v=2&tid=G-FIXTURE&en=view_item&_p=' + n);\
+         for (var n = 0; n < 60; n++) img('{tr}?id=1234567890&ev=ViewContent&cd[n]=' + n);\
+         </script>",
+        shop = http(SHOP, "").trim_end_matches('/'),
+        cdn = http(CDN, "").trim_end_matches('/'),
+        collect = https(GOOGLE_ANALYTICS, "/g/collect"),
+        tr = https(FACEBOOK, "/tr/"),
+    )
 }
 
 struct Tags {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use fixture_sites::SHOP;
+use fixture_sites::compliance_sites::BUSY_PAGE;
 use scanner::classify::FilterLists;
 use scanner::{ScanOptions, Scanner, Snapshot, Supervisor};
 
@@ -42,8 +43,6 @@ pub async fn run(args: BenchComplianceArgs) -> ExitCode {
 
 /// The page: a consent manager, Tag Manager and Analytics before the answer.
 const PAGE: &str = "/compliance/early-trackers";
-/// The page with the most requests, for the classification figure.
-const BUSY_PAGE: &str = "/bench";
 
 async fn bench(args: BenchComplianceArgs) -> Result<(), String> {
     let started = Instant::now();
@@ -81,6 +80,7 @@ async fn bench(args: BenchComplianceArgs) -> Result<(), String> {
     plain(&scanner, &url, &options).await?;
 
     let (mut sequential, mut parallel, mut compliance) = (Vec::new(), Vec::new(), Vec::new());
+    let mut visit_times = std::collections::BTreeMap::new();
     for _ in 0..args.rounds {
         let started = Instant::now();
         for _ in 0..3 {
@@ -97,7 +97,13 @@ async fn bench(args: BenchComplianceArgs) -> Result<(), String> {
         let outcomes = visits::run(&scanner, &url, &options, &planned, &|_, _| {}).await;
         compliance.push(started.elapsed());
         for (visit, outcome) in outcomes {
-            outcome.map_err(|e| format!("the {} visit failed: {e}", visit.as_str()))?;
+            let output =
+                outcome.map_err(|e| format!("the {} visit failed: {e}", visit.as_str()))?;
+            let took = Duration::from_millis(output.snapshot.timings.total_ms);
+            visit_times
+                .entry(visit.as_str())
+                .or_insert_with(Vec::new)
+                .push(took);
         }
     }
     let (sequential, parallel, compliance) = (
@@ -118,6 +124,12 @@ async fn bench(args: BenchComplianceArgs) -> Result<(), String> {
         "  compliance scan (first, reject, accept): {:>6.0} ms",
         ms(compliance)
     );
+    for (visit, times) in &mut visit_times {
+        println!(
+            "    {visit:<12} visit alone:           {:>6.0} ms",
+            ms(median(times))
+        );
+    }
     let against_sequential = compliance.as_secs_f64() / sequential.as_secs_f64();
     let against_parallel = compliance.as_secs_f64() / parallel.as_secs_f64();
     println!("  compliance / three plain (goal <= 1.1):  {against_sequential:>9.2}");

@@ -79,11 +79,25 @@ impl FilterLists {
     }
 
     /// The first list whose rules name a request for `url` of the browser's `resource_type`,
-    /// made by a document at `source_url`.
+    /// made by a document at `source_url`. An explicit port is left out: the lists name hosts
+    /// and paths (`.google-analytics.com/`), and a port does not change who receives the request.
     pub fn classify(&self, url: &str, source_url: &str, resource_type: &str) -> Option<ListMatch> {
         let request_type = request_type(resource_type);
-        let request = adblock::request::Request::new(url, source_url, request_type, "GET").ok()?;
+        let (url, source_url) = (without_port(url), without_port(source_url));
+        let request =
+            adblock::request::Request::new(&url, &source_url, request_type, "GET").ok()?;
         self.lists.iter().find_map(|list| list.check(&request))
+    }
+}
+
+/// `url` with no explicit port; unchanged when it has none or does not parse.
+fn without_port(url: &str) -> std::borrow::Cow<'_, str> {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.port().is_some() => {
+            let _ = parsed.set_port(None);
+            std::borrow::Cow::Owned(parsed.into())
+        }
+        _ => std::borrow::Cow::Borrowed(url),
     }
 }
 
@@ -250,6 +264,26 @@ mod tests {
                 )
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_port_does_not_hide_a_tracker_from_a_host_and_path_rule() {
+        let lists = FilterLists::from_lists(vec![FilterList::parse(
+            "easyprivacy",
+            ".tracker.example/\n",
+            "d",
+        )]);
+        for url in [
+            "https://www.tracker.example/g/collect?v=2",
+            "https://www.tracker.example:8443/g/collect?v=2",
+        ] {
+            let hit = lists.classify(url, "https://shop.example:8080/", "Image");
+            assert_eq!(
+                hit.map(|h| h.rule),
+                Some(".tracker.example/".to_owned()),
+                "{url}"
+            );
+        }
     }
 
     #[test]
