@@ -3,7 +3,6 @@
 //! the scan it classifies.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -172,7 +171,7 @@ async fn plain(scanner: &Scanner, url: &str, options: &ScanOptions) -> Result<Sn
 /// The median time to classify every request of `snapshot` as the scan does, and how many
 /// requests a list named.
 fn classification_time(
-    lists: &Arc<FilterLists>,
+    lists: &FilterLists,
     snapshot: &Snapshot,
     rounds: usize,
 ) -> (Duration, usize) {

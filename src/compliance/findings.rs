@@ -402,6 +402,12 @@ fn finding(
     }
 }
 
+/// Whether a visit left alone was tracked at all (a listed request or a tracking cookie): the
+/// measure the GPC rule and the GPC verdict share.
+pub(super) fn tracks(snapshot: &Snapshot) -> bool {
+    !tracking(snapshot, Moment::Whole).is_empty()
+}
+
 /// Which part of a visit a rule looks at.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Moment {

@@ -7,7 +7,7 @@ use scanner::Snapshot;
 use scanner::snapshot::{ConsentSignals, FilterListInfo};
 use serde::{Deserialize, Serialize};
 
-use super::findings::{Finding, findings};
+use super::findings::{Finding, findings, tracks};
 use super::visits::{Visit, VisitOutcomes};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -75,10 +75,9 @@ impl ComplianceReport {
             (None, _) => GpcVerdict::NotTested,
             (Some(Err(_)), _) | (_, Err(_)) => GpcVerdict::Unknown,
             (Some(Ok(_)), Ok(first)) => {
-                let tracked = first.requests.iter().any(|r| r.listed.is_some());
                 if findings.iter().any(|f| f.visit == Visit::Gpc) {
                     GpcVerdict::Ignored
-                } else if tracked {
+                } else if tracks(first) {
                     GpcVerdict::Honoured
                 } else {
                     GpcVerdict::NothingToOptOutOf

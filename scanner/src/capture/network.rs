@@ -420,12 +420,12 @@ impl NetworkLog {
         self.records.get(id)?.hops.first().map(|h| h.url.clone())
     }
 
-    /// The page is being hidden: requests seen from now on are marked `after_hide`.
     /// The cookie banner is being answered: requests seen from now on are marked `after_answer`.
     pub(crate) fn mark_answered(&mut self) {
         self.answered_from = Some(self.order.len());
     }
 
+    /// The page is being hidden: requests seen from now on are marked `after_hide`.
     pub(crate) fn mark_hidden(&mut self) {
         self.hidden_from = Some(self.order.len());
     }
