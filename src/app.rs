@@ -36,6 +36,7 @@ pub fn route_table() -> Vec<Route> {
     routes.extend(crate::keys::routes::routes());
     routes.extend(crate::audit::routes::routes());
     routes.extend(crate::scans::routes::routes());
+    routes.extend(crate::compliance::routes::routes());
     routes.extend(crate::scans::internal::routes());
     routes.extend(crate::alerts::routes::routes());
     routes.extend(crate::checkouts::routes::routes());
@@ -103,6 +104,7 @@ impl Application {
         tokio::spawn(crate::scans::analysis::run_worker(state.clone()));
         tokio::spawn(crate::alerts::notifications::run_worker(state.clone()));
         tokio::spawn(crate::checkouts::analysis::run_worker(state.clone()));
+        tokio::spawn(crate::compliance::assemble::run_worker(state.clone()));
         if state.config.runners.scheduler {
             tokio::spawn(crate::scheduler::run(
                 database_url.clone(),
@@ -182,8 +184,8 @@ impl Application {
     }
 }
 
-/// What the leading scheduler does each round: queue due scans and checkout runs (and return
-/// lapsed leases).
+/// What the leading scheduler does each round: queue due scans, compliance scans and checkout
+/// runs (and return lapsed leases).
 fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
     Box::new(move |conn| {
         let state = state.clone();
@@ -195,7 +197,10 @@ fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
             let runs = crate::checkouts::schedule::tick(conn, attempts)
                 .await
                 .map_err(|e| e.to_string())?;
-            let queued = scans + runs;
+            let compliance = crate::compliance::queries::tick(conn, attempts)
+                .await
+                .map_err(|e| e.to_string())?;
+            let queued = scans + runs + compliance;
             if queued > 0 {
                 state.jobs_ready.notify_waiters();
             }

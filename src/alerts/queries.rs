@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::rules::{self, Finding, Severity};
 use crate::auth::OrgCtx;
+use crate::compliance::Visit;
 use crate::db::schema::alert_rules;
 use crate::web::pagination::PageRequest;
 
@@ -290,10 +291,12 @@ pub async fn raise(
     Ok(Raised::Opened(opened.id))
 }
 
-/// Resolves the target's live alerts that `snapshot` no longer shows; returns how many.
+/// Resolves the target's live alerts that `snapshot` (of compliance visit `visit`, or a plain
+/// scan's) can judge and no longer shows; returns how many.
 pub async fn auto_resolve(
     conn: &mut AsyncPgConnection,
     target_id: i64,
+    visit: Option<Visit>,
     snapshot_id: i64,
     snapshot: &scanner::Snapshot,
 ) -> QueryResult<usize> {
@@ -308,7 +311,9 @@ pub async fn auto_resolve(
         .await?;
     let gone: Vec<i64> = live
         .into_iter()
-        .filter(|(_, fingerprint)| !rules::still_shows(fingerprint, snapshot))
+        .filter(|(_, fingerprint)| {
+            rules::in_scope(fingerprint, visit).is_some_and(|f| !rules::still_shows(f, snapshot))
+        })
         .map(|(id, _)| id)
         .collect();
     if gone.is_empty() {
@@ -325,7 +330,8 @@ pub async fn auto_resolve(
     .await
 }
 
-/// After a scan failed for good: raises `scan_failed` when the target's last scans all failed.
+/// After a scan failed for good: raises `scan_failed` when the target's last plain scans all
+/// failed. (A failed compliance visit shows in its compliance scan's report instead.)
 pub async fn after_failed_scan(conn: &mut AsyncPgConnection, job_id: i64) -> QueryResult<()> {
     #[derive(QueryableByName)]
     struct Recent {
@@ -341,8 +347,8 @@ pub async fn after_failed_scan(conn: &mut AsyncPgConnection, job_id: i64) -> Que
     let recent: Vec<Recent> = diesel::sql_query(
         "SELECT s.org_id, s.target_id, j.state = 'dead' AS dead, j.last_error AS error
          FROM scans s JOIN jobs j ON j.id = s.job_id
-         WHERE s.target_id = (SELECT target_id FROM scans WHERE job_id = $1)
-           AND j.state IN ('done', 'dead')
+         WHERE s.target_id = (SELECT target_id FROM scans WHERE job_id = $1 AND visit IS NULL)
+           AND s.visit IS NULL AND j.state IN ('done', 'dead')
          ORDER BY s.id DESC LIMIT $2",
     )
     .bind::<BigInt, _>(job_id)
@@ -399,8 +405,7 @@ pub async fn rule_settings(
         .order(alert_rules::id)
         .load(conn)
         .await?;
-    Ok(rules::RULES
-        .iter()
+    Ok(rules::all_rules()
         .map(|(rule, severity, description)| {
             let org = stored.iter().find(|(t, r, _, _)| t.is_none() && r == rule);
             RuleSetting {
@@ -408,14 +413,14 @@ pub async fn rule_settings(
                 description: description.to_string(),
                 severity: org
                     .and_then(|(_, _, s, _)| Severity::parse(s))
-                    .unwrap_or(*severity),
+                    .unwrap_or(severity),
                 enabled: org.map(|(_, _, _, e)| *e).unwrap_or(true),
                 target_overrides: stored
                     .iter()
                     .filter(|(t, r, _, _)| t.is_some() && r == rule)
                     .map(|(t, _, s, e)| TargetOverride {
                         target_id: t.unwrap_or_default(),
-                        severity: Severity::parse(s).unwrap_or(*severity),
+                        severity: Severity::parse(s).unwrap_or(severity),
                         enabled: *e,
                     })
                     .collect(),

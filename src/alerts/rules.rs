@@ -4,6 +4,7 @@
 use scanner::Snapshot;
 use serde::{Deserialize, Serialize};
 
+use crate::compliance::Visit;
 use crate::diff::Change;
 
 #[derive(
@@ -83,11 +84,19 @@ pub const RULES: &[(&str, Severity, &str)] = &[
 /// Consecutive failed scans that raise `scan_failed`.
 pub const FAILURES_BEFORE_ALERT: usize = 3;
 
+/// Every rule: those about a snapshot's changes, then the compliance findings' rules.
+pub fn all_rules() -> impl Iterator<Item = (&'static str, Severity, &'static str)> {
+    RULES.iter().copied().chain(
+        crate::compliance::Rule::ALL
+            .into_iter()
+            .map(|r| (r.as_str(), r.severity(), r.describe())),
+    )
+}
+
 pub fn default_severity(rule: &str) -> Option<Severity> {
-    RULES
-        .iter()
+    all_rules()
         .find(|(name, _, _)| *name == rule)
-        .map(|(_, s, _)| *s)
+        .map(|(_, s, _)| s)
 }
 
 /// Something an alert should be raised for.
@@ -98,6 +107,39 @@ pub struct Finding {
     pub fingerprint: String,
     pub title: String,
     pub detail: serde_json::Value,
+}
+
+impl Finding {
+    /// The finding as raised by a compliance scan's `visit` (as is for a plain scan): its
+    /// fingerprint is scoped to the visit, so only a later snapshot of the same visit resolves
+    /// or repeats it.
+    pub fn in_visit(mut self, visit: Option<Visit>) -> Finding {
+        if let Some(visit) = visit {
+            self.fingerprint = format!("{}/{}", visit.as_str(), self.fingerprint);
+            self.title = format!("{} (the {} visit)", self.title, visit.label());
+        }
+        self
+    }
+}
+
+/// Fingerprints of alerts that compliance findings raise start with this; only the next
+/// compliance report resolves them.
+pub const COMPLIANCE_PREFIX: &str = "compliance:";
+
+/// Whether a snapshot of `visit` (`None`: a plain scan) can tell if the alert with this
+/// fingerprint still shows, and the fingerprint to test it by.
+pub fn in_scope(fingerprint: &str, visit: Option<Visit>) -> Option<&str> {
+    if fingerprint.starts_with(COMPLIANCE_PREFIX) {
+        return None;
+    }
+    let scoped = Visit::ALL
+        .into_iter()
+        .find_map(|v| Some((v, fingerprint.strip_prefix(v.as_str())?.strip_prefix('/')?)));
+    match (scoped, visit) {
+        (None, None) => Some(fingerprint),
+        (Some((of, inner)), Some(visit)) if of == visit => Some(inner),
+        _ => None,
+    }
 }
 
 /// What the changes of one snapshot raise, on a page of this kind (`page`, `checkout`,
@@ -231,5 +273,35 @@ mod tests {
         assert!(!still_shows("cookie:_t@tracker.example", &snapshot));
         assert!(still_shows("visual:viewport", &snapshot));
         assert!(!still_shows("scan_failed", &snapshot));
+    }
+
+    #[test]
+    fn a_visit_resolves_only_its_own_alerts_and_compliance_alerts_only_by_reports() {
+        assert_eq!(in_scope("host:a.test", None), Some("host:a.test"));
+        assert_eq!(in_scope("host:a.test", Some(Visit::RejectAll)), None);
+        assert_eq!(
+            in_scope("reject_all/host:a.test", Some(Visit::RejectAll)),
+            Some("host:a.test")
+        );
+        assert_eq!(
+            in_scope("reject_all/host:a.test", Some(Visit::AcceptAll)),
+            None
+        );
+        assert_eq!(in_scope("reject_all/host:a.test", None), None);
+        // A script URL has slashes but no visit prefix.
+        assert_eq!(
+            in_scope("script:https://cdn.test/a.js", None),
+            Some("script:https://cdn.test/a.js")
+        );
+        assert_eq!(in_scope("compliance:gpc_ignored:gpc:a.test", None), None);
+        let finding = Finding {
+            rule: "new_third_party_host",
+            fingerprint: "host:a.test".into(),
+            title: "New host".into(),
+            detail: serde_json::Value::Null,
+        };
+        let scoped = finding.clone().in_visit(Some(Visit::AcceptAll));
+        assert_eq!(scoped.fingerprint, "accept_all/host:a.test");
+        assert_eq!(finding.clone().in_visit(None), finding);
     }
 }

@@ -57,15 +57,29 @@ impl Visit {
         }
     }
 
-    /// The scan options of this visit, from the target's own.
-    pub fn options(self, base: &ScanOptions) -> ScanOptions {
-        let mut options = base.clone();
-        options.consent_mode = match self {
+    pub fn parse(text: &str) -> Option<Visit> {
+        Visit::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+
+    /// How the visit answers the cookie banner.
+    pub fn consent_mode(self) -> ConsentMode {
+        match self {
             Visit::FirstVisit | Visit::Gpc => ConsentMode::NoInteraction,
             Visit::RejectAll => ConsentMode::RejectAll,
             Visit::AcceptAll => ConsentMode::AcceptAll,
-        };
-        options.global_privacy_control = self == Visit::Gpc;
+        }
+    }
+
+    /// Whether the visit sends Global Privacy Control.
+    pub fn sends_gpc(self) -> bool {
+        self == Visit::Gpc
+    }
+
+    /// The scan options of this visit, from the target's own.
+    pub fn options(self, base: &ScanOptions) -> ScanOptions {
+        let mut options = base.clone();
+        options.consent_mode = self.consent_mode();
+        options.global_privacy_control = self.sends_gpc();
         options
     }
 }

@@ -180,6 +180,37 @@ diesel::table! {
 }
 
 diesel::table! {
+    compliance_findings (compliance_scan_id, fingerprint) {
+        compliance_scan_id -> Int8,
+        fingerprint -> Text,
+        org_id -> Int8,
+        target_id -> Int8,
+        rule -> Text,
+        severity -> Text,
+        visit -> Text,
+        title -> Text,
+    }
+}
+
+diesel::table! {
+    compliance_scans (id) {
+        id -> Int8,
+        org_id -> Int8,
+        target_id -> Int8,
+        trigger -> Text,
+        requested_by -> Nullable<Int8>,
+        gpc -> Bool,
+        state -> Text,
+        error -> Nullable<Text>,
+        report_sha256 -> Nullable<Text>,
+        finding_count -> Nullable<Int4>,
+        worst_severity -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     invitations (id) {
         id -> Int8,
         org_id -> Int8,
@@ -336,6 +367,8 @@ diesel::table! {
         trigger -> Text,
         requested_by -> Nullable<Int8>,
         created_at -> Timestamptz,
+        compliance_scan_id -> Nullable<Int8>,
+        visit -> Nullable<Text>,
     }
 }
 
@@ -437,6 +470,7 @@ diesel::table! {
         console_error_count -> Int4,
         limits_hit -> Jsonb,
         captured_at -> Timestamptz,
+        visit -> Nullable<Text>,
     }
 }
 
@@ -465,6 +499,9 @@ diesel::table! {
         device -> Text,
         languages -> Text,
         timezone -> Text,
+        compliance_schedule -> Nullable<Text>,
+        compliance_gpc -> Bool,
+        last_compliance_scheduled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -504,6 +541,12 @@ diesel::joinable!(checkout_secrets -> users (updated_by));
 diesel::joinable!(checkout_tests -> orgs (org_id));
 diesel::joinable!(checkout_tests -> targets (target_id));
 diesel::joinable!(clients -> orgs (org_id));
+diesel::joinable!(compliance_findings -> compliance_scans (compliance_scan_id));
+diesel::joinable!(compliance_findings -> orgs (org_id));
+diesel::joinable!(compliance_findings -> targets (target_id));
+diesel::joinable!(compliance_scans -> orgs (org_id));
+diesel::joinable!(compliance_scans -> targets (target_id));
+diesel::joinable!(compliance_scans -> users (requested_by));
 diesel::joinable!(invitations -> orgs (org_id));
 diesel::joinable!(invitations -> users (invited_by));
 diesel::joinable!(memberships -> orgs (org_id));
@@ -517,6 +560,7 @@ diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(scan_artifacts -> orgs (org_id));
 diesel::joinable!(scan_artifacts -> scans (scan_id));
+diesel::joinable!(scans -> compliance_scans (compliance_scan_id));
 diesel::joinable!(scans -> jobs (job_id));
 diesel::joinable!(scans -> orgs (org_id));
 diesel::joinable!(scans -> targets (target_id));
@@ -546,6 +590,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     checkout_secrets,
     checkout_tests,
     clients,
+    compliance_findings,
+    compliance_scans,
     invitations,
     jobs,
     memberships,

@@ -9,69 +9,83 @@ use crate::compliance::{ComplianceReport, Evidence, GpcVerdict};
 
 #[derive(Template)]
 #[template(path = "compliance_report.html")]
-struct CompliancePage<'a> {
-    r: &'a ComplianceReport,
-    findings: Vec<FindingView>,
-    gpc: Option<&'static str>,
-    critical: usize,
-    high: usize,
-    other: usize,
+struct CompliancePage {
+    rv: ReportView,
 }
 
-struct FindingView {
-    severity: &'static str,
-    rule: &'static str,
-    visit: &'static str,
-    title: String,
-    evidence: Vec<EvidenceView>,
+/// A compliance report ready to show (`templates/compliance/report_body.html`): the same
+/// content in the self-contained page and in the dashboard.
+pub struct ReportView {
+    pub r: ComplianceReport,
+    pub findings: Vec<FindingView>,
+    pub gpc: Option<&'static str>,
+    pub critical: usize,
+    pub high: usize,
+    pub other: usize,
+}
+
+pub struct FindingView {
+    pub severity: &'static str,
+    pub rule: &'static str,
+    pub visit: &'static str,
+    pub title: String,
+    pub evidence: Vec<EvidenceView>,
 }
 
 /// One piece of evidence as lines of "label: value".
-struct EvidenceView {
-    kind: &'static str,
-    lines: Vec<(&'static str, String)>,
+pub struct EvidenceView {
+    pub kind: &'static str,
+    pub lines: Vec<(&'static str, String)>,
 }
 
-/// Renders `report` as a page a client can read.
+/// Renders `report` as a self-contained page a client can read.
 pub fn render_compliance_report(report: &ComplianceReport) -> Result<String, askama::Error> {
-    let count = |severities: &[&str]| {
-        report
-            .findings
-            .iter()
-            .filter(|f| severities.contains(&f.severity.as_str()))
-            .count()
-    };
-    let page = CompliancePage {
-        r: report,
-        findings: report
-            .findings
-            .iter()
-            .map(|f| FindingView {
-                severity: f.severity.as_str(),
-                rule: f.rule.describe(),
-                visit: f.visit.label(),
-                title: f.title.clone(),
-                evidence: f.evidence.iter().map(evidence_view).collect(),
-            })
-            .collect(),
-        gpc: match report.gpc {
-            GpcVerdict::NotTested => None,
-            GpcVerdict::NothingToOptOutOf => {
-                Some("nothing to opt out of: the site did not track a first visit")
-            }
-            GpcVerdict::Honoured => {
-                Some("honoured: the site stopped tracking visitors who send it")
-            }
-            GpcVerdict::Ignored => {
-                Some("ignored: the site tracked visitors who send it as it tracks others")
-            }
-            GpcVerdict::Unknown => Some("unknown: a visit needed to judge it failed"),
-        },
-        critical: count(&["critical"]),
-        high: count(&["high"]),
-        other: count(&["medium", "low", "info"]),
-    };
-    page.render()
+    CompliancePage {
+        rv: ReportView::new(report),
+    }
+    .render()
+}
+
+impl ReportView {
+    pub fn new(report: &ComplianceReport) -> ReportView {
+        let count = |severities: &[&str]| {
+            report
+                .findings
+                .iter()
+                .filter(|f| severities.contains(&f.severity.as_str()))
+                .count()
+        };
+        ReportView {
+            r: report.clone(),
+            findings: report
+                .findings
+                .iter()
+                .map(|f| FindingView {
+                    severity: f.severity.as_str(),
+                    rule: f.rule.describe(),
+                    visit: f.visit.label(),
+                    title: f.title.clone(),
+                    evidence: f.evidence.iter().map(evidence_view).collect(),
+                })
+                .collect(),
+            gpc: match report.gpc {
+                GpcVerdict::NotTested => None,
+                GpcVerdict::NothingToOptOutOf => {
+                    Some("nothing to opt out of: the site did not track a first visit")
+                }
+                GpcVerdict::Honoured => {
+                    Some("honoured: the site stopped tracking visitors who send it")
+                }
+                GpcVerdict::Ignored => {
+                    Some("ignored: the site tracked visitors who send it as it tracks others")
+                }
+                GpcVerdict::Unknown => Some("unknown: a visit needed to judge it failed"),
+            },
+            critical: count(&["critical"]),
+            high: count(&["high"]),
+            other: count(&["medium", "low", "info"]),
+        }
+    }
 }
 
 fn evidence_view(evidence: &Evidence) -> EvidenceView {

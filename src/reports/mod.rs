@@ -4,5 +4,5 @@
 mod compliance_report;
 mod scan_report;
 
-pub use compliance_report::render_compliance_report;
+pub use compliance_report::{ReportView, render_compliance_report};
 pub use scan_report::render_scan_report;

@@ -65,6 +65,10 @@ pub struct ScanOrder {
     /// The IANA timezone the pages see; orders queued before get the default.
     #[serde(default = "default_timezone")]
     pub timezone: String,
+    /// Send `Sec-GPC: 1` and set `navigator.globalPrivacyControl` (a compliance scan's GPC
+    /// visit); orders queued before it existed send none.
+    #[serde(default)]
+    pub global_privacy_control: bool,
 }
 
 fn default_languages() -> Vec<String> {

@@ -136,6 +136,7 @@ fn scan_options(shared: &Shared, order: &ScanOrder) -> ScanOptions {
         },
         policy_pages: order.policy_pages,
         consent_mode: order.consent_mode,
+        global_privacy_control: order.global_privacy_control,
         egress: shared.settings.egress.clone(),
         limits: Limits::default(),
         ..ScanOptions::default()

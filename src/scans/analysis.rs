@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::ingest::blob_error;
 use super::queries::Artifact;
+use crate::compliance::Visit;
 use crate::db::schema::{snapshot_diffs, snapshots, targets};
 use crate::diff::{self, Change, DiffOptions, VisualDiff, visual};
 use crate::queue;
@@ -168,12 +169,19 @@ pub fn compare(before: &Loaded, after: &Loaded, target: &Target) -> (Vec<Change>
 /// Computes and stores what changed in `snapshot_id` since the target's previous snapshot.
 pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError> {
     let mut conn = state.conn().await?;
-    let (org_id, target_id): (i64, i64) = snapshots::table
+    let (org_id, target_id, visit): (i64, i64, Option<String>) = snapshots::table
         .find(snapshot_id)
-        .select((snapshots::org_id, snapshots::target_id))
+        .select((snapshots::org_id, snapshots::target_id, snapshots::visit))
         .first(&mut conn)
         .await?;
-    let previous = super::queries::previous_snapshot(&mut conn, target_id, snapshot_id).await?;
+    let visit = visit.as_deref().and_then(Visit::parse);
+    let previous = super::queries::previous_snapshot(
+        &mut conn,
+        target_id,
+        visit.map(Visit::as_str),
+        snapshot_id,
+    )
+    .await?;
     let target: Target = targets::table
         .find(target_id)
         .select(Target::as_select())
@@ -201,7 +209,10 @@ pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError>
             .map_err(AppError::internal)?
         }
     };
-    let findings = crate::alerts::rules::findings(&changes, &page_kind);
+    let findings = crate::alerts::rules::findings(&changes, &page_kind)
+        .into_iter()
+        .map(|finding| finding.in_visit(visit))
+        .collect::<Vec<_>>();
     let mut conn = state.conn().await?;
     conn.transaction::<_, AppError, _>(async move |conn| {
         let stored = store(
@@ -216,7 +227,8 @@ pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError>
         .await?;
         // Alerts follow the comparison exactly once: only the run that stored it raises them.
         if stored {
-            crate::alerts::queries::auto_resolve(conn, target_id, snapshot_id, &after.doc).await?;
+            crate::alerts::queries::auto_resolve(conn, target_id, visit, snapshot_id, &after.doc)
+                .await?;
             for finding in &findings {
                 crate::alerts::queries::raise(conn, org_id, target_id, Some(snapshot_id), finding)
                     .await?;

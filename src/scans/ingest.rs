@@ -32,6 +32,11 @@ pub struct Attempt {
     pub target_id: i64,
     #[diesel(sql_type = BigInt)]
     pub snapshot_id: i64,
+    /// The compliance scan this scan is a visit of, and which visit.
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    pub compliance_scan_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    pub visit: Option<String>,
     #[diesel(sql_type = Integer)]
     pub attempt: i32,
     #[diesel(sql_type = Text)]
@@ -60,7 +65,7 @@ pub async fn standing(
 ) -> Result<Standing, AppError> {
     let attempt: Option<Attempt> = diesel::sql_query(
         "SELECT j.id AS job_id, s.id AS scan_id, s.org_id, s.target_id, s.snapshot_id,
-                j.attempts AS attempt, j.state AS job_state,
+                s.compliance_scan_id, s.visit, j.attempts AS attempt, j.state AS job_state,
                 coalesce(j.attempt_token_hash = $2, false) AS current,
                 coalesce(j.lease_expires_at > clock_timestamp(), false) AS leased
          FROM jobs j JOIN scans s ON s.job_id = j.id WHERE j.id = $1",
@@ -251,6 +256,9 @@ pub async fn record_snapshot(
         }
         insert_rows(conn, &attempt, runner_id, &snapshot).await?;
         super::analysis::enqueue(conn, attempt.snapshot_id).await?;
+        if let Some(compliance_scan_id) = attempt.compliance_scan_id {
+            crate::compliance::queries::visit_finished(conn, compliance_scan_id).await?;
+        }
         Ok(Some(attempt.snapshot_id))
     })
     .await
@@ -298,6 +306,7 @@ async fn insert_rows(
             snapshots::org_id.eq(org),
             snapshots::target_id.eq(attempt.target_id),
             snapshots::scan_id.eq(attempt.scan_id),
+            snapshots::visit.eq(&attempt.visit),
             snapshots::attempt.eq(attempt.attempt),
             snapshots::runner_id.eq(runner_id),
             snapshots::requested_url.eq(clean(&snapshot.requested_url, 8192)),

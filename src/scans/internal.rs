@@ -348,6 +348,7 @@ async fn fail(
                 checkouts::ingest::after_dead_run(&mut conn, job_id).await?;
             } else {
                 crate::alerts::queries::after_failed_scan(&mut conn, job_id).await?;
+                crate::compliance::queries::after_dead_job(&mut conn, job_id).await?;
             }
             FailReply {
                 outcome: "dead".into(),

@@ -9,6 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::auth::OrgCtx;
+use crate::compliance::Visit;
 use crate::db::schema::{scan_artifacts, scans, snapshots};
 use crate::queue;
 use crate::runner::protocol::{SCAN_JOB, ScanOrder};
@@ -86,6 +87,9 @@ pub struct Scan {
     pub url: String,
     pub state: ScanState,
     pub trigger: String,
+    /// The compliance-scan visit this scan is (`first_visit`, `reject_all`, `accept_all`,
+    /// `gpc`); absent for a plain scan.
+    pub visit: Option<String>,
     pub attempts: i32,
     pub max_attempts: i32,
     /// The last attempt's error (kept after a later attempt succeeds, for the record).
@@ -118,6 +122,8 @@ struct ScanRow {
     job_state: String,
     #[diesel(sql_type = Text)]
     trigger: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    visit: Option<String>,
     #[diesel(sql_type = Integer)]
     attempts: i32,
     #[diesel(sql_type = Integer)]
@@ -145,6 +151,7 @@ impl From<ScanRow> for Scan {
             url: row.url,
             state: ScanState::of(&row.job_state, row.attempts),
             trigger: row.trigger,
+            visit: row.visit,
             attempts: row.attempts,
             max_attempts: row.max_attempts,
             error: row.last_error,
@@ -159,7 +166,7 @@ impl From<ScanRow> for Scan {
 
 const SCAN_SELECT: &str =
     "SELECT s.id, s.target_id, t.name AS target_name, j.payload->>'url' AS url,
-        j.state AS job_state, s.trigger, j.attempts, j.max_attempts, j.last_error,
+        j.state AS job_state, s.trigger, s.visit, j.attempts, j.max_attempts, j.last_error,
         snap.id AS snapshot_id, d.change_count, d.previous_snapshot_id, s.created_at, j.finished_at
     FROM scans s
     JOIN jobs j ON j.id = s.job_id
@@ -184,6 +191,41 @@ pub async fn request_scan(
     requested_by: Option<i64>,
     max_attempts: i32,
 ) -> QueryResult<i64> {
+    let asked = Asked {
+        org_id,
+        trigger,
+        requested_by,
+        max_attempts,
+    };
+    insert_scan(conn, target, &asked, None).await
+}
+
+/// Who asked for a scan, and how hard to try.
+pub struct Asked {
+    pub org_id: i64,
+    pub trigger: Trigger,
+    pub requested_by: Option<i64>,
+    pub max_attempts: i32,
+}
+
+/// Writes one visit of compliance scan `compliance_scan_id` as a scan and its job; call inside
+/// the caller's transaction. Returns the scan id.
+pub async fn request_visit(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    asked: &Asked,
+    compliance_scan_id: i64,
+    visit: Visit,
+) -> QueryResult<i64> {
+    insert_scan(conn, target, asked, Some((compliance_scan_id, visit))).await
+}
+
+async fn insert_scan(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    asked: &Asked,
+    visit: Option<(i64, Visit)>,
+) -> QueryResult<i64> {
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
@@ -198,7 +240,10 @@ pub async fn request_scan(
         url: target.url.clone(),
         viewport_width: u32::try_from(target.viewport_width).unwrap_or(1366),
         viewport_height: u32::try_from(target.viewport_height).unwrap_or(768),
-        consent_mode: consent_mode(&target.consent_mode),
+        consent_mode: match visit {
+            Some((_, visit)) => visit.consent_mode(),
+            None => consent_mode(&target.consent_mode),
+        },
         policy_pages: target.capture_policy_pages,
         wait_ms: u32::try_from(target.wait_ms)
             .unwrap_or(scanner::DEFAULT_QUIET_PERIOD.as_millis() as u32),
@@ -207,6 +252,7 @@ pub async fn request_scan(
         device: scanner::profile::Device::parse(&target.device).unwrap_or_default(),
         languages: target.languages.split(',').map(str::to_owned).collect(),
         timezone: target.timezone.clone(),
+        global_privacy_control: visit.is_some_and(|(_, v)| v.sends_gpc()),
     };
     let payload = serde_json::to_value(&order)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
@@ -214,18 +260,20 @@ pub async fn request_scan(
         conn,
         SCAN_JOB,
         &payload,
-        max_attempts,
+        asked.max_attempts,
         OffsetDateTime::now_utc(),
     )
     .await?;
     diesel::insert_into(scans::table)
         .values((
             scans::id.eq(scan_id),
-            scans::org_id.eq(org_id),
+            scans::org_id.eq(asked.org_id),
             scans::target_id.eq(target.id),
             scans::job_id.eq(job_id),
-            scans::trigger.eq(trigger.as_str()),
-            scans::requested_by.eq(requested_by),
+            scans::trigger.eq(asked.trigger.as_str()),
+            scans::requested_by.eq(asked.requested_by),
+            scans::compliance_scan_id.eq(visit.map(|(id, _)| id)),
+            scans::visit.eq(visit.map(|(_, v)| v.as_str())),
         ))
         .execute(conn)
         .await?;
@@ -268,6 +316,8 @@ pub struct SnapshotMeta {
     pub id: i64,
     pub scan_id: i64,
     pub target_id: i64,
+    /// The compliance-scan visit it captured; absent for a plain scan.
+    pub visit: Option<String>,
     pub attempt: i32,
     pub requested_url: String,
     pub final_url: String,
@@ -293,6 +343,7 @@ pub async fn snapshot(
             snapshots::id,
             snapshots::scan_id,
             snapshots::target_id,
+            snapshots::visit,
             snapshots::attempt,
             snapshots::requested_url,
             snapshots::final_url,
@@ -356,14 +407,18 @@ pub async fn artifacts(
         .await
 }
 
-/// The snapshot of the same target just before `snapshot_id`, if any.
+/// The snapshot of the same target and visit (plain scans have none) just before
+/// `snapshot_id`, if any: a compliance scan's reject-all visit is compared with the previous
+/// reject-all visit, a plain scan with the previous plain scan.
 pub async fn previous_snapshot(
     conn: &mut AsyncPgConnection,
     target_id: i64,
+    visit: Option<&str>,
     snapshot_id: i64,
 ) -> QueryResult<Option<i64>> {
     snapshots::table
         .filter(snapshots::target_id.eq(target_id))
+        .filter(snapshots::visit.is_not_distinct_from(visit))
         .filter(snapshots::id.lt(snapshot_id))
         .select(snapshots::id)
         .order(snapshots::id.desc())
@@ -401,7 +456,7 @@ pub async fn targets_loading_host(
     diesel::sql_query(
         "WITH latest AS (
              SELECT DISTINCT ON (target_id) id, target_id FROM snapshots
-             WHERE org_id = $1 ORDER BY target_id, id DESC)
+             WHERE org_id = $1 AND visit IS NULL ORDER BY target_id, id DESC)
          SELECT t.id AS target_id, t.name AS target_name, t.url AS target_url, t.client_id,
                 l.id AS snapshot_id, h.host AS matched
          FROM latest l
@@ -427,7 +482,7 @@ pub async fn targets_setting_cookie(
     diesel::sql_query(
         "WITH latest AS (
              SELECT DISTINCT ON (target_id) id, target_id FROM snapshots
-             WHERE org_id = $1 ORDER BY target_id, id DESC)
+             WHERE org_id = $1 AND visit IS NULL ORDER BY target_id, id DESC)
          SELECT t.id AS target_id, t.name AS target_name, t.url AS target_url, t.client_id,
                 l.id AS snapshot_id, c.name || '@' || c.domain AS matched
          FROM latest l
@@ -463,7 +518,7 @@ pub async fn target_of_scan(
         .await
 }
 
-/// Whether the target has a scan waiting or running (the scheduler skips it then).
+/// Whether the target has a plain scan waiting or running (the scheduler skips it then).
 pub async fn has_open_scan(conn: &mut AsyncPgConnection, target_id: i64) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Open {
@@ -472,7 +527,8 @@ pub async fn has_open_scan(conn: &mut AsyncPgConnection, target_id: i64) -> Quer
     }
     diesel::sql_query(
         "SELECT EXISTS (SELECT 1 FROM scans s JOIN jobs j ON j.id = s.job_id
-                        WHERE s.target_id = $1 AND j.state IN ('queued', 'running')) AS open",
+                        WHERE s.target_id = $1 AND s.visit IS NULL
+                          AND j.state IN ('queued', 'running')) AS open",
     )
     .bind::<BigInt, _>(target_id)
     .get_result::<Open>(conn)
@@ -535,7 +591,7 @@ pub async fn stored_changes(
     )
 }
 
-/// The ids of a target's latest snapshots, newest first.
+/// The ids of a target's latest plain snapshots (compliance visits left out), newest first.
 pub async fn recent_snapshots(
     conn: &mut AsyncPgConnection,
     ctx: &OrgCtx,
@@ -545,6 +601,7 @@ pub async fn recent_snapshots(
     snapshots::table
         .filter(snapshots::org_id.eq(ctx.org_id))
         .filter(snapshots::target_id.eq(target_id))
+        .filter(snapshots::visit.is_null())
         .select((snapshots::id, snapshots::captured_at))
         .order(snapshots::id.desc())
         .limit(limit)

@@ -605,7 +605,7 @@ async fn diff_image_page(
             }
             id
         }
-        None => queries::previous_snapshot(&mut conn, meta.target_id, to)
+        None => queries::previous_snapshot(&mut conn, meta.target_id, meta.visit.as_deref(), to)
             .await?
             .ok_or(AppError::NotFound)?,
     };

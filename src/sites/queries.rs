@@ -57,6 +57,10 @@ pub struct Target {
     pub languages: String,
     /// The IANA timezone the scanned pages see.
     pub timezone: String,
+    /// When compliance scans run (cron, UTC); absent: only when asked for.
+    pub compliance_schedule: Option<String>,
+    /// Whether compliance scans include the Global Privacy Control visit.
+    pub compliance_gpc: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
@@ -80,6 +84,8 @@ impl Target {
             languages: self.languages.clone(),
             timezone: self.timezone.clone(),
             schedule: self.schedule.clone(),
+            compliance_schedule: self.compliance_schedule.clone(),
+            compliance_gpc: self.compliance_gpc,
             enabled: self.enabled,
             page_kind: self.page_kind.clone(),
             visual_threshold: self.visual_threshold,
@@ -100,11 +106,19 @@ impl Target {
 
     /// When the schedule fires next (UTC, RFC 3339), if it is enabled and has one.
     pub fn next_run(&self) -> Option<String> {
-        if !self.enabled {
+        Self::next_of(self.enabled, self.schedule.as_deref())
+    }
+
+    /// When the compliance schedule fires next, if it is enabled and has one.
+    pub fn next_compliance_run(&self) -> Option<String> {
+        Self::next_of(self.enabled, self.compliance_schedule.as_deref())
+    }
+
+    fn next_of(enabled: bool, schedule: Option<&str>) -> Option<String> {
+        if !enabled {
             return None;
         }
-        let text = self.schedule.as_deref()?;
-        schedule::next_run(text, chrono::Utc::now())
+        schedule::next_run(schedule?, chrono::Utc::now())
             .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
     }
 }
@@ -258,6 +272,10 @@ pub async fn insert_target(
             targets::languages.eq(&v.languages),
             targets::timezone.eq(&v.timezone),
             targets::schedule.eq(&v.schedule),
+            targets::compliance_schedule.eq(&v.compliance_schedule),
+            targets::compliance_gpc.eq(v.compliance_gpc),
+            targets::compliance_schedule.eq(&v.compliance_schedule),
+            targets::compliance_gpc.eq(v.compliance_gpc),
             targets::enabled.eq(v.enabled),
             targets::page_kind.eq(&v.page_kind),
             targets::visual_threshold.eq(v.visual_threshold),

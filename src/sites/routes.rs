@@ -222,6 +222,7 @@ async fn save_target(
             Entry::by(&ctx, action, format!("target {}", target.id)).detail(json!({
                 "url": target.url,
                 "schedule": target.schedule,
+                "compliance_schedule": target.compliance_schedule,
                 "enabled": target.enabled,
                 "consent_mode": target.consent_mode,
             })),
@@ -335,11 +336,14 @@ async fn client_page(
     let client = queries::client(&mut conn, &page, id).await?;
     let rows = queries::list_targets(&mut conn, &page, Some(id), request).await?;
     let list = ListPage::from_rows(rows, request, |t| t.id);
+    let ids: Vec<i64> = list.items.iter().map(|t| t.id).collect();
+    let compliance = crate::compliance::queries::latest_by_target(&mut conn, &page, &ids).await?;
     html(&ClientPage {
         nav: Some(Nav::new(&page.viewer, &csrf)),
         client,
         targets: list.items,
         next_cursor: list.next_cursor,
+        compliance,
     })
 }
 
@@ -413,6 +417,8 @@ impl TargetForm {
             languages: target.languages.clone(),
             timezone: target.timezone.clone(),
             schedule: target.schedule.clone().unwrap_or_default(),
+            compliance_schedule: target.compliance_schedule.clone().unwrap_or_default(),
+            compliance_gpc: target.compliance_gpc.then(|| "on".into()),
             enabled: target.enabled.then(|| "on".into()),
             page_kind: target.page_kind.clone(),
             visual_threshold: target.visual_threshold.to_string(),
@@ -437,6 +443,7 @@ impl TargetForm {
             languages: scanner::profile::DEFAULT_LANGUAGES.join(","),
             timezone: scanner::profile::DEFAULT_TIMEZONE.into(),
             enabled: Some("on".into()),
+            compliance_gpc: Some("on".into()),
             page_kind: "page".into(),
             visual_threshold: "1".into(),
             ..TargetForm::default()
@@ -472,6 +479,8 @@ impl TargetForm {
             languages: (!self.languages.trim().is_empty()).then(|| self.languages.clone()),
             timezone: (!self.timezone.trim().is_empty()).then(|| self.timezone.clone()),
             schedule: Some(self.schedule.clone()),
+            compliance_schedule: Some(self.compliance_schedule.clone()),
+            compliance_gpc: Some(self.compliance_gpc.is_some()),
             enabled: Some(self.enabled.is_some()),
             page_kind: (!self.page_kind.trim().is_empty()).then(|| self.page_kind.clone()),
             visual_threshold: None,
@@ -649,12 +658,15 @@ pub struct TargetBody {
     pub target: Target,
     /// Next scheduled scan (UTC), if enabled and scheduled.
     pub next_run_at: Option<String>,
+    /// Next scheduled compliance scan (UTC), if enabled and scheduled.
+    pub next_compliance_run_at: Option<String>,
 }
 
 impl From<Target> for TargetBody {
     fn from(target: Target) -> TargetBody {
         TargetBody {
             next_run_at: target.next_run(),
+            next_compliance_run_at: target.next_compliance_run(),
             target,
         }
     }

@@ -50,6 +50,11 @@ pub struct TargetInput {
     pub timezone: Option<String>,
     /// Five-field cron expression in UTC (e.g. `0 6 * * *`); empty or null: no schedule.
     pub schedule: Option<String>,
+    /// When compliance scans (first visit, reject all, accept all and GPC visits) run: a
+    /// five-field cron expression in UTC; empty or null: only when asked for.
+    pub compliance_schedule: Option<String>,
+    /// Whether compliance scans include the Global Privacy Control visit (default true).
+    pub compliance_gpc: Option<bool>,
     pub enabled: Option<bool>,
     /// `page`, `checkout` or `payment`: script changes on checkout and payment pages are
     /// critical alerts.
@@ -77,6 +82,8 @@ pub struct TargetValues {
     pub languages: String,
     pub timezone: String,
     pub schedule: Option<String>,
+    pub compliance_schedule: Option<String>,
+    pub compliance_gpc: bool,
     pub enabled: bool,
     pub page_kind: String,
     pub visual_threshold: f32,
@@ -99,12 +106,27 @@ impl TargetValues {
             languages: scanner::profile::DEFAULT_LANGUAGES.join(","),
             timezone: scanner::profile::DEFAULT_TIMEZONE.into(),
             schedule: None,
+            compliance_schedule: None,
+            compliance_gpc: true,
             enabled: true,
             page_kind: "page".into(),
             visual_threshold: 1.0,
             ignore_selectors: Vec::new(),
             ignore_regions: Vec::new(),
         }
+    }
+}
+
+/// An optional schedule as typed: empty clears it.
+fn read_schedule(text: &str, field: &str, into: &mut Option<String>, errors: &mut FieldErrors) {
+    let text = text.trim();
+    if text.is_empty() {
+        *into = None;
+        return;
+    }
+    match schedule::parse(text) {
+        Ok(_) => *into = Some(text.to_string()),
+        Err(e) => errors.add(field, e.to_string()),
     }
 }
 
@@ -245,15 +267,18 @@ pub fn validate(
         values.enabled = enabled;
     }
     if let Some(text) = &input.schedule {
-        let text = text.trim();
-        if text.is_empty() {
-            values.schedule = None;
-        } else {
-            match schedule::parse(text) {
-                Ok(_) => values.schedule = Some(text.to_string()),
-                Err(e) => errors.add("schedule", e.to_string()),
-            }
-        }
+        read_schedule(text, "schedule", &mut values.schedule, &mut errors);
+    }
+    if let Some(text) = &input.compliance_schedule {
+        read_schedule(
+            text,
+            "compliance_schedule",
+            &mut values.compliance_schedule,
+            &mut errors,
+        );
+    }
+    if let Some(gpc) = input.compliance_gpc {
+        values.compliance_gpc = gpc;
     }
     if let Some(kind) = &input.page_kind {
         match kind.as_str() {

@@ -19,6 +19,18 @@ pub struct ClientPage {
     pub client: Client,
     pub targets: Vec<Target>,
     pub next_cursor: Option<String>,
+    /// Each target's latest finished compliance scan, where it has one.
+    pub compliance: Vec<crate::compliance::queries::ComplianceScan>,
+}
+
+impl ClientPage {
+    /// The target's compliance at a glance.
+    pub fn compliance_of(
+        &self,
+        target_id: &i64,
+    ) -> Option<&crate::compliance::queries::ComplianceScan> {
+        self.compliance.iter().find(|c| c.target_id == *target_id)
+    }
 }
 
 /// The client form, for new and existing clients.
@@ -58,6 +70,8 @@ pub struct TargetForm {
     pub languages: String,
     pub timezone: String,
     pub schedule: String,
+    pub compliance_schedule: String,
+    pub compliance_gpc: Option<String>,
     pub enabled: Option<String>,
     pub page_kind: String,
     pub visual_threshold: String,

@@ -81,6 +81,13 @@ impl ObjectKey {
         )))
     }
 
+    /// `org/<org>/compliance/<id>/report.json`: a compliance scan's report, built once.
+    pub fn compliance_report(org_id: i64, compliance_scan_id: i64) -> ObjectKey {
+        ObjectKey(format!(
+            "org/{org_id}/compliance/{compliance_scan_id}/report.json"
+        ))
+    }
+
     fn artifact(folder: String, attempt: Uploader, artifact: &str) -> Result<ObjectKey, KeyError> {
         if !valid_name(artifact) {
             return Err(KeyError::BadName(artifact.to_string()));
