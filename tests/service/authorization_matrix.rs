@@ -368,6 +368,23 @@ impl World {
                     .await
                     .to_string()
             }
+            "compliance_scan_id" => {
+                let target = self.new_target().await;
+                let response = self
+                    .rw_api
+                    .request(
+                        Method::POST,
+                        &format!("/api/v1/targets/{target}/compliance-scans"),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+                response.json::<serde_json::Value>().await.unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+                    .to_string()
+            }
             "artifact" => "viewport.png".into(),
             "test_id" => self.new_checkout_test().await.to_string(),
             "secret" => "card_number".into(),
