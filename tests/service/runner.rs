@@ -79,6 +79,7 @@ fn spawn_runner_with(
         .args(["--concurrency", &concurrency.to_string()])
         .arg("--resolve")
         .arg(sites.resolve_args().join(","))
+        .args(["--trust-spki", sites.spki()])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::var_os("HOME").unwrap_or_default())
@@ -191,6 +192,96 @@ async fn a_runner_process_scans_a_fixture_site_end_to_end() {
         .unwrap();
     assert_eq!(found[0]["target_id"], target);
     assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_runs_a_compliance_scan_and_the_app_finds_exactly_what_the_shop_deserves() {
+    use fixture_sites::compliance_sites::PAGES;
+    let page = PAGES
+        .iter()
+        .find(|p| p.path == "/compliance/tracks-after-reject")
+        .expect("the fixture exists");
+    let sites = FixtureSites::start().await.unwrap();
+    let app = TestApp::spawn().await;
+    let api = admin_api(&app).await;
+    let _runner = spawn_runner_with(&app, &runner_token(&app, "consent").await, &sites, 4);
+    let target = target_with_wait(&api, &sites.url(SHOP, page.path), 500).await;
+    let response = api
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/targets/{target}/compliance-scans"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let started = Instant::now();
+    let compliance = loop {
+        let body: serde_json::Value = api
+            .get(&format!("/api/v1/targets/{target}/compliance"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if body["latest"]["state"] == "done" || body["latest"]["state"] == "failed" {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the compliance scan did not finish: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let latest = &compliance["latest"];
+    assert_eq!(latest["state"], "done", "{compliance}");
+    let found: std::collections::BTreeSet<&str> = latest["report"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fingerprint"].as_str().unwrap())
+        .collect();
+    let expected: std::collections::BTreeSet<&str> = page.findings.iter().copied().collect();
+    // Every visit is a scan of its own, with a real snapshot classified by the real lists.
+    for visit in latest["visits"].as_array().unwrap() {
+        assert_eq!(visit["state"], "succeeded", "{visit}");
+    }
+    let reject = latest["visits"][1]["snapshot_id"].as_i64().unwrap();
+    let snapshot: serde_json::Value = api
+        .get(&format!("/api/v1/snapshots/{reject}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(snapshot["visit"], "reject_all");
+    assert!(
+        !snapshot["snapshot"]["filter_lists"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let requests: Vec<String> = snapshot["snapshot"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} listed={} after={}",
+                r["url"], r["listed"], r["after_answer"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        found, expected,
+        "{}; the reject-all visit's requests: {requests:#?}; settle: {}",
+        page.notes, snapshot["snapshot"]["settle"]
+    );
+    let alerts = app
+        .count(&format!(
+            "SELECT count(*) AS n FROM alerts WHERE target_id = {target}
+             AND rule = 'tracking_after_reject' AND state = 'open'"
+        ))
+        .await;
+    assert_eq!(alerts, 2, "one alert per tracker seen after rejecting");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
