@@ -663,3 +663,78 @@ pub enum LimitHit {
     /// Script sources beyond this many bytes in all were not read.
     ScriptBytes { max_bytes: u64 },
 }
+
+impl LimitHit {
+    /// In words, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            LimitHit::LoadTimeout { after_ms } => {
+                format!("the page had not finished loading after {after_ms} ms")
+            }
+            LimitHit::NetworkNeverQuiet { after_ms } => {
+                format!("the network was still busy after {after_ms} ms")
+            }
+            LimitHit::RequestCount { max } => {
+                format!("only the first {max} requests were recorded")
+            }
+            LimitHit::DomSize { max_bytes } => format!("the DOM was cut at {max_bytes} bytes"),
+            LimitHit::TransferBytes { max_bytes } => {
+                format!("downloads stopped after {max_bytes} bytes")
+            }
+            LimitHit::ScreenshotHeight { max_height } => {
+                format!("the full-page screenshot was cut at {max_height} px")
+            }
+            LimitHit::ScriptCount { max } => format!("only {max} scripts were recorded"),
+            LimitHit::ListTruncated { list, max } => {
+                format!("only the first {max} {list} were recorded")
+            }
+            LimitHit::ScriptBytes { max_bytes } => {
+                format!("script sources past {max_bytes} bytes were not read")
+            }
+        }
+    }
+}
+
+impl SameSite {
+    /// As the `Set-Cookie` attribute says it; `not set` when it was absent.
+    pub fn as_header(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+            SameSite::Unspecified => "not set",
+        }
+    }
+}
+
+impl ConsentMode {
+    /// In words, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConsentMode::NoInteraction => "banner left unanswered",
+            ConsentMode::AcceptAll => "accept all",
+            ConsentMode::RejectAll => "reject all",
+        }
+    }
+}
+
+impl Party {
+    /// In words, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Party::First => "first party",
+            Party::Third => "third party",
+        }
+    }
+}
+
+impl PolicyKind {
+    /// In words, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PolicyKind::Privacy => "Privacy policy",
+            PolicyKind::Cookies => "Cookie policy",
+            PolicyKind::Terms => "Terms",
+        }
+    }
+}

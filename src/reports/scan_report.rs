@@ -120,7 +120,7 @@ pub fn render_scan_report(
         summary,
         hosts,
         scripts,
-        limits: snapshot.limits_hit.iter().map(describe_limit).collect(),
+        limits: snapshot.limits_hit.iter().map(LimitHit::describe).collect(),
         viewport_data_uri: png_data_uri(viewport_png),
         full_page_data_uri: png_data_uri(full_page_png),
     };
@@ -143,32 +143,6 @@ fn listed_as(snapshot: &Snapshot, host: &str) -> Option<String> {
         "easylist" => "Advertising (EasyList)".to_owned(),
         other => other.to_owned(),
     })
-}
-
-fn describe_limit(limit: &LimitHit) -> String {
-    match limit {
-        LimitHit::LoadTimeout { after_ms } => {
-            format!("the page had not finished loading after {after_ms} ms")
-        }
-        LimitHit::NetworkNeverQuiet { after_ms } => {
-            format!("the network was still busy after {after_ms} ms")
-        }
-        LimitHit::RequestCount { max } => format!("only the first {max} requests were recorded"),
-        LimitHit::DomSize { max_bytes } => format!("the DOM was cut at {max_bytes} bytes"),
-        LimitHit::TransferBytes { max_bytes } => {
-            format!("downloads stopped after {max_bytes} bytes")
-        }
-        LimitHit::ScreenshotHeight { max_height } => {
-            format!("the full-page screenshot was cut at {max_height} px")
-        }
-        LimitHit::ScriptCount { max } => format!("only {max} scripts were recorded"),
-        LimitHit::ListTruncated { list, max } => {
-            format!("only the first {max} {list} were recorded")
-        }
-        LimitHit::ScriptBytes { max_bytes } => {
-            format!("script sources past {max_bytes} bytes were not read")
-        }
-    }
 }
 
 fn png_data_uri(png: &[u8]) -> String {
