@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod checkouts;
 pub mod cli;
+pub mod client_reports;
 pub mod compliance;
 pub mod config;
 pub mod crypto;

@@ -322,6 +322,38 @@ diesel::table! {
 }
 
 diesel::table! {
+    report_shares (id) {
+        id -> Int8,
+        report_id -> Int8,
+        org_id -> Int8,
+        token_prefix -> Text,
+        token_hash -> Bytea,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        views -> Int4,
+        last_viewed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    reports (id) {
+        id -> Int8,
+        org_id -> Int8,
+        client_id -> Int8,
+        target_id -> Nullable<Int8>,
+        title -> Text,
+        period_start -> Timestamptz,
+        period_end -> Timestamptz,
+        sha256 -> Text,
+        size_bytes -> Int8,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     runner_keys (id) {
         id -> Int8,
         key_id -> Text,
@@ -558,6 +590,13 @@ diesel::joinable!(notification_deliveries -> orgs (org_id));
 diesel::joinable!(org_data_keys -> orgs (org_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(report_shares -> orgs (org_id));
+diesel::joinable!(report_shares -> reports (report_id));
+diesel::joinable!(report_shares -> users (created_by));
+diesel::joinable!(reports -> clients (client_id));
+diesel::joinable!(reports -> orgs (org_id));
+diesel::joinable!(reports -> targets (target_id));
+diesel::joinable!(reports -> users (created_by));
 diesel::joinable!(scan_artifacts -> orgs (org_id));
 diesel::joinable!(scan_artifacts -> scans (scan_id));
 diesel::joinable!(scans -> compliance_scans (compliance_scan_id));
@@ -601,6 +640,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     orgs,
     password_resets,
     recovery_codes,
+    report_shares,
+    reports,
     runner_keys,
     runners,
     scan_artifacts,

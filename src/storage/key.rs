@@ -88,6 +88,11 @@ impl ObjectKey {
         ))
     }
 
+    /// `org/<org>/report/<id>/report.html`: a client report as it was made.
+    pub fn client_report(org_id: i64, report_id: i64) -> ObjectKey {
+        ObjectKey(format!("org/{org_id}/report/{report_id}/report.html"))
+    }
+
     fn artifact(folder: String, attempt: Uploader, artifact: &str) -> Result<ObjectKey, KeyError> {
         if !valid_name(artifact) {
             return Err(KeyError::BadName(artifact.to_string()));

@@ -61,6 +61,8 @@ pub mod rules {
     pub const MAIL_ORG_DAY: Rule = Rule::new("mail/org/day", Per::Account, 100, 86_400);
     /// Comparisons computed on request (two snapshots' DOMs and screenshots decoded and diffed):
     /// plenty for people paging through history, not enough to keep the cores busy in a loop.
+    /// Reading shared reports without signing in: plenty for people, not for a token scanner.
+    pub const SHARE_VIEW_IP: Rule = Rule::new("share/ip", Per::Address, 60, 60);
     pub const COMPARE_ORG: Rule = Rule::new("compare/org", Per::Account, 60, 60);
 }
 

@@ -297,6 +297,41 @@ impl World {
         test
     }
 
+    async fn new_report(&self) -> i64 {
+        let client = self.new_client().await;
+        let response = self
+            .rw_api
+            .send_json(
+                Method::POST,
+                &format!("/api/v1/clients/{client}/reports"),
+                serde_json::json!({"days": 7}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// A share of `report`: its id and its token.
+    async fn new_share(&self, report: i64) -> (i64, String) {
+        let response = self
+            .rw_api
+            .send_json(
+                Method::POST,
+                &format!("/api/v1/reports/{report}/shares"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let url = body["url"].as_str().unwrap();
+        (
+            body["share"]["id"].as_i64().unwrap(),
+            url.rsplit('/').next().unwrap().to_string(),
+        )
+    }
+
     async fn value_for(&self, name: &str, who: Who) -> String {
         match name {
             "client_id" => self.new_client().await.to_string(),
@@ -384,6 +419,15 @@ impl World {
                     .as_i64()
                     .unwrap()
                     .to_string()
+            }
+            "report_id" => self.new_report().await.to_string(),
+            "share_id" => {
+                let report = self.new_report().await;
+                self.new_share(report).await.0.to_string()
+            }
+            "token" => {
+                let report = self.new_report().await;
+                self.new_share(report).await.1
             }
             "artifact" => "viewport.png".into(),
             "test_id" => self.new_checkout_test().await.to_string(),

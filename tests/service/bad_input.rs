@@ -34,6 +34,9 @@ async fn fingerprint(app: &TestApp) -> String {
         "SELECT test_id, name, sealed, updated_at FROM checkout_secrets",
         "SELECT id, outcome, failure FROM checkout_runs",
         "SELECT * FROM checkout_run_steps",
+        "SELECT * FROM compliance_scans",
+        "SELECT * FROM reports",
+        "SELECT id, report_id, expires_at, revoked_at FROM report_shares",
     ];
     let mut conn = app.db().await;
     let mut all = String::new();
@@ -155,6 +158,30 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
         .unwrap()["id"]
         .as_i64()
         .unwrap();
+    let report = api
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/clients/{client}/reports"),
+            serde_json::json!({"days": 7}),
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let share = api
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/reports/{report}/shares"),
+            serde_json::json!({}),
+        )
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["share"]["id"]
+        .as_i64()
+        .unwrap();
     let real_id = |name: &str| -> String {
         match name {
             "client_id" => client.to_string(),
@@ -173,6 +200,8 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
             "run_id" => run.to_string(),
             "secret" => "card_number".into(),
             "screenshot" => "step-1.png".into(),
+            "report_id" => report.to_string(),
+            "share_id" => share.to_string(),
             other => panic!("teach the bad-input test about `{other}`"),
         }
     };

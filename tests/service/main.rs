@@ -10,6 +10,7 @@ mod authorization_matrix;
 mod bad_input;
 mod changes;
 mod checkouts;
+mod client_reports;
 mod compliance;
 mod notifications;
 mod queue;

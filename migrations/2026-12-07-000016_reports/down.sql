@@ -1,0 +1,2 @@
+DROP TABLE report_shares;
+DROP TABLE reports;

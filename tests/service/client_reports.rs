@@ -1,0 +1,258 @@
+//! Client reports: made once from what the period held (and nothing of another client or
+//! organization), frozen against later scans, shared by links that work signed out, count and
+//! audit their views, and stop with 410 when withdrawn or expired.
+
+use reqwest::{Method, StatusCode};
+
+use super::support::*;
+
+async fn admin(app: &TestApp) -> (Browser, ApiClient) {
+    let owner = app.sign_up_first(&format!("Agency {}", unique())).await;
+    let key = app.create_key(&owner, "read_write").await;
+    (owner, app.api(&key))
+}
+
+/// Scans `target` once through the runner protocol with a sample snapshot whose page loads
+/// `extra_host` too (so consecutive scans differ); returns the snapshot id.
+async fn scan_with(
+    app: &TestApp,
+    api: &ApiClient,
+    runner: &RunnerApi,
+    target: i64,
+    extra_host: Option<&str>,
+) -> i64 {
+    let scan = scan_now(api, target).await;
+    let job = runner.claim(5).await.expect("the scan is queued");
+    assert_eq!(job.scan_id, scan);
+    let viewport = fake_png("viewport");
+    let full = fake_png("full");
+    let mut snapshot = sample_snapshot(&job.url, &viewport, &full);
+    if let Some(host) = extra_host {
+        snapshot["third_party_hosts"]
+            .as_array_mut()
+            .unwrap()
+            .push(host.into());
+    }
+    let delivered = runner.deliver(&job, &viewport, &full, &snapshot).await;
+    assert_eq!(delivered.status(), StatusCode::OK);
+    let id = app
+        .count(&format!(
+            "SELECT snapshot_id AS n FROM scans WHERE id = {scan}"
+        ))
+        .await;
+    computed_changes(api, id).await;
+    id
+}
+
+async fn client_of(app: &TestApp, target: i64) -> i64 {
+    app.count(&format!(
+        "SELECT client_id AS n FROM targets WHERE id = {target}"
+    ))
+    .await
+}
+
+async fn make_report(api: &ApiClient, client: i64, body: serde_json::Value) -> reqwest::Response {
+    api.send_json(
+        Method::POST,
+        &format!("/api/v1/clients/{client}/reports"),
+        body,
+    )
+    .await
+}
+
+async fn document(api: &ApiClient, report: i64) -> String {
+    let response = api.get(&format!("/api/v1/reports/{report}/document")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_report_holds_its_period_and_nothing_else_and_never_changes() {
+    let app = TestApp::spawn().await;
+    let (_owner, api) = admin(&app).await;
+    let runner = RunnerApi::new(&app, &runner_token(&app, "reports").await);
+    let target = new_target(&api, &format!("http://shop-{}.test/", unique())).await;
+    let client = client_of(&app, target).await;
+    // Another client of the same organization, whose page must not appear.
+    let elsewhere = new_target(&api, "http://elsewhere-shop.test/").await;
+    scan_with(
+        &app,
+        &api,
+        &runner,
+        elsewhere,
+        Some("secret-elsewhere.test"),
+    )
+    .await;
+
+    scan_with(&app, &api, &runner, target, None).await;
+    scan_with(&app, &api, &runner, target, Some("pixel.tracker.test")).await;
+
+    let response = make_report(&api, client, serde_json::json!({"days": 30})).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let report: serde_json::Value = response.json().await.unwrap();
+    let id = report["id"].as_i64().unwrap();
+    let html = document(&api, id).await;
+    // Summary first, in words; then the detail of the period.
+    let summary = html.find("Summary").unwrap();
+    let detail = html.find("Third-party hosts").unwrap();
+    assert!(summary < detail);
+    assert!(html.contains("1 serious problem needs attention"), "{html}");
+    assert!(html.contains("2 scans of 1 page in the period; 1 change seen."));
+    assert!(html.contains("pixel.tracker.test"), "the new host");
+    assert!(
+        html.contains("data:image/png;base64,"),
+        "the latest screenshot, inline"
+    );
+    assert!(!html.contains("elsewhere-shop.test") && !html.contains("secret-elsewhere.test"));
+    // Captured strings are escaped (the sample page's title has markup).
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(!html.contains("<script"), "a report runs no script");
+
+    // A later scan changes the site, not the report someone already received.
+    scan_with(&app, &api, &runner, target, Some("another.tracker.test")).await;
+    assert_eq!(document(&api, id).await, html);
+    let listed: serde_json::Value = api
+        .get(&format!("/api/v1/clients/{client}/reports"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], id);
+
+    // Bad input is refused with a reason, and nothing is made.
+    for body in [
+        serde_json::json!({"days": 0}),
+        serde_json::json!({"days": 400}),
+        serde_json::json!({"target_id": elsewhere}),
+    ] {
+        let response = make_report(&api, client, body.clone()).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM reports WHERE client_id = {client}"
+        ))
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_share_link_shows_one_report_signed_out_until_withdrawn_or_expired() {
+    let app = TestApp::spawn().await;
+    let (_owner, api) = admin(&app).await;
+    let target = new_target(&api, &format!("http://shop-{}.test/", unique())).await;
+    let client = client_of(&app, target).await;
+    let report = make_report(&api, client, serde_json::json!({}))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let id = report["id"].as_i64().unwrap();
+    let period = (
+        report["period_end"].as_str().unwrap().to_string(),
+        report["period_start"].as_str().unwrap().to_string(),
+    );
+    assert!(period.0 > period.1);
+
+    let share = |days: serde_json::Value| {
+        let api = &api;
+        async move {
+            let response = api
+                .send_json(
+                    Method::POST,
+                    &format!("/api/v1/reports/{id}/shares"),
+                    serde_json::json!({ "days": days }),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let created = share(serde_json::Value::Null).await;
+    let url = created["url"].as_str().unwrap().to_string();
+    let path = url::Url::parse(&url).unwrap().path().to_string();
+    assert!(path.starts_with("/r/"));
+    let expires = created["share"]["expires_at"].as_str().unwrap();
+    assert!(expires > period.0.as_str(), "30 days from now");
+
+    // Signed out, the link shows exactly the stored report, with nothing to run or leak.
+    let reader = app.browser();
+    let response = reader.get(&path).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["x-robots-tag"], "noindex, nofollow");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(response.text().await.unwrap(), document(&api, id).await);
+    // Each view is counted and audited with the network, not the address.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT views::bigint AS n FROM report_shares WHERE report_id = {id}"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'report.viewed' AND ip = '127.0.0.0/24'"
+        )
+        .await,
+        1
+    );
+    // A wrong token of the right shape finds nothing.
+    let wrong = format!("{}{}", &path[..path.len() - 4], "AAAA");
+    assert_eq!(reader.get(&wrong).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(reader.get("/r/short").await.status(), StatusCode::NOT_FOUND);
+
+    // Withdrawn: 410 with a plain page, at once.
+    let share_id = created["share"]["id"].as_i64().unwrap();
+    let response = api
+        .request(
+            Method::POST,
+            &format!("/api/v1/report-shares/{share_id}/revoke"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = reader.get(&path).await;
+    assert_eq!(response.status(), StatusCode::GONE);
+    assert!(response.text().await.unwrap().contains("withdrawn"));
+
+    // Expired: 410 too.
+    let second = share(serde_json::json!(1)).await;
+    let second_path = url::Url::parse(second["url"].as_str().unwrap())
+        .unwrap()
+        .path()
+        .to_string();
+    assert_eq!(reader.get(&second_path).await.status(), StatusCode::OK);
+    app.count(&format!(
+        "UPDATE report_shares SET expires_at = now() - interval '1 second'
+         WHERE id = {} RETURNING 0::bigint AS n",
+        second["share"]["id"]
+    ))
+    .await;
+    let response = reader.get(&second_path).await;
+    assert_eq!(response.status(), StatusCode::GONE);
+    assert!(response.text().await.unwrap().contains("expired"));
+
+    // Out-of-range expiries are refused.
+    let response = api
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/reports/{id}/shares"),
+            serde_json::json!({"days": 366}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
