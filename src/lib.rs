@@ -19,6 +19,7 @@ pub mod logging;
 pub mod mail;
 pub mod notify;
 pub mod orgs;
+pub mod overview;
 pub mod queue;
 pub mod reports;
 pub mod runner;

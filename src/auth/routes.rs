@@ -97,6 +97,8 @@ pub fn routes() -> Vec<Route> {
 /// `/`: the dashboard for people signed in, the sign-in page for everyone else.
 async fn home(req: HttpRequest) -> HttpResponse {
     match load_viewer(&req, STAGE_ACTIVE).await {
+        // The overview answers "which clients need attention?" first.
+        Ok(viewer) if viewer.current.is_some() => see_other("/overview"),
         Ok(_) => see_other("/clients"),
         Err(_) => see_other("/sign-in"),
     }

@@ -13,6 +13,7 @@ mod checkouts;
 mod client_reports;
 mod compliance;
 mod notifications;
+mod overview;
 mod queue;
 mod runner;
 mod scans;
