@@ -39,6 +39,7 @@ pub fn route_table() -> Vec<Route> {
     routes.extend(crate::compliance::routes::routes());
     routes.extend(crate::client_reports::routes::routes());
     routes.extend(crate::overview::routes::routes());
+    routes.extend(crate::branding::routes::routes());
     routes.extend(crate::scans::internal::routes());
     routes.extend(crate::alerts::routes::routes());
     routes.extend(crate::checkouts::routes::routes());

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod branding;
 pub mod checkouts;
 pub mod cli;
 pub mod client_reports;

@@ -91,9 +91,16 @@ async fn seed(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let client = crate::sites::queries::insert_client(&mut conn, &ctx, "Bench", "")
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = crate::sites::queries::insert_client(
+        &mut conn,
+        &ctx,
+        &crate::sites::queries::ClientFields {
+            name: "Bench".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let target: Id = diesel::sql_query(
         "INSERT INTO targets (org_id, client_id, name, url, viewport_width, viewport_height,
                               consent_mode, capture_policy_pages, wait_ms, dwell_ms, enabled)

@@ -26,7 +26,12 @@ const CHANGE_LINES: usize = 50;
 pub struct ReportContent {
     pub title: String,
     pub agency: String,
+    /// The agency's accent colour (`#rrggbb`) and logo (`data:` URI), if it set them.
+    pub accent: Option<String>,
+    pub logo: Option<String>,
     pub client: String,
+    /// Whom the report is prepared for.
+    pub contact: Option<String>,
     pub period_start: OffsetDateTime,
     pub period_end: OffsetDateTime,
     pub made_at: OffsetDateTime,
@@ -103,9 +108,10 @@ pub struct ComplianceLine {
 /// What to gather: a client's targets (or one of them) over a period.
 pub struct Scope {
     pub org_id: i64,
-    pub agency: String,
+    pub branding: crate::branding::queries::Branding,
     pub client_id: i64,
     pub client: String,
+    pub contact: Option<String>,
     pub target_id: Option<i64>,
     pub period_start: OffsetDateTime,
     pub period_end: OffsetDateTime,
@@ -138,8 +144,11 @@ pub async fn gather(state: &AppState, scope: &Scope) -> Result<ReportContent, Ap
             (Some(_), Some(section)) => format!("{}: {}", scope.client, section.name),
             _ => scope.client.clone(),
         },
-        agency: scope.agency.clone(),
+        agency: scope.branding.name.clone(),
+        accent: scope.branding.color.clone(),
+        logo: scope.branding.logo_data_uri(),
         client: scope.client.clone(),
+        contact: scope.contact.clone(),
         period_start: scope.period_start,
         period_end: scope.period_end,
         made_at: OffsetDateTime::now_utc(),
@@ -549,7 +558,10 @@ mod tests {
         ReportContent {
             title: "Shop".into(),
             agency: "Agency".into(),
+            accent: None,
+            logo: None,
             client: "Shop".into(),
+            contact: None,
             period_start: OffsetDateTime::UNIX_EPOCH,
             period_end: OffsetDateTime::UNIX_EPOCH,
             made_at: OffsetDateTime::UNIX_EPOCH,

@@ -17,7 +17,7 @@ use super::views::{ReportsPage, ShareCreatedPage};
 use crate::audit::{self, Entry};
 use crate::auth::routes::Empty;
 use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
-use crate::db::schema::{orgs, targets};
+use crate::db::schema::targets;
 use crate::layout::{Nav, html, see_other};
 use crate::scans::ingest::blob_error;
 use crate::sites::queries as sites;
@@ -178,17 +178,14 @@ async fn make_report(
             ));
         }
     }
-    let agency: String = orgs::table
-        .find(ctx.org_id)
-        .select(orgs::name)
-        .first(&mut conn)
-        .await?;
+    let branding = crate::branding::queries::branding(&mut conn, ctx.org_id).await?;
     drop(conn);
     let period_end = OffsetDateTime::now_utc();
     let scope = Scope {
         org_id: ctx.org_id,
-        agency,
+        branding,
         client_id,
+        contact: (!client.contact_name.is_empty()).then(|| client.contact_name.clone()),
         client: client.name,
         target_id: request.target_id,
         period_start: period_end - Duration::days(i64::from(days)),

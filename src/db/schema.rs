@@ -176,6 +176,8 @@ diesel::table! {
         notes -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        contact_name -> Text,
+        contact_email -> Text,
     }
 }
 
@@ -298,6 +300,10 @@ diesel::table! {
         id -> Int8,
         name -> Text,
         created_at -> Timestamptz,
+        brand_name -> Nullable<Text>,
+        brand_color -> Nullable<Text>,
+        logo -> Nullable<Bytea>,
+        logo_type -> Nullable<Text>,
     }
 }
 

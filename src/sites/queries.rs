@@ -17,12 +17,37 @@ pub struct Client {
     pub id: i64,
     pub name: String,
     pub notes: String,
+    /// Whom the client's reports are for.
+    pub contact_name: String,
+    /// Where the client's scheduled reports go; empty: nowhere.
+    pub contact_email: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub updated_at: OffsetDateTime,
+}
+
+/// A client's fields as people set them.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct ClientFields {
+    pub name: String,
+    pub notes: String,
+    pub contact_name: String,
+    pub contact_email: String,
+}
+
+impl Client {
+    pub fn fields(&self) -> ClientFields {
+        ClientFields {
+            name: self.name.clone(),
+            notes: self.notes.clone(),
+            contact_name: self.contact_name.clone(),
+            contact_email: self.contact_email.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Queryable, Selectable, schemars::JsonSchema)]
@@ -152,14 +177,15 @@ pub async fn client(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> Quer
 pub async fn insert_client(
     conn: &mut AsyncPgConnection,
     ctx: &OrgCtx,
-    name: &str,
-    notes: &str,
+    fields: &ClientFields,
 ) -> QueryResult<Client> {
     diesel::insert_into(clients::table)
         .values((
             clients::org_id.eq(ctx.org_id),
-            clients::name.eq(name),
-            clients::notes.eq(notes),
+            clients::name.eq(&fields.name),
+            clients::notes.eq(&fields.notes),
+            clients::contact_name.eq(&fields.contact_name),
+            clients::contact_email.eq(&fields.contact_email),
         ))
         .returning(Client::as_returning())
         .get_result(conn)
@@ -170,8 +196,7 @@ pub async fn update_client(
     conn: &mut AsyncPgConnection,
     ctx: &OrgCtx,
     id: i64,
-    name: &str,
-    notes: &str,
+    fields: &ClientFields,
 ) -> QueryResult<Client> {
     diesel::update(
         clients::table
@@ -179,8 +204,10 @@ pub async fn update_client(
             .filter(clients::id.eq(id)),
     )
     .set((
-        clients::name.eq(name),
-        clients::notes.eq(notes),
+        clients::name.eq(&fields.name),
+        clients::notes.eq(&fields.notes),
+        clients::contact_name.eq(&fields.contact_name),
+        clients::contact_email.eq(&fields.contact_email),
         clients::updated_at.eq(OffsetDateTime::now_utc()),
     ))
     .returning(Client::as_returning())

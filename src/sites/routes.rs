@@ -7,7 +7,7 @@ use diesel_async::AsyncConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::queries::{self, Client, Target};
+use super::queries::{self, Client, ClientFields, Target};
 use super::target_input::{TargetInput, validate};
 use super::views::*;
 use crate::audit::{self, Entry};
@@ -105,6 +105,12 @@ pub struct ClientInput {
     pub name: String,
     #[serde(default)]
     pub notes: String,
+    /// Whom the client's reports are for.
+    #[serde(default)]
+    pub contact_name: String,
+    /// Where scheduled reports go; empty: nowhere.
+    #[serde(default)]
+    pub contact_email: String,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -112,38 +118,67 @@ pub struct ClientInput {
 pub struct ClientPatch {
     pub name: Option<String>,
     pub notes: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
 }
 
-fn check_client(name: &str, notes: &str) -> Result<(), AppError> {
+impl From<ClientInput> for ClientFields {
+    fn from(input: ClientInput) -> ClientFields {
+        ClientFields {
+            name: input.name,
+            notes: input.notes,
+            contact_name: input.contact_name,
+            contact_email: input.contact_email,
+        }
+    }
+}
+
+/// Checks a client's fields and returns them trimmed.
+fn check_client(fields: ClientFields) -> Result<ClientFields, AppError> {
+    let fields = ClientFields {
+        name: fields.name.trim().to_string(),
+        notes: fields.notes.trim().to_string(),
+        contact_name: fields.contact_name.trim().to_string(),
+        contact_email: fields.contact_email.trim().to_string(),
+    };
     let mut errors = FieldErrors::default();
-    crate::auth::routes::check_name(name, "name", &mut errors);
-    if notes.chars().count() > 2000 {
+    crate::auth::routes::check_name(&fields.name, "name", &mut errors);
+    if fields.notes.chars().count() > 2000 {
         errors.add("notes", "must be at most 2000 characters");
     }
-    errors.into_result()
+    if fields.contact_name.chars().count() > 100 {
+        errors.add("contact_name", "must be at most 100 characters");
+    }
+    if !fields.contact_email.is_empty()
+        && (!crate::auth::queries::looks_like_email(&fields.contact_email)
+            || fields
+                .contact_email
+                .parse::<lettre::message::Mailbox>()
+                .is_err())
+    {
+        errors.add("contact_email", "is not an email address");
+    }
+    errors.into_result().map(|()| fields)
 }
 
 async fn save_client(
     state: &AppState,
     ctx: &OrgCtx,
     id: Option<i64>,
-    name: String,
-    notes: String,
+    fields: ClientFields,
 ) -> Result<Client, AppError> {
     let mut conn = state.conn().await?;
     if let Some(id) = id {
         queries::client(&mut conn, ctx, id).await?;
     }
     ctx.require(Role::Admin)?;
-    check_client(&name, &notes)?;
+    let fields = check_client(fields)?;
     let ctx = ctx.clone();
-    let name = name.trim().to_string();
-    let notes = notes.trim().to_string();
     let result = conn
         .transaction::<_, DbError, _>(async move |conn| {
             let client = match id {
-                None => queries::insert_client(conn, &ctx, &name, &notes).await?,
-                Some(id) => queries::update_client(conn, &ctx, id, &name, &notes).await?,
+                None => queries::insert_client(conn, &ctx, &fields).await?,
+                Some(id) => queries::update_client(conn, &ctx, id, &fields).await?,
             };
             let action = if id.is_none() {
                 "client.created"
@@ -275,15 +310,13 @@ fn client_form(
     page: &PageCtx,
     csrf: &CsrfToken,
     client_id: Option<i64>,
-    name: String,
-    notes: String,
+    fields: ClientFields,
     errors: FieldErrors,
 ) -> Page {
     let view = ClientFormPage {
         nav: Some(Nav::new(&page.viewer, csrf)),
         client_id,
-        name,
-        notes,
+        fields,
         errors,
     };
     html_form(&view, &view.errors)
@@ -295,30 +328,20 @@ async fn new_client_page(page: PageCtx, csrf: CsrfToken) -> Page {
         &page,
         &csrf,
         None,
-        String::new(),
-        String::new(),
+        ClientFields::default(),
         FieldErrors::default(),
     )
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct ClientForm {
-    name: String,
-    notes: String,
 }
 
 async fn create_client_form(
     state: web::Data<AppState>,
     page: PageCtx,
     csrf: CsrfToken,
-    Form(form): Form<ClientForm>,
+    Form(form): Form<ClientFields>,
 ) -> Page {
-    match save_client(&state, &page, None, form.name.clone(), form.notes.clone()).await {
+    match save_client(&state, &page, None, form.clone()).await {
         Ok(client) => Ok(see_other(&format!("/clients/{}", client.id))),
-        Err(AppError::Invalid(errors)) => {
-            client_form(&page, &csrf, None, form.name, form.notes, errors)
-        }
+        Err(AppError::Invalid(errors)) => client_form(&page, &csrf, None, form, errors),
         Err(other) => Err(other.into()),
     }
 }
@@ -361,8 +384,7 @@ async fn edit_client_page(
         &page,
         &csrf,
         Some(id),
-        client.name,
-        client.notes,
+        client.fields(),
         FieldErrors::default(),
     )
 }
@@ -372,22 +394,12 @@ async fn update_client_form(
     page: PageCtx,
     csrf: CsrfToken,
     path: web::Path<String>,
-    Form(form): Form<ClientForm>,
+    Form(form): Form<ClientFields>,
 ) -> Page {
     let id = object_id(&path)?;
-    match save_client(
-        &state,
-        &page,
-        Some(id),
-        form.name.clone(),
-        form.notes.clone(),
-    )
-    .await
-    {
+    match save_client(&state, &page, Some(id), form.clone()).await {
         Ok(client) => Ok(see_other(&format!("/clients/{}", client.id))),
-        Err(AppError::Invalid(errors)) => {
-            client_form(&page, &csrf, Some(id), form.name, form.notes, errors)
-        }
+        Err(AppError::Invalid(errors)) => client_form(&page, &csrf, Some(id), form, errors),
         Err(other) => Err(other.into()),
     }
 }
@@ -690,7 +702,7 @@ async fn api_create_client(
     body: web::Json<ClientInput>,
 ) -> Api<HttpResponse> {
     let body = body.into_inner();
-    let client = save_client(&state, &ctx, None, body.name, body.notes).await?;
+    let client = save_client(&state, &ctx, None, body.into()).await?;
     Ok(HttpResponse::Created().json(client))
 }
 
@@ -715,14 +727,13 @@ async fn api_update_client(
     let current = queries::client(&mut conn, &ctx, id).await?;
     drop(conn);
     let body = body.into_inner();
-    let client = save_client(
-        &state,
-        &ctx,
-        Some(id),
-        body.name.unwrap_or(current.name),
-        body.notes.unwrap_or(current.notes),
-    )
-    .await?;
+    let fields = ClientFields {
+        name: body.name.unwrap_or(current.name),
+        notes: body.notes.unwrap_or(current.notes),
+        contact_name: body.contact_name.unwrap_or(current.contact_name),
+        contact_email: body.contact_email.unwrap_or(current.contact_email),
+    };
+    let client = save_client(&state, &ctx, Some(id), fields).await?;
     Ok(web::Json(client))
 }
 

@@ -40,8 +40,7 @@ pub struct ClientFormPage {
     pub nav: Option<Nav>,
     /// `None` for a new client.
     pub client_id: Option<i64>,
-    pub name: String,
-    pub notes: String,
+    pub fields: super::queries::ClientFields,
     pub errors: FieldErrors,
 }
 

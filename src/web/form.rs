@@ -56,3 +56,95 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
         })
     }
 }
+
+/// The most a form with a file may be (a logo and its fields).
+const MAX_MULTIPART_BYTES: usize = 256 * 1024;
+
+/// A dashboard form with files (`multipart/form-data`): the CSRF token is checked before
+/// anything is used, as for [`Form`].
+pub struct MultipartForm {
+    parts: Vec<Part>,
+}
+
+struct Part {
+    name: String,
+    /// Set for a file (what the browser says it is).
+    content_type: Option<String>,
+    /// Set for a file that was chosen.
+    file_name: Option<String>,
+    bytes: web::Bytes,
+}
+
+impl MultipartForm {
+    /// A text field, empty when absent.
+    pub fn text(&self, name: &str) -> String {
+        self.parts
+            .iter()
+            .find(|p| p.name == name && p.file_name.is_none())
+            .map(|p| String::from_utf8_lossy(&p.bytes).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A chosen file: its content type and bytes; `None` when no file was chosen.
+    pub fn file(&self, name: &str) -> Option<(&str, &[u8])> {
+        self.parts
+            .iter()
+            .find(|p| p.name == name && p.file_name.as_deref().is_some_and(|f| !f.is_empty()))
+            .map(|p| (p.content_type.as_deref().unwrap_or(""), p.bytes.as_ref()))
+    }
+}
+
+impl FromRequest for MultipartForm {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<MultipartForm, PageError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let boundary = req
+                .headers()
+                .get(actix_web::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| multer::parse_boundary(v).ok())
+                .ok_or_else(|| AppError::BadRequest("expected a form with files".into()))?;
+            let body = body.await.map_err(|_| {
+                AppError::TooLarge(format!(
+                    "the form is larger than {} KiB",
+                    MAX_MULTIPART_BYTES / 1024
+                ))
+            })?;
+            if body.len() > MAX_MULTIPART_BYTES {
+                return Err(AppError::TooLarge(format!(
+                    "the form is larger than {} KiB",
+                    MAX_MULTIPART_BYTES / 1024
+                ))
+                .into());
+            }
+            let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+            let mut multipart = multer::Multipart::new(stream, boundary);
+            let mut parts = Vec::new();
+            let malformed =
+                |e: multer::Error| AppError::BadRequest(format!("the form is malformed: {e}"));
+            while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+                let name = field.name().unwrap_or_default().to_owned();
+                let content_type = field.content_type().map(|m| m.to_string());
+                let file_name = field.file_name().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(malformed)?;
+                parts.push(Part {
+                    name,
+                    content_type,
+                    file_name,
+                    bytes,
+                });
+            }
+            let form = MultipartForm { parts };
+            let config = req
+                .app_data::<web::Data<CsrfConfig>>()
+                .ok_or_else(|| AppError::internal("CSRF configuration missing"))?;
+            let token = form.text("_csrf");
+            config.verify(&req, (!token.is_empty()).then_some(token.as_str()))?;
+            Ok(form)
+        })
+    }
+}

@@ -8,6 +8,7 @@ mod alerts;
 mod audit;
 mod authorization_matrix;
 mod bad_input;
+mod branding;
 mod changes;
 mod checkouts;
 mod client_reports;
