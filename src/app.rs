@@ -108,6 +108,7 @@ impl Application {
         tokio::spawn(crate::alerts::notifications::run_worker(state.clone()));
         tokio::spawn(crate::checkouts::analysis::run_worker(state.clone()));
         tokio::spawn(crate::compliance::assemble::run_worker(state.clone()));
+        tokio::spawn(crate::client_reports::delivery::run_worker(state.clone()));
         if state.config.runners.scheduler {
             tokio::spawn(crate::scheduler::run(
                 database_url.clone(),
@@ -187,8 +188,8 @@ impl Application {
     }
 }
 
-/// What the leading scheduler does each round: queue due scans, compliance scans and checkout
-/// runs (and return lapsed leases).
+/// What the leading scheduler does each round: queue due scans, compliance scans, checkout runs
+/// and scheduled reports (and return lapsed leases).
 fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
     Box::new(move |conn| {
         let state = state.clone();
@@ -203,7 +204,10 @@ fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
             let compliance = crate::compliance::queries::tick(conn, attempts)
                 .await
                 .map_err(|e| e.to_string())?;
-            let queued = scans + runs + compliance;
+            let reports = crate::client_reports::delivery::tick(conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let queued = scans + runs + compliance + reports;
             if queued > 0 {
                 state.jobs_ready.notify_waiters();
             }

@@ -4,6 +4,8 @@
 //! read-only by links that expire and can be revoked ([`routes`]).
 
 pub mod content;
+pub mod delivery;
+pub mod make;
 pub mod queries;
 pub mod render;
 pub mod routes;

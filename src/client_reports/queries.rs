@@ -67,6 +67,9 @@ impl Share {
 /// A report about to be stored.
 pub struct NewReport<'a> {
     pub id: i64,
+    pub org_id: i64,
+    /// The person who made it; `None` for a scheduled report.
+    pub created_by: Option<i64>,
     pub client_id: i64,
     pub target_id: Option<i64>,
     pub title: &'a str,
@@ -85,15 +88,11 @@ pub async fn reserve_id(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     .await
 }
 
-pub async fn insert(
-    conn: &mut AsyncPgConnection,
-    ctx: &OrgCtx,
-    new: &NewReport<'_>,
-) -> QueryResult<Report> {
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewReport<'_>) -> QueryResult<Report> {
     diesel::insert_into(reports::table)
         .values((
             reports::id.eq(new.id),
-            reports::org_id.eq(ctx.org_id),
+            reports::org_id.eq(new.org_id),
             reports::client_id.eq(new.client_id),
             reports::target_id.eq(new.target_id),
             reports::title.eq(new.title),
@@ -101,7 +100,7 @@ pub async fn insert(
             reports::period_end.eq(new.period_end),
             reports::sha256.eq(new.sha256),
             reports::size_bytes.eq(new.size_bytes),
-            reports::created_by.eq(ctx.actor.user_id()),
+            reports::created_by.eq(new.created_by),
         ))
         .returning(Report::as_returning())
         .get_result(conn)
@@ -151,7 +150,8 @@ pub async fn shares(
 
 pub async fn insert_share(
     conn: &mut AsyncPgConnection,
-    ctx: &OrgCtx,
+    org_id: i64,
+    created_by: Option<i64>,
     report_id: i64,
     token_prefix: &str,
     token_hash: &[u8],
@@ -160,11 +160,11 @@ pub async fn insert_share(
     diesel::insert_into(report_shares::table)
         .values((
             report_shares::report_id.eq(report_id),
-            report_shares::org_id.eq(ctx.org_id),
+            report_shares::org_id.eq(org_id),
             report_shares::token_prefix.eq(token_prefix),
             report_shares::token_hash.eq(token_hash),
             report_shares::expires_at.eq(expires_at),
-            report_shares::created_by.eq(ctx.actor.user_id()),
+            report_shares::created_by.eq(created_by),
         ))
         .returning(Share::as_returning())
         .get_result(conn)

@@ -9,10 +9,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-use super::content::{self, Scope};
-use super::queries::{self, NewReport, Report, Share};
+use super::make::{self, TOKEN_PREFIX_LEN};
+use super::queries::{self, Report, Share};
 use super::views::{ReportsPage, ShareCreatedPage};
 use crate::audit::{self, Entry};
 use crate::auth::routes::Empty;
@@ -39,8 +39,6 @@ const MAX_DAYS: u32 = 366;
 /// How long a share link works unless told otherwise, and at most.
 const DEFAULT_SHARE_DAYS: u32 = 30;
 const MAX_SHARE_DAYS: u32 = 365;
-/// Characters of the token kept in clear to find its row.
-const TOKEN_PREFIX_LEN: usize = 12;
 
 /// What the stored document may do when shown: nothing but show itself.
 const DOCUMENT_CSP: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; \
@@ -151,7 +149,7 @@ fn days(value: Option<u32>, default: u32, max: u32, field: &str) -> Result<u32, 
     }
 }
 
-/// Gathers, renders and stores a report of a client of the caller's organization.
+/// Makes a report of a client of the caller's organization, and audits it.
 async fn make_report(
     state: &AppState,
     ctx: &OrgCtx,
@@ -178,52 +176,24 @@ async fn make_report(
             ));
         }
     }
-    let branding = crate::branding::queries::branding(&mut conn, ctx.org_id).await?;
     drop(conn);
-    let period_end = OffsetDateTime::now_utc();
-    let scope = Scope {
-        org_id: ctx.org_id,
-        branding,
-        client_id,
-        contact: (!client.contact_name.is_empty()).then(|| client.contact_name.clone()),
-        client: client.name,
-        target_id: request.target_id,
-        period_start: period_end - Duration::days(i64::from(days)),
-        period_end,
-    };
-    let content = content::gather(state, &scope).await?;
-    let document = super::render::render(&content).map_err(AppError::internal)?;
-    let sha256 = hex::encode(crate::crypto::sha256(document.as_bytes()));
+    let (report, _) = make::report(
+        state,
+        &client,
+        ctx.org_id,
+        request.target_id,
+        days,
+        ctx.actor.user_id(),
+    )
+    .await?;
     let mut conn = state.conn().await?;
-    let id = queries::reserve_id(&mut conn).await?;
-    let key = ObjectKey::client_report(ctx.org_id, id);
-    state
-        .blobs
-        .put(&mut conn, &key, document.as_bytes())
-        .await
-        .map_err(blob_error)?;
-    let ctx = ctx.clone();
-    let new = NewReport {
-        id,
-        client_id,
-        target_id: request.target_id,
-        title: &content.title,
-        period_start: scope.period_start,
-        period_end: scope.period_end,
-        sha256: &sha256,
-        size_bytes: document.len() as i64,
-    };
-    conn.transaction::<_, AppError, _>(async |conn| {
-        let report = queries::insert(conn, &ctx, &new).await?;
-        audit::record(
-            conn,
-            Entry::by(&ctx, "report.made", format!("report {id}"))
-                .detail(json!({"client": client_id, "target": new.target_id, "days": days})),
-        )
-        .await?;
-        Ok(report)
-    })
-    .await
+    audit::record(
+        &mut conn,
+        Entry::by(ctx, "report.made", format!("report {}", report.id))
+            .detail(json!({"client": client_id, "target": request.target_id, "days": days})),
+    )
+    .await?;
+    Ok(report)
 }
 
 /// The stored document of a report, checked against its recorded hash.
@@ -256,33 +226,23 @@ async fn share(
     request: &ShareRequest,
 ) -> Result<ShareCreated, AppError> {
     let mut conn = state.conn().await?;
-    queries::report(&mut conn, ctx, report_id).await?;
+    let report = queries::report(&mut conn, ctx, report_id).await?;
     ctx.require(Role::Admin)?;
     let days = days(request.days, DEFAULT_SHARE_DAYS, MAX_SHARE_DAYS, "days")?;
-    let token = crate::crypto::new_token();
-    let prefix = &token[..TOKEN_PREFIX_LEN];
-    let expires_at = OffsetDateTime::now_utc() + Duration::days(i64::from(days));
     let ctx = ctx.clone();
-    let hash = crate::crypto::token_hash(&token);
-    let share = conn
+    let (share, url) = conn
         .transaction::<_, AppError, _>(async |conn| {
-            let share =
-                queries::insert_share(conn, &ctx, report_id, prefix, &hash, expires_at).await?;
+            let (share, url) = make::share(state, conn, &report, days, ctx.actor.user_id()).await?;
             audit::record(
                 conn,
                 Entry::by(&ctx, "report.shared", format!("report {report_id}"))
-                    .detail(json!({"share": share.id, "prefix": prefix, "days": days})),
+                    .detail(json!({"share": share.id, "prefix": share.token_prefix, "days": days})),
             )
             .await?;
-            Ok(share)
+            Ok((share, url))
         })
         .await?;
-    let mut url = state.config.public_url.clone();
-    url.set_path(&format!("/r/{token}"));
-    Ok(ShareCreated {
-        share,
-        url: url.to_string(),
-    })
+    Ok(ShareCreated { share, url })
 }
 
 /// Withdraws a live share link of the caller's organization; returns its report.

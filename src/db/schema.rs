@@ -178,6 +178,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         contact_name -> Text,
         contact_email -> Text,
+        report_schedule -> Nullable<Text>,
     }
 }
 
@@ -324,6 +325,20 @@ diesel::table! {
         user_id -> Int8,
         code_hash -> Bytea,
         used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    report_deliveries (id) {
+        id -> Int8,
+        org_id -> Int8,
+        client_id -> Int8,
+        period -> Text,
+        report_id -> Nullable<Int8>,
+        status -> Text,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -596,6 +611,9 @@ diesel::joinable!(notification_deliveries -> orgs (org_id));
 diesel::joinable!(org_data_keys -> orgs (org_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(report_deliveries -> clients (client_id));
+diesel::joinable!(report_deliveries -> orgs (org_id));
+diesel::joinable!(report_deliveries -> reports (report_id));
 diesel::joinable!(report_shares -> orgs (org_id));
 diesel::joinable!(report_shares -> reports (report_id));
 diesel::joinable!(report_shares -> users (created_by));
@@ -646,6 +664,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     orgs,
     password_resets,
     recovery_codes,
+    report_deliveries,
     report_shares,
     reports,
     runner_keys,

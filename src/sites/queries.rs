@@ -21,6 +21,8 @@ pub struct Client {
     pub contact_name: String,
     /// Where the client's scheduled reports go; empty: nowhere.
     pub contact_email: String,
+    /// `weekly` or `monthly`: a report of the period is mailed to the contact; absent: none.
+    pub report_schedule: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
@@ -37,6 +39,15 @@ pub struct ClientFields {
     pub notes: String,
     pub contact_name: String,
     pub contact_email: String,
+    /// `weekly`, `monthly`, or empty for none.
+    pub report_schedule: String,
+}
+
+impl ClientFields {
+    /// The report schedule as stored.
+    pub fn schedule(&self) -> Option<&str> {
+        (!self.report_schedule.is_empty()).then_some(self.report_schedule.as_str())
+    }
 }
 
 impl Client {
@@ -46,6 +57,7 @@ impl Client {
             notes: self.notes.clone(),
             contact_name: self.contact_name.clone(),
             contact_email: self.contact_email.clone(),
+            report_schedule: self.report_schedule.clone().unwrap_or_default(),
         }
     }
 }
@@ -186,6 +198,7 @@ pub async fn insert_client(
             clients::notes.eq(&fields.notes),
             clients::contact_name.eq(&fields.contact_name),
             clients::contact_email.eq(&fields.contact_email),
+            clients::report_schedule.eq(fields.schedule()),
         ))
         .returning(Client::as_returning())
         .get_result(conn)
@@ -208,6 +221,7 @@ pub async fn update_client(
         clients::notes.eq(&fields.notes),
         clients::contact_name.eq(&fields.contact_name),
         clients::contact_email.eq(&fields.contact_email),
+        clients::report_schedule.eq(fields.schedule()),
         clients::updated_at.eq(OffsetDateTime::now_utc()),
     ))
     .returning(Client::as_returning())

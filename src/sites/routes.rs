@@ -111,6 +111,9 @@ pub struct ClientInput {
     /// Where scheduled reports go; empty: nowhere.
     #[serde(default)]
     pub contact_email: String,
+    /// `weekly` or `monthly`: mail the contact a report of each period; absent or empty: none.
+    #[serde(default)]
+    pub report_schedule: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -120,6 +123,8 @@ pub struct ClientPatch {
     pub notes: Option<String>,
     pub contact_name: Option<String>,
     pub contact_email: Option<String>,
+    /// `weekly`, `monthly`, or empty for none.
+    pub report_schedule: Option<String>,
 }
 
 impl From<ClientInput> for ClientFields {
@@ -129,6 +134,7 @@ impl From<ClientInput> for ClientFields {
             notes: input.notes,
             contact_name: input.contact_name,
             contact_email: input.contact_email,
+            report_schedule: input.report_schedule.unwrap_or_default(),
         }
     }
 }
@@ -140,6 +146,7 @@ fn check_client(fields: ClientFields) -> Result<ClientFields, AppError> {
         notes: fields.notes.trim().to_string(),
         contact_name: fields.contact_name.trim().to_string(),
         contact_email: fields.contact_email.trim().to_string(),
+        report_schedule: fields.report_schedule.trim().to_string(),
     };
     let mut errors = FieldErrors::default();
     crate::auth::routes::check_name(&fields.name, "name", &mut errors);
@@ -157,6 +164,12 @@ fn check_client(fields: ClientFields) -> Result<ClientFields, AppError> {
                 .is_err())
     {
         errors.add("contact_email", "is not an email address");
+    }
+    match fields.report_schedule.as_str() {
+        "" => {}
+        "weekly" | "monthly" if !fields.contact_email.is_empty() => {}
+        "weekly" | "monthly" => errors.add("contact_email", "is needed to mail scheduled reports"),
+        _ => errors.add("report_schedule", "must be weekly, monthly or empty"),
     }
     errors.into_result().map(|()| fields)
 }
@@ -732,6 +745,10 @@ async fn api_update_client(
         notes: body.notes.unwrap_or(current.notes),
         contact_name: body.contact_name.unwrap_or(current.contact_name),
         contact_email: body.contact_email.unwrap_or(current.contact_email),
+        report_schedule: body
+            .report_schedule
+            .or(current.report_schedule)
+            .unwrap_or_default(),
     };
     let client = save_client(&state, &ctx, Some(id), fields).await?;
     Ok(web::Json(client))

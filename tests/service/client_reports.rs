@@ -4,6 +4,7 @@
 
 use reqwest::{Method, StatusCode};
 
+use super::smtp_sink::link_in;
 use super::support::*;
 
 async fn admin(app: &TestApp) -> (Browser, ApiClient) {
@@ -255,4 +256,77 @@ async fn a_share_link_shows_one_report_signed_out_until_withdrawn_or_expired() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_scheduled_report_is_mailed_once_per_period_also_across_a_restart() {
+    let mut app = TestApp::spawn().await;
+    let (_owner, api) = admin(&app).await;
+    let target = new_target(&api, &format!("http://shop-{}.test/", unique())).await;
+    let client = client_of(&app, target).await;
+    let address = format!("owner-{}@shop.example", unique());
+    // A schedule needs somewhere to send to.
+    let response = api
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/clients/{client}"),
+            serde_json::json!({"report_schedule": "weekly"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let response = api
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/clients/{client}"),
+            serde_json::json!({"contact_name": "Ana", "contact_email": address, "report_schedule": "weekly"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let mut conn = app.db().await;
+    assert_eq!(
+        siteward::client_reports::delivery::tick(&mut conn)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        siteward::client_reports::delivery::tick(&mut conn)
+            .await
+            .unwrap(),
+        0
+    );
+    let mail = app.mail.wait_for(&address, 1).await;
+    assert!(mail.text.contains("Hello Ana,"), "{}", mail.text);
+    assert!(mail.text.contains("Nothing needs your attention"));
+    let link = link_in(&mail, "/r/");
+    let path = url::Url::parse(&link).unwrap().path().to_string();
+    let reader = app.browser();
+    let response = reader.get(&path).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("for Ana"));
+
+    // After a restart the period is still done: the tick asks for nothing and no mail follows.
+    app.stop().await;
+    app.start_again().await;
+    let mut conn = app.db().await;
+    assert_eq!(
+        siteward::client_reports::delivery::tick(&mut conn)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM report_deliveries WHERE client_id = {client} AND status = 'sent'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM jobs WHERE kind = 'report_delivery'")
+            .await,
+        1
+    );
+    assert_eq!(app.mail.mails_to(&address).len(), 1);
 }

@@ -1,0 +1,2 @@
+DROP TABLE report_deliveries;
+ALTER TABLE clients DROP COLUMN report_schedule;

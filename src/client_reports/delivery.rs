@@ -1,0 +1,307 @@
+//! Scheduled reports: a client with a weekly or monthly `report_schedule` and a contact address
+//! gets, once per period, a report of the period, shared by a link, summarized in a mail. The
+//! scheduler's tick writes one `report_deliveries` row per client and period (unique) with its
+//! job in the same transaction — so a period's mail is asked for once however often the tick
+//! runs or the app restarts; the job makes the report, shares it and sends the mail, retried by
+//! the queue until it is sent, and never again once it is.
+
+use std::time::Duration as StdDuration;
+
+use actix_web::web;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use time::OffsetDateTime;
+
+use super::make;
+use crate::audit::{self, Entry};
+use crate::db::schema::{clients, report_deliveries};
+use crate::queue;
+use crate::sites::queries::Client;
+use crate::state::AppState;
+use crate::web::AppError;
+
+pub const DELIVERY_JOB: &str = "report_delivery";
+/// The hour (UTC) a period's report goes out: Monday for weekly, the 1st for monthly.
+const SEND_HOUR: u8 = 6;
+/// How long the link in a scheduled mail works.
+const LINK_DAYS: u32 = 30;
+
+/// A client's report schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cadence {
+    Weekly,
+    Monthly,
+}
+
+impl Cadence {
+    pub fn parse(text: &str) -> Option<Cadence> {
+        match text {
+            "weekly" => Some(Cadence::Weekly),
+            "monthly" => Some(Cadence::Monthly),
+            _ => None,
+        }
+    }
+
+    /// The days a report of one period covers.
+    pub fn days(self) -> u32 {
+        match self {
+            Cadence::Weekly => 7,
+            Cadence::Monthly => 31,
+        }
+    }
+
+    /// The period whose report is due at `now` (`2026-W49`, `2026-12`): the current one, once
+    /// its sending time has passed; `None` before that.
+    pub fn due_period(self, now: OffsetDateTime) -> Option<String> {
+        let date = now.date();
+        let (start, key) = match self {
+            Cadence::Weekly => {
+                let monday = date
+                    - time::Duration::days(i64::from(date.weekday().number_days_from_monday()));
+                let (year, week, _) = date.to_iso_week_date();
+                (monday, format!("{year}-W{week:02}"))
+            }
+            Cadence::Monthly => (
+                date.replace_day(1).ok()?,
+                format!("{}-{:02}", date.year(), u8::from(date.month())),
+            ),
+        };
+        let sends_at = start.with_hms(SEND_HOUR, 0, 0).ok()?.assume_utc();
+        (now >= sends_at).then_some(key)
+    }
+}
+
+/// One scheduler round: asks for this period's report of every client that is due and has not
+/// had it. Returns how many were asked for.
+pub async fn tick(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
+    tick_at(conn, OffsetDateTime::now_utc()).await
+}
+
+/// [`tick`] as if it were `now`.
+pub async fn tick_at(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> QueryResult<usize> {
+    let scheduled: Vec<(i64, i64, String)> = clients::table
+        .filter(clients::report_schedule.is_not_null())
+        .filter(clients::contact_email.ne(""))
+        .select((
+            clients::id,
+            clients::org_id,
+            clients::report_schedule.assume_not_null(),
+        ))
+        .load(conn)
+        .await?;
+    let mut asked = 0;
+    for (client_id, org_id, schedule) in scheduled {
+        let Some(period) = Cadence::parse(&schedule).and_then(|c| c.due_period(now)) else {
+            continue;
+        };
+        let new = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                let id: Option<i64> = diesel::insert_into(report_deliveries::table)
+                    .values((
+                        report_deliveries::org_id.eq(org_id),
+                        report_deliveries::client_id.eq(client_id),
+                        report_deliveries::period.eq(&period),
+                    ))
+                    .on_conflict_do_nothing()
+                    .returning(report_deliveries::id)
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if let Some(id) = id {
+                    queue::enqueue(
+                        conn,
+                        DELIVERY_JOB,
+                        &serde_json::json!({ "delivery_id": id }),
+                        8,
+                        now,
+                    )
+                    .await?;
+                }
+                Ok(id.is_some())
+            })
+            .await?;
+        asked += usize::from(new);
+    }
+    Ok(asked)
+}
+
+/// Claims and runs delivery jobs until the process ends.
+pub async fn run_worker(state: web::Data<AppState>) {
+    let kinds = [DELIVERY_JOB.to_string()];
+    queue::worker::work(
+        state.pool.clone(),
+        &state.jobs_ready,
+        &kinds,
+        StdDuration::from_secs(300),
+        |job| {
+            let state = state.clone();
+            async move {
+                let id = job.payload["delivery_id"].as_i64().unwrap_or(0);
+                deliver(&state, id).await.map_err(|e| e.to_string())
+            }
+        },
+    )
+    .await
+}
+
+/// Makes, shares and mails one period's report, unless it was sent already.
+async fn deliver(state: &AppState, delivery_id: i64) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    let row: Option<(i64, i64, String, String)> = report_deliveries::table
+        .find(delivery_id)
+        .select((
+            report_deliveries::org_id,
+            report_deliveries::client_id,
+            report_deliveries::period,
+            report_deliveries::status,
+        ))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    // Its client was deleted, or the mail went out already.
+    let Some((org_id, client_id, period, status)) = row else {
+        return Ok(());
+    };
+    if status == "sent" {
+        return Ok(());
+    }
+    let client: Client = clients::table
+        .find(client_id)
+        .select(Client::as_select())
+        .first(&mut conn)
+        .await?;
+    let Some(cadence) = client.report_schedule.as_deref().and_then(Cadence::parse) else {
+        return Ok(()); // The schedule was switched off meanwhile.
+    };
+    drop(conn);
+    let outcome = send(state, &client, org_id, delivery_id, &period, cadence).await;
+    let mut conn = state.conn().await?;
+    if let Err(error) = &outcome {
+        diesel::update(report_deliveries::table.find(delivery_id))
+            .set(report_deliveries::last_error.eq(error.to_string()))
+            .execute(&mut conn)
+            .await?;
+    }
+    outcome
+}
+
+async fn send(
+    state: &AppState,
+    client: &Client,
+    org_id: i64,
+    delivery_id: i64,
+    period: &str,
+    cadence: Cadence,
+) -> Result<(), AppError> {
+    let (report, content) = make::report(state, client, org_id, None, cadence.days(), None).await?;
+    let mut conn = state.conn().await?;
+    let (share, url) = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            diesel::update(report_deliveries::table.find(delivery_id))
+                .set(report_deliveries::report_id.eq(report.id))
+                .execute(conn)
+                .await?;
+            let made = make::share(state, conn, &report, LINK_DAYS, None).await?;
+            audit::record(
+                conn,
+                scheduler_entry(org_id, "report.scheduled", &report, &made.0, period),
+            )
+            .await?;
+            Ok(made)
+        })
+        .await?;
+    let subject = format!("{}: your website report for {period}", content.title);
+    let mut body = format!(
+        "{}\n\n",
+        match &content.contact {
+            Some(name) => format!("Hello {name},"),
+            None => "Hello,".to_owned(),
+        }
+    );
+    body.push_str(&format!(
+        "here is {}'s report on your website for {} to {}.\n\n",
+        content.agency,
+        content.period_start.date(),
+        content.period_end.date()
+    ));
+    for line in &content.summary {
+        body.push_str(&format!("- {line}\n"));
+    }
+    body.push_str(&format!(
+        "\nThe whole report, with screenshots and every change: {url}\n(the link works until {}; please do not forward it)\n",
+        share.expires_at.date()
+    ));
+    state
+        .mailer
+        .send(&client.contact_email, &subject, body)
+        .await
+        .map_err(|e| {
+            tracing::warn!(delivery = delivery_id, error = %e, "scheduled report not sent");
+            AppError::Unavailable
+        })?;
+    diesel::update(report_deliveries::table.find(delivery_id))
+        .set((
+            report_deliveries::status.eq("sent"),
+            report_deliveries::sent_at.eq(diesel::dsl::now),
+            report_deliveries::last_error.eq(None::<String>),
+        ))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
+fn scheduler_entry(
+    org_id: i64,
+    action: &'static str,
+    report: &super::queries::Report,
+    share: &super::queries::Share,
+    period: &str,
+) -> Entry {
+    Entry {
+        org_id: Some(org_id),
+        actor_user_id: None,
+        actor_key_id: None,
+        actor: "schedule".into(),
+        action,
+        subject: format!("report {}", report.id),
+        detail: serde_json::json!({"share": share.id, "period": period}),
+        ip: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_period_is_due_once_its_sending_time_has_passed() {
+        // 2026-12-07 is a Monday.
+        assert_eq!(
+            Cadence::Weekly.due_period(datetime!(2026-12-07 05:59 UTC)),
+            None
+        );
+        assert_eq!(
+            Cadence::Weekly
+                .due_period(datetime!(2026-12-07 06:00 UTC))
+                .as_deref(),
+            Some("2026-W50")
+        );
+        assert_eq!(
+            Cadence::Weekly
+                .due_period(datetime!(2026-12-13 23:00 UTC))
+                .as_deref(),
+            Some("2026-W50")
+        );
+        assert_eq!(
+            Cadence::Monthly
+                .due_period(datetime!(2026-12-01 06:30 UTC))
+                .as_deref(),
+            Some("2026-12")
+        );
+        assert_eq!(
+            Cadence::Monthly.due_period(datetime!(2026-12-01 05:00 UTC)),
+            None
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! Making a report and a share link: the one way both happen, whether a person asks (the
+//! routes, which check roles and audit as that person) or the schedule does ([`super::delivery`]).
+
+use time::{Duration, OffsetDateTime};
+
+use super::content::{self, ReportContent, Scope};
+use super::queries::{self, NewReport, Report, Share};
+use crate::scans::ingest::blob_error;
+use crate::sites::queries::Client;
+use crate::state::AppState;
+use crate::storage::ObjectKey;
+use crate::web::AppError;
+
+/// Characters of a share token kept in clear to find its row.
+pub const TOKEN_PREFIX_LEN: usize = 12;
+
+/// Gathers, renders and stores a report of `client` (or one of its targets, already checked to
+/// be the client's) over the last `days` days. Call inside nothing: it stores the blob first,
+/// then the row.
+pub async fn report(
+    state: &AppState,
+    client: &Client,
+    org_id: i64,
+    target_id: Option<i64>,
+    days: u32,
+    created_by: Option<i64>,
+) -> Result<(Report, ReportContent), AppError> {
+    let mut conn = state.conn().await?;
+    let branding = crate::branding::queries::branding(&mut conn, org_id).await?;
+    drop(conn);
+    let period_end = OffsetDateTime::now_utc();
+    let scope = Scope {
+        org_id,
+        branding,
+        client_id: client.id,
+        contact: (!client.contact_name.is_empty()).then(|| client.contact_name.clone()),
+        client: client.name.clone(),
+        target_id,
+        period_start: period_end - Duration::days(i64::from(days)),
+        period_end,
+    };
+    let content = content::gather(state, &scope).await?;
+    let document = super::render::render(&content).map_err(AppError::internal)?;
+    let sha256 = hex::encode(crate::crypto::sha256(document.as_bytes()));
+    let mut conn = state.conn().await?;
+    let id = queries::reserve_id(&mut conn).await?;
+    let key = ObjectKey::client_report(org_id, id);
+    state
+        .blobs
+        .put(&mut conn, &key, document.as_bytes())
+        .await
+        .map_err(blob_error)?;
+    let report = queries::insert(
+        &mut conn,
+        &NewReport {
+            id,
+            org_id,
+            created_by,
+            client_id: client.id,
+            target_id,
+            title: &content.title,
+            period_start: scope.period_start,
+            period_end: scope.period_end,
+            sha256: &sha256,
+            size_bytes: document.len() as i64,
+        },
+    )
+    .await?;
+    Ok((report, content))
+}
+
+/// A new share link of `report`, valid for `days`: the stored row and the link (shown once).
+pub async fn share(
+    state: &AppState,
+    conn: &mut diesel_async::AsyncPgConnection,
+    report: &Report,
+    days: u32,
+    created_by: Option<i64>,
+) -> Result<(Share, String), AppError> {
+    let token = crate::crypto::new_token();
+    let expires_at = OffsetDateTime::now_utc() + Duration::days(i64::from(days));
+    let share = queries::insert_share(
+        conn,
+        report.org_id,
+        created_by,
+        report.id,
+        &token[..TOKEN_PREFIX_LEN],
+        &crate::crypto::token_hash(&token),
+        expires_at,
+    )
+    .await?;
+    let mut url = state.config.public_url.clone();
+    url.set_path(&format!("/r/{token}"));
+    Ok((share, url.to_string()))
+}
