@@ -10,9 +10,11 @@ mod authorization_matrix;
 mod bad_input;
 mod branding;
 mod changes;
+
 mod checkouts;
 mod client_reports;
 mod compliance;
+mod layout;
 mod notifications;
 mod overview;
 mod queue;
