@@ -157,13 +157,13 @@ async fn every_page_fits_a_laptop_and_a_phone_in_chromium() {
                         .await
                         .map_err(|e| cdp(&e))?;
                     let json: String = page
-                        .evaluate(format!(
-                            "JSON.stringify({{path: location.pathname, \
+                        .evaluate(
+                            "JSON.stringify({path: location.pathname, \
                               scroll_width: document.documentElement.scrollWidth, \
                               inner_width: window.innerWidth, \
-                              status_text: (performance.getEntriesByType('navigation')[0] || {{}}).responseStatus === 200 \
-                                ? '' : 'answered ' + (performance.getEntriesByType('navigation')[0] || {{}}).responseStatus + ': ' + document.title}})"
-                        ))
+                              status_text: (performance.getEntriesByType('navigation')[0] || {}).responseStatus === 200 \
+                                ? '' : 'answered ' + (performance.getEntriesByType('navigation')[0] || {}).responseStatus + ': ' + document.title})",
+                        )
                         .await
                         .map_err(|e| cdp(&e))?
                         .into_value()
