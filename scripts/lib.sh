@@ -15,6 +15,17 @@ ensure_chromium() {
   [ -x "$chromium" ] || { echo "Chromium is still missing at $chromium" >&2; exit 1; }
 }
 
+# Tests read the text of report PDFs with poppler's pdftotext.
+ensure_pdftotext() {
+  if command -v pdftotext >/dev/null 2>&1; then return; fi
+  echo "==> installing poppler-utils (pdftotext)" >&2
+  if ! as_root apt-get install -y --no-install-recommends poppler-utils >/dev/null; then
+    as_root apt-get update >/dev/null
+    as_root apt-get install -y --no-install-recommends poppler-utils >/dev/null
+  fi
+  command -v pdftotext >/dev/null 2>&1 || { echo "pdftotext is still missing" >&2; exit 1; }
+}
+
 ensure_nextest() {
   if cargo nextest --version >/dev/null 2>&1; then return; fi
   echo "==> installing cargo-nextest" >&2

@@ -50,22 +50,27 @@ pub async fn report(
         .put(&mut conn, &key, document.as_bytes())
         .await
         .map_err(blob_error)?;
-    let report = queries::insert(
-        &mut conn,
-        &NewReport {
-            id,
-            org_id,
-            created_by,
-            client_id: client.id,
-            target_id,
-            title: &content.title,
-            period_start: scope.period_start,
-            period_end: scope.period_end,
-            sha256: &sha256,
-            size_bytes: document.len() as i64,
-        },
-    )
-    .await?;
+    let new = NewReport {
+        id,
+        org_id,
+        created_by,
+        client_id: client.id,
+        target_id,
+        title: &content.title,
+        period_start: scope.period_start,
+        period_end: scope.period_end,
+        sha256: &sha256,
+        size_bytes: document.len() as i64,
+    };
+    use diesel_async::AsyncConnection;
+    let report = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let report = queries::insert(conn, &new).await?;
+            super::pdf::enqueue(conn, report.id).await?;
+            Ok(report)
+        })
+        .await?;
+    state.jobs_ready.notify_waiters();
     Ok((report, content))
 }
 

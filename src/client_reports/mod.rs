@@ -6,6 +6,7 @@
 pub mod content;
 pub mod delivery;
 pub mod make;
+pub mod pdf;
 pub mod queries;
 pub mod render;
 pub mod routes;

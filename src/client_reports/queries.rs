@@ -32,6 +32,16 @@ pub struct Report {
     #[serde(skip)]
     #[schemars(skip)]
     pub org_id: i64,
+    /// Whether the PDF is ready to download (a runner prints it moments after the report is
+    /// made).
+    #[serde(rename = "pdf_ready")]
+    pub pdf_done: bool,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pdf_attempt: Option<i32>,
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pdf_sha256: Option<String>,
 }
 
 /// A share link as its makers see it (never the token).

@@ -51,6 +51,7 @@ pub fn routes() -> Vec<Route> {
         page_get("/clients/{client_id}/reports", member, reports_page),
         page_post("/clients/{client_id}/reports", admin, make_report_form).example("days=30"),
         page_get("/reports/{report_id}", member, document_page),
+        page_get("/reports/{report_id}/pdf", member, pdf_page),
         page_post("/reports/{report_id}/shares", admin, share_form).example("days=30"),
         page_post("/report-shares/{share_id}/revoke", admin, revoke_form),
         public(Method::GET, "/r/{token}", shared_page),
@@ -88,6 +89,13 @@ pub fn routes() -> Vec<Route> {
             api_document,
         )
         .summary("The report as it was made: a self-contained HTML document"),
+        api(
+            Method::GET,
+            "/api/v1/reports/{report_id}/pdf",
+            Role::Member,
+            api_pdf,
+        )
+        .summary("The report as a PDF (A4, the agency's name on every page, page numbers); 409 while a runner is still printing it"),
         api(
             Method::POST,
             "/api/v1/reports/{report_id}/shares",
@@ -197,7 +205,7 @@ async fn make_report(
 }
 
 /// The stored document of a report, checked against its recorded hash.
-async fn read_document(state: &AppState, report: &Report) -> Result<Vec<u8>, AppError> {
+pub(crate) async fn read_document(state: &AppState, report: &Report) -> Result<Vec<u8>, AppError> {
     let key = ObjectKey::client_report(report.org_id, report.id);
     let mut conn = state.conn().await?;
     let bytes = state.blobs.get(&mut conn, &key).await.map_err(blob_error)?;
@@ -393,6 +401,27 @@ async fn document_page(state: web::Data<AppState>, page: PageCtx, path: web::Pat
     Ok(document_response(StatusCode::OK, body))
 }
 
+/// The PDF as a download, once a runner has printed it.
+async fn pdf_response(state: &AppState, report: &Report) -> Result<HttpResponse, AppError> {
+    let bytes = super::pdf::read(state, report).await?.ok_or_else(|| {
+        AppError::Conflict("the PDF is still being made; try again in a moment".into())
+    })?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/pdf"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"report-{}.pdf\"", report.id),
+        ))
+        .body(bytes))
+}
+
+async fn pdf_page(state: web::Data<AppState>, page: PageCtx, path: web::Path<String>) -> Page {
+    let mut conn = state.conn().await?;
+    let report = queries::report(&mut conn, &page, object_id(&path)?).await?;
+    drop(conn);
+    Ok(pdf_response(&state, &report).await?)
+}
+
 async fn share_form(
     state: web::Data<AppState>,
     page: PageCtx,
@@ -535,6 +564,17 @@ async fn api_document(
     drop(conn);
     let body = read_document(&state, &report).await?;
     Ok(document_response(StatusCode::OK, body))
+}
+
+async fn api_pdf(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<HttpResponse> {
+    let mut conn = state.conn().await?;
+    let report = queries::report(&mut conn, &ctx, object_id(&path)?).await?;
+    drop(conn);
+    Ok(pdf_response(&state, &report).await?)
 }
 
 async fn api_share(

@@ -371,6 +371,11 @@ diesel::table! {
         size_bytes -> Int8,
         created_by -> Nullable<Int8>,
         created_at -> Timestamptz,
+        pdf_job_id -> Nullable<Int8>,
+        pdf_attempt -> Nullable<Int4>,
+        pdf_sha256 -> Nullable<Text>,
+        pdf_size_bytes -> Nullable<Int8>,
+        pdf_done -> Bool,
     }
 }
 
@@ -618,6 +623,7 @@ diesel::joinable!(report_shares -> orgs (org_id));
 diesel::joinable!(report_shares -> reports (report_id));
 diesel::joinable!(report_shares -> users (created_by));
 diesel::joinable!(reports -> clients (client_id));
+diesel::joinable!(reports -> jobs (pdf_job_id));
 diesel::joinable!(reports -> orgs (org_id));
 diesel::joinable!(reports -> targets (target_id));
 diesel::joinable!(reports -> users (created_by));

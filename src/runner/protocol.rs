@@ -12,8 +12,35 @@ pub const ATTEMPT_HEADER: &str = "siteward-attempt";
 pub const SCAN_JOB: &str = "scan";
 /// A checkout test run.
 pub const CHECKOUT_JOB: &str = "checkout";
+/// A report's PDF.
+pub const PDF_JOB: &str = "pdf";
 /// The job kinds runners do.
-pub const RUNNER_JOBS: [&str; 2] = [SCAN_JOB, CHECKOUT_JOB];
+pub const RUNNER_JOBS: [&str; 3] = [SCAN_JOB, CHECKOUT_JOB, PDF_JOB];
+
+/// The artifact a PDF job uploads.
+pub const PDF_ARTIFACT: &str = "report.pdf";
+/// The most a report's PDF may be.
+pub const MAX_PDF_BYTES: usize = 48 * 1024 * 1024;
+
+/// What a PDF job asks for, assembled when a runner claims it: the report's self-contained
+/// document (no network is needed or allowed to print it) and the line every page's header
+/// carries.
+#[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PdfOrder {
+    pub report_id: i64,
+    pub html: String,
+    pub header: String,
+}
+
+impl std::fmt::Debug for PdfOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PdfOrder")
+            .field("report_id", &self.report_id)
+            .field("html_bytes", &self.html.len())
+            .finish_non_exhaustive()
+    }
+}
 
 /// The most a checkout result (report and captured pages) may be.
 pub const MAX_CHECKOUT_RESULT_BYTES: usize = 64 * 1024 * 1024;
@@ -139,6 +166,14 @@ pub struct CheckoutCompleted {
     pub duplicate: bool,
 }
 
+/// The answer to a completed PDF job.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PdfCompleted {
+    pub report_id: i64,
+    pub duplicate: bool,
+}
+
 /// A job handed to a runner.
 #[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +192,9 @@ pub struct ClaimedJob {
     /// Set for a checkout job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkout: Option<CheckoutOrder>,
+    /// Set for a PDF job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdf: Option<PdfOrder>,
 }
 
 impl std::fmt::Debug for ClaimedJob {
@@ -167,6 +205,7 @@ impl std::fmt::Debug for ClaimedJob {
             .field("attempt_token", &"[redacted]")
             .field("scan", &self.scan)
             .field("checkout", &self.checkout)
+            .field("pdf", &self.pdf)
             .finish_non_exhaustive()
     }
 }

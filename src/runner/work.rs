@@ -13,7 +13,9 @@ use tokio::sync::Notify;
 use url::Url;
 
 use super::client::{AppClient, CallError};
-use super::protocol::{CheckoutCompleted, CheckoutResult, ClaimedJob, Completed, ScanOrder};
+use super::protocol::{
+    CheckoutCompleted, CheckoutResult, ClaimedJob, Completed, PDF_ARTIFACT, PdfCompleted, ScanOrder,
+};
 
 /// Everything a runner needs; nothing of it opens the database or the blob store.
 pub struct RunnerSettings {
@@ -175,6 +177,23 @@ async fn run_job(shared: &Arc<Shared>, job: ClaimedJob) {
             Some(Err(error)) => {
                 tracing::warn!(job = job.job_id, %error, "checkout run could not take place");
                 report_failure(shared, &job, &error, &lost_flag).await;
+            }
+        }
+        heartbeat.abort();
+        return;
+    }
+    if let Some(order) = job.pdf.clone() {
+        let result = tokio::select! {
+            result = super::pdf::render(&shared.scanner, &order) => Some(result),
+            _ = lost.notified() => None,
+            _ = shared.stop.notified() => None,
+        };
+        match result {
+            None => tracing::warn!(job = job.job_id, "PDF dropped: lost its lease or stopping"),
+            Some(Ok(pdf)) => deliver_pdf(shared, &job, pdf, &lost_flag).await,
+            Some(Err(error)) => {
+                tracing::warn!(job = job.job_id, %error, "PDF could not be printed");
+                report_failure(shared, &job, &error.to_string(), &lost_flag).await;
             }
         }
         heartbeat.abort();
@@ -368,6 +387,28 @@ async fn deliver_checkout(
             duplicate = done.duplicate,
             "checkout run delivered"
         ),
+        Err(error) => handle_delivery_error(shared, job, error, lost).await,
+    }
+}
+
+/// Sends the PDF, then completes the job.
+async fn deliver_pdf(shared: &Shared, job: &ClaimedJob, pdf: Vec<u8>, lost: &AtomicBool) {
+    let _ = with_retries(shared, lost, || shared.client.heartbeat(job)).await;
+    let uploaded = with_retries(shared, lost, || {
+        shared
+            .client
+            .upload(job, PDF_ARTIFACT, "application/pdf", pdf.clone())
+    })
+    .await;
+    if let Err(error) = uploaded {
+        return handle_delivery_error(shared, job, error, lost).await;
+    }
+    match with_retries(shared, lost, || {
+        shared.client.complete::<PdfCompleted>(job, b"{}".to_vec())
+    })
+    .await
+    {
+        Ok(done) => tracing::info!(job = job.job_id, report = done.report_id, "PDF delivered"),
         Err(error) => handle_delivery_error(shared, job, error, lost).await,
     }
 }

@@ -11,12 +11,13 @@ use scanner::{SNAPSHOT_FORMAT_VERSION, Snapshot};
 use super::ingest::{self, Standing};
 use super::runner_tokens::RunnerCtx;
 use crate::checkouts;
+use crate::client_reports;
 use crate::db::schema::snapshots;
 use crate::queue::{self, FailOutcome};
 use crate::runner::protocol::{
     ATTEMPT_HEADER, CHECKOUT_JOB, CheckoutOrder, ClaimRequest, ClaimedJob, Completed, FailReply,
-    FailRequest, MAX_ARTIFACT_BYTES, MAX_CLAIM_WAIT_SECONDS, MAX_SNAPSHOT_BYTES, RUNNER_JOBS,
-    SCAN_ARTIFACTS, SNAPSHOT_ARTIFACT, ScanOrder,
+    FailRequest, MAX_ARTIFACT_BYTES, MAX_CLAIM_WAIT_SECONDS, MAX_PDF_BYTES, MAX_SNAPSHOT_BYTES,
+    PDF_ARTIFACT, PDF_JOB, PdfCompleted, RUNNER_JOBS, SCAN_ARTIFACTS, SNAPSHOT_ARTIFACT, ScanOrder,
 };
 use crate::state::AppState;
 use crate::web::body::{read_json, read_limited, require_content_type};
@@ -115,7 +116,24 @@ async fn claim(
                 lease_seconds: lease.as_secs(),
                 scan,
                 checkout,
+                pdf: None,
             };
+            if job.kind == PDF_JOB {
+                drop(conn);
+                match client_reports::pdf::order(&state, job.id).await? {
+                    Some(order) => {
+                        let mut handed = handed(None, None);
+                        handed.pdf = Some(order);
+                        return Ok(HttpResponse::Ok().json(handed));
+                    }
+                    None => {
+                        // Its report was deleted after the PDF was asked for.
+                        let mut conn = state.conn().await?;
+                        queue::complete(&mut conn, job.id, &job.token).await?;
+                        continue;
+                    }
+                }
+            }
             if job.kind == CHECKOUT_JOB {
                 match checkouts::ingest::order(&mut conn, job.id).await? {
                     Some(order) => return Ok(HttpResponse::Ok().json(handed(None, Some(order)))),
@@ -175,9 +193,12 @@ async fn heartbeat(
     if queue::heartbeat(&mut conn, job_id, &token, state.config.runners.lease).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        if queue::kind(&mut conn, job_id).await?.as_deref() == Some(CHECKOUT_JOB) {
+        let kind = queue::kind(&mut conn, job_id).await?;
+        if kind.as_deref() == Some(CHECKOUT_JOB) {
             checkouts::ingest::standing(&mut conn, job_id, &token).await?;
-        } else {
+        } else if kind.is_none() {
+            return Err(AppError::NotFound.into());
+        } else if kind.as_deref() != Some(PDF_JOB) {
             ingest::standing(&mut conn, job_id, &token).await?;
         }
         Err(AppError::Conflict("the job is not running under this attempt".into()).into())
@@ -199,6 +220,17 @@ async fn upload_artifact(
         .await?
         .ok_or(AppError::NotFound)?;
     drop(conn);
+    if kind == PDF_JOB {
+        if name != PDF_ARTIFACT {
+            return Err(AppError::NotFound.into());
+        }
+        require_content_type(&req, "application/pdf")?;
+        let bytes = read_limited(&req, payload, MAX_PDF_BYTES).await?;
+        let sha256 = client_reports::pdf::upload(&state, job_id, &token, &bytes).await?;
+        return Ok(
+            HttpResponse::Created().json(serde_json::json!({"name": name, "sha256": sha256}))
+        );
+    }
     if kind == CHECKOUT_JOB {
         if !checkouts::internal::is_step_screenshot(&name) {
             return Err(AppError::NotFound.into());
@@ -256,6 +288,15 @@ async fn complete(
         return Ok(
             checkouts::internal::complete(&state, &runner, &req, payload, job_id, &token).await?,
         );
+    }
+    if kind == PDF_JOB {
+        let mut conn = state.conn().await?;
+        let (report_id, duplicate) =
+            client_reports::pdf::complete(&mut conn, job_id, &token).await?;
+        return Ok(HttpResponse::Ok().json(PdfCompleted {
+            report_id,
+            duplicate,
+        }));
     }
     let snapshot: Snapshot = read_json(&req, payload, MAX_SNAPSHOT_BYTES, "the snapshot").await?;
     if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
@@ -356,9 +397,12 @@ async fn fail(
             }
         }
         FailOutcome::NotHolder => {
-            if queue::kind(&mut conn, job_id).await?.as_deref() == Some(CHECKOUT_JOB) {
+            let kind = queue::kind(&mut conn, job_id).await?;
+            if kind.as_deref() == Some(CHECKOUT_JOB) {
                 checkouts::ingest::standing(&mut conn, job_id, &token).await?;
-            } else {
+            } else if kind.is_none() {
+                return Err(AppError::NotFound.into());
+            } else if kind.as_deref() != Some(PDF_JOB) {
                 ingest::standing(&mut conn, job_id, &token).await?;
             }
             return Err(

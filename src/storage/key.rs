@@ -93,6 +93,19 @@ impl ObjectKey {
         ObjectKey(format!("org/{org_id}/report/{report_id}/report.html"))
     }
 
+    /// `org/<org>/report/<id>/attempt-<n>/report.pdf`: a report's PDF as a runner printed it.
+    pub fn client_report_pdf(
+        org_id: i64,
+        report_id: i64,
+        attempt: Uploader,
+    ) -> Result<ObjectKey, KeyError> {
+        Self::artifact(
+            format!("org/{org_id}/report/{report_id}"),
+            attempt,
+            "report.pdf",
+        )
+    }
+
     fn artifact(folder: String, attempt: Uploader, artifact: &str) -> Result<ObjectKey, KeyError> {
         if !valid_name(artifact) {
             return Err(KeyError::BadName(artifact.to_string()));

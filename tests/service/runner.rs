@@ -505,3 +505,79 @@ async fn a_site_that_changes_between_two_scans_yields_exactly_its_changes_and_no
         "{raised:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_prints_each_report_to_a_pdf_that_says_what_the_report_says() {
+    let sites = FixtureSites::start().await.unwrap();
+    let app = TestApp::spawn().await;
+    let api = admin_api(&app).await;
+    let _runner = spawn_runner(&app, &runner_token(&app, "pdf").await, &sites);
+    let target = target_with_wait(&api, &sites.url(SHOP, "/"), 500).await;
+    let scan = scan_now(&api, target).await;
+    wait_for(&api, scan, "succeeded", Duration::from_secs(90)).await;
+    let client = app
+        .count(&format!(
+            "SELECT client_id AS n FROM targets WHERE id = {target}"
+        ))
+        .await;
+    let response = api
+        .send_json(
+            reqwest::Method::PATCH,
+            "/api/v1/branding",
+            serde_json::json!({"name": "Webwerk Studio"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = api
+        .send_json(
+            reqwest::Method::POST,
+            &format!("/api/v1/clients/{client}/reports"),
+            serde_json::json!({"days": 7}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let report: serde_json::Value = response.json().await.unwrap();
+    let id = report["id"].as_i64().unwrap();
+    assert_eq!(report["pdf_ready"], false);
+    // While the runner prints it, the PDF is not there yet (409), then it is.
+    let started = Instant::now();
+    let pdf = loop {
+        let response = api.get(&format!("/api/v1/reports/{id}/pdf")).await;
+        if response.status() == StatusCode::OK {
+            assert_eq!(response.headers()["content-type"], "application/pdf");
+            break response.bytes().await.unwrap();
+        }
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the PDF was never printed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(pdf.starts_with(b"%PDF-"));
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("report.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let output = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (scripts/test installs poppler-utils)");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    // What the HTML report says, with the agency's line and page numbers on every page.
+    assert!(text.contains("Summary"), "{text}");
+    assert!(text.contains("Third-party hosts"), "{text}");
+    assert!(text.contains("analytics.test"), "{text}");
+    assert!(text.contains("Webwerk Studio"), "{text}");
+    assert!(text.contains("Page 1 of"), "{text}");
+    assert!(!text.contains("elsewhere"), "{text}");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM jobs WHERE kind = 'pdf' AND state = 'done'"
+        ))
+        .await,
+        1
+    );
+}

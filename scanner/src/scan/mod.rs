@@ -246,6 +246,24 @@ impl Scanner {
     }
 }
 
+impl Scanner {
+    /// A blank tab in a fresh context that can fetch nothing (its guard relays no byte), for
+    /// rendering documents that carry everything they show — printing a report to PDF.
+    pub async fn offline_tab<T>(
+        &self,
+        options: &ScanOptions,
+        body: impl AsyncFnOnce(&chromiumoxide::Page) -> Result<T, ScanError>,
+    ) -> Result<T, ScanError> {
+        let budget = Budget::new(Instant::now(), options.scan_timeout);
+        let slot = self.supervisor.slot().await?;
+        let browser = slot.browser.clone();
+        session::with_offline_session(&browser, options, budget, async |session| {
+            body(&session.page).await
+        })
+        .await
+    }
+}
+
 /// Accepts absolute http(s) URLs with a host and without credentials.
 pub fn validate_url(input: &str) -> Result<url::Url, ScanError> {
     let invalid = |reason: &str| ScanError::InvalidUrl {

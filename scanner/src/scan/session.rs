@@ -60,6 +60,30 @@ pub(super) async fn with_session<T>(
             },
         });
     }
+    in_new_context(browser, guard, options, budget, body).await
+}
+
+/// A fresh context for a document that needs nothing from the network: its guard relays not a
+/// single byte, so nothing the document names can be fetched.
+pub(super) async fn with_offline_session<T>(
+    browser: &LiveBrowser,
+    options: &ScanOptions,
+    budget: Budget,
+    body: impl AsyncFnOnce(&Session<'_>) -> Result<T, ScanError>,
+) -> Result<T, ScanError> {
+    let guard = GuardProxy::start(crate::egress::EgressPolicy::public_only(), 0)
+        .await
+        .map_err(|e| ScanError::BrowserLaunch(format!("cannot start the egress guard: {e}")))?;
+    in_new_context(browser, guard, options, budget, body).await
+}
+
+async fn in_new_context<T>(
+    browser: &LiveBrowser,
+    guard: GuardProxy,
+    options: &ScanOptions,
+    budget: Budget,
+    body: impl AsyncFnOnce(&Session<'_>) -> Result<T, ScanError>,
+) -> Result<T, ScanError> {
     let context = browser.create_context(&guard).await?;
     let result = in_context(browser, context.clone(), guard, options, budget, body).await;
     let disposed = browser
