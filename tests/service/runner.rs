@@ -574,10 +574,8 @@ async fn a_runner_prints_each_report_to_a_pdf_that_says_what_the_report_says() {
     assert!(text.contains("Page 1 of"), "{text}");
     assert!(!text.contains("elsewhere"), "{text}");
     assert_eq!(
-        app.count(&format!(
-            "SELECT count(*) AS n FROM jobs WHERE kind = 'pdf' AND state = 'done'"
-        ))
-        .await,
+        app.count("SELECT count(*) AS n FROM jobs WHERE kind = 'pdf' AND state = 'done'")
+            .await,
         1
     );
 }
