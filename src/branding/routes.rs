@@ -13,7 +13,7 @@ use crate::audit::{self, Entry};
 use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
 use crate::layout::{Nav, html_form, see_other};
 use crate::state::AppState;
-use crate::web::body::read_limited;
+use crate::web::body::read_json;
 use crate::web::csrf::CsrfToken;
 use crate::web::form::MultipartForm;
 use crate::web::routes::{Route, api, page_get, page_post};
@@ -26,7 +26,8 @@ pub fn routes() -> Vec<Route> {
     let admin = Access::Role(Role::Admin);
     vec![
         page_get("/settings/branding", admin, branding_page),
-        page_post("/settings/branding", admin, branding_form),
+        page_post("/settings/branding", admin, branding_form)
+            .example("name=Agency+{unique}&color=%232454d6"),
         page_get("/settings/branding/logo", admin, logo_page),
         api(Method::GET, "/api/v1/branding", Role::Member, api_branding)
             .summary("The agency's name, accent colour and logo type, as reports show them")
@@ -37,7 +38,9 @@ pub fn routes() -> Vec<Route> {
             .request::<BrandingInput>()
             .response::<Branding>(),
         api(Method::PUT, "/api/v1/branding/logo", Role::Admin, api_set_logo)
-            .summary("Upload the logo: the body is the image, Content-Type image/png or image/svg+xml (at most 192 KiB; SVGs may only draw)")
+            .summary("Upload the logo: image/png or image/svg+xml, base64 (at most 192 KiB; SVGs may only draw)")
+            .example(r#"{"content_type": "image/svg+xml", "base64": "PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIHZpZXdCb3g9IjAgMCAxMCAxMCI+PHJlY3Qgd2lkdGg9IjEwIiBoZWlnaHQ9IjEwIi8+PC9zdmc+"}"#)
+            .request::<LogoUpload>()
             .success(204),
         api(Method::DELETE, "/api/v1/branding/logo", Role::Admin, api_remove_logo)
             .summary("Remove the logo")
@@ -52,6 +55,15 @@ pub struct BrandingInput {
     pub name: Option<String>,
     /// `#rrggbb`; empty resets to the default.
     pub color: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoUpload {
+    /// `image/png` or `image/svg+xml`.
+    pub content_type: String,
+    /// The image, base64.
+    pub base64: String,
 }
 
 /// Checks name and colour; empty values clear them.
@@ -213,7 +225,7 @@ async fn logo_page(state: web::Data<AppState>, page: PageCtx) -> Page {
     let mut conn = state.conn().await?;
     let branding = queries::branding(&mut conn, page.org_id).await?;
     let (Some(bytes), Some(kind)) = (branding.logo, branding.logo_type) else {
-        return Err(AppError::NotFound.into());
+        return Ok(HttpResponse::NoContent().finish());
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, kind))
@@ -255,14 +267,21 @@ async fn api_set_logo(
     payload: web::Payload,
 ) -> Api<HttpResponse> {
     ctx.require(Role::Admin)?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = read_limited(&req, payload, logo::MAX_LOGO_BYTES).await?;
-    let logo = checked_logo(&content_type, &bytes, "logo")?;
+    // Base64 takes a third more room than the image.
+    let upload: LogoUpload = read_json(
+        &req,
+        payload,
+        logo::MAX_LOGO_BYTES * 4 / 3 + 1024,
+        "the logo",
+    )
+    .await?;
+    let bytes = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(upload.base64.trim())
+            .map_err(|_| AppError::invalid("base64", "is not base64"))?
+    };
+    let logo = checked_logo(&upload.content_type, &bytes, "logo")?;
     save(&state, &ctx, None, Some(Some(logo))).await?;
     Ok(HttpResponse::NoContent().finish())
 }

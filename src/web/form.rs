@@ -60,8 +60,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
 /// The most a form with a file may be (a logo and its fields).
 const MAX_MULTIPART_BYTES: usize = 256 * 1024;
 
-/// A dashboard form with files (`multipart/form-data`): the CSRF token is checked before
-/// anything is used, as for [`Form`].
+/// A dashboard form that may carry files (`multipart/form-data`, or urlencoded when it has
+/// none): the CSRF token is checked before anything is used, as for [`Form`].
 pub struct MultipartForm {
     parts: Vec<Part>,
 }
@@ -102,12 +102,12 @@ impl FromRequest for MultipartForm {
         let req = req.clone();
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
-            let boundary = req
+            let content_type = req
                 .headers()
                 .get(actix_web::http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| multer::parse_boundary(v).ok())
-                .ok_or_else(|| AppError::BadRequest("expected a form with files".into()))?;
+                .unwrap_or("application/x-www-form-urlencoded")
+                .to_owned();
             let body = body.await.map_err(|_| {
                 AppError::TooLarge(format!(
                     "the form is larger than {} KiB",
@@ -121,9 +121,23 @@ impl FromRequest for MultipartForm {
                 ))
                 .into());
             }
+            let mut parts = Vec::new();
+            if content_type.starts_with("application/x-www-form-urlencoded") {
+                // The same form without a file chosen may come plainly encoded.
+                let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                    .map_err(|_| AppError::BadRequest("the form is malformed".into()))?;
+                parts.extend(fields.into_iter().map(|(name, value)| Part {
+                    name,
+                    content_type: None,
+                    file_name: None,
+                    bytes: web::Bytes::from(value.into_bytes()),
+                }));
+                return finish(&req, MultipartForm { parts });
+            }
+            let boundary = multer::parse_boundary(&content_type)
+                .map_err(|_| AppError::BadRequest("expected a form submission".into()))?;
             let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
             let mut multipart = multer::Multipart::new(stream, boundary);
-            let mut parts = Vec::new();
             let malformed =
                 |e: multer::Error| AppError::BadRequest(format!("the form is malformed: {e}"));
             while let Some(field) = multipart.next_field().await.map_err(malformed)? {
@@ -138,13 +152,17 @@ impl FromRequest for MultipartForm {
                     bytes,
                 });
             }
-            let form = MultipartForm { parts };
-            let config = req
-                .app_data::<web::Data<CsrfConfig>>()
-                .ok_or_else(|| AppError::internal("CSRF configuration missing"))?;
-            let token = form.text("_csrf");
-            config.verify(&req, (!token.is_empty()).then_some(token.as_str()))?;
-            Ok(form)
+            finish(&req, MultipartForm { parts })
         })
     }
+}
+
+/// Checks the CSRF token before the form is handed to anyone.
+fn finish(req: &HttpRequest, form: MultipartForm) -> Result<MultipartForm, PageError> {
+    let config = req
+        .app_data::<web::Data<CsrfConfig>>()
+        .ok_or_else(|| AppError::internal("CSRF configuration missing"))?;
+    let token = form.text("_csrf");
+    config.verify(req, (!token.is_empty()).then_some(token.as_str()))?;
+    Ok(form)
 }

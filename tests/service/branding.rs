@@ -10,12 +10,14 @@ const HOSTILE_SVG: &str =
     r#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>"#;
 
 async fn put_logo(api: &ApiClient, content_type: &str, body: Vec<u8>) -> reqwest::Response {
-    api.request(Method::PUT, "/api/v1/branding/logo")
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(body);
+    api.send_json(
+        Method::PUT,
+        "/api/v1/branding/logo",
+        serde_json::json!({"content_type": content_type, "base64": encoded}),
+    )
+    .await
 }
 
 /// A `multipart/form-data` body as a browser sends the branding form.

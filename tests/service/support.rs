@@ -593,18 +593,60 @@ impl RunnerApi {
             .unwrap()
     }
 
+    /// Claims the next scan or checkout job. Report PDFs queued meanwhile are printed on the
+    /// way, as a real runner would (a minimal PDF), so tests about scans see scans.
     pub async fn claim(&self, wait_seconds: u32) -> Option<TestJob> {
-        let response = self.claim_raw(wait_seconds).await;
-        if response.status() == StatusCode::NO_CONTENT {
-            return None;
+        loop {
+            let response = self.claim_raw(wait_seconds).await;
+            if response.status() == StatusCode::NO_CONTENT {
+                return None;
+            }
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "claim answers 200 or 204"
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            if body["pdf"].is_object() {
+                self.print_pdf(&body).await;
+                continue;
+            }
+            return Some(Self::job_of(body));
         }
-        assert_eq!(
-            response.status(),
-            StatusCode::OK,
-            "claim answers 200 or 204"
-        );
-        let body: serde_json::Value = response.json().await.unwrap();
-        Some(TestJob {
+    }
+
+    /// Delivers a claimed PDF job: a minimal PDF, then completion.
+    async fn print_pdf(&self, body: &serde_json::Value) {
+        let id = body["job_id"].as_i64().unwrap();
+        let token = body["attempt_token"].as_str().unwrap();
+        let uploaded = self
+            .request(
+                reqwest::Method::PUT,
+                &format!("/internal/v1/jobs/{id}/artifacts/report.pdf"),
+            )
+            .header("siteward-attempt", token)
+            .header("content-type", "application/pdf")
+            .body(b"%PDF-1.4\n%%EOF\n".to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploaded.status(), StatusCode::CREATED);
+        let completed = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/internal/v1/jobs/{id}/complete"),
+            )
+            .header("siteward-attempt", token)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(completed.status(), StatusCode::OK);
+    }
+
+    fn job_of(body: serde_json::Value) -> TestJob {
+        TestJob {
             id: body["job_id"].as_i64().unwrap(),
             token: body["attempt_token"].as_str().unwrap().to_string(),
             scan_id: body["scan"]["scan_id"].as_i64().unwrap_or(0),
@@ -615,7 +657,7 @@ impl RunnerApi {
                 .unwrap()
                 .to_string(),
             body,
-        })
+        }
     }
 
     pub async fn upload(&self, job: &TestJob, name: &str, bytes: &[u8]) -> reqwest::Response {
