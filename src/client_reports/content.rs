@@ -3,8 +3,6 @@
 //! with before and after), alerts opened and resolved, checkout runs, policy changes and the
 //! latest compliance verdict — and a summary in words a shop owner understands.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
@@ -189,29 +187,24 @@ async fn target_section(
     let org = scope.org_id;
     let (from, to) = (scope.period_start, scope.period_end);
     let mut conn = state.conn().await?;
-    let counts: Count = diesel::sql_query(
+    let period = |sql: String| in_period(sql, org, target_id, from, to);
+    let counts: Count = period(
         "SELECT count(*) AS all, count(*) FILTER (WHERE j.state = 'dead') AS failed
          FROM scans s JOIN jobs j ON j.id = s.job_id
          WHERE s.org_id = $1 AND s.target_id = $2 AND s.visit IS NULL
-           AND s.created_at >= $3 AND s.created_at < $4",
+           AND s.created_at >= $3 AND s.created_at < $4"
+            .into(),
     )
-    .bind::<BigInt, _>(org)
-    .bind::<BigInt, _>(target_id)
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
     .get_result(&mut conn)
     .await?;
-    let diffs: Vec<DiffRow> = diesel::sql_query(
+    let diffs: Vec<DiffRow> = period(
         "SELECT d.snapshot_id, d.previous_snapshot_id, s.captured_at AS at, d.changes
          FROM snapshot_diffs d JOIN snapshots s ON s.id = d.snapshot_id
          WHERE d.org_id = $1 AND d.target_id = $2 AND s.visit IS NULL
            AND s.captured_at >= $3 AND s.captured_at < $4
-         ORDER BY s.id DESC LIMIT 500",
+         ORDER BY s.id DESC LIMIT 500"
+            .into(),
     )
-    .bind::<BigInt, _>(org)
-    .bind::<BigInt, _>(target_id)
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
     .load(&mut conn)
     .await?;
     let alerts = |column: &str| {
@@ -221,20 +214,8 @@ async fn target_section(
              ORDER BY {column} DESC LIMIT 100"
         )
     };
-    let alerts_opened: Vec<AlertLine> = diesel::sql_query(alerts("opened_at"))
-        .bind::<BigInt, _>(org)
-        .bind::<BigInt, _>(target_id)
-        .bind::<Timestamptz, _>(from)
-        .bind::<Timestamptz, _>(to)
-        .load(&mut conn)
-        .await?;
-    let alerts_resolved: Vec<AlertLine> = diesel::sql_query(alerts("resolved_at"))
-        .bind::<BigInt, _>(org)
-        .bind::<BigInt, _>(target_id)
-        .bind::<Timestamptz, _>(from)
-        .bind::<Timestamptz, _>(to)
-        .load(&mut conn)
-        .await?;
+    let alerts_opened: Vec<AlertLine> = period(alerts("opened_at")).load(&mut conn).await?;
+    let alerts_resolved: Vec<AlertLine> = period(alerts("resolved_at")).load(&mut conn).await?;
     let open_alerts: Vec<AlertLine> = diesel::sql_query(
         "SELECT opened_at AS at, severity, title FROM alerts
          WHERE org_id = $1 AND target_id = $2 AND opened_at < $3
@@ -247,17 +228,14 @@ async fn target_section(
     .bind::<Timestamptz, _>(to)
     .load(&mut conn)
     .await?;
-    let checkout_runs: Vec<RunLine> = diesel::sql_query(
+    let checkout_runs: Vec<RunLine> = period(
         "SELECT r.finished_at AS at, t.name AS test, r.outcome, r.failure
          FROM checkout_runs r JOIN checkout_tests t ON t.id = r.test_id
          WHERE r.org_id = $1 AND r.target_id = $2 AND r.outcome IS NOT NULL
            AND r.finished_at >= $3 AND r.finished_at < $4
-         ORDER BY r.finished_at DESC LIMIT 100",
+         ORDER BY r.finished_at DESC LIMIT 100"
+            .into(),
     )
-    .bind::<BigInt, _>(org)
-    .bind::<BigInt, _>(target_id)
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
     .load(&mut conn)
     .await?;
     let latest_snapshot: Option<(i64, OffsetDateTime)> = {
@@ -361,6 +339,23 @@ async fn target_section(
     })
 }
 
+/// `sql` bound to `$1` the organization, `$2` the target and `$3`–`$4` the period.
+fn in_period(
+    sql: String,
+    org: i64,
+    target_id: i64,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery>
+{
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<BigInt, _>(org)
+        .bind::<BigInt, _>(target_id)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+}
+
 async fn compliance_line(
     conn: &mut AsyncPgConnection,
     org: i64,
@@ -375,16 +370,17 @@ async fn compliance_line(
         #[diesel(sql_type = Timestamptz)]
         at: OffsetDateTime,
     }
-    let latest: Option<Row> = diesel::sql_query(
+    let latest: Option<Row> = in_period(
         "SELECT id, finished_at AS at FROM compliance_scans
          WHERE org_id = $1 AND target_id = $2 AND state = 'done'
            AND finished_at >= $3 AND finished_at < $4
-         ORDER BY id DESC LIMIT 1",
+         ORDER BY id DESC LIMIT 1"
+            .into(),
+        org,
+        target_id,
+        from,
+        to,
     )
-    .bind::<BigInt, _>(org)
-    .bind::<BigInt, _>(target_id)
-    .bind::<Timestamptz, _>(from)
-    .bind::<Timestamptz, _>(to)
     .get_result(conn)
     .await
     .optional()?;
@@ -518,17 +514,6 @@ pub fn summary(content: &ReportContent) -> Vec<String> {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-/// Groups items by a key, keeping order (for templates).
-pub fn by_category(hosts: &[(String, Option<String>)]) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (host, category) in hosts {
-        out.entry(category.clone().unwrap_or_else(|| "Unclassified".into()))
-            .or_default()
-            .push(host.clone());
-    }
-    out
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::alerts::rules::{COMPLIANCE_PREFIX, Finding as AlertFinding};
 use crate::db::schema::{alerts, compliance_findings, compliance_scans, targets};
 use crate::runner::protocol::SNAPSHOT_ARTIFACT;
 use crate::scans::analysis::read_verified;
-use crate::scans::ingest::blob_error;
+use crate::scans::ingest::{blob_error, clean};
 use crate::state::AppState;
 use crate::storage::ObjectKey;
 use crate::web::AppError;
@@ -164,13 +164,13 @@ async fn record_findings(
         .map(|f| {
             (
                 compliance_findings::compliance_scan_id.eq(scan.id),
-                compliance_findings::fingerprint.eq(clip(&f.fingerprint, 1000)),
+                compliance_findings::fingerprint.eq(clean(&f.fingerprint, 1000)),
                 compliance_findings::org_id.eq(scan.org_id),
                 compliance_findings::target_id.eq(scan.target_id),
                 compliance_findings::rule.eq(f.rule.as_str()),
                 compliance_findings::severity.eq(f.severity.as_str()),
                 compliance_findings::visit.eq(f.visit.as_str()),
-                compliance_findings::title.eq(clip(&f.title, 1000)),
+                compliance_findings::title.eq(clean(&f.title, 1000)),
             )
         })
         .collect();
@@ -245,7 +245,7 @@ async fn raise_alerts(
 pub fn alert_finding(finding: &Finding) -> AlertFinding {
     AlertFinding {
         rule: finding.rule.as_str(),
-        fingerprint: clip(&format!("{COMPLIANCE_PREFIX}{}", finding.fingerprint), 1000),
+        fingerprint: clean(&format!("{COMPLIANCE_PREFIX}{}", finding.fingerprint), 1000),
         title: finding.title.clone(),
         detail: serde_json::to_value(finding).unwrap_or_default(),
     }
@@ -259,13 +259,6 @@ fn visit_of(fingerprint: &str) -> Option<Visit> {
             .split(':')
             .nth(1)?,
     )
-}
-
-fn clip(text: &str, max_chars: usize) -> String {
-    text.chars()
-        .take(max_chars)
-        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
-        .collect()
 }
 
 #[cfg(test)]

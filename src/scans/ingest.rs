@@ -265,7 +265,7 @@ pub async fn record_snapshot(
 }
 
 /// Text from a scanned page, made storable: no NUL (PostgreSQL refuses it), bounded length.
-fn clean(text: &str, max_chars: usize) -> String {
+pub(crate) fn clean(text: &str, max_chars: usize) -> String {
     text.chars()
         .take(max_chars)
         .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
