@@ -7,6 +7,7 @@ mod bench_corpus;
 mod bench_crypto;
 mod bench_diff;
 mod bench_queue;
+mod bench_reports;
 mod bench_scans;
 mod checkout;
 mod demo;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Measure a compliance scan against plain scans of the same page, and classification with
     /// EasyPrivacy/EasyList against the scan it classifies.
     BenchCompliance(bench_compliance::BenchComplianceArgs),
+    /// Measure rendering a client report of 10 pages and 30 days, and printing it to PDF as a
+    /// runner does against a bare printToPDF of the same document.
+    BenchReports(bench_reports::BenchReportsArgs),
     /// Print the JSON Schema of snapshot.json.
     Schema,
     /// Run the web app: dashboard, JSON API (embedded PostgreSQL unless DATABASE_URL is set).
@@ -257,6 +261,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => bench::run(args).await,
         Command::BenchCheckout(args) => bench_checkout::run(args).await,
         Command::BenchCompliance(args) => bench_compliance::run(args).await,
+        Command::BenchReports(args) => bench_reports::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::BenchQueue(args) => bench_queue::run(args).await,
