@@ -37,6 +37,7 @@ pub fn route_table() -> Vec<Route> {
     routes.extend(crate::audit::routes::routes());
     routes.extend(crate::scans::routes::routes());
     routes.extend(crate::compliance::routes::routes());
+    routes.extend(crate::payment::routes::routes());
     routes.extend(crate::client_reports::routes::routes());
     routes.extend(crate::overview::routes::routes());
     routes.extend(crate::branding::routes::routes());

@@ -21,6 +21,7 @@ pub mod mail;
 pub mod notify;
 pub mod orgs;
 pub mod overview;
+pub mod payment;
 pub mod queue;
 pub mod reports;
 pub mod runner;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -21,6 +21,13 @@ pub enum MailError {
     Send(String),
     #[error("could not write to the outbox: {0}")]
     Outbox(std::io::Error),
+}
+
+/// A file attached to a mail.
+pub struct MailFile {
+    pub name: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Clone)]
@@ -57,14 +64,35 @@ impl Mailer {
 
     /// Sends one plain-text mail.
     pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<(), MailError> {
+        self.send_with(to, subject, body, None).await
+    }
+
+    /// Sends one plain-text mail, with a file attached if there is one.
+    pub async fn send_with(
+        &self,
+        to: &str,
+        subject: &str,
+        body: String,
+        file: Option<MailFile>,
+    ) -> Result<(), MailError> {
         let to: Mailbox = to.parse().map_err(|_| MailError::Address(to.to_string()))?;
-        let message = Message::builder()
+        let builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|e| MailError::Build(e.to_string()))?;
+            .subject(subject);
+        let message = match file {
+            None => builder.header(ContentType::TEXT_PLAIN).body(body),
+            Some(file) => {
+                let content_type = ContentType::parse(file.content_type)
+                    .map_err(|e| MailError::Build(e.to_string()))?;
+                builder.multipart(
+                    MultiPart::mixed()
+                        .singlepart(SinglePart::plain(body))
+                        .singlepart(Attachment::new(file.name).body(file.bytes, content_type)),
+                )
+            }
+        }
+        .map_err(|e| MailError::Build(e.to_string()))?;
         match &self.transport {
             Transport::Smtp(smtp) => smtp
                 .send(message)

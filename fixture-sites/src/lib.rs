@@ -13,6 +13,7 @@ pub mod demo_shop;
 pub mod dns;
 pub mod packages;
 mod pages;
+pub mod payment_page;
 pub mod real_world;
 pub mod spa_shop;
 pub mod visitor;

@@ -64,6 +64,14 @@ pub(crate) async fn route(
     if let Some(response) = crate::spa_shop::route(&request, &body, &host, &http) {
         return response;
     }
+    if let Some(response) = crate::payment_page::route(
+        &host,
+        request.path(),
+        &http,
+        ports.version.load(std::sync::atomic::Ordering::SeqCst),
+    ) {
+        return response;
+    }
     if host == CDN
         && let Some(path) = request.path().strip_prefix("/pkg/")
     {

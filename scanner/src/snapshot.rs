@@ -84,6 +84,20 @@ pub struct Snapshot {
     /// IAB TCF).
     #[serde(default)]
     pub consent_signals: ConsentSignals,
+    /// The main document's security headers as the browser received them (its final response,
+    /// after redirects): CSP, HSTS, framing, permissions, referrer, cookies (without values),
+    /// caching. Absent when they were not recorded (a scanner before they were, or no response
+    /// seen); empty when the page sent none of them.
+    #[serde(default)]
+    pub document_headers: Option<Vec<ResponseHeader>>,
+}
+
+/// One response header, its name in lower case.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseHeader {
+    pub name: String,
+    pub value: String,
 }
 
 /// A filter list as loaded for a scan.

@@ -454,3 +454,64 @@ async fn no_interaction_leaves_the_banner_alone_and_a_missing_banner_is_reported
     let consent = no_banner.consent.expect("outcome recorded");
     assert!(consent.clicked.is_none());
 }
+
+/// The payment page's security headers as the browser received them, values of cookies cut.
+fn header_lines(out: &scanner::ScanOutput) -> Vec<String> {
+    out.snapshot
+        .document_headers
+        .as_ref()
+        .expect("the document's headers are recorded")
+        .iter()
+        .map(|h| format!("{}: {}", h.name, h.value))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documents_security_headers_are_kept_as_received_and_follow_the_page() {
+    use fixture_sites::{PAY, payment_page};
+    let h = Harness::start().await;
+    let options = h.options();
+    let url = h.sites.url(SHOP, "/payment");
+    let cdn = h.sites.url(CDN, "");
+    let pay = h.sites.url(PAY, "");
+    let (cdn, pay) = (cdn.trim_end_matches('/'), pay.trim_end_matches('/'));
+    let out = h.scan(&url, &options).await.expect("scan succeeds");
+    let csp = format!(
+        "content-security-policy: default-src 'self'; script-src 'self' {cdn} 'unsafe-inline'; frame-src {pay}; frame-ancestors 'none'"
+    );
+    assert_eq!(
+        header_lines(&out),
+        [
+            "cache-control: no-store".to_owned(),
+            csp.clone(),
+            format!("permissions-policy: payment=(self \"{pay}\")"),
+            "referrer-policy: strict-origin-when-cross-origin".to_owned(),
+            "set-cookie: checkout_session; Path=/; HttpOnly; SameSite=Strict".to_owned(),
+            "strict-transport-security: max-age=31536000".to_owned(),
+            "x-frame-options: DENY".to_owned(),
+        ]
+    );
+    h.sites.set_version(payment_page::CSP_DROPPED);
+    let dropped = h.scan(&url, &options).await.expect("scan succeeds");
+    assert!(!header_lines(&dropped).contains(&csp));
+    assert_eq!(header_lines(&dropped).len(), 6);
+    h.sites.set_version(payment_page::CSP_LOOSENED);
+    let loosened = h.scan(&url, &options).await.expect("scan succeeds");
+    assert!(
+        header_lines(&loosened)
+            .iter()
+            .any(|l| l.contains("script-src * 'unsafe-inline' 'unsafe-eval'")),
+        "{:?}",
+        header_lines(&loosened)
+    );
+    // After redirects, the headers are the final document's: `/old` redirects to `/`, which
+    // sets the session cookie.
+    let redirected = h
+        .scan(&h.sites.url(SHOP, "/old"), &options)
+        .await
+        .expect("scan succeeds");
+    assert_eq!(
+        header_lines(&redirected),
+        ["set-cookie: session_id; Path=/; HttpOnly; SameSite=Lax"]
+    );
+}

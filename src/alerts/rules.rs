@@ -52,7 +52,27 @@ pub const RULES: &[(&str, Severity, &str)] = &[
     (
         "checkout_script_changed",
         Severity::Critical,
-        "a script is added or changes its code on a checkout or payment page",
+        "a script is added or changes its code on a checkout page",
+    ),
+    (
+        "payment_script_unauthorized",
+        Severity::Critical,
+        "a script that is not authorized (unreviewed or rejected) runs on a payment page",
+    ),
+    (
+        "payment_script_returned",
+        Severity::Critical,
+        "a script left a payment page and came back with a body never seen before",
+    ),
+    (
+        "payment_header_changed",
+        Severity::Critical,
+        "a security header (CSP, HSTS, framing, cookies, ...) of a checkout or payment page appears, goes or changes",
+    ),
+    (
+        "security_header_changed",
+        Severity::Medium,
+        "a security header (CSP, HSTS, framing, cookies, ...) of the page appears, goes or changes",
     ),
     (
         "cookie_before_consent",
@@ -143,9 +163,11 @@ pub fn in_scope(fingerprint: &str, visit: Option<Visit>) -> Option<&str> {
 }
 
 /// What the changes of one snapshot raise, on a page of this kind (`page`, `checkout`,
-/// `payment`).
+/// `payment`). On a payment page the script inventory's authorization decides about scripts
+/// (`payment::queries::record`), not their changes.
 pub fn findings(changes: &[Change], page_kind: &str) -> Vec<Finding> {
     let sensitive = matches!(page_kind, "checkout" | "payment");
+    let checkout = page_kind == "checkout";
     let mut found = Vec::new();
     for change in changes {
         let detail = serde_json::to_value(change).unwrap_or_default();
@@ -160,11 +182,19 @@ pub fn findings(changes: &[Change], page_kind: &str) -> Vec<Finding> {
                 found.push(finding("new_third_party_host", format!("host:{host}")))
             }
             Change::ScriptContentChanged { url, .. } | Change::ScriptAdded { url, .. }
-                if sensitive =>
+                if checkout =>
             {
                 found.push(finding("checkout_script_changed", format!("script:{url}")))
             }
-            Change::InlineScriptAdded { sha256, .. } if sensitive => found.push(finding(
+            Change::SecurityHeaderChanged { header, .. } => found.push(finding(
+                if sensitive {
+                    "payment_header_changed"
+                } else {
+                    "security_header_changed"
+                },
+                format!("header:{header}"),
+            )),
+            Change::InlineScriptAdded { sha256, .. } if checkout => found.push(finding(
                 "checkout_script_changed",
                 format!("inline:{sha256}"),
             )),
@@ -207,6 +237,9 @@ pub fn still_shows(fingerprint: &str, snapshot: &Snapshot) -> bool {
             .cookies
             .iter()
             .any(|c| format!("{}@{}", c.name, c.domain.trim_start_matches('.')) == cookie);
+    }
+    if let Some(sha256) = fingerprint.strip_prefix("pay-script:") {
+        return snapshot.scripts.iter().any(|s| s.sha256() == sha256);
     }
     if fingerprint == "scan_failed" {
         // A snapshot means the scan succeeded.

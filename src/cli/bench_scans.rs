@@ -50,13 +50,23 @@ pub async fn run(args: BenchScansArgs) -> ExitCode {
     .await
 }
 
-/// The org, a read-write API key and a target of the fixture page, made straight in the database.
-async fn seed(
+/// What [`seed`] made.
+pub(super) struct Seeded {
+    /// A read-write API key of the organization.
+    pub key: String,
+    pub client: i64,
+    /// One per page, in order.
+    pub targets: Vec<i64>,
+}
+
+/// An organization with a read-write API key and one client with a target per page, made
+/// straight in the database.
+pub(super) async fn seed(
     url: &SecretString,
-    target_url: &str,
+    pages: &[String],
     wait_ms: u32,
     dwell_ms: u32,
-) -> Result<(String, i64), String> {
+) -> Result<Seeded, String> {
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -101,31 +111,41 @@ async fn seed(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let target: Id = diesel::sql_query(
-        "INSERT INTO targets (org_id, client_id, name, url, viewport_width, viewport_height,
-                              consent_mode, capture_policy_pages, wait_ms, dwell_ms, enabled)
-         VALUES ($1, $2, 'Fixture shop', $3, 1366, 768, 'none', false, $4, $5, true)
-         RETURNING id",
-    )
-    .bind::<diesel::sql_types::BigInt, _>(org)
-    .bind::<diesel::sql_types::BigInt, _>(client.id)
-    .bind::<diesel::sql_types::Text, _>(target_url)
-    .bind::<diesel::sql_types::Integer, _>(wait_ms as i32)
-    .bind::<diesel::sql_types::Integer, _>(dwell_ms as i32)
-    .get_result(&mut conn)
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok((key, target.id))
+    let mut targets = Vec::with_capacity(pages.len());
+    for (n, page) in pages.iter().enumerate() {
+        let target: Id = diesel::sql_query(
+            "INSERT INTO targets (org_id, client_id, name, url, viewport_width, viewport_height,
+                                  consent_mode, capture_policy_pages, wait_ms, dwell_ms, enabled)
+             VALUES ($1, $2, $3, $4, 1366, 768, 'none', false, $5, $6, true)
+             RETURNING id",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(org)
+        .bind::<diesel::sql_types::BigInt, _>(client.id)
+        .bind::<diesel::sql_types::Text, _>(format!("Fixture page {n}"))
+        .bind::<diesel::sql_types::Text, _>(page)
+        .bind::<diesel::sql_types::Integer, _>(wait_ms as i32)
+        .bind::<diesel::sql_types::Integer, _>(dwell_ms as i32)
+        .get_result(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+        targets.push(target.id);
+    }
+    Ok(Seeded {
+        key,
+        client: client.id,
+        targets,
+    })
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
+/// The service's API as a benchmark calls it.
+pub(super) struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub key: String,
 }
 
 impl Api {
-    async fn scan_now(&self, target: i64) -> Result<i64, String> {
+    pub async fn scan_now(&self, target: i64) -> Result<i64, String> {
         let response = self
             .http
             .post(format!("{}/api/v1/targets/{target}/scans", self.base))
@@ -164,7 +184,7 @@ impl Api {
         Ok(Duration::from_millis(ms))
     }
 
-    async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+    pub async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
         self.http
             .get(format!("{}{path}", self.base))
             .bearer_auth(&self.key)
@@ -184,26 +204,16 @@ async fn bench_in(url: &SecretString, args: &BenchScansArgs) -> Result<(), Strin
     crate::db::migrate(url).await.map_err(|e| e.to_string())?;
     let sites = FixtureSites::start().await.map_err(|e| e.to_string())?;
     let page = sites.url(SHOP, "/bench");
-    let (key, target) = seed(url, &page, args.wait_ms, args.dwell_ms).await?;
-    let data = std::env::temp_dir().join(format!(
-        "siteward-scan-bench-{}",
-        hex::encode(crate::crypto::random_bytes::<4>())
-    ));
-    let env = vec![
-        ("SITEWARD_LISTEN".to_string(), "127.0.0.1:0".to_string()),
-        ("SITEWARD_DATA_DIR".into(), data.display().to_string()),
-        ("SITEWARD_EMBEDDED_RUNNER".into(), "false".into()),
-        ("SITEWARD_SCHEDULER".into(), "false".into()),
-        ("SITEWARD_DATABASE_POOL_SIZE".into(), "8".into()),
-    ];
-    let config = crate::config::Config::load(None, env).map_err(|e| e.to_string())?;
-    let app = Application::build(config, url)
-        .await
-        .map_err(|e| e.to_string())?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run());
-
+    let seeded = seed(
+        url,
+        std::slice::from_ref(&page),
+        args.wait_ms,
+        args.dwell_ms,
+    )
+    .await?;
+    let (key, target) = (seeded.key, seeded.targets[0]);
+    let app = RunningApp::start(url).await?;
+    let base = app.base.clone();
     let mut conn = AsyncPgConnection::establish(url.expose_secret())
         .await
         .map_err(|e| e.to_string())?;
@@ -248,13 +258,49 @@ async fn bench_in(url: &SecretString, args: &BenchScansArgs) -> Result<(), Strin
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), runner.wait()).await;
     let _ = runner.start_kill();
-    handle.stop(false).await;
+    app.stop().await;
     drop(conn);
-    let _ = std::fs::remove_dir_all(&data);
     let (latency, throughput) = outcome?;
     let direct = baseline?;
     report(args, &latency, throughput, direct);
     Ok(())
+}
+
+/// The app on a scratch database, in this process, with blobs in a temporary folder; no
+/// embedded runner, no scheduler.
+pub(super) struct RunningApp {
+    pub base: String,
+    handle: actix_web::dev::ServerHandle,
+    data: std::path::PathBuf,
+}
+
+impl RunningApp {
+    pub async fn start(url: &SecretString) -> Result<RunningApp, String> {
+        let data = std::env::temp_dir().join(format!(
+            "siteward-bench-{}",
+            hex::encode(crate::crypto::random_bytes::<4>())
+        ));
+        let env = vec![
+            ("SITEWARD_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+            ("SITEWARD_DATA_DIR".into(), data.display().to_string()),
+            ("SITEWARD_EMBEDDED_RUNNER".into(), "false".into()),
+            ("SITEWARD_SCHEDULER".into(), "false".into()),
+            ("SITEWARD_DATABASE_POOL_SIZE".into(), "8".into()),
+        ];
+        let config = crate::config::Config::load(None, env).map_err(|e| e.to_string())?;
+        let app = Application::build(config, url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run());
+        Ok(RunningApp { base, handle, data })
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
 }
 
 /// (end-to-end, scan alone) per sequential scan, and the batch's scans per minute.

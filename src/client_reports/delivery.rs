@@ -2,8 +2,10 @@
 //! gets, once per period, a report of the period, shared by a link, summarized in a mail. The
 //! scheduler's tick writes one `report_deliveries` row per client and period (unique) with its
 //! job in the same transaction — so a period's mail is asked for once however often the tick
-//! runs or the app restarts; the job makes the report, shares it and sends the mail, retried by
-//! the queue until it is sent, and never again once it is.
+//! runs or the app restarts. The job makes the report and the mail's words once (kept on the
+//! delivery, so a retry sends the same), waits for the report's PDF when the client wants it
+//! attached (the PDF's completion wakes it), shares it and sends the mail — retried by the queue
+//! until it is sent, and never again once it is.
 
 use std::time::Duration as StdDuration;
 
@@ -13,8 +15,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use time::OffsetDateTime;
 
 use super::make;
+use super::queries::Report;
 use crate::audit::{self, Entry};
-use crate::db::schema::{clients, report_deliveries};
+use crate::db::schema::{clients, report_deliveries, reports};
+use crate::mail::MailFile;
 use crate::queue;
 use crate::sites::queries::Client;
 use crate::state::AppState;
@@ -25,6 +29,9 @@ pub const DELIVERY_JOB: &str = "report_delivery";
 const SEND_HOUR: u8 = 6;
 /// How long the link in a scheduled mail works.
 const LINK_DAYS: u32 = 30;
+/// How many attempts a mail that carries the PDF waits for it to be printed (with the queue's
+/// backoff, about five minutes); after that it goes without, and says so.
+const PDF_PATIENCE_ATTEMPTS: i32 = 6;
 
 /// A client's report schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,36 +144,77 @@ pub async fn run_worker(state: web::Data<AppState>) {
             let state = state.clone();
             async move {
                 let id = job.payload["delivery_id"].as_i64().unwrap_or(0);
-                deliver(&state, id).await.map_err(|e| e.to_string())
+                deliver(&state, id, job.attempt)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         },
     )
     .await
 }
 
+/// Why a delivery attempt did not send its mail; every one is retried by the queue.
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    #[error("waiting for the report's PDF to be printed")]
+    PdfPending,
+    #[error("the mail was not sent: {0}")]
+    Mail(#[from] crate::mail::MailError),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl From<diesel::result::Error> for DeliveryError {
+    fn from(error: diesel::result::Error) -> DeliveryError {
+        DeliveryError::App(error.into())
+    }
+}
+
+/// A delivery as the job finds it.
+#[derive(Queryable)]
+struct Delivery {
+    org_id: i64,
+    client_id: i64,
+    period: String,
+    status: String,
+    report_id: Option<i64>,
+    mail_subject: Option<String>,
+    mail_body: Option<String>,
+}
+
+/// The period's report and the words of its mail, made once and kept on the delivery.
+struct Prepared {
+    report: Report,
+    subject: String,
+    body: String,
+}
+
 /// Makes, shares and mails one period's report, unless it was sent already.
-async fn deliver(state: &AppState, delivery_id: i64) -> Result<(), AppError> {
+async fn deliver(state: &AppState, delivery_id: i64, attempt: i32) -> Result<(), DeliveryError> {
     let mut conn = state.conn().await?;
-    let row: Option<(i64, i64, String, String)> = report_deliveries::table
+    let row: Option<Delivery> = report_deliveries::table
         .find(delivery_id)
         .select((
             report_deliveries::org_id,
             report_deliveries::client_id,
             report_deliveries::period,
             report_deliveries::status,
+            report_deliveries::report_id,
+            report_deliveries::mail_subject,
+            report_deliveries::mail_body,
         ))
         .first(&mut conn)
         .await
         .optional()?;
     // Its client was deleted, or the mail went out already.
-    let Some((org_id, client_id, period, status)) = row else {
+    let Some(delivery) = row else {
         return Ok(());
     };
-    if status == "sent" {
+    if delivery.status == "sent" {
         return Ok(());
     }
     let client: Client = clients::table
-        .find(client_id)
+        .find(delivery.client_id)
         .select(Client::as_select())
         .first(&mut conn)
         .await?;
@@ -174,7 +222,7 @@ async fn deliver(state: &AppState, delivery_id: i64) -> Result<(), AppError> {
         return Ok(()); // The schedule was switched off meanwhile.
     };
     drop(conn);
-    let outcome = send(state, &client, org_id, delivery_id, &period, cadence).await;
+    let outcome = send(state, &client, delivery_id, &delivery, cadence, attempt).await;
     let mut conn = state.conn().await?;
     if let Err(error) = &outcome {
         diesel::update(report_deliveries::table.find(delivery_id))
@@ -185,32 +233,39 @@ async fn deliver(state: &AppState, delivery_id: i64) -> Result<(), AppError> {
     outcome
 }
 
-async fn send(
+/// The delivery's report and mail text: the ones made by an earlier attempt, or new ones.
+async fn prepare(
     state: &AppState,
     client: &Client,
-    org_id: i64,
     delivery_id: i64,
-    period: &str,
+    delivery: &Delivery,
     cadence: Cadence,
-) -> Result<(), AppError> {
-    let (report, content) = make::report(state, client, org_id, None, cadence.days(), None).await?;
+) -> Result<Prepared, DeliveryError> {
     let mut conn = state.conn().await?;
-    let (share, url) = conn
-        .transaction::<_, AppError, _>(async |conn| {
-            diesel::update(report_deliveries::table.find(delivery_id))
-                .set(report_deliveries::report_id.eq(report.id))
-                .execute(conn)
-                .await?;
-            let made = make::share(state, conn, &report, LINK_DAYS, None).await?;
-            audit::record(
-                conn,
-                scheduler_entry(org_id, "report.scheduled", &report, &made.0, period),
-            )
+    if let (Some(report_id), Some(subject), Some(body)) = (
+        delivery.report_id,
+        &delivery.mail_subject,
+        &delivery.mail_body,
+    ) {
+        let report = reports::table
+            .find(report_id)
+            .filter(reports::org_id.eq(delivery.org_id))
+            .select(Report::as_select())
+            .first(&mut conn)
             .await?;
-            Ok(made)
-        })
-        .await?;
-    let subject = format!("{}: your website report for {period}", content.title);
+        return Ok(Prepared {
+            report,
+            subject: subject.clone(),
+            body: body.clone(),
+        });
+    }
+    drop(conn);
+    let (report, content) =
+        make::report(state, client, delivery.org_id, None, cadence.days(), None).await?;
+    let subject = format!(
+        "{}: your website report for {}",
+        content.title, delivery.period
+    );
     let mut body = format!(
         "{}\n\n",
         match &content.contact {
@@ -227,18 +282,96 @@ async fn send(
     for line in &content.summary {
         body.push_str(&format!("- {line}\n"));
     }
+    let mut conn = state.conn().await?;
+    diesel::update(report_deliveries::table.find(delivery_id))
+        .set((
+            report_deliveries::report_id.eq(report.id),
+            report_deliveries::mail_subject.eq(&subject),
+            report_deliveries::mail_body.eq(&body),
+        ))
+        .execute(&mut conn)
+        .await?;
+    Ok(Prepared {
+        report,
+        subject,
+        body,
+    })
+}
+
+/// The report's PDF for the mail, if the client wants it attached: waits for the runner that
+/// prints it for [`PDF_PATIENCE_ATTEMPTS`] attempts, then goes without.
+async fn attachment(
+    state: &AppState,
+    client: &Client,
+    report: &Report,
+    period: &str,
+    attempt: i32,
+) -> Result<Option<MailFile>, DeliveryError> {
+    if !client.report_attach_pdf {
+        return Ok(None);
+    }
+    match super::pdf::read(state, report).await? {
+        Some(bytes) => Ok(Some(MailFile {
+            name: format!("website-report-{period}.pdf"),
+            content_type: "application/pdf",
+            bytes,
+        })),
+        None if attempt < PDF_PATIENCE_ATTEMPTS => Err(DeliveryError::PdfPending),
+        None => Ok(None),
+    }
+}
+
+async fn send(
+    state: &AppState,
+    client: &Client,
+    delivery_id: i64,
+    delivery: &Delivery,
+    cadence: Cadence,
+    attempt: i32,
+) -> Result<(), DeliveryError> {
+    let Prepared {
+        report,
+        subject,
+        mut body,
+    } = prepare(state, client, delivery_id, delivery, cadence).await?;
+    let file = attachment(state, client, &report, &delivery.period, attempt).await?;
+    let mut conn = state.conn().await?;
+    let (share, url) = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let made = make::share(state, conn, &report, LINK_DAYS, None).await?;
+            audit::record(
+                conn,
+                scheduler_entry(
+                    delivery.org_id,
+                    "report.scheduled",
+                    &report,
+                    &made.0,
+                    &delivery.period,
+                ),
+            )
+            .await?;
+            Ok(made)
+        })
+        .await?;
     body.push_str(&format!(
         "\nThe whole report, with screenshots and every change: {url}\n(the link works until {}; please do not forward it)\n",
         share.expires_at.date()
     ));
-    state
+    match &file {
+        Some(file) => body.push_str(&format!("\nThe report is attached as {}.\n", file.name)),
+        None if client.report_attach_pdf => body.push_str(
+            "\nThe PDF of this report could not be made in time; the link above shows it all.\n",
+        ),
+        None => {}
+    }
+    if let Err(error) = state
         .mailer
-        .send(&client.contact_email, &subject, body)
+        .send_with(&client.contact_email, &subject, body, file)
         .await
-        .map_err(|e| {
-            tracing::warn!(delivery = delivery_id, error = %e, "scheduled report not sent");
-            AppError::Unavailable
-        })?;
+    {
+        tracing::warn!(delivery = delivery_id, error = %error, "scheduled report not sent");
+        return Err(error.into());
+    }
     diesel::update(report_deliveries::table.find(delivery_id))
         .set((
             report_deliveries::status.eq("sent"),
@@ -250,10 +383,24 @@ async fn send(
     Ok(())
 }
 
+/// Wakes the delivery waiting for `report_id`'s PDF, now that it is printed; call in the
+/// transaction that completes the PDF.
+pub async fn pdf_printed(conn: &mut AsyncPgConnection, report_id: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE jobs SET run_at = clock_timestamp()
+         WHERE kind = 'report_delivery' AND state = 'queued'
+           AND (payload->>'delivery_id')::bigint IN
+               (SELECT id FROM report_deliveries WHERE report_id = $1 AND status <> 'sent')",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(report_id)
+    .execute(conn)
+    .await
+}
+
 fn scheduler_entry(
     org_id: i64,
     action: &'static str,
-    report: &super::queries::Report,
+    report: &Report,
     share: &super::queries::Share,
     period: &str,
 ) -> Entry {

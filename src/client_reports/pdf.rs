@@ -161,6 +161,7 @@ pub async fn complete(
             .set(reports::pdf_done.eq(true))
             .execute(conn)
             .await?;
+        super::delivery::pdf_printed(conn, report.id).await?;
         Ok(())
     })
     .await?;

@@ -179,6 +179,7 @@ diesel::table! {
         contact_name -> Text,
         contact_email -> Text,
         report_schedule -> Nullable<Text>,
+        report_attach_pdf -> Bool,
     }
 }
 
@@ -320,6 +321,67 @@ diesel::table! {
 }
 
 diesel::table! {
+    payment_script_decisions (id) {
+        id -> Int8,
+        org_id -> Int8,
+        version_id -> Int8,
+        decision -> Text,
+        justification -> Text,
+        decided_by -> Nullable<Int8>,
+        decided_by_name -> Text,
+        rule_id -> Nullable<Int8>,
+        decided_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    payment_script_rules (id) {
+        id -> Int8,
+        org_id -> Int8,
+        host -> Text,
+        justification -> Text,
+        created_by -> Nullable<Int8>,
+        created_by_name -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_by_name -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    payment_script_versions (id) {
+        id -> Int8,
+        org_id -> Int8,
+        script_id -> Int8,
+        sha256 -> Text,
+        size_bytes -> Int8,
+        first_bytes -> Text,
+        frame_url -> Text,
+        in_iframe -> Bool,
+        injected_by -> Nullable<Text>,
+        integrity_state -> Text,
+        integrity -> Nullable<Text>,
+        first_seen_snapshot_id -> Nullable<Int8>,
+        last_seen_snapshot_id -> Nullable<Int8>,
+        first_seen_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    payment_scripts (id) {
+        id -> Int8,
+        org_id -> Int8,
+        target_id -> Int8,
+        identity -> Text,
+        kind -> Text,
+        url -> Nullable<Text>,
+        host -> Nullable<Text>,
+        first_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     recovery_codes (id) {
         id -> Int8,
         user_id -> Int8,
@@ -339,6 +401,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        mail_subject -> Nullable<Text>,
+        mail_body -> Nullable<Text>,
     }
 }
 
@@ -615,6 +679,16 @@ diesel::joinable!(notification_deliveries -> notification_channels (channel_id))
 diesel::joinable!(notification_deliveries -> orgs (org_id));
 diesel::joinable!(org_data_keys -> orgs (org_id));
 diesel::joinable!(password_resets -> users (user_id));
+diesel::joinable!(payment_script_decisions -> orgs (org_id));
+diesel::joinable!(payment_script_decisions -> payment_script_rules (rule_id));
+diesel::joinable!(payment_script_decisions -> payment_script_versions (version_id));
+diesel::joinable!(payment_script_decisions -> users (decided_by));
+diesel::joinable!(payment_script_rules -> orgs (org_id));
+diesel::joinable!(payment_script_rules -> users (created_by));
+diesel::joinable!(payment_script_versions -> orgs (org_id));
+diesel::joinable!(payment_script_versions -> payment_scripts (script_id));
+diesel::joinable!(payment_scripts -> orgs (org_id));
+diesel::joinable!(payment_scripts -> targets (target_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(report_deliveries -> clients (client_id));
 diesel::joinable!(report_deliveries -> orgs (org_id));
@@ -669,6 +743,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     org_data_keys,
     orgs,
     password_resets,
+    payment_script_decisions,
+    payment_script_rules,
+    payment_script_versions,
+    payment_scripts,
     recovery_codes,
     report_deliveries,
     report_shares,

@@ -3,10 +3,12 @@
 //!
 //! - `inventory`: cookies, third-party hosts, scripts (added, removed, same URL with new content),
 //!   inline scripts, request hosts, refused connections, console errors, title and final URL.
+//! - `headers`: the main document's security headers (CSP, HSTS, framing, cookies, ...).
 //! - `text`: visible DOM text and policy pages as word-level diffs.
 //! - `visual`: changed-pixel share, changed regions and a highlighted diff image of screenshots,
 //!   which becomes a `VisualChanged` change above the target's threshold (`visual_change`).
 
+pub mod headers;
 pub mod inventory;
 pub mod text;
 pub mod visual;
@@ -129,6 +131,14 @@ pub enum Change {
         words_removed: usize,
         diff: Vec<Span>,
     },
+    /// A security header of the main document appeared, went away or changed its value.
+    SecurityHeaderChanged {
+        /// The header's name in lower case, or `set-cookie NAME` for one cookie's.
+        header: String,
+        /// Absent: the page did not send it. Several lines: sent several times.
+        before: Option<String>,
+        after: Option<String>,
+    },
     /// More of a screenshot changed than the target's threshold allows.
     VisualChanged {
         /// `viewport` or `full_page`.
@@ -228,6 +238,27 @@ impl Change {
             } => format!(
                 "The page's text changed: {words_added} words added, {words_removed} removed"
             ),
+            Change::SecurityHeaderChanged {
+                header,
+                before,
+                after,
+            } => {
+                let name = headers::display_name(header);
+                match (before, after) {
+                    (None, Some(after)) => {
+                        format!("The page now sends {name}: “{}”", shorten(after))
+                    }
+                    (Some(before), None) => format!(
+                        "The page no longer sends {name} (it was “{}”)",
+                        shorten(before)
+                    ),
+                    (before, after) => format!(
+                        "{name} changed from “{}” to “{}”",
+                        shorten(before.as_deref().unwrap_or_default()),
+                        shorten(after.as_deref().unwrap_or_default())
+                    ),
+                }
+            }
             Change::VisualChanged {
                 screenshot,
                 changed_percent,
@@ -242,6 +273,17 @@ impl Change {
                 regions.len()
             ),
         }
+    }
+}
+
+/// A header value short enough for a sentence (the change's detail keeps it whole).
+fn shorten(value: &str) -> String {
+    const MAX: usize = 160;
+    let value = value.replace('\n', " | ");
+    if value.chars().count() <= MAX {
+        value
+    } else {
+        value.chars().take(MAX).collect::<String>() + "…"
     }
 }
 
@@ -264,6 +306,7 @@ fn policy_word(kind: PolicyKind) -> &'static str {
 /// stable order.
 pub fn snapshots(before: &Snapshot, after: &Snapshot, options: &DiffOptions) -> Vec<Change> {
     let mut changes = inventory::changes(before, after);
+    changes.extend(headers::changes(before, after));
     changes.extend(text::policy_changes(before, after));
     if let Some(change) =
         text::dom_change(&before.dom.html, &after.dom.html, &options.ignore_selectors)

@@ -87,6 +87,23 @@ pub async fn load(state: &AppState, org_id: i64, snapshot_id: i64) -> Result<Loa
     })
 }
 
+/// A snapshot's document alone (no screenshots), of `org_id`'s snapshot.
+pub async fn load_document(
+    state: &AppState,
+    org_id: i64,
+    snapshot_id: i64,
+) -> Result<Snapshot, AppError> {
+    let mut conn = state.conn().await?;
+    let artifacts = super::queries::artifacts(&mut conn, org_id, snapshot_id).await?;
+    drop(conn);
+    let artifact = artifacts
+        .iter()
+        .find(|a| a.name == SNAPSHOT_ARTIFACT)
+        .ok_or(AppError::NotFound)?;
+    let bytes = read_verified(state, org_id, snapshot_id, artifact).await?;
+    serde_json::from_slice(&bytes).map_err(AppError::internal)
+}
+
 /// Reads and decrypts a recorded artifact and checks it against its recorded SHA-256. Call only
 /// for the caller's own organization (or the snapshot's, in the app's workers).
 pub async fn read_verified(
@@ -229,6 +246,20 @@ pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError>
         if stored {
             crate::alerts::queries::auto_resolve(conn, target_id, visit, snapshot_id, &after.doc)
                 .await?;
+            let mut findings = findings;
+            if page_kind == "payment" && visit.is_none() {
+                findings.extend(
+                    crate::payment::queries::record(
+                        conn,
+                        org_id,
+                        target_id,
+                        snapshot_id,
+                        previous,
+                        &after.doc,
+                    )
+                    .await?,
+                );
+            }
             for finding in &findings {
                 crate::alerts::queries::raise(conn, org_id, target_id, Some(snapshot_id), finding)
                     .await?;

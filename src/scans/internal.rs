@@ -293,6 +293,8 @@ async fn complete(
         let mut conn = state.conn().await?;
         let (report_id, duplicate) =
             client_reports::pdf::complete(&mut conn, job_id, &token).await?;
+        // A scheduled mail may be waiting for this PDF.
+        state.jobs_ready.notify_waiters();
         return Ok(HttpResponse::Ok().json(PdfCompleted {
             report_id,
             duplicate,

@@ -23,6 +23,8 @@ pub struct Client {
     pub contact_email: String,
     /// `weekly` or `monthly`: a report of the period is mailed to the contact; absent: none.
     pub report_schedule: Option<String>,
+    /// Whether scheduled report mails carry the report's PDF.
+    pub report_attach_pdf: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
@@ -41,6 +43,9 @@ pub struct ClientFields {
     pub contact_email: String,
     /// `weekly`, `monthly`, or empty for none.
     pub report_schedule: String,
+    /// Scheduled mails carry the report's PDF (a form's checkbox: present means yes).
+    #[serde(deserialize_with = "crate::web::form::checkbox")]
+    pub report_attach_pdf: bool,
 }
 
 impl ClientFields {
@@ -58,6 +63,7 @@ impl Client {
             contact_name: self.contact_name.clone(),
             contact_email: self.contact_email.clone(),
             report_schedule: self.report_schedule.clone().unwrap_or_default(),
+            report_attach_pdf: self.report_attach_pdf,
         }
     }
 }
@@ -199,6 +205,7 @@ pub async fn insert_client(
             clients::contact_name.eq(&fields.contact_name),
             clients::contact_email.eq(&fields.contact_email),
             clients::report_schedule.eq(fields.schedule()),
+            clients::report_attach_pdf.eq(fields.report_attach_pdf),
         ))
         .returning(Client::as_returning())
         .get_result(conn)
@@ -222,6 +229,7 @@ pub async fn update_client(
         clients::contact_name.eq(&fields.contact_name),
         clients::contact_email.eq(&fields.contact_email),
         clients::report_schedule.eq(fields.schedule()),
+        clients::report_attach_pdf.eq(fields.report_attach_pdf),
         clients::updated_at.eq(OffsetDateTime::now_utc()),
     ))
     .returning(Client::as_returning())

@@ -114,6 +114,9 @@ pub struct ClientInput {
     /// `weekly` or `monthly`: mail the contact a report of each period; absent or empty: none.
     #[serde(default)]
     pub report_schedule: Option<String>,
+    /// Scheduled mails carry the report's PDF (they wait for it to be printed).
+    #[serde(default)]
+    pub report_attach_pdf: bool,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -125,6 +128,7 @@ pub struct ClientPatch {
     pub contact_email: Option<String>,
     /// `weekly`, `monthly`, or empty for none.
     pub report_schedule: Option<String>,
+    pub report_attach_pdf: Option<bool>,
 }
 
 impl From<ClientInput> for ClientFields {
@@ -135,6 +139,7 @@ impl From<ClientInput> for ClientFields {
             contact_name: input.contact_name,
             contact_email: input.contact_email,
             report_schedule: input.report_schedule.unwrap_or_default(),
+            report_attach_pdf: input.report_attach_pdf,
         }
     }
 }
@@ -147,6 +152,7 @@ fn check_client(fields: ClientFields) -> Result<ClientFields, AppError> {
         contact_name: fields.contact_name.trim().to_string(),
         contact_email: fields.contact_email.trim().to_string(),
         report_schedule: fields.report_schedule.trim().to_string(),
+        report_attach_pdf: fields.report_attach_pdf,
     };
     let mut errors = FieldErrors::default();
     crate::auth::routes::check_name(&fields.name, "name", &mut errors);
@@ -749,6 +755,7 @@ async fn api_update_client(
             .report_schedule
             .or(current.report_schedule)
             .unwrap_or_default(),
+        report_attach_pdf: body.report_attach_pdf.unwrap_or(current.report_attach_pdf),
     };
     let client = save_client(&state, &ctx, Some(id), fields).await?;
     Ok(web::Json(client))

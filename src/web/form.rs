@@ -57,6 +57,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
     }
 }
 
+/// A checkbox field: browsers send it (as `on`) only when it is ticked, so its presence is yes.
+pub fn checkbox<'de, D: serde::Deserializer<'de>>(field: D) -> Result<bool, D::Error> {
+    let value = <Option<String> as serde::Deserialize>::deserialize(field)?;
+    Ok(value.is_some_and(|v| v != "off" && v != "false"))
+}
+
 /// The most a form with a file may be (a logo and its fields).
 const MAX_MULTIPART_BYTES: usize = 256 * 1024;
 

@@ -234,7 +234,7 @@ async fn checkout_script_changes_are_critical_and_rules_can_be_tuned_per_target(
         .send_json(
             Method::PATCH,
             &format!("/api/v1/targets/{}", w.target),
-            serde_json::json!({"page_kind": "payment"}),
+            serde_json::json!({"page_kind": "checkout"}),
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);

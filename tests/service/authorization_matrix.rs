@@ -502,6 +502,33 @@ impl World {
                     .await
                     .to_string()
             }
+            "version_id" => {
+                let target = self.new_target().await;
+                self.app
+                    .count(&format!(
+                        "WITH script AS (
+                           INSERT INTO payment_scripts (org_id, target_id, identity, kind, url, host)
+                           VALUES ({org}, {target}, 'http://cdn.test/a.js', 'external', 'http://cdn.test/a.js', 'cdn.test')
+                           RETURNING id)
+                         INSERT INTO payment_script_versions (org_id, script_id, sha256, size_bytes, frame_url,
+                                                              in_iframe, integrity_state)
+                         SELECT {org}, id, '{sha}', 1, 'http://shop.test/', false, 'missing' FROM script
+                         RETURNING id AS n",
+                        org = self.org_a,
+                        sha = "ab".repeat(32),
+                    ))
+                    .await
+                    .to_string()
+            }
+            "rule_id" => self
+                .app
+                .count(&format!(
+                    "INSERT INTO payment_script_rules (org_id, host, justification, created_by_name)
+                     VALUES ({}, 'js.stripe.com', 'Card fields', 'matrix') RETURNING id AS n",
+                    self.org_a
+                ))
+                .await
+                .to_string(),
             "invitation_token" => self.invitation_token_for(who).await,
             "unique" => unique(),
             other => panic!(

@@ -330,3 +330,110 @@ async fn a_scheduled_report_is_mailed_once_per_period_also_across_a_restart() {
     );
     assert_eq!(app.mail.mails_to(&address).len(), 1);
 }
+
+/// A client that asked for scheduled reports with the PDF attached.
+async fn scheduled_with_pdf(app: &TestApp, api: &ApiClient) -> (i64, String) {
+    let target = new_target(api, &format!("http://shop-{}.test/", unique())).await;
+    let client = client_of(app, target).await;
+    let address = format!("owner-{}@shop.example", unique());
+    let response = api
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/clients/{client}"),
+            serde_json::json!({"contact_email": address, "report_schedule": "monthly", "report_attach_pdf": true}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<serde_json::Value>().await.unwrap()["report_attach_pdf"],
+        true
+    );
+    (client, address)
+}
+
+/// Waits until the client's delivery has failed an attempt waiting for the PDF.
+async fn delivery_waits_for_the_pdf(app: &TestApp, client: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let error = "waiting for the report's PDF to be printed".replace('\'', "''");
+    let sql = format!(
+        "SELECT count(*) AS n FROM report_deliveries WHERE client_id = {client} AND last_error = '{error}'"
+    );
+    while app.count(&sql).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery never waited with: {error}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_mail_waits_for_the_pdf_and_carries_it() {
+    let app = TestApp::spawn().await;
+    let (_owner, api) = admin(&app).await;
+    let runner = RunnerApi::new(&app, &runner_token(&app, "mail-pdf").await);
+    let (client, address) = scheduled_with_pdf(&app, &api).await;
+    let mut conn = app.db().await;
+    assert_eq!(
+        siteward::client_reports::delivery::tick(&mut conn)
+            .await
+            .unwrap(),
+        1
+    );
+    // No mail goes out before the PDF is printed.
+    delivery_waits_for_the_pdf(&app, client).await;
+    assert!(app.mail.mails_to(&address).is_empty());
+    // The runner prints it; its completion wakes the mail at once (not after the backoff).
+    assert!(runner.claim(1).await.is_none(), "only the PDF was queued");
+    let mail = app.mail.wait_for(&address, 1).await;
+    assert!(
+        mail.text.contains("Content-Type: application/pdf"),
+        "{}",
+        mail.text
+    );
+    assert!(mail.text.contains("website-report-20"), "{}", mail.text);
+    // The fake runner's PDF (short and plain enough to travel as text).
+    assert!(mail.text.contains("%PDF-1.4"), "{}", mail.text);
+    assert!(mail.text.contains("The report is attached as"));
+    assert!(link_in(&mail, "/r/").contains("/r/"));
+    // Waiting made no second report: the retry sent the one it had made.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM reports WHERE client_id = {client}"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(app.mail.mails_to(&address).len(), 1);
+}
+
+#[tokio::test]
+async fn a_scheduled_mail_goes_without_a_pdf_that_is_never_printed_and_says_so() {
+    let app = TestApp::spawn().await;
+    let (_owner, api) = admin(&app).await;
+    let (client, address) = scheduled_with_pdf(&app, &api).await;
+    let mut conn = app.db().await;
+    siteward::client_reports::delivery::tick(&mut conn)
+        .await
+        .unwrap();
+    delivery_waits_for_the_pdf(&app, client).await;
+    // No runner prints it; fast-forward the queue to the last attempt that waits.
+    let moved = app
+        .count(&format!(
+            "WITH moved AS (UPDATE jobs SET attempts = 5, run_at = now()
+               WHERE kind = 'report_delivery' AND state = 'queued'
+                 AND payload->>'delivery_id' IN
+                     (SELECT id::text FROM report_deliveries WHERE client_id = {client})
+               RETURNING 1) SELECT count(*) AS n FROM moved"
+        ))
+        .await;
+    assert_eq!(moved, 1);
+    let mail = app.mail.wait_for(&address, 1).await;
+    assert!(!mail.text.contains("application/pdf"), "{}", mail.text);
+    assert!(
+        mail.text.contains("could not be made in time"),
+        "{}",
+        mail.text
+    );
+    assert!(link_in(&mail, "/r/").contains("/r/"));
+}

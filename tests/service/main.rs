@@ -17,6 +17,7 @@ mod compliance;
 mod layout;
 mod notifications;
 mod overview;
+mod payment;
 mod queue;
 mod runner;
 mod scans;

@@ -579,3 +579,401 @@ async fn a_runner_prints_each_report_to_a_pdf_that_says_what_the_report_says() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_pages_security_headers_are_watched_and_a_dropped_csp_is_critical() {
+    use fixture_sites::payment_page;
+    let sites = FixtureSites::start().await.unwrap();
+    let app = TestApp::spawn().await;
+    let api = admin_api(&app).await;
+    let _runner = spawn_runner(&app, &runner_token(&app, "headers").await, &sites);
+    let payment = target_with_wait(&api, &sites.url(SHOP, "/payment"), 300).await;
+    let response = api
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{payment}"),
+            serde_json::json!({"page_kind": "payment"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // An ordinary page whose headers change the same way: a change, but not critical.
+    let page = target_with_wait(&api, &sites.url(SHOP, "/payment?plain"), 300).await;
+
+    let scan_both = async || {
+        let mut snapshots = Vec::new();
+        for target in [payment, page] {
+            let scan = scan_now(&api, target).await;
+            let done = wait_for(&api, scan, "succeeded", Duration::from_secs(90)).await;
+            snapshots.push(done["snapshot_id"].as_i64().unwrap());
+        }
+        snapshots
+    };
+    scan_both().await;
+    // The same page again (a new session cookie value, the same attributes): nothing changed.
+    let again = scan_both().await;
+    assert_eq!(
+        kinds(&computed_changes(&api, again[0]).await),
+        Vec::<String>::new()
+    );
+    sites.set_version(payment_page::CSP_DROPPED);
+    let dropped = scan_both().await;
+    let changes = computed_changes(&api, dropped[0]).await;
+    assert_eq!(kinds(&changes), ["security_header_changed"], "{changes}");
+    assert_eq!(changes["changes"][0]["header"], "content-security-policy");
+    assert!(
+        changes["changes"][0]["before"]
+            .as_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert!(changes["changes"][0]["after"].is_null());
+
+    let alerts = |target: i64| {
+        let api = &api;
+        async move {
+            let body: serde_json::Value = api
+                .get(&format!("/api/v1/alerts?target_id={target}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                // The scripts' own alerts (unreviewed in the inventory) are another test's.
+                .filter(|a| a["rule"].as_str().unwrap().ends_with("header_changed"))
+                .map(|a| {
+                    format!(
+                        "{} {} {}",
+                        a["rule"].as_str().unwrap(),
+                        a["severity"].as_str().unwrap(),
+                        a["title"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let raised = alerts(payment).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert!(
+        raised[0].starts_with(
+            "payment_header_changed critical The page no longer sends Content-Security-Policy"
+        ),
+        "{raised:?}"
+    );
+    let raised = alerts(page).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert!(
+        raised[0].starts_with("security_header_changed medium"),
+        "{raised:?}"
+    );
+
+    // Loosened: a change from the dropped state back to a CSP that lets any script in.
+    sites.set_version(payment_page::CSP_LOOSENED);
+    let loosened = scan_both().await;
+    let changes = computed_changes(&api, loosened[0]).await;
+    assert_eq!(kinds(&changes), ["security_header_changed"], "{changes}");
+    assert!(
+        changes["changes"][0]["after"]
+            .as_str()
+            .unwrap()
+            .contains("script-src * 'unsafe-inline'"),
+        "{changes}"
+    );
+}
+
+/// The payment inventory of a target, by script name: (identity, versions as
+/// (sha256, standing, current, in_iframe, injected_by, integrity_state)).
+async fn payment_inventory(api: &ApiClient, target: i64) -> serde_json::Value {
+    let response = api
+        .get(&format!("/api/v1/targets/{target}/payment-scripts"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// The script of the inventory whose identity ends with `suffix`.
+fn script_ending<'a>(inventory: &'a serde_json::Value, suffix: &str) -> &'a serde_json::Value {
+    inventory["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["identity"].as_str().unwrap().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no script ending {suffix} in {inventory}"))
+}
+
+/// Open alerts of a target as "rule: title".
+async fn open_alerts(api: &ApiClient, target: i64) -> Vec<String> {
+    let body: serde_json::Value = api
+        .get(&format!("/api/v1/alerts?target_id={target}&state=open"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}: {}",
+                a["rule"].as_str().unwrap(),
+                a["title"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+async fn decide(api: &ApiClient, version: i64, decision: &str, why: &str) -> reqwest::Response {
+    api.send_json(
+        reqwest::Method::POST,
+        &format!("/api/v1/payment-script-versions/{version}/decisions"),
+        serde_json::json!({"decision": decision, "justification": why}),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_pages_scripts_are_inventoried_authorized_and_every_attack_alerts() {
+    use fixture_sites::payment_page::{self, *};
+    let sites = FixtureSites::start().await.unwrap();
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up_first(&format!("Agency {}", unique())).await;
+    let api = app.api(&app.create_key(&owner, "read_write").await);
+    let _runner = spawn_runner(&app, &runner_token(&app, "pci").await, &sites);
+    let target = target_with_wait(&api, &sites.url(SHOP, "/payment"), 300).await;
+    let response = api
+        .send_json(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{target}"),
+            serde_json::json!({"page_kind": "payment"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let scan_as = async |version: u8| {
+        sites.set_version(version);
+        let scan = scan_now(&api, target).await;
+        let done = wait_for(&api, scan, "succeeded", Duration::from_secs(90)).await;
+        computed_changes(&api, done["snapshot_id"].as_i64().unwrap()).await;
+    };
+
+    // The baseline: every script listed as what it is, all unreviewed, each a critical alert.
+    scan_as(BASELINE).await;
+    let inventory = payment_inventory(&api, target).await;
+    let identities: Vec<&str> = inventory["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["identity"].as_str().unwrap())
+        .collect();
+    assert_eq!(identities.len(), 4, "{identities:?}");
+    let vendor = &script_ending(&inventory, "/pay/vendor.js")["versions"][0];
+    assert_eq!(vendor["integrity_state"], "matches");
+    assert_eq!(
+        vendor["integrity"],
+        payment_page::sri("window.checkoutVendor = { name: 'fixture-vendor', version: '4.2.0' };")
+    );
+    let library = &script_ending(&inventory, "/pay/lib.js")["versions"][0];
+    assert_eq!(library["integrity_state"], "missing");
+    assert_eq!(library["in_iframe"], false);
+    let card = &script_ending(&inventory, "/card.js")["versions"][0];
+    assert_eq!(card["in_iframe"], true);
+    assert_eq!(card["integrity_state"], "not_applicable");
+    let inline = inventory["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "inline")
+        .unwrap();
+    assert!(
+        inline["versions"][0]["first_bytes"]
+            .as_str()
+            .unwrap()
+            .contains("checkoutConfig")
+    );
+    let alerts = open_alerts(&api, target).await;
+    assert_eq!(alerts.len(), 4, "{alerts:?}");
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.starts_with("payment_script_unauthorized: Unreviewed"))
+    );
+    // The proposal allows nothing yet: nothing is authorized.
+    assert!(
+        inventory["proposed_csp"]
+            .as_str()
+            .unwrap()
+            .starts_with("script-src 'none'")
+    );
+
+    // Authorizing clears each alert; the decision is on record with who and why.
+    for script in inventory["scripts"].as_array().unwrap() {
+        let version = script["versions"][0]["id"].as_i64().unwrap();
+        assert_eq!(
+            decide(&api, version, "authorized", "Needed to take the payment")
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+    assert_eq!(open_alerts(&api, target).await, Vec::<String>::new());
+    let inventory = payment_inventory(&api, target).await;
+    let decision = &script_ending(&inventory, "/pay/lib.js")["versions"][0]["decisions"][0];
+    assert_eq!(decision["decision"], "authorized");
+    assert_eq!(decision["justification"], "Needed to take the payment");
+    let proposed = inventory["proposed_csp"].as_str().unwrap();
+    let cdn = sites.url(fixture_sites::CDN, "");
+    let pay = sites.url(fixture_sites::PAY, "");
+    assert!(
+        proposed.contains(&format!(
+            "script-src {} 'sha256-",
+            cdn.trim_end_matches('/')
+        )),
+        "{proposed}"
+    );
+    assert!(
+        proposed.contains(&format!("frame-src {}", pay.trim_end_matches('/'))),
+        "{proposed}"
+    );
+    // The page's own policy allows inline script wholesale: wider than the proposal.
+    assert!(
+        inventory["csp_differences"][0]["wider"]
+            .to_string()
+            .contains("'unsafe-inline'")
+    );
+
+    // An authorized script's body changes: a new, unreviewed version of the same script.
+    scan_as(SCRIPT_CHANGED).await;
+    let alerts = open_alerts(&api, target).await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].contains("/pay/lib.js"), "{alerts:?}");
+    let inventory = payment_inventory(&api, target).await;
+    let library = script_ending(&inventory, "/pay/lib.js");
+    assert_eq!(library["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(library["versions"][0]["standing"], "unreviewed");
+    assert_eq!(library["versions"][1]["standing"], "authorized");
+
+    // A skimmer injected by the library: listed with what injected it, and alerted.
+    scan_as(SKIMMER_INJECTED).await;
+    let inventory = payment_inventory(&api, target).await;
+    let skimmer = script_ending(&inventory, "/assets/skim.js");
+    assert!(
+        skimmer["versions"][0]["injected_by"]
+            .as_str()
+            .unwrap()
+            .ends_with("/pay/lib.js"),
+        "{skimmer}"
+    );
+    let alerts = open_alerts(&api, target).await;
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("/assets/skim.js") && a.contains("injected by")),
+        "{alerts:?}"
+    );
+    // Rejected, it stays a critical alert for as long as it runs.
+    let skimmer_version = skimmer["versions"][0]["id"].as_i64().unwrap();
+    assert_eq!(
+        decide(&api, skimmer_version, "rejected", "Nobody added this")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert!(
+        open_alerts(&api, target)
+            .await
+            .iter()
+            .any(|a| a.contains("/assets/skim.js"))
+    );
+
+    // A changed inline script is a new script, unreviewed.
+    scan_as(INLINE_CHANGED).await;
+    let alerts = open_alerts(&api, target).await;
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("inline `window.checkoutConfig = { currency: 'EUR', collect")),
+        "{alerts:?}"
+    );
+    // The skimmer is gone from the page: its alert resolved itself.
+    assert!(
+        !alerts.iter().any(|a| a.contains("/assets/skim.js")),
+        "{alerts:?}"
+    );
+
+    // A script added inside the payment provider's iframe: listed as such, alerted; an owner's
+    // rule for the provider's host authorizes it (and every later version from that host)...
+    scan_as(IFRAME_SCRIPT_ADDED).await;
+    let inventory = payment_inventory(&api, target).await;
+    assert_eq!(
+        script_ending(&inventory, "/fraud.js")["versions"][0]["in_iframe"],
+        true
+    );
+    assert!(
+        open_alerts(&api, target)
+            .await
+            .iter()
+            .any(|a| a.contains("/fraud.js"))
+    );
+    let pay_host = url::Url::parse(&pay)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_owned();
+    let cdn_host = url::Url::parse(&cdn)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_owned();
+    let form = owner
+        .post_form(
+            "/payment-rules",
+            &[
+                ("host", pay_host.as_str()),
+                ("justification", "Our payment provider's card fields"),
+            ],
+        )
+        .await;
+    assert_eq!(form.status(), StatusCode::SEE_OTHER);
+    let alerts = open_alerts(&api, target).await;
+    assert!(
+        !alerts.iter().any(|a| a.contains("/fraud.js")),
+        "{alerts:?}"
+    );
+    let inventory = payment_inventory(&api, target).await;
+    let fraud = &script_ending(&inventory, "/fraud.js")["versions"][0];
+    assert_eq!(fraud["standing"], "authorized");
+    assert!(
+        fraud["decisions"][0]["decided_by_name"]
+            .as_str()
+            .unwrap()
+            .contains(&pay_host)
+    );
+    // ...but not scripts of another host.
+    assert_eq!(
+        script_ending(&inventory, "/pay/lib.js")["versions"][0]["standing"],
+        "unreviewed"
+    );
+    assert_ne!(pay_host, cdn_host);
+
+    // A script leaves and comes back with a body seen before: no new alert; with a body
+    // never seen before: its own critical alert.
+    scan_as(SCRIPT_REMOVED).await;
+    scan_as(SCRIPT_CHANGED).await;
+    assert!(
+        !open_alerts(&api, target)
+            .await
+            .iter()
+            .any(|a| a.starts_with("payment_script_returned"))
+    );
+    scan_as(SCRIPT_REMOVED).await;
+    scan_as(SCRIPT_RETURNED).await;
+    let alerts = open_alerts(&api, target).await;
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.starts_with("payment_script_returned") && a.contains("/pay/lib.js")),
+        "{alerts:?}"
+    );
+}

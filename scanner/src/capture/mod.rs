@@ -3,6 +3,7 @@
 
 pub(crate) mod consent_signals;
 pub(crate) mod cookies;
+pub mod headers;
 pub(crate) mod network;
 pub(crate) mod scripts;
 pub(crate) mod unparsed;

@@ -260,7 +260,7 @@ pub(super) async fn capture(
     let (cookie_list, tcf_cookie) =
         cookie_list(session, recorder, &first_party_domain, options).await?;
     let tcf = tcf_from_cmp(page).await.or(tcf_cookie);
-    let (requests, redirect_chain, console_errors, dialogs, downloads) = {
+    let (requests, redirect_chain, console_errors, dialogs, downloads, document_headers) = {
         let r = lock(recorder);
         let frames: HashSet<&String> = frame_urls.keys().chain(r.frames.keys()).collect();
         let downloads: Vec<Download> = r
@@ -293,6 +293,11 @@ pub(super) async fn capture(
                 .to_vec(),
             r.dialogs.clone(),
             downloads,
+            main_request
+                .as_deref()
+                .and_then(|id| r.document_headers.get(id))
+                .and_then(|h| h.best())
+                .map(crate::capture::headers::security_headers),
         )
     };
     let blocked = guard.blocked();
@@ -443,6 +448,7 @@ pub(super) async fn capture(
             .map(FilterLists::infos)
             .unwrap_or_default(),
         consent_signals,
+        document_headers,
     };
     Ok(ScanOutput {
         snapshot,

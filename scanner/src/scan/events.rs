@@ -94,6 +94,24 @@ pub(super) struct Recorder {
     pub(super) worker_unparsed: std::collections::BTreeMap<String, u64>,
     /// Why the scan could not follow its workers, if it could not.
     pub(super) worker_tap_error: Option<String>,
+    /// Response headers of main-frame navigations, by request id.
+    pub(super) document_headers: HashMap<String, DocumentHeaders>,
+}
+
+/// The headers of a main-frame document's response, as DevTools told them twice.
+#[derive(Default)]
+pub(super) struct DocumentHeaders {
+    /// From `responseReceivedExtraInfo`: raw, as received (with `Set-Cookie`); the last hop's.
+    raw: Option<serde_json::Value>,
+    /// From `responseReceived`: the final response's, as the page sees them.
+    seen: Option<serde_json::Value>,
+}
+
+impl DocumentHeaders {
+    /// The raw headers when DevTools sent them, else those the page saw.
+    pub(super) fn best(&self) -> Option<&serde_json::Value> {
+        self.raw.as_ref().or(self.seen.as_ref())
+    }
 }
 
 impl Recorder {
@@ -220,6 +238,24 @@ pub(super) async fn subscribe(page: &Page) -> Result<Vec<EventStream>, ScanError
 }
 
 impl Recorder {
+    /// The header record of a main-frame navigation's request, made on first use; `None` for
+    /// any other request.
+    fn document_headers_of(&mut self, request_id: &str) -> Option<&mut DocumentHeaders> {
+        let navigation = self.main_request.as_deref() == Some(request_id)
+            || self.navigations.iter().any(|n| n.request_id == request_id);
+        if !navigation
+            || (!self.document_headers.contains_key(request_id)
+                && self.document_headers.len() >= MAX_FRAMES)
+        {
+            return None;
+        }
+        Some(
+            self.document_headers
+                .entry(request_id.to_owned())
+                .or_default(),
+        )
+    }
+
     pub(super) fn apply(&mut self, event: Event, binding: &str) {
         self.seq += 1;
         if event.is_change() {
@@ -265,6 +301,9 @@ impl Recorder {
                 if e.r#type == network::ResourceType::Document {
                     self.document_urls.insert(e.response.url.clone());
                 }
+                if let Some(headers) = self.document_headers_of(e.request_id.inner()) {
+                    headers.seen = Some(e.response.headers.inner().clone());
+                }
                 self.network.response_received(
                     e.request_id.inner(),
                     e.response.status as u16,
@@ -272,6 +311,9 @@ impl Recorder {
                 )
             }
             Event::ResponseExtra(e) => {
+                if let Some(headers) = self.document_headers_of(e.request_id.inner()) {
+                    headers.raw = Some(e.headers.inner().clone());
+                }
                 // Recorded even without cookies: the n-th response of a request is its n-th hop.
                 let lines = set_cookie_lines(e.headers.inner());
                 self.network

@@ -1,0 +1,135 @@
+//! The main document's security headers as the browser received them — what a payment page's
+//! integrity rests on besides its scripts (PCI DSS 4.0 11.6.1 asks that changes to them be
+//! detected). Names in lower case; a header sent several times is several entries; `Set-Cookie`
+//! keeps the cookie's name and attributes but never its value (nor `Expires`' date, which moves
+//! with every response).
+
+use crate::snapshot::ResponseHeader;
+
+/// The headers kept: those that decide what a page may load, run, frame and send.
+pub const WATCHED: [&str; 12] = [
+    "content-security-policy",
+    "content-security-policy-report-only",
+    "strict-transport-security",
+    "x-frame-options",
+    "permissions-policy",
+    "referrer-policy",
+    "set-cookie",
+    "cache-control",
+    "x-content-type-options",
+    "cross-origin-opener-policy",
+    "cross-origin-embedder-policy",
+    "cross-origin-resource-policy",
+];
+
+/// Characters kept of one value (a page can send any length).
+const MAX_VALUE_CHARS: usize = 4_096;
+/// Entries kept in all.
+const MAX_ENTRIES: usize = 64;
+
+/// The watched headers among DevTools' `Network.Headers` (an object of name → value, where a
+/// header received several times is one value joined by newlines), in a stable order: by name,
+/// cookies by cookie name.
+pub(crate) fn security_headers(headers: &serde_json::Value) -> Vec<ResponseHeader> {
+    let Some(object) = headers.as_object() else {
+        return Vec::new();
+    };
+    let mut kept: Vec<ResponseHeader> = Vec::new();
+    for (name, value) in object {
+        let name = name.to_ascii_lowercase();
+        if !WATCHED.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        for line in value.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+            let value = if name == "set-cookie" {
+                cookie_without_value(line)
+            } else {
+                line.chars().take(MAX_VALUE_CHARS).collect()
+            };
+            kept.push(ResponseHeader {
+                name: name.clone(),
+                value,
+            });
+        }
+    }
+    kept.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.value.cmp(&b.value)));
+    kept.dedup();
+    kept.truncate(MAX_ENTRIES);
+    kept
+}
+
+/// `sid=secret; Path=/; Expires=Wed, 01 Jan 2031 00:00:00 GMT; HttpOnly` →
+/// `sid; Path=/; Expires; HttpOnly`.
+fn cookie_without_value(line: &str) -> String {
+    let mut parts = line.split(';').map(str::trim);
+    let name = parts
+        .next()
+        .unwrap_or_default()
+        .split('=')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    let mut kept = vec![name.chars().take(256).collect::<String>()];
+    for attribute in parts.filter(|a| !a.is_empty()) {
+        let (key, value) = attribute.split_once('=').unwrap_or((attribute, ""));
+        if key.trim().eq_ignore_ascii_case("expires") || value.is_empty() {
+            kept.push(key.trim().to_owned());
+        } else {
+            kept.push(format!("{}={}", key.trim(), value.trim()));
+        }
+    }
+    kept.join("; ").chars().take(MAX_VALUE_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_watched_headers_in_order_and_never_a_cookie_value() {
+        let headers = serde_json::json!({
+            "Content-Type": "text/html",
+            "Content-Security-Policy": "script-src 'self'\nframe-ancestors 'none'",
+            "strict-transport-security": "max-age=31536000",
+            "Set-Cookie": "sid=s3cr3t-value; Path=/; Expires=Wed, 01 Jan 2031 00:00:00 GMT; HttpOnly; SameSite=Lax\ncart=; Max-Age=0",
+            "X-Frame-Options": "DENY",
+            "Server": "nginx",
+        });
+        let kept = security_headers(&headers);
+        let lines: Vec<String> = kept
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.value))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "content-security-policy: frame-ancestors 'none'",
+                "content-security-policy: script-src 'self'",
+                "set-cookie: cart; Max-Age=0",
+                "set-cookie: sid; Path=/; Expires; HttpOnly; SameSite=Lax",
+                "strict-transport-security: max-age=31536000",
+                "x-frame-options: DENY",
+            ]
+        );
+        assert!(!lines.concat().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn hostile_headers_are_bounded() {
+        let huge = "a".repeat(100_000);
+        let many: String = (0..500).map(|n| format!("c{n}=v\n")).collect();
+        let kept = security_headers(&serde_json::json!({
+            "content-security-policy": huge,
+            "set-cookie": many,
+        }));
+        assert_eq!(kept.len(), MAX_ENTRIES);
+        assert!(
+            kept.iter()
+                .all(|h| h.value.chars().count() <= MAX_VALUE_CHARS)
+        );
+        assert!(security_headers(&serde_json::json!(["not", "an", "object"])).is_empty());
+    }
+}

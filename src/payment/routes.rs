@@ -1,0 +1,492 @@
+//! Payment-page integrity in the dashboard and the API: a payment target's script inventory with
+//! its decisions, the proposed CSP against the page's own, deciding about a version (admins),
+//! and the organization's pre-authorization rules (owners set them, everyone reads them).
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use super::csp::{self, DirectiveDifference};
+use super::queries::{
+    self, Decision, DecisionRecord, InventoryScript, MAX_JUSTIFICATION_CHARS, Rule,
+};
+use super::views::{PaymentPage, RulesPage};
+use crate::auth::routes::Empty;
+use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
+use crate::layout::{Nav, html, html_invalid, see_other};
+use crate::sites::queries as sites;
+use crate::state::AppState;
+use crate::web::csrf::CsrfToken;
+use crate::web::form::Form;
+use crate::web::routes::{Route, api, page_get, page_post};
+use crate::web::{Access, ApiError, AppError, FieldErrors, PageError, object_id};
+
+type Page = Result<HttpResponse, PageError>;
+type Api<T> = Result<T, ApiError>;
+
+pub fn routes() -> Vec<Route> {
+    let member = Access::Role(Role::Member);
+    let admin = Access::Role(Role::Admin);
+    let owner = Access::Role(Role::Owner);
+    vec![
+        page_get("/targets/{target_id}/payment", member, payment_page),
+        page_post(
+            "/payment-script-versions/{version_id}/decisions",
+            admin,
+            decide_form,
+        ),
+        page_get("/payment-rules", member, rules_page),
+        page_post("/payment-rules", owner, add_rule_form),
+        page_post("/payment-rules/{rule_id}/revoke", owner, revoke_rule_form),
+        api(
+            Method::GET,
+            "/api/v1/targets/{target_id}/payment-scripts",
+            Role::Member,
+            api_inventory,
+        )
+        .summary("A payment target's script inventory (PCI DSS 6.4.3): every script that ran with its versions, how each got onto the page, its SRI, where it stands and every decision; and the proposed Content-Security-Policy against the page's own")
+        .response::<PaymentInventory>(),
+        api(
+            Method::POST,
+            "/api/v1/payment-script-versions/{version_id}/decisions",
+            Role::Admin,
+            api_decide,
+        )
+        .summary("Authorize or reject a script version with a written justification; the latest decision stands, earlier ones stay on record")
+        .request::<DecisionInput>()
+        .response::<DecisionRecord>()
+        .example(r#"{"decision": "authorized", "justification": "Loads the card fields"}"#)
+        .success(201),
+        api(
+            Method::GET,
+            "/api/v1/payment-script-rules",
+            Role::Member,
+            api_rules,
+        )
+        .summary("The organization's pre-authorization rules, revoked ones too")
+        .response::<Vec<Rule>>(),
+        api(
+            Method::POST,
+            "/api/v1/payment-script-rules",
+            Role::Owner,
+            api_add_rule,
+        )
+        .summary("Pre-authorize every version of the scripts from a host (or `*.domain` for its subdomains) with one justification; unreviewed versions it covers are authorized at once")
+        .request::<RuleInput>()
+        .response::<RuleCreated>()
+        .example(r#"{"host": "js.stripe.com", "justification": "Stripe's card fields"}"#)
+        .success(201),
+        api(
+            Method::POST,
+            "/api/v1/payment-script-rules/{rule_id}/revoke",
+            Role::Owner,
+            api_revoke_rule,
+        )
+        .summary("Revoke a rule: what it authorized stays on record; new versions are unreviewed again")
+        .response::<Rule>(),
+    ]
+}
+
+/// A payment target's inventory and CSP proposal.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct PaymentInventory {
+    pub target_id: i64,
+    /// `payment` when the inventory is kept; for other pages it stays empty.
+    pub page_kind: String,
+    /// Scripts of the latest scan first.
+    pub scripts: Vec<InventoryScript>,
+    /// The policy that allows exactly the authorized scripts of the latest scan.
+    pub proposed_csp: String,
+    /// The page's own `Content-Security-Policy` in its latest scan (absent: none sent, or no
+    /// scan yet).
+    pub current_csp: Option<String>,
+    pub csp_differences: Vec<DirectiveDifference>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionInput {
+    /// `authorized` or `rejected`.
+    pub decision: String,
+    /// Why (required, at most 2000 characters).
+    pub justification: String,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleInput {
+    /// `js.stripe.com`, or `*.example.com` for its subdomains.
+    pub host: String,
+    /// Why every version from it is authorized (required, at most 2000 characters).
+    pub justification: String,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct RuleCreated {
+    pub rule: Rule,
+    /// Unreviewed versions the rule authorized at once.
+    pub authorized_versions: usize,
+}
+
+// ---- checks ----
+
+fn check_justification(text: &str, errors: &mut FieldErrors) -> String {
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        errors.add("justification", "is required: say why the script is needed");
+    } else if text.chars().count() > MAX_JUSTIFICATION_CHARS {
+        errors.add(
+            "justification",
+            format!("must be at most {MAX_JUSTIFICATION_CHARS} characters"),
+        );
+    }
+    text
+}
+
+fn check_decision(input: &DecisionInput) -> Result<(Decision, String), AppError> {
+    let mut errors = FieldErrors::default();
+    let decision = Decision::parse(input.decision.trim());
+    if decision.is_none() {
+        errors.add("decision", "must be authorized or rejected");
+    }
+    let justification = check_justification(&input.justification, &mut errors);
+    errors.into_result()?;
+    Ok((decision.unwrap_or(Decision::Rejected), justification))
+}
+
+fn check_rule(input: &RuleInput) -> Result<(String, String), AppError> {
+    let mut errors = FieldErrors::default();
+    let host = input.host.trim().to_ascii_lowercase();
+    let name = host.strip_prefix("*.").unwrap_or(&host);
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !valid {
+        errors.add(
+            "host",
+            "must be a host name such as js.stripe.com, or *.example.com for its subdomains",
+        );
+    }
+    let justification = check_justification(&input.justification, &mut errors);
+    errors.into_result()?;
+    Ok((host, justification))
+}
+
+// ---- shared ----
+
+async fn inventory_of(
+    state: &AppState,
+    ctx: &OrgCtx,
+    target_id: i64,
+) -> Result<PaymentInventory, AppError> {
+    let mut conn = state.conn().await?;
+    let target = sites::target(&mut conn, ctx, target_id).await?;
+    let scripts = queries::inventory(&mut conn, ctx, target_id).await?;
+    let latest =
+        crate::scans::queries::previous_snapshot(&mut conn, target_id, None, i64::MAX).await?;
+    drop(conn);
+    let (page_url, current_csp) = match latest {
+        Some(id) => {
+            let doc = crate::scans::analysis::load_document(state, ctx.org_id, id).await?;
+            let csp = doc.document_headers.as_ref().and_then(|headers| {
+                let values: Vec<&str> = headers
+                    .iter()
+                    .filter(|h| h.name == "content-security-policy")
+                    .map(|h| h.value.as_str())
+                    .collect();
+                (!values.is_empty()).then(|| values.join(", "))
+            });
+            (doc.final_url, csp)
+        }
+        None => (target.url.clone(), None),
+    };
+    let proposal = csp::propose(&page_url, &scripts);
+    Ok(PaymentInventory {
+        target_id,
+        page_kind: target.page_kind,
+        csp_differences: csp::compare(&proposal, current_csp.as_deref().map(first_policy)),
+        proposed_csp: proposal.header_value(),
+        current_csp,
+        scripts,
+    })
+}
+
+/// The first of several policies (a page may send several; each is enforced).
+fn first_policy(value: &str) -> &str {
+    value.split(", ").next().unwrap_or(value)
+}
+
+async fn decide(
+    state: &AppState,
+    ctx: &OrgCtx,
+    version_id: i64,
+    input: &DecisionInput,
+) -> Result<(i64, DecisionRecord), AppError> {
+    ctx.require(Role::Admin)?;
+    let (decision, justification) = check_decision(input)?;
+    let mut conn = state.conn().await?;
+    let (version, record) =
+        queries::decide(&mut conn, ctx, version_id, decision, &justification).await?;
+    Ok((version.target_id, record))
+}
+
+// ---- pages ----
+
+async fn payment_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+) -> Page {
+    let target_id = object_id(&path)?;
+    render_payment(&state, &page, &csrf, target_id, None).await
+}
+
+async fn render_payment(
+    state: &AppState,
+    page: &PageCtx,
+    csrf: &CsrfToken,
+    target_id: i64,
+    error: Option<(i64, FieldErrors)>,
+) -> Page {
+    let inventory = inventory_of(state, page, target_id).await?;
+    let mut conn = state.conn().await?;
+    let target = sites::target(&mut conn, page, target_id).await?;
+    drop(conn);
+    let view = PaymentPage {
+        nav: Some(Nav::new(&page.viewer, csrf)),
+        target,
+        inventory,
+        error,
+    };
+    if view.error.is_some() {
+        html_invalid(&view)
+    } else {
+        html(&view)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DecisionForm {
+    decision: String,
+    justification: String,
+}
+
+async fn decide_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Page {
+    let version_id = object_id(&path)?;
+    let input = DecisionInput {
+        decision: form.decision,
+        justification: form.justification,
+    };
+    match decide(&state, &page, version_id, &input).await {
+        Ok((target_id, _)) => Ok(see_other(&format!(
+            "/targets/{target_id}/payment#version-{version_id}"
+        ))),
+        Err(AppError::Invalid(errors)) => {
+            let mut conn = state.conn().await?;
+            let target_id = queries::target_of_version(&mut conn, &page, version_id).await?;
+            drop(conn);
+            render_payment(&state, &page, &csrf, target_id, Some((version_id, errors))).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn rules_page(state: web::Data<AppState>, page: PageCtx, csrf: CsrfToken) -> Page {
+    render_rules(
+        &state,
+        &page,
+        &csrf,
+        RuleForm::default(),
+        FieldErrors::default(),
+    )
+    .await
+}
+
+async fn render_rules(
+    state: &AppState,
+    page: &PageCtx,
+    csrf: &CsrfToken,
+    form: RuleForm,
+    errors: FieldErrors,
+) -> Page {
+    let mut conn = state.conn().await?;
+    let rules = queries::all_rules(&mut conn, page).await?;
+    drop(conn);
+    let invalid = !errors.is_empty();
+    let view = RulesPage {
+        nav: Some(Nav::new(&page.viewer, csrf)),
+        rules,
+        form,
+        errors,
+    };
+    if invalid {
+        html_invalid(&view)
+    } else {
+        html(&view)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RuleForm {
+    pub host: String,
+    pub justification: String,
+}
+
+async fn add_rule_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    Form(form): Form<RuleForm>,
+) -> Page {
+    let input = RuleInput {
+        host: form.host.clone(),
+        justification: form.justification.clone(),
+    };
+    match add_rule(&state, &page, &input).await {
+        Ok(_) => Ok(see_other("/payment-rules")),
+        Err(AppError::Invalid(errors)) => render_rules(&state, &page, &csrf, form, errors).await,
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn add_rule(
+    state: &AppState,
+    ctx: &OrgCtx,
+    input: &RuleInput,
+) -> Result<RuleCreated, AppError> {
+    ctx.require(Role::Owner)?;
+    let (host, justification) = check_rule(input)?;
+    let mut conn = state.conn().await?;
+    let (rule, authorized_versions) =
+        queries::add_rule(&mut conn, ctx, &host, &justification).await?;
+    Ok(RuleCreated {
+        rule,
+        authorized_versions,
+    })
+}
+
+async fn revoke_rule_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    _form: Form<Empty>,
+) -> Page {
+    let rule_id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    queries::rule(&mut conn, &page, rule_id).await?;
+    page.require(Role::Owner)?;
+    queries::revoke_rule(&mut conn, &page, rule_id).await?;
+    Ok(see_other("/payment-rules"))
+}
+
+// ---- API ----
+
+async fn api_inventory(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<web::Json<PaymentInventory>> {
+    Ok(web::Json(
+        inventory_of(&state, &ctx, object_id(&path)?).await?,
+    ))
+}
+
+async fn api_decide(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    body: web::Json<DecisionInput>,
+) -> Api<HttpResponse> {
+    let (_, record) = decide(&state, &ctx, object_id(&path)?, &body).await?;
+    Ok(HttpResponse::Created().json(record))
+}
+
+async fn api_rules(state: web::Data<AppState>, ctx: ApiCtx) -> Api<web::Json<Vec<Rule>>> {
+    let mut conn = state.conn().await?;
+    Ok(web::Json(queries::all_rules(&mut conn, &ctx).await?))
+}
+
+async fn api_add_rule(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    body: web::Json<RuleInput>,
+) -> Api<HttpResponse> {
+    let created = add_rule(&state, &ctx, &body).await?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+async fn api_revoke_rule(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<web::Json<Rule>> {
+    let rule_id = object_id(&path)?;
+    let mut conn = state.conn().await?;
+    // Another organization's rule is not found, whatever the caller's role.
+    queries::rule(&mut conn, &ctx, rule_id).await?;
+    ctx.require(Role::Owner)?;
+    Ok(web::Json(
+        queries::revoke_rule(&mut conn, &ctx, rule_id).await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_hosts_and_justifications_are_checked() {
+        let ok = RuleInput {
+            host: " *.Stripe.com ".into(),
+            justification: "Card fields".into(),
+        };
+        assert_eq!(
+            check_rule(&ok).unwrap(),
+            ("*.stripe.com".to_owned(), "Card fields".to_owned())
+        );
+        for host in [
+            "",
+            "*",
+            "stripe",
+            "js.stripe.com/v3",
+            "*.",
+            "a..b",
+            "https://x.y",
+        ] {
+            let bad = RuleInput {
+                host: host.into(),
+                justification: "x".into(),
+            };
+            assert!(check_rule(&bad).is_err(), "{host}");
+        }
+        let empty = DecisionInput {
+            decision: "authorized".into(),
+            justification: "   ".into(),
+        };
+        assert!(check_decision(&empty).is_err());
+        let long = DecisionInput {
+            decision: "authorized".into(),
+            justification: "x".repeat(MAX_JUSTIFICATION_CHARS + 1),
+        };
+        assert!(check_decision(&long).is_err());
+        let odd = DecisionInput {
+            decision: "maybe".into(),
+            justification: "why not".into(),
+        };
+        assert!(check_decision(&odd).is_err());
+    }
+}
