@@ -6,11 +6,13 @@
 //! that allows exactly the authorized sources. Header changes are typed changes of every scan
 //! (`diff::headers`).
 //!
+//! - `cadence`: whether the weekly check (11.6.1) was missed.
 //! - `inventory`: what one snapshot ran (pure).
 //! - `csp`: the proposed policy and how the page's own differs from it (pure).
 //! - `queries`: recording, deciding, rules, reading the inventory back.
 //! - `routes`, `views`: the dashboard page and the API.
 
+pub mod cadence;
 pub mod csp;
 pub mod inventory;
 pub mod queries;

@@ -101,6 +101,8 @@ pub struct PaymentInventory {
     /// scan yet).
     pub current_csp: Option<String>,
     pub csp_differences: Vec<DirectiveDifference>,
+    /// The last successful scan, and whether the weekly check was missed.
+    pub window: super::cadence::Window,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -187,6 +189,7 @@ async fn inventory_of(
     let mut conn = state.conn().await?;
     let target = sites::target(&mut conn, ctx, target_id).await?;
     let scripts = queries::inventory(&mut conn, ctx, target_id).await?;
+    let window = super::cadence::window(&mut conn, &target).await?;
     let latest =
         crate::scans::queries::previous_snapshot(&mut conn, target_id, None, i64::MAX).await?;
     drop(conn);
@@ -213,6 +216,7 @@ async fn inventory_of(
         proposed_csp: proposal.header_value(),
         current_csp,
         scripts,
+        window,
     })
 }
 

@@ -630,11 +630,17 @@ async fn target_page(
     let target = queries::target(&mut conn, &page, id).await?;
     let client = queries::client(&mut conn, &page, target.client_id).await?;
     let checkout_tests = crate::checkouts::queries::summaries(&mut conn, &page, id).await?;
+    let payment_window = if target.page_kind == "payment" {
+        Some(crate::payment::cadence::window(&mut conn, &target).await?)
+    } else {
+        None
+    };
     html(&TargetPage {
         nav: Some(Nav::new(&page.viewer, &csrf)),
         client,
         target,
         checkout_tests,
+        payment_window,
     })
 }
 

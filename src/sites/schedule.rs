@@ -55,6 +55,28 @@ pub fn parse(text: &str) -> Result<Cron, ScheduleError> {
     Ok(cron)
 }
 
+/// The longest wait between two firings of a valid schedule, over the coming year (the firings
+/// of a schedule repeat within one): `None` if it never fires.
+pub fn longest_gap(text: &str) -> Option<chrono::Duration> {
+    let cron = read(text).ok()?;
+    let start = Utc::now();
+    let mut previous = cron.find_next_occurrence(&start, false).ok()?;
+    let mut longest = previous - start;
+    // Bounded: a schedule that fires every five minutes has 105,120 firings a year; its
+    // longest gap shows long before.
+    for _ in 0..20_000 {
+        let Ok(next) = cron.find_next_occurrence(&previous, false) else {
+            break;
+        };
+        longest = longest.max(next - previous);
+        if next - start > chrono::Duration::days(400) {
+            break;
+        }
+        previous = next;
+    }
+    Some(longest)
+}
+
 /// The next time a stored (already validated) schedule fires after `after`.
 pub fn next_run(text: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     read(text).ok()?.find_next_occurrence(&after, false).ok()
@@ -75,6 +97,17 @@ mod tests {
         // 2026-11-23 is a Monday; `0 9 * * 0` is next Sunday.
         let next = next_run("0 9 * * 0", start).unwrap();
         assert_eq!(next.to_rfc3339(), "2026-11-29T09:00:00+00:00");
+    }
+
+    #[test]
+    fn the_longest_gap_between_firings_is_found() {
+        let days = |text: &str| longest_gap(text).unwrap().num_hours() as f64 / 24.0;
+        assert!(days("0 6 * * *") <= 1.0);
+        assert!((days("0 6 * * 1") - 7.0).abs() < 0.01);
+        assert!(days("0 6 1 * *") >= 28.0);
+        // Every day, but only in January: almost a year between the 31st and the 1st.
+        assert!(days("0 6 * 1 *") > 300.0);
+        assert!(days("*/5 * * * *") < 0.01);
     }
 
     #[test]

@@ -117,6 +117,23 @@ impl TargetValues {
     }
 }
 
+/// A payment page must be scanned at least weekly (PCI DSS 4.0 11.6.1): its schedule must fire
+/// at least every seven days.
+fn check_payment_cadence(schedule_text: Option<&str>, errors: &mut FieldErrors) {
+    if errors.get("schedule").is_some() {
+        return;
+    }
+    let weekly = schedule_text
+        .and_then(schedule::longest_gap)
+        .is_some_and(|gap| gap <= chrono::Duration::days(7));
+    if !weekly {
+        errors.add(
+            "schedule",
+            "a payment page must be scanned at least weekly (PCI DSS 11.6.1): set a schedule that fires at least every 7 days, e.g. `0 6 * * *`",
+        );
+    }
+}
+
 /// An optional schedule as typed: empty clears it.
 fn read_schedule(text: &str, field: &str, into: &mut Option<String>, errors: &mut FieldErrors) {
     let text = text.trim();
@@ -285,6 +302,9 @@ pub fn validate(
             "page" | "checkout" | "payment" => values.page_kind = kind.clone(),
             _ => errors.add("page_kind", "must be page, checkout or payment"),
         }
+    }
+    if values.page_kind == "payment" {
+        check_payment_cadence(values.schedule.as_deref(), &mut errors);
     }
     if let Some(threshold) = input.visual_threshold {
         if threshold.is_finite() && (0.0..=100.0).contains(&threshold) {

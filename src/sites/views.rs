@@ -51,6 +51,8 @@ pub struct TargetPage {
     pub client: Client,
     pub target: Target,
     pub checkout_tests: Vec<crate::checkouts::queries::TestSummary>,
+    /// For a payment page: its weekly window.
+    pub payment_window: Option<crate::payment::cadence::Window>,
 }
 
 /// The fields of the target form as typed.

@@ -23,7 +23,7 @@ async fn world() -> World {
         .send_json(
             Method::PATCH,
             &format!("/api/v1/targets/{target}"),
-            serde_json::json!({"page_kind": "payment"}),
+            serde_json::json!({"page_kind": "payment", "schedule": "0 6 * * *"}),
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -298,4 +298,96 @@ async fn a_rule_covers_its_host_only_and_bad_rules_are_refused() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_payment_page_is_scheduled_at_least_weekly_and_a_missed_week_shows() {
+    let w = world().await;
+    let other = new_target(&w.api, &format!("http://pay-{}.test/pay", unique())).await;
+    for body in [
+        serde_json::json!({"page_kind": "payment"}),
+        serde_json::json!({"page_kind": "payment", "schedule": "0 6 1 * *"}),
+        serde_json::json!({"page_kind": "payment", "schedule": "0 6 * 1 *"}),
+    ] {
+        let response = w
+            .api
+            .send_json(
+                Method::PATCH,
+                &format!("/api/v1/targets/{other}"),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        assert!(response.text().await.unwrap().contains("at least weekly"));
+    }
+    let response = w
+        .api
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/targets/{other}"),
+            serde_json::json!({"page_kind": "payment", "schedule": "30 2 * * 1"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Nor can a payment page's schedule be dropped later.
+    let response = w
+        .api
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/targets/{other}"),
+            serde_json::json!({"schedule": ""}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Scanned today: within the window.
+    let inventory = w.inventory().await;
+    assert!(inventory["window"]["last_scan_at"].is_string());
+    assert!(inventory["window"]["missed"].is_null());
+    // Eight days later (the scan moved back in time): the window is missed, on the API and the
+    // target's page.
+    w.app
+        .count(&format!(
+            "WITH moved AS (UPDATE snapshots SET captured_at = now() - interval '8 days'
+               WHERE target_id = {} RETURNING 1) SELECT count(*) AS n FROM moved",
+            w.target
+        ))
+        .await;
+    let inventory = w.inventory().await;
+    assert!(
+        inventory["window"]["missed"]
+            .as_str()
+            .unwrap()
+            .contains("weekly check was missed"),
+        "{}",
+        inventory["window"]
+    );
+    let page = w.owner.get(&format!("/targets/{}", w.target)).await;
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("weekly check was missed")
+    );
+    // A paused payment target misses it too.
+    let response = w
+        .api
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/targets/{}", w.target),
+            serde_json::json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let inventory = w.inventory().await;
+    assert!(
+        inventory["window"]["missed"]
+            .as_str()
+            .unwrap()
+            .contains("paused")
+    );
 }

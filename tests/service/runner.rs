@@ -592,7 +592,7 @@ async fn a_payment_pages_security_headers_are_watched_and_a_dropped_csp_is_criti
         .send_json(
             reqwest::Method::PATCH,
             &format!("/api/v1/targets/{payment}"),
-            serde_json::json!({"page_kind": "payment"}),
+            serde_json::json!({"page_kind": "payment", "schedule": "0 6 * * *"}),
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -747,7 +747,7 @@ async fn a_payment_pages_scripts_are_inventoried_authorized_and_every_attack_ale
         .send_json(
             reqwest::Method::PATCH,
             &format!("/api/v1/targets/{target}"),
-            serde_json::json!({"page_kind": "payment"}),
+            serde_json::json!({"page_kind": "payment", "schedule": "0 6 * * *"}),
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
