@@ -118,6 +118,28 @@ pub async fn list(
     .await
 }
 
+/// The alerts of a target of the caller's organization that were live at some time in
+/// `from..to` (opened before its end, not resolved before its start), oldest first.
+pub async fn live_during(
+    conn: &mut AsyncPgConnection,
+    ctx: &OrgCtx,
+    target_id: i64,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> QueryResult<Vec<Alert>> {
+    diesel::sql_query(format!(
+        "{ALERT_SELECT} WHERE a.org_id = $1 AND a.target_id = $2 AND a.opened_at < $4
+           AND (a.resolved_at IS NULL OR a.resolved_at >= $3)
+         ORDER BY a.opened_at, a.id LIMIT 5000"
+    ))
+    .bind::<BigInt, _>(ctx.org_id)
+    .bind::<BigInt, _>(target_id)
+    .bind::<diesel::sql_types::Timestamptz, _>(from)
+    .bind::<diesel::sql_types::Timestamptz, _>(to)
+    .load(conn)
+    .await
+}
+
 pub async fn alert(conn: &mut AsyncPgConnection, ctx: &OrgCtx, id: i64) -> QueryResult<Alert> {
     diesel::sql_query(format!("{ALERT_SELECT} WHERE a.id = $1 AND a.org_id = $2"))
         .bind::<BigInt, _>(id)

@@ -7,6 +7,7 @@
 //! (`diff::headers`).
 //!
 //! - `cadence`: whether the weekly check (11.6.1) was missed.
+//! - `evidence`: the assessor's export per client and period (page and CSV).
 //! - `inventory`: what one snapshot ran (pure).
 //! - `csp`: the proposed policy and how the page's own differs from it (pure).
 //! - `queries`: recording, deciding, rules, reading the inventory back.
@@ -14,6 +15,7 @@
 
 pub mod cadence;
 pub mod csp;
+pub mod evidence;
 pub mod inventory;
 pub mod queries;
 pub mod routes;

@@ -7,10 +7,12 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::csp::{self, DirectiveDifference};
+use super::evidence::{self, Evidence};
 use super::queries::{
     self, Decision, DecisionRecord, InventoryScript, MAX_JUSTIFICATION_CHARS, Rule,
 };
-use super::views::{PaymentPage, RulesPage};
+use super::views::{EvidencePage, PaymentPage, RulesPage};
+use crate::audit::{self, Entry};
 use crate::auth::routes::Empty;
 use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
 use crate::layout::{Nav, html, html_invalid, see_other};
@@ -36,6 +38,16 @@ pub fn routes() -> Vec<Route> {
             decide_form,
         ),
         page_get("/payment-rules", member, rules_page),
+        page_get(
+            "/clients/{client_id}/payment-evidence",
+            member,
+            evidence_page,
+        ),
+        page_get(
+            "/clients/{client_id}/payment-evidence/csv",
+            member,
+            evidence_csv_page,
+        ),
         page_post("/payment-rules", owner, add_rule_form),
         page_post("/payment-rules/{rule_id}/revoke", owner, revoke_rule_form),
         api(
@@ -84,7 +96,105 @@ pub fn routes() -> Vec<Route> {
         )
         .summary("Revoke a rule: what it authorized stays on record; new versions are unreviewed again")
         .response::<Rule>(),
+        api(
+            Method::GET,
+            "/api/v1/clients/{client_id}/payment-evidence",
+            Role::Member,
+            api_evidence,
+        )
+        .summary("Evidence for an assessor over the last `days` days (default 90): per payment target of the client, its scan dates, the script inventory with each version's justification and decision history, every detected change, and every alert live in the period with who acknowledged and resolved it; written to the audit log")
+        .example("days=90")
+        .response::<Evidence>(),
+        api(
+            Method::GET,
+            "/api/v1/clients/{client_id}/payment-evidence/csv",
+            Role::Member,
+            api_evidence_csv,
+        )
+        .summary("The same evidence as one CSV table (`record`: scan, script_version, decision, change or alert); written to the audit log")
+        .example("days=90"),
     ]
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EvidenceQuery {
+    days: Option<String>,
+}
+
+/// How the evidence is handed over.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Page,
+    Csv,
+    Json,
+}
+
+impl Format {
+    fn as_str(self) -> &'static str {
+        match self {
+            Format::Page => "page",
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// The evidence of a client of the caller's organization, its export written to the audit log.
+async fn evidence(
+    state: &AppState,
+    ctx: &OrgCtx,
+    client_id: i64,
+    query: &EvidenceQuery,
+    format: Format,
+) -> Result<Evidence, AppError> {
+    let days = match query.days.as_deref().map(str::trim) {
+        None | Some("") => 90,
+        Some(text) => match text.parse::<u32>() {
+            Ok(days) if (1..=evidence::MAX_DAYS).contains(&days) => days,
+            _ => {
+                let mut errors = FieldErrors::default();
+                errors.add(
+                    "days",
+                    format!("must be a number of days from 1 to {}", evidence::MAX_DAYS),
+                );
+                return Err(AppError::Invalid(errors));
+            }
+        },
+    };
+    let mut conn = state.conn().await?;
+    let client = sites::client(&mut conn, ctx, client_id).await?;
+    let gathered = evidence::gather(&mut conn, ctx, &client, days).await?;
+    audit::record(
+        &mut conn,
+        Entry::by(
+            ctx,
+            "payment_evidence.exported",
+            format!("client {client_id}"),
+        )
+        .detail(serde_json::json!({
+            "format": format.as_str(),
+            "days": days,
+            "targets": gathered.targets.len(),
+        })),
+    )
+    .await?;
+    Ok(gathered)
+}
+
+fn csv_response(gathered: &Evidence) -> Result<HttpResponse, AppError> {
+    let bytes = evidence::csv(gathered).map_err(AppError::internal)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("content-type", "text/csv; charset=utf-8"))
+        .insert_header((
+            "content-disposition",
+            format!(
+                "attachment; filename=\"payment-evidence-client-{}-{}.csv\"",
+                gathered.client_id,
+                gathered.period_end.date()
+            ),
+        ))
+        .body(bytes))
 }
 
 /// A payment target's inventory and CSP proposal.
@@ -397,7 +507,55 @@ async fn revoke_rule_form(
     Ok(see_other("/payment-rules"))
 }
 
+async fn evidence_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    query: web::Query<EvidenceQuery>,
+) -> Page {
+    let client_id = object_id(&path)?;
+    let gathered = evidence(&state, &page, client_id, &query, Format::Page).await?;
+    html(&EvidencePage {
+        nav: Some(Nav::new(&page.viewer, &csrf)),
+        days: (gathered.period_end - gathered.period_start).whole_days(),
+        evidence: gathered,
+    })
+}
+
+async fn evidence_csv_page(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    query: web::Query<EvidenceQuery>,
+) -> Page {
+    let client_id = object_id(&path)?;
+    let gathered = evidence(&state, &page, client_id, &query, Format::Csv).await?;
+    Ok(csv_response(&gathered)?)
+}
+
 // ---- API ----
+
+async fn api_evidence(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    query: web::Query<EvidenceQuery>,
+) -> Api<web::Json<Evidence>> {
+    Ok(web::Json(
+        evidence(&state, &ctx, object_id(&path)?, &query, Format::Json).await?,
+    ))
+}
+
+async fn api_evidence_csv(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    query: web::Query<EvidenceQuery>,
+) -> Api<HttpResponse> {
+    let gathered = evidence(&state, &ctx, object_id(&path)?, &query, Format::Csv).await?;
+    Ok(csv_response(&gathered)?)
+}
 
 async fn api_inventory(
     state: web::Data<AppState>,

@@ -1,5 +1,6 @@
 use askama::Template;
 
+use super::evidence::Evidence;
 use super::queries::Rule;
 use super::routes::{PaymentInventory, RuleForm};
 use crate::layout::Nav;
@@ -37,4 +38,13 @@ pub struct RulesPage {
     pub rules: Vec<Rule>,
     pub form: RuleForm,
     pub errors: FieldErrors,
+}
+
+/// The assessor's evidence for a client and period, printable.
+#[derive(Template)]
+#[template(path = "payment/evidence.html")]
+pub struct EvidencePage {
+    pub nav: Option<Nav>,
+    pub evidence: Evidence,
+    pub days: i64,
 }

@@ -182,6 +182,25 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
         .unwrap()["share"]["id"]
         .as_i64()
         .unwrap();
+    let version = app
+        .count(&format!(
+            "WITH script AS (
+               INSERT INTO payment_scripts (org_id, target_id, identity, kind, url, host)
+               VALUES ({org}, {target}, 'http://cdn.test/a.js', 'external', 'http://cdn.test/a.js', 'cdn.test')
+               RETURNING id)
+             INSERT INTO payment_script_versions (org_id, script_id, sha256, size_bytes, frame_url,
+                                                  in_iframe, integrity_state)
+             SELECT {org}, id, '{sha}', 1, 'http://shop.test/', false, 'missing' FROM script
+             RETURNING id AS n",
+            sha = "ab".repeat(32),
+        ))
+        .await;
+    let payment_rule = app
+        .count(&format!(
+            "INSERT INTO payment_script_rules (org_id, host, justification, created_by_name)
+             VALUES ({org}, 'js.stripe.com', 'Card fields', 'test') RETURNING id AS n"
+        ))
+        .await;
     let real_id = |name: &str| -> String {
         match name {
             "client_id" => client.to_string(),
@@ -202,6 +221,8 @@ async fn hostile_values_and_bad_ids_on_every_route_change_nothing() {
             "screenshot" => "step-1.png".into(),
             "report_id" => report.to_string(),
             "share_id" => share.to_string(),
+            "version_id" => version.to_string(),
+            "rule_id" => payment_rule.to_string(),
             other => panic!("teach the bad-input test about `{other}`"),
         }
     };

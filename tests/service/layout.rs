@@ -39,6 +39,15 @@ async fn every_page_fits_a_laptop_and_a_phone_in_chromium() {
             "SELECT client_id AS n FROM targets WHERE id = {target}"
         ))
         .await;
+    // A payment page, so that its script inventory and evidence have something to show.
+    let response = api
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/targets/{target}"),
+            serde_json::json!({"page_kind": "payment", "schedule": "0 6 * * *"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
     let mut scan = 0;
     for round in 0..2 {
         scan = scan_now(&api, target).await;
@@ -113,6 +122,9 @@ async fn every_page_fits_a_laptop_and_a_phone_in_chromium() {
         format!("/targets/{target}/edit"),
         format!("/targets/{target}/scans"),
         format!("/targets/{target}/compliance"),
+        format!("/targets/{target}/payment"),
+        format!("/clients/{client}/payment-evidence"),
+        "/payment-rules".into(),
         format!("/scans/{scan}"),
         format!("/reports/{}", report["id"]),
         "/settings/branding".into(),

@@ -391,3 +391,117 @@ async fn a_payment_page_is_scheduled_at_least_weekly_and_a_missed_week_shows() {
             .contains("paused")
     );
 }
+
+#[tokio::test]
+async fn the_evidence_holds_the_clients_payment_pages_their_decisions_and_alerts_and_is_audited() {
+    let w = world().await;
+    let client = w
+        .app
+        .count(&format!(
+            "SELECT client_id AS n FROM targets WHERE id = {}",
+            w.target
+        ))
+        .await;
+    // Another client's payment page stays out of this client's evidence.
+    let elsewhere = new_target(&w.api, &format!("http://elsewhere-{}.test/pay", unique())).await;
+    let response = w
+        .api
+        .send_json(
+            Method::PATCH,
+            &format!("/api/v1/targets/{elsewhere}"),
+            serde_json::json!({"page_kind": "payment", "schedule": "0 6 * * *"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The owner authorizes the external script in the dashboard; the inline one stays open.
+    let version = w.external_version().await;
+    let form = w
+        .owner
+        .post_form(
+            &format!("/payment-script-versions/{version}/decisions"),
+            &[
+                ("decision", "authorized"),
+                (
+                    "justification",
+                    "Analytics of the checkout funnel, reviewed by Olga",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(form.status(), StatusCode::SEE_OTHER);
+
+    let json: serde_json::Value = w
+        .api
+        .get(&format!(
+            "/api/v1/clients/{client}/payment-evidence?days=30"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let targets = json["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{json}");
+    assert_eq!(targets[0]["target_id"], w.target);
+    assert_eq!(targets[0]["scans"].as_array().unwrap().len(), 1);
+    assert_eq!(targets[0]["alerts"].as_array().unwrap().len(), 2);
+    let text = json.to_string();
+    assert!(text.contains("Analytics of the checkout funnel"));
+    assert!(!text.contains("elsewhere-"));
+
+    let csv = w
+        .api
+        .get(&format!(
+            "/api/v1/clients/{client}/payment-evidence/csv?days=30"
+        ))
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = csv.text().await.unwrap();
+    let mut rows = ::csv::Reader::from_reader(csv.as_bytes());
+    let records: Vec<::csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let of = |kind: &str| records.iter().filter(|r| &r[0] == kind).count();
+    assert_eq!(of("scan"), 1);
+    assert_eq!(of("script_version"), 2);
+    assert_eq!(of("decision"), 1);
+    assert_eq!(of("alert"), 2);
+    let decision = records.iter().find(|r| &r[0] == "decision").unwrap();
+    assert_eq!(&decision[5], "authorized");
+    assert!(
+        decision[7].contains("agency.example"),
+        "who decided: {decision:?}"
+    );
+    let alert = records
+        .iter()
+        .find(|r| &r[0] == "alert" && r[5].contains("resolved"))
+        .expect("the authorized script's alert, resolved");
+    assert!(alert[7].contains("resolved by Olga Owner"), "{alert:?}");
+
+    let page = w
+        .owner
+        .get(&format!("/clients/{client}/payment-evidence"))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Analytics of the checkout funnel")
+    );
+    let bad = w
+        .api
+        .get(&format!("/api/v1/clients/{client}/payment-evidence?days=0"))
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Every export is in the audit log: the JSON, the CSV and the page.
+    assert_eq!(
+        w.app
+            .count("SELECT count(*) AS n FROM audit_log WHERE action = 'payment_evidence.exported'")
+            .await,
+        3
+    );
+}
