@@ -41,26 +41,59 @@ pub async fn report(
     };
     let content = content::gather(state, &scope).await?;
     let document = super::render::render(&content).map_err(AppError::internal)?;
-    let sha256 = hex::encode(crate::crypto::sha256(document.as_bytes()));
+    let report = store(
+        state,
+        Document {
+            org_id,
+            client_id: client.id,
+            target_id,
+            title: &content.title,
+            period_start: scope.period_start,
+            period_end: scope.period_end,
+            created_by,
+            html: &document,
+        },
+    )
+    .await?;
+    Ok((report, content))
+}
+
+/// A rendered report document, ready to be frozen.
+pub struct Document<'a> {
+    pub org_id: i64,
+    pub client_id: i64,
+    pub target_id: Option<i64>,
+    pub title: &'a str,
+    pub period_start: OffsetDateTime,
+    pub period_end: OffsetDateTime,
+    pub created_by: Option<i64>,
+    /// Self-contained HTML: nothing loads, nothing runs.
+    pub html: &'a str,
+}
+
+/// Freezes a rendered document as a report: seals and stores the blob first, then inserts the
+/// row and queues its PDF in one transaction. The one way every kind of report is stored.
+pub async fn store(state: &AppState, document: Document<'_>) -> Result<Report, AppError> {
+    let sha256 = hex::encode(crate::crypto::sha256(document.html.as_bytes()));
     let mut conn = state.conn().await?;
     let id = queries::reserve_id(&mut conn).await?;
-    let key = ObjectKey::client_report(org_id, id);
+    let key = ObjectKey::client_report(document.org_id, id);
     state
         .blobs
-        .put(&mut conn, &key, document.as_bytes())
+        .put(&mut conn, &key, document.html.as_bytes())
         .await
         .map_err(blob_error)?;
     let new = NewReport {
         id,
-        org_id,
-        created_by,
-        client_id: client.id,
-        target_id,
-        title: &content.title,
-        period_start: scope.period_start,
-        period_end: scope.period_end,
+        org_id: document.org_id,
+        created_by: document.created_by,
+        client_id: document.client_id,
+        target_id: document.target_id,
+        title: document.title,
+        period_start: document.period_start,
+        period_end: document.period_end,
         sha256: &sha256,
-        size_bytes: document.len() as i64,
+        size_bytes: document.html.len() as i64,
     };
     use diesel_async::AsyncConnection;
     let report = conn
@@ -71,7 +104,7 @@ pub async fn report(
         })
         .await?;
     state.jobs_ready.notify_waiters();
-    Ok((report, content))
+    Ok(report)
 }
 
 /// A new share link of `report`, valid for `days`: the stored row and the link (shown once).

@@ -174,6 +174,38 @@ pub async fn gather(
     })
 }
 
+#[derive(askama::Template)]
+#[template(path = "payment_evidence_report.html")]
+struct ReportDocument<'a> {
+    evidence: &'a Evidence,
+    title: &'a str,
+    agency: &'a str,
+    accent: Option<&'a str>,
+    made_by: &'a str,
+}
+
+/// The title of the evidence's frozen report.
+pub fn report_title(evidence: &Evidence) -> String {
+    format!("{}: payment-page evidence (PCI DSS 4.0)", evidence.client)
+}
+
+/// The evidence as a self-contained document for a frozen report (no script, nothing loads).
+pub fn render_report(
+    evidence: &Evidence,
+    branding: &crate::branding::queries::Branding,
+    made_by: &str,
+) -> Result<String, askama::Error> {
+    use askama::Template;
+    ReportDocument {
+        evidence,
+        title: &report_title(evidence),
+        agency: &branding.name,
+        accent: branding.color.as_deref(),
+        made_by,
+    }
+    .render()
+}
+
 fn date_time(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

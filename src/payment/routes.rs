@@ -48,6 +48,12 @@ pub fn routes() -> Vec<Route> {
             member,
             evidence_csv_page,
         ),
+        page_post(
+            "/clients/{client_id}/payment-evidence/reports",
+            admin,
+            freeze_form,
+        )
+        .example("days=90"),
         page_post("/payment-rules", owner, add_rule_form),
         page_post("/payment-rules/{rule_id}/revoke", owner, revoke_rule_form),
         api(
@@ -113,6 +119,17 @@ pub fn routes() -> Vec<Route> {
         )
         .summary("The same evidence as one CSV table (`record`: scan, script_version, decision, change or alert); written to the audit log")
         .example("days=90"),
+        api(
+            Method::POST,
+            "/api/v1/clients/{client_id}/payment-evidence/reports",
+            Role::Admin,
+            api_freeze,
+        )
+        .summary("Freeze the evidence as a client report: rendered once, stored sealed, printed to PDF by a runner and shareable by link like every report; written to the audit log")
+        .example(r#"{"days": 90}"#)
+        .request::<FreezeRequest>()
+        .response::<crate::client_reports::queries::Report>()
+        .success(201),
     ]
 }
 
@@ -122,12 +139,21 @@ struct EvidenceQuery {
     days: Option<String>,
 }
 
+/// The evidence to freeze as a report.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct FreezeRequest {
+    /// The period: the last `days` days (default 90, at most 400).
+    pub days: Option<u32>,
+}
+
 /// How the evidence is handed over.
 #[derive(Debug, Clone, Copy)]
 enum Format {
     Page,
     Csv,
     Json,
+    Report,
 }
 
 impl Format {
@@ -136,8 +162,39 @@ impl Format {
             Format::Page => "page",
             Format::Csv => "csv",
             Format::Json => "json",
+            Format::Report => "report",
         }
     }
+}
+
+/// Freezes the evidence of a client of the caller's organization as a report.
+async fn freeze(
+    state: &AppState,
+    ctx: &OrgCtx,
+    client_id: i64,
+    query: &EvidenceQuery,
+) -> Result<crate::client_reports::queries::Report, AppError> {
+    ctx.require(Role::Admin)?;
+    let gathered = evidence(state, ctx, client_id, query, Format::Report).await?;
+    let mut conn = state.conn().await?;
+    let branding = crate::branding::queries::branding(&mut conn, ctx.org_id).await?;
+    drop(conn);
+    let html = evidence::render_report(&gathered, &branding, &ctx.actor.label())
+        .map_err(AppError::internal)?;
+    crate::client_reports::make::store(
+        state,
+        crate::client_reports::make::Document {
+            org_id: ctx.org_id,
+            client_id,
+            target_id: None,
+            title: &evidence::report_title(&gathered),
+            period_start: gathered.period_start,
+            period_end: gathered.period_end,
+            created_by: ctx.actor.user_id(),
+            html: &html,
+        },
+    )
+    .await
 }
 
 /// The evidence of a client of the caller's organization, its export written to the audit log.
@@ -534,7 +591,30 @@ async fn evidence_csv_page(
     Ok(csv_response(&gathered)?)
 }
 
+async fn freeze_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    path: web::Path<String>,
+    Form(form): Form<EvidenceQuery>,
+) -> Page {
+    let report = freeze(&state, &page, object_id(&path)?, &form).await?;
+    Ok(see_other(&format!("/reports/{}", report.id)))
+}
+
 // ---- API ----
+
+async fn api_freeze(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+    body: web::Json<FreezeRequest>,
+) -> Api<HttpResponse> {
+    let query = EvidenceQuery {
+        days: body.days.map(|d| d.to_string()),
+    };
+    let report = freeze(&state, &ctx, object_id(&path)?, &query).await?;
+    Ok(HttpResponse::Created().json(report))
+}
 
 async fn api_evidence(
     state: web::Data<AppState>,

@@ -497,11 +497,51 @@ async fn the_evidence_holds_the_clients_payment_pages_their_decisions_and_alerts
         .get(&format!("/api/v1/clients/{client}/payment-evidence?days=0"))
         .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    // Every export is in the audit log: the JSON, the CSV and the page.
+    // Frozen as a report: stored sealed like every report, a PDF queued, the content fixed.
+    let frozen = w
+        .api
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/clients/{client}/payment-evidence/reports"),
+            serde_json::json!({"days": 30}),
+        )
+        .await;
+    assert_eq!(frozen.status(), StatusCode::CREATED);
+    let report: serde_json::Value = frozen.json().await.unwrap();
+    assert!(
+        report["title"]
+            .as_str()
+            .unwrap()
+            .contains("payment-page evidence")
+    );
+    let document = w
+        .api
+        .get(&format!("/api/v1/reports/{}/document", report["id"]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(document.contains("Analytics of the checkout funnel"));
+    assert!(document.contains("PCI DSS 4.0"));
+    assert!(
+        !document.contains("<script"),
+        "a frozen report runs nothing"
+    );
+    assert!(!document.contains("elsewhere-"));
+    assert_eq!(
+        w.app
+            .count(&format!(
+                "SELECT count(*) AS n FROM jobs WHERE kind = 'pdf' AND payload->>'report_id' = '{}'",
+                report["id"]
+            ))
+            .await,
+        1
+    );
+    // Every export is in the audit log: the JSON, the CSV, the page and the report.
     assert_eq!(
         w.app
             .count("SELECT count(*) AS n FROM audit_log WHERE action = 'payment_evidence.exported'")
             .await,
-        3
+        4
     );
 }
