@@ -2,7 +2,8 @@
 //! test's previous run that reached it, through the same diff engine as scans: a `checkout_diff`
 //! job is queued with the run, and the app's worker computes the changes once and raises alerts.
 //! Every page of a checkout journey counts as a checkout page, so a script added or changed there
-//! raises the critical `checkout_script_changed`.
+//! raises the critical `checkout_script_changed`; a page at the URL of one of the client's
+//! payment targets also feeds that target's script inventory (`payment::queries::record`).
 
 use std::time::Duration;
 
@@ -97,6 +98,8 @@ struct PageRow {
     index: i32,
     #[diesel(sql_type = Text)]
     path: String,
+    #[diesel(sql_type = Text)]
+    url: String,
 }
 
 #[derive(QueryableByName)]
@@ -117,6 +120,21 @@ async fn load_page(
     serde_json::from_slice(&bytes).map_err(AppError::internal)
 }
 
+/// Whether two URLs name the same page: scheme, host, port and path (query and fragment aside).
+fn same_page(a: &str, b: &str) -> bool {
+    let key = |text: &str| {
+        url::Url::parse(text).ok().map(|url| {
+            (
+                url.scheme().to_owned(),
+                url.host_str().map(str::to_ascii_lowercase),
+                url.port_or_known_default(),
+                url.path().trim_end_matches('/').to_owned(),
+            )
+        })
+    };
+    key(a).is_some() && key(a) == key(b)
+}
+
 /// Compares each page of `run_id` with its counterpart in an earlier run and stores the changes.
 pub async fn analyse(state: &AppState, run_id: i64) -> Result<(), AppError> {
     let mut conn = state.conn().await?;
@@ -135,11 +153,20 @@ pub async fn analyse(state: &AppState, run_id: i64) -> Result<(), AppError> {
         .first(&mut conn)
         .await?;
     let pages: Vec<PageRow> = diesel::sql_query(
-        "SELECT index, path FROM checkout_run_pages WHERE run_id = $1 AND changes IS NULL ORDER BY index",
+        "SELECT index, path, url FROM checkout_run_pages WHERE run_id = $1 AND changes IS NULL ORDER BY index",
     )
     .bind::<BigInt, _>(run_id)
     .load(&mut conn)
     .await?;
+    // The client's payment pages: a page of the journey at one of their URLs feeds its
+    // script inventory.
+    let payment_pages: Vec<(i64, String)> = targets::table
+        .filter(targets::org_id.eq(org_id))
+        .filter(targets::client_id.eq(target.client_id))
+        .filter(targets::page_kind.eq("payment"))
+        .select((targets::id, targets::url))
+        .load(&mut conn)
+        .await?;
     drop(conn);
     let options = DiffOptions {
         ignore_selectors: target.selectors(),
@@ -183,6 +210,14 @@ pub async fn analyse(state: &AppState, run_id: i64) -> Result<(), AppError> {
             })
             .collect();
         let detail = serde_json::to_value(&changes).map_err(AppError::internal)?;
+        let payment_target = payment_pages
+            .iter()
+            .find(|(_, url)| same_page(url, &page.url))
+            .map(|(id, _)| *id);
+        let payment_capture = match payment_target {
+            Some(id) => Some((id, load_page(state, org_id, run_id, page.index).await?)),
+            None => None,
+        };
         let mut conn = state.conn().await?;
         let index = page.index;
         conn.transaction::<_, AppError, _>(async move |conn| {
@@ -200,6 +235,20 @@ pub async fn analyse(state: &AppState, run_id: i64) -> Result<(), AppError> {
             if stored == 1 {
                 for finding in &findings {
                     crate::alerts::queries::raise(conn, org_id, target_id, None, finding).await?;
+                }
+                if let Some((payment_target, capture)) = &payment_capture {
+                    let found = crate::payment::queries::record(
+                        conn,
+                        org_id,
+                        *payment_target,
+                        crate::payment::queries::SeenIn::CheckoutRun,
+                        capture,
+                    )
+                    .await?;
+                    for finding in &found {
+                        crate::alerts::queries::raise(conn, org_id, *payment_target, None, finding)
+                            .await?;
+                    }
                 }
             }
             Ok(())

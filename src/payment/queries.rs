@@ -261,18 +261,36 @@ async fn latest_decision(
         .optional()
 }
 
-/// Records what a plain scan of a payment target ran, in the transaction that stores its
-/// comparison: scripts and versions (new ones authorized by a rule that covers their host),
-/// and returns the findings — every script version that is not authorized, and every script
-/// that came back, after a scan without it, with a body never seen before.
+/// Where a payment page's scripts were seen.
+#[derive(Debug, Clone, Copy)]
+pub enum SeenIn {
+    /// A plain scan of the target: its snapshot and the target's snapshot before it.
+    Scan {
+        snapshot_id: i64,
+        previous_snapshot_id: Option<i64>,
+    },
+    /// A page a checkout test reached at the target's URL (one of its run's captures).
+    CheckoutRun,
+}
+
+/// Records what a payment page ran, in the transaction that stores its comparison: scripts and
+/// versions (new ones authorized by a rule that covers their host), and returns the findings —
+/// every script version that is not authorized, and (for plain scans, which follow each other)
+/// every script that came back, after a scan without it, with a body never seen before.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     org_id: i64,
     target_id: i64,
-    snapshot_id: i64,
-    previous_snapshot_id: Option<i64>,
+    seen_in: SeenIn,
     snapshot: &scanner::Snapshot,
 ) -> QueryResult<Vec<Finding>> {
+    let (snapshot_id, previous_snapshot_id) = match seen_in {
+        SeenIn::Scan {
+            snapshot_id,
+            previous_snapshot_id,
+        } => (Some(snapshot_id), previous_snapshot_id),
+        SeenIn::CheckoutRun => (None, None),
+    };
     let seen = inventory::of(snapshot);
     let active = active_rules(conn, org_id).await?;
     let mut findings = Vec::new();
@@ -299,13 +317,24 @@ pub async fn record(
         };
         let version_id = match existing {
             Some(id) => {
-                diesel::update(versions::table.find(id))
-                    .set((
-                        versions::last_seen_snapshot_id.eq(snapshot_id),
-                        versions::last_seen_at.eq(diesel::dsl::now),
-                    ))
-                    .execute(conn)
-                    .await?;
+                let version = versions::table.find(id);
+                match snapshot_id {
+                    Some(snapshot_id) => {
+                        diesel::update(version)
+                            .set((
+                                versions::last_seen_snapshot_id.eq(snapshot_id),
+                                versions::last_seen_at.eq(diesel::dsl::now),
+                            ))
+                            .execute(conn)
+                            .await?
+                    }
+                    None => {
+                        diesel::update(version)
+                            .set(versions::last_seen_at.eq(diesel::dsl::now))
+                            .execute(conn)
+                            .await?
+                    }
+                };
                 id
             }
             None => {
@@ -366,7 +395,7 @@ async fn insert_version(
     conn: &mut AsyncPgConnection,
     org_id: i64,
     script_id: i64,
-    snapshot_id: i64,
+    snapshot_id: Option<i64>,
     item: &Seen,
 ) -> QueryResult<i64> {
     diesel::insert_into(versions::table)

@@ -253,8 +253,10 @@ pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError>
                         conn,
                         org_id,
                         target_id,
-                        snapshot_id,
-                        previous,
+                        crate::payment::queries::SeenIn::Scan {
+                            snapshot_id,
+                            previous_snapshot_id: previous,
+                        },
                         &after.doc,
                     )
                     .await?,

@@ -153,6 +153,25 @@ async fn checkout_runs_pass_fail_alert_and_never_reveal_their_test_data() {
     );
 
     let target = new_target(&api, &sites.url(SHOP, "/demo/ok/")).await;
+    // The shop's payment step is one of the client's payment pages: what the journey finds
+    // there goes into that page's script inventory.
+    let client = app
+        .count(&format!(
+            "SELECT client_id AS n FROM targets WHERE id = {target}"
+        ))
+        .await;
+    let response = api
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/clients/{client}/targets"),
+            serde_json::json!({"url": sites.url(SHOP, "/demo/ok/checkout/payment"),
+                               "page_kind": "payment", "schedule": "0 6 * * *"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let payment_target = response.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
     let response = api
         .send_json(
             Method::POST,
@@ -211,6 +230,29 @@ async fn checkout_runs_pass_fail_alert_and_never_reveal_their_test_data() {
     let pages = run["pages"].as_array().unwrap();
     assert!(pages.len() >= 5, "{pages:?}");
     assert!(pages.iter().all(|p| p["previous_run_id"].is_null()));
+    let inventory = seen
+        .json(
+            api.get(&format!("/api/v1/targets/{payment_target}/payment-scripts"))
+                .await,
+        )
+        .await;
+    let versioned = inventory["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["identity"].as_str().unwrap().ends_with("/versioned.js"))
+        .unwrap_or_else(|| panic!("the payment step's script is inventoried: {inventory}"));
+    assert_eq!(versioned["versions"][0]["standing"], "unreviewed");
+    let alerts = seen
+        .json(
+            api.get(&format!("/api/v1/alerts?target_id={payment_target}"))
+                .await,
+        )
+        .await;
+    assert!(
+        alerts.to_string().contains("payment_script_unauthorized"),
+        "{alerts}"
+    );
 
     // The payment page's script changes: the next run's comparison raises the critical alert.
     sites.set_version(1);
