@@ -32,6 +32,9 @@ const LINK_DAYS: u32 = 30;
 /// How many attempts a mail that carries the PDF waits for it to be printed (with the queue's
 /// backoff, about five minutes); after that it goes without, and says so.
 const PDF_PATIENCE_ATTEMPTS: i32 = 6;
+/// Attempts of a delivery in all: the PDF's patience and as many again for the mail server
+/// (the backoff doubles from 10 s, so the last comes hours after the first).
+const MAX_ATTEMPTS: i32 = 2 * PDF_PATIENCE_ATTEMPTS;
 
 /// A client's report schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +122,7 @@ pub async fn tick_at(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> Query
                         conn,
                         DELIVERY_JOB,
                         &serde_json::json!({ "delivery_id": id }),
-                        8,
+                        MAX_ATTEMPTS,
                         now,
                     )
                     .await?;

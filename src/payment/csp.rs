@@ -1,8 +1,9 @@
 //! A Content-Security-Policy for a payment page that allows exactly its authorized scripts, for
 //! the agency to deploy, and how the page's own policy differs from it (pure).
 //!
-//! The proposal: `script-src` with the origins of the authorized external scripts that run in
-//! the page (`'self'` for its own), a `'sha256-…'` source per authorized inline script, and
+//! The proposal: `script-src` with the exact URL of each authorized external script that runs
+//! in the page (not its whole origin, which would let a rejected script of the same host in), a
+//! `'sha256-…'` source per authorized inline script, and
 //! `'none'` when nothing is authorized; `frame-src` with the origins of the iframes whose
 //! scripts are authorized (the payment provider's); `object-src 'none'` and `base-uri 'self'`.
 
@@ -68,6 +69,18 @@ impl Policy {
     }
 }
 
+/// A source that allows this one script and nothing else from its origin: its URL without
+/// query or fragment (CSP matches a path without a trailing slash exactly).
+fn exact_source(url: &str) -> Option<String> {
+    let mut parsed = url::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return None;
+    }
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    Some(parsed.to_string())
+}
+
 fn origin_of(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     let origin = parsed.origin();
@@ -96,13 +109,7 @@ pub fn propose(page_url: &str, inventory: &[InventoryScript]) -> Policy {
                 continue;
             }
             match &script.url {
-                Some(url) => match origin_of(url) {
-                    Some(origin) if Some(&origin) == page_origin.as_ref() => {
-                        script_src.push("'self'".into())
-                    }
-                    Some(origin) => script_src.push(origin),
-                    None => {}
-                },
+                Some(url) => script_src.extend(exact_source(url)),
                 None => {
                     if let Ok(bytes) = hex::decode(&version.sha256) {
                         hashes.push(format!(
@@ -118,8 +125,6 @@ pub fn propose(page_url: &str, inventory: &[InventoryScript]) -> Policy {
         list.sort();
         list.dedup();
     }
-    // `'self'` first, then origins, then hashes.
-    script_src.sort_by_key(|s| s != "'self'");
     script_src.extend(hashes);
     if script_src.is_empty() {
         script_src.push("'none'".into());
@@ -159,9 +164,15 @@ pub struct DirectiveDifference {
     pub missing: Vec<String>,
 }
 
-/// The page's policy (`None`: it sends none) against the proposal, directive by directive.
-pub fn compare(proposal: &Policy, current: Option<&str>) -> Vec<DirectiveDifference> {
+/// The page's policy (`None`: it sends none) against the proposal, directive by directive, for
+/// the page at `page_url` (what `'self'` means).
+pub fn compare(
+    proposal: &Policy,
+    current: Option<&str>,
+    page_url: &str,
+) -> Vec<DirectiveDifference> {
     let current = current.map(Policy::parse);
+    let page_origin = origin_of(page_url);
     proposal
         .directives
         .iter()
@@ -181,7 +192,12 @@ pub fn compare(proposal: &Policy, current: Option<&str>) -> Vec<DirectiveDiffere
                     directive
                         .sources
                         .iter()
-                        .filter(|s| *s != "'none'" && !sources.contains(s))
+                        .filter(|s| *s != "'none'")
+                        .filter(|s| {
+                            !sources
+                                .iter()
+                                .any(|c| covers(c, s, sources, page_origin.as_deref()))
+                        })
                         .cloned()
                         .collect(),
                 ),
@@ -195,6 +211,73 @@ pub fn compare(proposal: &Policy, current: Option<&str>) -> Vec<DirectiveDiffere
             }
         })
         .collect()
+}
+
+/// Whether the page's source `current` (one of `all`) already allows the proposed `wanted`.
+fn covers(current: &str, wanted: &str, all: &[String], page_origin: Option<&str>) -> bool {
+    if current == wanted {
+        return true;
+    }
+    if wanted.starts_with("'sha") {
+        // `'unsafe-inline'` allows inline script unless a hash or nonce is also listed.
+        return current == "'unsafe-inline'"
+            && !all
+                .iter()
+                .any(|s| s.starts_with("'sha") || s.starts_with("'nonce-"));
+    }
+    let Ok(url) = url::Url::parse(wanted) else {
+        return false;
+    };
+    match current {
+        "*" => matches!(url.scheme(), "http" | "https"),
+        "'self'" => origin_of(wanted).as_deref() == page_origin,
+        "https:" | "http:" => {
+            url.scheme() == current.trim_end_matches(':')
+                || (current == "http:" && url.scheme() == "https")
+        }
+        source if !source.starts_with('\'') => host_source_covers(source, &url),
+        _ => false,
+    }
+}
+
+/// CSP host-source matching: `[scheme://]host[:port][/path]`, `*.` for subdomains.
+fn host_source_covers(source: &str, url: &url::Url) -> bool {
+    let (scheme, rest) = match source.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, source),
+    };
+    if let Some(scheme) = scheme
+        && scheme != url.scheme()
+        && !(scheme == "http" && url.scheme() == "https")
+    {
+        return false;
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], Some(&rest[at..])),
+        None => (rest, None),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let Some(wanted_host) = url.host_str() else {
+        return false;
+    };
+    let host_ok = match host.strip_prefix("*.") {
+        Some(parent) => wanted_host.ends_with(&format!(".{parent}")),
+        None => wanted_host.eq_ignore_ascii_case(host),
+    };
+    let port_ok = match port {
+        Some("*") => true,
+        Some(port) => port.parse::<u16>().ok() == url.port_or_known_default(),
+        None => url.port().is_none(),
+    };
+    let path_ok = match path {
+        None | Some("/") => true,
+        Some(prefix) if prefix.ends_with('/') => url.path().starts_with(prefix),
+        Some(exact) => url.path() == exact,
+    };
+    host_ok && port_ok && path_ok
 }
 
 #[cfg(test)]
@@ -267,7 +350,7 @@ mod tests {
         assert_eq!(
             proposal.header_value(),
             format!(
-                "script-src 'self' https://js.stripe.com 'sha256-{}'; frame-src https://js.stripe.com; object-src 'none'; base-uri 'self'",
+                "script-src https://js.stripe.com/v3/ https://shop.example/app.js 'sha256-{}'; frame-src https://js.stripe.com; object-src 'none'; base-uri 'self'",
                 base64::engine::general_purpose::STANDARD.encode([0u8; 32])
             )
         );
@@ -276,17 +359,76 @@ mod tests {
     }
 
     #[test]
-    fn the_pages_policy_is_compared_through_default_src() {
-        let proposal = Policy::parse("script-src 'self' https://js.stripe.com; object-src 'none'");
+    fn the_pages_policy_is_compared_through_default_src_and_what_its_sources_cover() {
+        let page = "https://shop.example/pay";
+        let proposal = Policy::parse(
+            "script-src https://shop.example/app.js https://js.stripe.com/v3/ 'sha256-AAAA'; object-src 'none'",
+        );
         let differences = compare(
             &proposal,
             Some("default-src 'self' https: 'unsafe-inline'; object-src 'none'"),
+            page,
         );
-        assert_eq!(differences[0].wider, ["https:", "'unsafe-inline'"]);
-        assert_eq!(differences[0].missing, ["https://js.stripe.com"]);
+        // `'self'`, `https:` and `'unsafe-inline'` cover every proposed source, and are wider.
+        assert_eq!(
+            differences[0].wider,
+            ["'self'", "https:", "'unsafe-inline'"]
+        );
+        assert!(
+            differences[0].missing.is_empty(),
+            "{:?}",
+            differences[0].missing
+        );
         assert!(differences[1].wider.is_empty() && differences[1].missing.is_empty());
-        let none = compare(&proposal, None);
+        // A host source covers its host only; a hash listed switches `'unsafe-inline'` off.
+        let narrow = compare(
+            &proposal,
+            Some("script-src https://js.stripe.com 'unsafe-inline' 'sha256-BBBB'"),
+            page,
+        );
+        assert_eq!(
+            narrow[0].missing,
+            ["https://shop.example/app.js", "'sha256-AAAA'"]
+        );
+        let none = compare(&proposal, None, page);
         assert_eq!(none[0].wider, ["(anything)"]);
         assert_eq!(none[0].current, None);
+    }
+
+    #[test]
+    fn host_sources_match_as_csp_says() {
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        assert!(host_source_covers(
+            "js.stripe.com",
+            &url("https://js.stripe.com/v3/")
+        ));
+        assert!(host_source_covers(
+            "*.stripe.com",
+            &url("https://js.stripe.com/v3/")
+        ));
+        assert!(!host_source_covers(
+            "*.stripe.com",
+            &url("https://stripe.com/")
+        ));
+        assert!(!host_source_covers(
+            "https://js.stripe.com",
+            &url("http://js.stripe.com/")
+        ));
+        assert!(host_source_covers(
+            "cdn.test:8080",
+            &url("http://cdn.test:8080/a.js")
+        ));
+        assert!(!host_source_covers(
+            "cdn.test",
+            &url("http://cdn.test:8080/a.js")
+        ));
+        assert!(host_source_covers(
+            "cdn.test/pay/",
+            &url("http://cdn.test/pay/lib.js")
+        ));
+        assert!(!host_source_covers(
+            "cdn.test/pay/lib.js",
+            &url("http://cdn.test/pay/skim.js")
+        ));
     }
 }

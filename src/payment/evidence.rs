@@ -47,8 +47,10 @@ pub struct TargetEvidence {
     pub scans: Vec<OffsetDateTime>,
     pub window: Window,
     pub scripts: Vec<InventoryScript>,
-    /// Changes detected in the period, oldest first.
+    /// Changes detected in the period, oldest first (the newest 2,000).
     pub changes: Vec<ChangeEvidence>,
+    /// More changes were detected than are listed.
+    pub changes_truncated: bool,
     pub alerts: Vec<Alert>,
 }
 
@@ -146,7 +148,11 @@ pub async fn gather(
                     })
             })
             .collect();
-        changes.truncate(MAX_CHANGES as usize);
+        // The newest are kept when there are more.
+        let changes_truncated = changes.len() > MAX_CHANGES as usize;
+        if changes_truncated {
+            changes.drain(..changes.len() - MAX_CHANGES as usize);
+        }
         evidence.push(TargetEvidence {
             target_id: target.id,
             scripts: queries::inventory(conn, ctx, target.id).await?,
@@ -163,6 +169,7 @@ pub async fn gather(
             url: target.url,
             scans,
             changes,
+            changes_truncated,
         });
     }
     Ok(Evidence {
@@ -206,6 +213,17 @@ pub fn render_report(
     .render()
 }
 
+/// A cell a spreadsheet will not run: text that starts like a formula (`=`, `+`, `-`, `@`, a
+/// tab or a carriage return) gets a leading apostrophe. Scanned URLs, titles, names and
+/// justifications are other people's text.
+fn inert(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 fn date_time(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -228,13 +246,13 @@ pub fn csv(evidence: &Evidence) -> Result<Vec<u8>, csv::Error> {
                    until: String| {
             [
                 record.to_owned(),
-                target.name.clone(),
-                target.url.clone(),
+                inert(&target.name),
+                inert(&target.url),
                 at,
-                subject.to_owned(),
-                state.to_owned(),
-                detail.to_owned(),
-                by.to_owned(),
+                inert(subject),
+                inert(state),
+                inert(detail),
+                inert(by),
                 until,
             ]
         };
@@ -324,4 +342,23 @@ pub fn csv(evidence: &Evidence) -> Result<Vec<u8>, csv::Error> {
         }
     }
     out.into_inner().map_err(|e| e.into_error().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_look_like_formulas_are_made_inert() {
+        assert_eq!(
+            inert("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        assert_eq!(inert("@SUM(1)"), "'@SUM(1)");
+        assert_eq!(inert("-1+2"), "'-1+2");
+        assert_eq!(
+            inert("https://shop.example/pay"),
+            "https://shop.example/pay"
+        );
+    }
 }

@@ -211,10 +211,18 @@ fn integrity_in_markup(html: &str, base: &str) -> HashMap<String, String> {
 /// recomputed here.
 pub fn check(integrity: &str, sha256_hex: &str) -> Integrity {
     let values: Vec<&str> = integrity.split_whitespace().collect();
-    let strongest_is_sha256 = values
-        .iter()
-        .all(|v| !v.starts_with("sha384-") && !v.starts_with("sha512-"));
-    if !strongest_is_sha256 {
+    // A well-formed stronger value is what the browser checks (it runs nothing that fails it);
+    // malformed ones it ignores, and so does this.
+    let stronger = values.iter().any(|v| {
+        let digest = |prefix: &str, len: usize| {
+            v.strip_prefix(prefix)
+                .map(|b64| b64.split('?').next().unwrap_or(b64))
+                .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+                .is_some_and(|bytes| bytes.len() == len)
+        };
+        digest("sha384-", 48) || digest("sha512-", 64)
+    });
+    if stronger {
         return Integrity::CheckedByBrowser(integrity.to_owned());
     }
     let ours = hex::decode(sha256_hex)
@@ -263,9 +271,18 @@ mod tests {
         // Several values: one that holds is enough.
         let both = format!("{} {}", sri_of("other"), sri_of(body));
         assert!(matches!(check(&both, &hex_of(body)), Integrity::Matches(_)));
+        let sha384 = format!(
+            "sha384-{}",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 48])
+        );
+        assert!(matches!(
+            check(&sha384, &hex_of(body)),
+            Integrity::CheckedByBrowser(_)
+        ));
+        // A malformed stronger value is ignored, by the browser and here.
         assert!(matches!(
             check("sha384-abc", &hex_of(body)),
-            Integrity::CheckedByBrowser(_)
+            Integrity::Mismatch(_)
         ));
     }
 

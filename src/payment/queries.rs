@@ -291,6 +291,14 @@ pub async fn record(
         } => (Some(snapshot_id), previous_snapshot_id),
         SeenIn::CheckoutRun => (None, None),
     };
+    // One recorder per target at a time (a scan's and a checkout run's may meet): each reads
+    // what is there, then inserts what is not.
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('payment-inventory:' || $1, 0))",
+    )
+    .bind::<Text, _>(target_id.to_string())
+    .execute(conn)
+    .await?;
     let seen = inventory::of(snapshot);
     let active = active_rules(conn, org_id).await?;
     let mut findings = Vec::new();
@@ -354,7 +362,7 @@ pub async fn record(
         };
         let standing = Standing::of(latest_decision(conn, version_id).await?.as_ref());
         if standing != Standing::Authorized {
-            findings.push(unauthorized_finding(item, version_id, standing));
+            findings.push(unauthorized_finding(item, version_id, standing, seen_in));
         }
     }
     Ok(findings)
@@ -438,10 +446,14 @@ async fn insert_rule_decision(
         .map(drop)
 }
 
-/// The alert fingerprint of a script body that is not authorized; the alert resolves itself
-/// once no scan sees that body run.
-pub fn unauthorized_fingerprint(sha256: &str) -> String {
-    format!("pay-script:{sha256}")
+/// The alert fingerprint of a script body that is not authorized. Seen by a plain scan, the
+/// alert resolves itself once no scan sees that body run; seen by a checkout run (a page a plain
+/// scan may not reach, like a payment step behind a cart), only authorizing it resolves it.
+pub fn unauthorized_fingerprint(sha256: &str, seen_in: SeenIn) -> String {
+    match seen_in {
+        SeenIn::Scan { .. } => format!("pay-script:{sha256}"),
+        SeenIn::CheckoutRun => format!("pay-script-run:{sha256}"),
+    }
 }
 
 fn script_name(item: &Seen) -> String {
@@ -451,7 +463,12 @@ fn script_name(item: &Seen) -> String {
     }
 }
 
-fn unauthorized_finding(item: &Seen, version_id: i64, standing: Standing) -> Finding {
+fn unauthorized_finding(
+    item: &Seen,
+    version_id: i64,
+    standing: Standing,
+    seen_in: SeenIn,
+) -> Finding {
     let mut title = format!(
         "{} script on the payment page: {}",
         if standing == Standing::Rejected {
@@ -466,7 +483,7 @@ fn unauthorized_finding(item: &Seen, version_id: i64, standing: Standing) -> Fin
     }
     Finding {
         rule: "payment_script_unauthorized",
-        fingerprint: unauthorized_fingerprint(&item.sha256),
+        fingerprint: unauthorized_fingerprint(&item.sha256, seen_in),
         title,
         detail: serde_json::json!({
             "version_id": version_id,
@@ -675,11 +692,21 @@ async fn resolve_unauthorized(
     diesel::sql_query(
         "UPDATE alerts SET state = 'resolved', resolved_at = now(), resolved_by = $4,
                 resolution = 'manual'
-         WHERE org_id = $1 AND target_id = ANY($2) AND fingerprint = $3 AND state <> 'resolved'",
+         WHERE org_id = $1 AND target_id = ANY($2) AND fingerprint = ANY($3)
+           AND state <> 'resolved'",
     )
     .bind::<BigInt, _>(org_id)
     .bind::<diesel::sql_types::Array<BigInt>, _>(target_ids)
-    .bind::<Text, _>(unauthorized_fingerprint(sha256))
+    .bind::<diesel::sql_types::Array<Text>, _>(vec![
+        unauthorized_fingerprint(sha256, SeenIn::CheckoutRun),
+        unauthorized_fingerprint(
+            sha256,
+            SeenIn::Scan {
+                snapshot_id: 0,
+                previous_snapshot_id: None,
+            },
+        ),
+    ])
     .bind::<Nullable<BigInt>, _>(user_id)
     .execute(conn)
     .await
@@ -723,6 +750,7 @@ pub async fn add_rule(
              FROM payment_script_versions v JOIN payment_scripts s ON s.id = v.script_id
              WHERE v.org_id = $1 AND s.host IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM payment_script_decisions d WHERE d.version_id = v.id)
+             ORDER BY v.id
              FOR UPDATE OF v",
         )
         .bind::<BigInt, _>(ctx.org_id)
@@ -730,6 +758,11 @@ pub async fn add_rule(
         .await?;
         let mut authorized = 0;
         for candidate in unreviewed.iter().filter(|c| rule.covers(&c.host)) {
+            // Decided while this waited for the lock (PostgreSQL does not re-check `NOT EXISTS`
+            // for a row it waited on): a person's decision is not overridden by a rule.
+            if latest_decision(conn, candidate.id).await?.is_some() {
+                continue;
+            }
             insert_rule_decision(conn, ctx.org_id, candidate.id, &rule).await?;
             resolve_unauthorized(
                 conn,

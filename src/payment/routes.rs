@@ -379,7 +379,11 @@ async fn inventory_of(
     Ok(PaymentInventory {
         target_id,
         page_kind: target.page_kind,
-        csp_differences: csp::compare(&proposal, current_csp.as_deref().map(first_policy)),
+        csp_differences: csp::compare(
+            &proposal,
+            current_csp.as_deref().map(first_policy),
+            &page_url,
+        ),
         proposed_csp: proposal.header_value(),
         current_csp,
         scripts,

@@ -24,8 +24,10 @@ pub const WATCHED: [&str; 12] = [
 
 /// Characters kept of one value (a page can send any length).
 const MAX_VALUE_CHARS: usize = 4_096;
-/// Entries kept in all.
-const MAX_ENTRIES: usize = 64;
+/// Entries kept in all (twelve names, so every name fits its share).
+const MAX_ENTRIES: usize = 12 * MAX_PER_NAME;
+/// Entries kept of one name (`Set-Cookie` above all).
+const MAX_PER_NAME: usize = 16;
 
 /// The watched headers among DevTools' `Network.Headers` (an object of name → value, where a
 /// header received several times is one value joined by newlines), in a stable order: by name,
@@ -57,21 +59,29 @@ pub(crate) fn security_headers(headers: &serde_json::Value) -> Vec<ResponseHeade
     }
     kept.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.value.cmp(&b.value)));
     kept.dedup();
-    kept.truncate(MAX_ENTRIES);
-    kept
+    // A page that sends many cookies must not push its other headers out: each name keeps at
+    // most its share.
+    let mut per_name: Vec<ResponseHeader> = Vec::with_capacity(kept.len().min(MAX_ENTRIES));
+    for header in kept {
+        let same = per_name.iter().filter(|h| h.name == header.name).count();
+        if same < MAX_PER_NAME {
+            per_name.push(header);
+        }
+    }
+    per_name.truncate(MAX_ENTRIES);
+    per_name
 }
 
 /// `sid=secret; Path=/; Expires=Wed, 01 Jan 2031 00:00:00 GMT; HttpOnly` →
 /// `sid; Path=/; Expires; HttpOnly`.
 fn cookie_without_value(line: &str) -> String {
     let mut parts = line.split(';').map(str::trim);
+    // `name=value`; a pair without `=` is a value with an empty name (RFC 6265 5.2).
     let name = parts
         .next()
         .unwrap_or_default()
-        .split('=')
-        .next()
-        .unwrap_or_default()
-        .trim();
+        .split_once('=')
+        .map_or("", |(name, _)| name.trim());
     let mut kept = vec![name.chars().take(256).collect::<String>()];
     for attribute in parts.filter(|a| !a.is_empty()) {
         let (key, value) = attribute.split_once('=').unwrap_or((attribute, ""));
@@ -124,8 +134,16 @@ mod tests {
         let kept = security_headers(&serde_json::json!({
             "content-security-policy": huge,
             "set-cookie": many,
+            "x-frame-options": "DENY",
+            "strict-transport-security": "max-age=1",
         }));
-        assert_eq!(kept.len(), MAX_ENTRIES);
+        // Five hundred cookies do not push the other headers out.
+        assert_eq!(kept.len(), 1 + MAX_PER_NAME + 2);
+        assert!(kept.iter().any(|h| h.name == "x-frame-options"));
+        assert!(kept.iter().any(|h| h.name == "strict-transport-security"));
+        // A cookie without a name keeps no value either.
+        let nameless = security_headers(&serde_json::json!({"set-cookie": "s3cr3t-token; Path=/"}));
+        assert_eq!(nameless[0].value, "; Path=/");
         assert!(
             kept.iter()
                 .all(|h| h.value.chars().count() <= MAX_VALUE_CHARS)

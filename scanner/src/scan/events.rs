@@ -311,7 +311,11 @@ impl Recorder {
                 )
             }
             Event::ResponseExtra(e) => {
-                if let Some(headers) = self.document_headers_of(e.request_id.inner()) {
+                // A redirect's hop is not the document: only a final response's headers count.
+                let redirect = (300..400).contains(&e.status_code);
+                if let Some(headers) = self.document_headers_of(e.request_id.inner())
+                    && !redirect
+                {
                     headers.raw = Some(e.headers.inner().clone());
                 }
                 // Recorded even without cookies: the n-th response of a request is its n-th hop.
