@@ -36,9 +36,39 @@ pub struct BrowserOptions {
     pub trusted_spki: Vec<String>,
     /// A DevTools call that takes longer than this marks the browser as hung.
     pub hang_timeout: Duration,
-    /// Chromium's own sandbox around renderers. On by default, except as root, where Chromium
-    /// refuses to start with it: run scanners as an unprivileged user to keep it.
-    pub sandbox: bool,
+    /// Whom Chromium runs as, and with its sandbox or not.
+    pub identity: Identity,
+}
+
+/// Whom Chromium runs as. Chromium refuses its sandbox as root, so a root process starts it as
+/// an unprivileged user instead, with the sandbox on; only an explicit setting runs it as root
+/// without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// As this process (not root), sandboxed.
+    Current,
+    /// As this unprivileged user and group (this process being root), sandboxed.
+    User { uid: u32, gid: u32 },
+    /// As root without Chromium's sandbox: every renderer of a hostile page runs as root. Only
+    /// when asked for, and logged as an error each launch.
+    RootWithoutSandbox,
+}
+
+/// `nobody:nogroup` on Debian.
+pub const NOBODY: Identity = Identity::User {
+    uid: 65534,
+    gid: 65534,
+};
+
+impl Identity {
+    /// `Current` for an unprivileged process, `nobody` for root.
+    pub fn for_this_process() -> Identity {
+        if rustix::process::geteuid().is_root() {
+            NOBODY
+        } else {
+            Identity::Current
+        }
+    }
 }
 
 impl Default for BrowserOptions {
@@ -51,7 +81,7 @@ impl Default for BrowserOptions {
             third_party_cookies: true,
             trusted_spki: Vec::new(),
             hang_timeout: Duration::from_secs(10),
-            sandbox: !rustix::process::geteuid().is_root(),
+            identity: Identity::for_this_process(),
         }
     }
 }
@@ -84,6 +114,8 @@ pub(crate) struct LiveBrowser {
     /// The default context's proxy: a public-only guard, so nothing escapes outside scan contexts.
     _default_guard: GuardProxy,
     _profile: tempfile::TempDir,
+    /// The script Chromium was started through.
+    _launcher: Launcher,
 }
 
 impl LiveBrowser {
@@ -280,12 +312,13 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
     if options.third_party_cookies {
         write_cookie_preferences(profile.path())?;
     }
+    let launcher = Launcher::write(&options.executable, options.identity, profile.path())?;
     let default_guard = GuardProxy::start(EgressPolicy::public_only(), u64::MAX)
         .await
         .map_err(|e| ScanError::BrowserLaunch(format!("cannot start the egress guard: {e}")))?;
 
     let mut builder = BrowserConfig::builder()
-        .chrome_executable(&options.executable)
+        .chrome_executable(launcher.path())
         .disable_default_args()
         .respect_https_errors()
         .surface_invalid_messages()
@@ -305,9 +338,10 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         let spki = options.trusted_spki.join(",");
         builder = builder.arg(format!("ignore-certificate-errors-spki-list={spki}"));
     }
-    if !options.sandbox {
-        tracing::info!(
-            "Chromium runs without its sandbox (scanning as root); run as an unprivileged user to keep it"
+    if options.identity == Identity::RootWithoutSandbox {
+        tracing::error!(
+            "Chromium runs as root WITHOUT its sandbox, as configured: a hostile page that breaks \
+             the renderer owns this machine. Leave the sandbox on (the default) unless you must."
         );
         builder = builder.no_sandbox();
     }
@@ -364,6 +398,7 @@ async fn launch(options: &BrowserOptions) -> Result<(LiveBrowser, DeathSender), 
         _tasks: tasks,
         _default_guard: default_guard,
         _profile: profile,
+        _launcher: launcher,
     };
     Ok((live, died_tx))
 }
@@ -417,6 +452,75 @@ fn process_alive(pid: u32) -> bool {
             .is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
     }
+}
+
+/// How Chromium is started: a small script that has `setpriv` (util-linux) switch to the
+/// configured user and arrange that the browser gets SIGKILL when the process that started it
+/// dies — even by SIGKILL — then exec Chromium. No `unsafe` here: the kernel does it
+/// (`PR_SET_PDEATHSIG`, which setpriv sets after the user switch that would clear it).
+struct Launcher {
+    folder: tempfile::TempDir,
+}
+
+/// Where `setpriv` is on Debian.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+impl Launcher {
+    fn write(
+        executable: &std::path::Path,
+        identity: Identity,
+        profile: &std::path::Path,
+    ) -> Result<Launcher, ScanError> {
+        use std::os::unix::fs::PermissionsExt;
+        let failed =
+            |e: std::io::Error| ScanError::BrowserLaunch(format!("cannot write the launcher: {e}"));
+        if !std::path::Path::new(SETPRIV).exists() {
+            return Err(ScanError::BrowserLaunch(format!(
+                "{SETPRIV} is missing (Debian's util-linux): it starts Chromium as an unprivileged user and ties it to this process"
+            )));
+        }
+        let user = match identity {
+            Identity::User { uid, gid } => {
+                own_tree(profile, uid, gid).map_err(failed)?;
+                format!("--reuid={uid} --regid={gid} --clear-groups ")
+            }
+            Identity::Current | Identity::RootWithoutSandbox => String::new(),
+        };
+        let folder = tempfile::Builder::new()
+            .prefix("siteward-launcher-")
+            .tempdir()
+            .map_err(failed)?;
+        let script = format!(
+            "#!/bin/sh\nHOME={home}\nexport HOME\nexec {SETPRIV} {user}--pdeathsig KILL -- {chromium} \"$@\"\n",
+            home = shell_quote(&profile.to_string_lossy()),
+            chromium = shell_quote(&executable.to_string_lossy()),
+        );
+        let path = folder.path().join("chromium");
+        std::fs::write(&path, script).map_err(failed)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+        Ok(Launcher { folder })
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.folder.path().join("chromium")
+    }
+}
+
+/// `'text'` for sh, single quotes inside closed and reopened.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Gives `root` and everything in it to `uid:gid` (the browser's profile, written by this
+/// process before the browser, which runs as that user, starts).
+fn own_tree(root: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(root, Some(uid), Some(gid))?;
+    if root.is_dir() {
+        for entry in std::fs::read_dir(root)? {
+            own_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }
 
 /// Headless Chromium blocks third-party cookies unless the profile says otherwise.

@@ -16,7 +16,7 @@ pub mod profile;
 mod scan;
 pub mod snapshot;
 
-pub use browser::{BrowserOptions, Supervisor};
+pub use browser::{BrowserOptions, Identity, NOBODY, Supervisor};
 pub use error::ScanError;
 pub use options::{DEFAULT_MIN_DWELL, DEFAULT_QUIET_PERIOD, Limits, ScanOptions};
 pub use scan::{

@@ -112,15 +112,27 @@ pub struct BrowserArgs {
     /// desktop Chrome, so the scan sees what most visitors get.
     #[arg(long)]
     pub block_third_party_cookies: bool,
+    /// Run Chromium as root without its sandbox, when this process is root. By default a root
+    /// process starts Chromium as `nobody` with the sandbox on; this is for hosts without user
+    /// namespaces, and every launch logs it as an error.
+    #[arg(long, env = "SITEWARD_CHROMIUM_NO_SANDBOX")]
+    pub chromium_no_sandbox: bool,
 }
 
 impl BrowserArgs {
     pub fn browser_options(&self, max_concurrent_scans: usize) -> scanner::BrowserOptions {
+        let identity = match scanner::Identity::for_this_process() {
+            scanner::Identity::User { .. } if self.chromium_no_sandbox => {
+                scanner::Identity::RootWithoutSandbox
+            }
+            identity => identity,
+        };
         scanner::BrowserOptions {
             executable: self.chromium.clone(),
             trusted_spki: self.trust_spki.clone(),
             third_party_cookies: !self.block_third_party_cookies,
             max_concurrent_scans,
+            identity,
             ..scanner::BrowserOptions::default()
         }
     }

@@ -10,8 +10,7 @@ use reqwest::StatusCode;
 
 use super::support::*;
 
-/// A `siteward runner` process. Dropping it sends SIGTERM, so the runner closes its Chromium
-/// (a SIGKILL would leave the browser orphaned).
+/// A `siteward runner` process. Dropping it sends SIGTERM, so the runner closes its Chromium.
 struct Runner(tokio::process::Child);
 
 impl Runner {
@@ -21,13 +20,12 @@ impl Runner {
             .and_then(|id| rustix::process::Pid::from_raw(id as i32))
     }
 
-    /// kill -9, then end the browser it leaves behind, as a supervisor would.
-    async fn kill_hard(&mut self) {
-        let children = self.pid().map(children_of).unwrap_or_default();
+    /// kill -9, as the OOM killer or a crashed supervisor would; returns the processes the
+    /// runner had started (its Chromium and the browser's own), for the caller to watch.
+    async fn kill_hard(&mut self) -> Vec<rustix::process::Pid> {
+        let descendants = self.pid().map(descendants_of).unwrap_or_default();
         self.0.kill().await.expect("SIGKILL the runner");
-        for child in children {
-            let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
-        }
+        descendants
     }
 }
 
@@ -37,6 +35,30 @@ impl Drop for Runner {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
     }
+}
+
+/// Every process below `root`, children first.
+fn descendants_of(root: rustix::process::Pid) -> Vec<rustix::process::Pid> {
+    let mut found = Vec::new();
+    let mut next = vec![root];
+    while let Some(parent) = next.pop() {
+        for child in children_of(parent) {
+            found.push(child);
+            next.push(child);
+        }
+    }
+    found
+}
+
+/// Whether `pid` still runs (a zombie, exited and waiting for its parent to reap it, does not).
+fn running(pid: rustix::process::Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero()))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
+        })
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 /// The processes whose parent is `parent` (from /proc).
@@ -298,7 +320,39 @@ async fn a_runner_killed_mid_scan_is_replaced_and_the_scan_finishes_once() {
     wait_for(&api, scan_id, "running", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let mut doomed = doomed;
-    doomed.kill_hard().await; // kill -9
+    // The runner runs as root here: its Chromium runs as nobody, with its sandbox.
+    let started = doomed.pid().map(descendants_of).unwrap_or_default();
+    assert!(!started.is_empty(), "the runner had started its Chromium");
+    for pid in &started {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", pid.as_raw_nonzero()))
+            .unwrap_or_default();
+        let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", pid.as_raw_nonzero()))
+            .unwrap_or_default();
+        if status.is_empty() || !cmdline.contains("chromium") {
+            continue; // gone meanwhile, or not the browser
+        }
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned();
+        if rustix::process::geteuid().is_root() {
+            assert_eq!(uid, "65534", "Chromium runs as nobody: {cmdline}");
+        }
+        assert!(!cmdline.contains("--no-sandbox"), "{cmdline}");
+    }
+    let browser = doomed.kill_hard().await; // kill -9
+    // Its Chromium dies with it (the kernel's parent-death signal), not left behind scanning.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while browser.iter().any(|pid| running(*pid)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left: Vec<_> = browser.iter().filter(|pid| running(**pid)).collect();
+    assert!(
+        left.is_empty(),
+        "Chromium processes left after 5 s: {left:?}"
+    );
     assert_eq!(app.count("SELECT count(*) AS n FROM snapshots").await, 0);
 
     let _heir = spawn_runner(&app, &runner_token(&app, "heir").await, &sites);
