@@ -123,7 +123,8 @@ pub async fn tick_at(conn: &mut AsyncPgConnection, now: OffsetDateTime) -> Query
                         DELIVERY_JOB,
                         &serde_json::json!({ "delivery_id": id }),
                         MAX_ATTEMPTS,
-                        now,
+                        // `now` says which period is due; the job itself runs at once.
+                        OffsetDateTime::now_utc(),
                     )
                     .await?;
                 }
