@@ -658,7 +658,10 @@ async fn a_payment_pages_security_headers_are_watched_and_a_dropped_csp_is_criti
         for target in [payment, page] {
             let scan = scan_now(&api, target).await;
             let done = wait_for(&api, scan, "succeeded", Duration::from_secs(90)).await;
-            snapshots.push(done["snapshot_id"].as_i64().unwrap());
+            let snapshot = done["snapshot_id"].as_i64().unwrap();
+            // Compared (and its alerts raised) before anyone looks.
+            computed_changes(&api, snapshot).await;
+            snapshots.push(snapshot);
         }
         snapshots
     };
