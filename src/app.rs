@@ -11,6 +11,7 @@ use secrecy::SecretString;
 
 use crate::config::Config;
 use crate::crypto;
+use crate::db::signals::{Event, Signal};
 use crate::db::{self, DbPool};
 use crate::mail::{MailError, Mailer};
 use crate::state::AppState;
@@ -97,7 +98,7 @@ impl Application {
             pool: pool.clone(),
             config,
             mailer,
-            limiter: RateLimiter::default(),
+            limiter: RateLimiter::new(pool.clone()),
             keys: crate::auth::KeyCache::default(),
             blobs,
             dummy_password_hash,
@@ -105,6 +106,10 @@ impl Application {
             database_health: crate::db::health::DatabaseHealth::default(),
         });
         let database_health = state.database_health.clone();
+        tokio::spawn(crate::db::signals::listen(
+            database_url.clone(),
+            on_signal(state.clone()),
+        ));
         tokio::spawn(crate::scans::analysis::run_worker(state.clone()));
         tokio::spawn(crate::alerts::notifications::run_worker(state.clone()));
         tokio::spawn(crate::checkouts::analysis::run_worker(state.clone()));
@@ -189,8 +194,23 @@ impl Application {
     }
 }
 
+/// How this process follows what other processes (and the database's triggers) signal.
+fn on_signal(state: web::Data<AppState>) -> impl Fn(Event) + Send + Sync {
+    move |event| match event {
+        Event::Listening => {
+            state.keys.set_trusted(true);
+            // Jobs queued while deaf were not signalled.
+            state.jobs_ready.notify_waiters();
+        }
+        Event::Deaf => state.keys.set_trusted(false),
+        Event::Signal(Signal::JobsReady) => state.jobs_ready.notify_waiters(),
+        Event::Signal(Signal::ApiKeyRevoked(prefix)) => state.keys.evict(&prefix),
+        Event::Signal(Signal::ApiKeysChanged) => state.keys.clear(),
+    }
+}
+
 /// What the leading scheduler does each round: queue due scans, compliance scans, checkout runs
-/// and scheduled reports (and return lapsed leases).
+/// and scheduled reports (and return lapsed leases), and sweep lapsed rate-limit windows.
 fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
     Box::new(move |conn| {
         let state = state.clone();
@@ -206,6 +226,9 @@ fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
                 .await
                 .map_err(|e| e.to_string())?;
             let reports = crate::client_reports::delivery::tick(conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            crate::web::rate_limit::sweep(conn)
                 .await
                 .map_err(|e| e.to_string())?;
             let queued = scans + runs + compliance + reports;

@@ -429,11 +429,14 @@ async fn test_channel(state: &AppState, ctx: &OrgCtx, id: i64) -> Result<(), App
     let mut conn = state.conn().await?;
     notifications::channel(&mut conn, ctx, id).await?;
     ctx.require(Role::Admin)?;
-    state.limiter.check_requested_mail(
-        crate::web::rate_limit::rules::TEST_SEND_ORG,
-        ctx.org_id,
-        &format!("channel:{id}"),
-    )?;
+    state
+        .limiter
+        .check_requested_mail(
+            crate::web::rate_limit::rules::TEST_SEND_ORG,
+            ctx.org_id,
+            &format!("channel:{id}"),
+        )
+        .await?;
     notifications::test_send(&mut conn, ctx, id).await?;
     state.jobs_ready.notify_waiters();
     Ok(())

@@ -228,13 +228,16 @@ struct KeyRow {
     creator_role: Option<String>,
 }
 
-/// Verified API keys, kept for a few seconds so that a busy client costs one database round trip
-/// per request instead of two. A key revoked on this process stops at once (the revocation
-/// evicts it, and a change of members or roles clears the cache); on other `serve` processes
-/// within `KEY_CACHE_TTL`.
+/// Verified API keys, kept for a while so that a busy client costs one database round trip per
+/// request instead of two. Every process forgets a revoked key as soon as the revocation commits
+/// (a [`Signal`](crate::db::signals::Signal) through PostgreSQL), and all keys when members or
+/// roles change. The cache is trusted only while this process listens for those signals: when
+/// the listener is deaf, every request checks the database.
 #[derive(Default)]
 pub struct KeyCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, CachedKey>>,
+    /// Whether revocations reach this process (its signal listener is connected).
+    trusted: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -244,11 +247,17 @@ struct CachedKey {
     cached_at: std::time::Instant,
 }
 
-pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A safety net only: revocations evict at once.
+const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 const KEY_CACHE_MAX: usize = 10_000;
 
 impl KeyCache {
     fn get(&self, prefix: &str, secret_hash: &[u8]) -> Option<OrgCtx> {
+        // (Called as a function: diesel's `RunQueryDsl::load` would shadow the method.)
+        if !std::sync::atomic::AtomicBool::load(&self.trusted, std::sync::atomic::Ordering::Acquire)
+        {
+            return None;
+        }
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(prefix)?;
         (entry.cached_at.elapsed() < KEY_CACHE_TTL
@@ -281,6 +290,14 @@ impl KeyCache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+
+    /// Trusts the cache from now on (the signal listener listens) or not at all (it is deaf);
+    /// either way what it held is forgotten, since revocations may have been missed.
+    pub fn set_trusted(&self, trusted: bool) {
+        self.clear();
+        self.trusted
+            .store(trusted, std::sync::atomic::Ordering::Release);
     }
 
     /// Forgets a key (on revocation).

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::web::AppError;
 
-pub use extract::{ApiCtx, KEY_CACHE_TTL, KeyCache, PageCtx, Viewer};
+pub use extract::{ApiCtx, KeyCache, PageCtx, Viewer};
 
 /// The signed-in person behind a request, if any (for pages anyone may open).
 pub async fn extract_viewer(req: &actix_web::HttpRequest) -> Result<Viewer, crate::web::AppError> {

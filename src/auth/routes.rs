@@ -159,7 +159,7 @@ async fn sign_in(
 ) -> Page {
     let ip = client_ip(&req, state.config.trust_forwarded_for);
     let email = normalize_email(&form.email);
-    state.limiter.check(rules::SIGN_IN_IP, &ip)?;
+    state.limiter.check(rules::SIGN_IN_IP, &ip).await?;
     let wrong = |email: String| {
         let mut errors = FieldErrors::default();
         errors.add("password", "The email or password is not right.");
@@ -177,7 +177,8 @@ async fn sign_in(
     // Only failures count against the account, so signing in cannot lock anyone out.
     state
         .limiter
-        .refuse_if_exhausted(rules::SIGN_IN_ACCOUNT, &email)?;
+        .refuse_if_exhausted(rules::SIGN_IN_ACCOUNT, &email)
+        .await?;
     let mut conn = state.conn().await?;
     let user = queries::user_by_email(&mut conn, &email).await?;
     // Unknown addresses are checked against a dummy hash: same work, same time.
@@ -189,7 +190,7 @@ async fn sign_in(
     let user = match user {
         Some(user) if password_ok => user,
         user => {
-            state.limiter.count(rules::SIGN_IN_ACCOUNT, &email);
+            state.limiter.count(rules::SIGN_IN_ACCOUNT, &email).await?;
             queries::audit_person(
                 &mut conn,
                 user.map(|u| u.id),
@@ -308,10 +309,11 @@ async fn second_factor(
     Form(form): Form<CodeForm>,
 ) -> Page {
     let ip = client_ip(&req, state.config.trust_forwarded_for);
-    state.limiter.check(rules::SECOND_FACTOR_IP, &ip)?;
+    state.limiter.check(rules::SECOND_FACTOR_IP, &ip).await?;
     state
         .limiter
-        .check(rules::SECOND_FACTOR_ACCOUNT, &pending.user_id.to_string())?;
+        .check(rules::SECOND_FACTOR_ACCOUNT, &pending.user_id.to_string())
+        .await?;
     let mut conn = state.conn().await?;
     let method = match check_second_factor(&state, &mut conn, pending.user_id, &form.code).await {
         Ok(method) => method,
@@ -465,7 +467,7 @@ async fn sign_up(
     Form(form): Form<SignUpForm>,
 ) -> Page {
     let ip = client_ip(&req, state.config.trust_forwarded_for);
-    state.limiter.check(rules::SIGN_UP_IP, &ip)?;
+    state.limiter.check(rules::SIGN_UP_IP, &ip).await?;
     let mode = match sign_up_mode(&state, &form.invite).await? {
         Ok(mode) => mode,
         Err(notice) => {
@@ -657,8 +659,8 @@ async fn reset_request(
             errors,
         });
     }
-    state.limiter.check(rules::RESET_IP, &ip)?;
-    state.limiter.check(rules::RESET_ACCOUNT, &email)?;
+    state.limiter.check(rules::RESET_IP, &ip).await?;
+    state.limiter.check(rules::RESET_ACCOUNT, &email).await?;
     // Everything that differs between known and unknown addresses happens after the answer.
     let (background, public_url) = (state.clone(), state.config.public_url.clone());
     let lookup = email.clone();
@@ -766,7 +768,7 @@ async fn reset_confirm(
     Form(form): Form<ResetConfirmForm>,
 ) -> Page {
     let ip = client_ip(&req, state.config.trust_forwarded_for);
-    state.limiter.check(rules::RESET_IP, &ip)?;
+    state.limiter.check(rules::RESET_IP, &ip).await?;
     let mut errors = FieldErrors::default();
     password::check_new(&form.password, "password", &mut errors);
     if form.password != form.password_confirm {
@@ -875,7 +877,8 @@ async fn two_factor_confirm(
 ) -> Page {
     state
         .limiter
-        .check(rules::SECOND_FACTOR_ACCOUNT, &viewer.user_id.to_string())?;
+        .check(rules::SECOND_FACTOR_ACCOUNT, &viewer.user_id.to_string())
+        .await?;
     let mut conn = state.conn().await?;
     let user = queries::user_by_id(&mut conn, viewer.user_id).await?;
     let (Some(sealed), false) = (user.totp_secret.as_ref(), user.two_factor_enabled()) else {
@@ -942,7 +945,8 @@ async fn two_factor_disable(
 ) -> Page {
     state
         .limiter
-        .check(rules::SECOND_FACTOR_ACCOUNT, &viewer.user_id.to_string())?;
+        .check(rules::SECOND_FACTOR_ACCOUNT, &viewer.user_id.to_string())
+        .await?;
     let mut conn = state.conn().await?;
     let user = queries::user_by_id(&mut conn, viewer.user_id).await?;
     let mut errors = FieldErrors::default();
@@ -1027,7 +1031,10 @@ async fn change_password(
     csrf: CsrfToken,
     Form(form): Form<PasswordChangeForm>,
 ) -> Page {
-    state.limiter.check(rules::SIGN_IN_ACCOUNT, &viewer.email)?;
+    state
+        .limiter
+        .check(rules::SIGN_IN_ACCOUNT, &viewer.email)
+        .await?;
     let mut conn = state.conn().await?;
     let user = queries::user_by_id(&mut conn, viewer.user_id).await?;
     let mut errors = FieldErrors::default();

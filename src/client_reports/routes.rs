@@ -471,7 +471,7 @@ async fn shared_page(
     path: web::Path<String>,
 ) -> Page {
     let ip = client_ip(&req, state.config.trust_forwarded_for);
-    state.limiter.check(rules::SHARE_VIEW_IP, &ip)?;
+    state.limiter.check(rules::SHARE_VIEW_IP, &ip).await?;
     let token = path.into_inner();
     if token.len() != 43 || !token.is_ascii() {
         return Err(AppError::NotFound.into());

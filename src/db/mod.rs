@@ -4,6 +4,7 @@
 pub mod embedded;
 pub mod health;
 pub mod schema;
+pub mod signals;
 
 use diesel::Connection;
 use diesel_async::AsyncPgConnection;

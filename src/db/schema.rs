@@ -382,6 +382,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    rate_limit_windows (rule, caller) {
+        rule -> Text,
+        caller -> Text,
+        expires_at -> Timestamptz,
+        count -> Int4,
+    }
+}
+
+diesel::table! {
     recovery_codes (id) {
         id -> Int8,
         user_id -> Int8,
@@ -747,6 +756,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     payment_script_rules,
     payment_script_versions,
     payment_scripts,
+    rate_limit_windows,
     recovery_codes,
     report_deliveries,
     report_shares,

@@ -229,11 +229,14 @@ async fn invite(
     let (Some(role), true) = (role, errors.is_empty()) else {
         return render_members(&state, &page, &csrf, (email, form.role), None, errors).await;
     };
-    state.limiter.check_requested_mail(
-        crate::web::rate_limit::rules::INVITE_ORG,
-        page.ctx.org_id,
-        &email,
-    )?;
+    state
+        .limiter
+        .check_requested_mail(
+            crate::web::rate_limit::rules::INVITE_ORG,
+            page.ctx.org_id,
+            &email,
+        )
+        .await?;
     let token = new_token();
     let ctx = page.ctx.clone();
     let (invite_email, invite_token) = (email.clone(), token.clone());

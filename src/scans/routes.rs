@@ -505,11 +505,14 @@ async fn pick(
 }
 
 /// Counts one comparison computed on request against the organization's limit.
-fn limit_comparisons(state: &AppState, org_id: i64) -> Result<(), AppError> {
-    state.limiter.check(
-        crate::web::rate_limit::rules::COMPARE_ORG,
-        &format!("org:{org_id}"),
-    )
+async fn limit_comparisons(state: &AppState, org_id: i64) -> Result<(), AppError> {
+    state
+        .limiter
+        .check(
+            crate::web::rate_limit::rules::COMPARE_ORG,
+            &format!("org:{org_id}"),
+        )
+        .await
 }
 
 async fn comparison(
@@ -538,7 +541,7 @@ async fn comparison(
     let kept = comparisons::key(ctx.org_id, &target, from, to, Computed::Changes)?;
     let (changes, visual): (Vec<crate::diff::Change>, Visual) =
         comparisons::value_or(state, &kept, || async {
-            limit_comparisons(state, ctx.org_id)?;
+            limit_comparisons(state, ctx.org_id).await?;
             let before = analysis::load(state, ctx.org_id, from).await?;
             let after = analysis::load(state, ctx.org_id, to).await?;
             tokio::task::spawn_blocking(move || analysis::compare(&before, &after, &target))
@@ -618,7 +621,7 @@ async fn diff_image_page(
     };
     let kept = comparisons::key(page.org_id, &target, from, to, what)?;
     let png = comparisons::bytes_or(&state, &kept, || async {
-        limit_comparisons(&state, page.org_id)?;
+        limit_comparisons(&state, page.org_id).await?;
         let before = analysis::load(&state, page.org_id, from).await?;
         let after = analysis::load(&state, page.org_id, to).await?;
         tokio::task::spawn_blocking(move || {

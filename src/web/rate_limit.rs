@@ -1,18 +1,22 @@
-//! Fixed-window rate limits kept in memory, keyed by rule and caller (an IP network or an
-//! account). Each `serve` process counts on its own; with N replicas the effective limit is up
-//! to N times the configured one.
+//! Fixed-window rate limits shared by every `serve` process: each window is a row of
+//! `rate_limit_windows` keyed by rule and caller (an IP network or an account), counted with one
+//! atomic upsert on the database's clock, so N replicas enforce the configured limit together
+//! rather than N times it. The leading scheduler sweeps lapsed windows each round, so a flood
+//! from many addresses costs rows for minutes, never memory in the app.
 //!
 //! An IPv6 caller is counted by its /64 (one subscriber's network: anyone holding one address
-//! holds the other 2^64). Callers by address and by account are kept apart, so a flood from many
-//! addresses cannot push out the per-account counters that stop password guessing; when a table
-//! is full of live callers, the oldest windows make room, never the whole table.
+//! holds the other 2^64). Every rule and caller has its own row, so a flood from many addresses
+//! cannot push out the per-account counters that stop password guessing.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Double, Integer, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::AppError;
+use crate::db::{DbConn, DbError, DbPool};
 
 /// Whom a rule counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,49 +70,6 @@ pub mod rules {
     pub const COMPARE_ORG: Rule = Rule::new("compare/org", Per::Account, 60, 60);
 }
 
-impl RateLimiter {
-    /// Counts one mail an organization asks for, to `recipient` (an address, or a channel as
-    /// `channel:<id>`), under `org_rule`; refuses once a limit is used up.
-    pub fn check_requested_mail(
-        &self,
-        org_rule: Rule,
-        org_id: i64,
-        recipient: &str,
-    ) -> Result<(), AppError> {
-        let org = format!("org:{org_id}");
-        self.refuse_if_exhausted(org_rule, &org)?;
-        self.refuse_if_exhausted(rules::MAIL_RECIPIENT, recipient)?;
-        self.refuse_if_exhausted(rules::MAIL_ORG_DAY, &org)?;
-        self.count(org_rule, &org);
-        self.count(rules::MAIL_RECIPIENT, recipient);
-        self.count(rules::MAIL_ORG_DAY, &org);
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-pub struct RateLimiter {
-    by_address: Mutex<Table>,
-    by_account: Mutex<Table>,
-}
-
-type Key = (&'static str, String);
-
-#[derive(Default)]
-struct Table {
-    windows: HashMap<Key, Window>,
-}
-
-struct Window {
-    started: Instant,
-    /// How long this window lasts (its rule's), for sweeping.
-    length: Duration,
-    count: u32,
-}
-
-/// Beyond this many tracked callers in one table, lapsed windows are swept; if a flood keeps
-/// them all live, the oldest tenth make room.
-const MAX_TRACKED: usize = 100_000;
 /// Callers are keyed by at most this many bytes of their address or account.
 const MAX_KEY_BYTES: usize = 256;
 
@@ -133,81 +94,131 @@ fn caller(rule: Rule, who: &str) -> String {
     who[..end].to_string()
 }
 
-impl Table {
-    /// Makes room for one more caller: lapsed windows go first, then the oldest tenth.
-    fn make_room(&mut self, now: Instant) {
-        if self.windows.len() < MAX_TRACKED {
-            return;
-        }
-        self.windows
-            .retain(|_, w| now.duration_since(w.started) < w.length);
-        if self.windows.len() < MAX_TRACKED {
-            return;
-        }
-        let mut starts: Vec<Instant> = self.windows.values().map(|w| w.started).collect();
-        let cut = starts.len() / 10;
-        let (_, oldest_kept, _) = starts.select_nth_unstable(cut);
-        let oldest_kept = *oldest_kept;
-        tracing::warn!(
-            tracked = self.windows.len(),
-            "rate-limit table full of live callers; dropping the oldest tenth"
-        );
-        self.windows.retain(|_, w| w.started >= oldest_kept);
+/// Every window, shared by all `serve` processes through PostgreSQL.
+pub struct RateLimiter {
+    pool: DbPool,
+}
+
+/// A caller's window after counting (or as it would be after counting).
+#[derive(QueryableByName)]
+struct Window {
+    #[diesel(sql_type = Integer)]
+    count: i32,
+    #[diesel(sql_type = Double)]
+    seconds_left: f64,
+}
+
+impl Window {
+    /// The refusal once more than `max` are counted, with the seconds until the window ends.
+    fn refusal(&self, max: u32) -> Option<AppError> {
+        (i64::from(self.count) > i64::from(max)).then(|| AppError::RateLimited {
+            retry_after: (self.seconds_left.ceil() as u64).max(1),
+        })
     }
 }
 
+/// Counts one attempt in one statement: a lapsed window starts again at 1; a live one counts up
+/// to `max + 1` and no further, so "over the limit" is `count > max` and a refused flood does not
+/// grow the number. Times are the database's, so every process agrees on them.
+const COUNT: &str = "INSERT INTO rate_limit_windows AS w (rule, caller, expires_at, count)
+     VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3), 1)
+     ON CONFLICT (rule, caller) DO UPDATE SET
+       count = CASE WHEN w.expires_at <= clock_timestamp() THEN 1
+                    ELSE LEAST(w.count + 1, $4 + 1) END,
+       expires_at = CASE WHEN w.expires_at <= clock_timestamp() THEN EXCLUDED.expires_at
+                         ELSE w.expires_at END
+     RETURNING count, EXTRACT(EPOCH FROM expires_at - clock_timestamp())::float8 AS seconds_left";
+
+/// The window as the next attempt would find it, without counting.
+const PEEK: &str = "SELECT count + 1 AS count,
+            EXTRACT(EPOCH FROM expires_at - clock_timestamp())::float8 AS seconds_left
+     FROM rate_limit_windows
+     WHERE rule = $1 AND caller = $2 AND expires_at > clock_timestamp()";
+
 impl RateLimiter {
-    fn table(&self, rule: Rule) -> std::sync::MutexGuard<'_, Table> {
-        match rule.per {
-            Per::Address => &self.by_address,
-            Per::Account => &self.by_account,
-        }
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    pub fn new(pool: DbPool) -> RateLimiter {
+        RateLimiter { pool }
+    }
+
+    async fn conn(&self) -> Result<DbConn, AppError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| AppError::from(DbError::from(e)))
     }
 
     /// Counts one attempt; refuses it with the seconds until the window ends once `max` is used.
-    pub fn check(&self, rule: Rule, who: &str) -> Result<(), AppError> {
-        self.refuse_if_exhausted(rule, who)?;
-        self.count(rule, who);
-        Ok(())
+    pub async fn check(&self, rule: Rule, who: &str) -> Result<(), AppError> {
+        let mut conn = self.conn().await?;
+        refuse(count(&mut conn, rule, who).await?, rule)
     }
 
     /// Refuses when the caller has used up the window, without counting this attempt (for
     /// limits that count only failures).
-    pub fn refuse_if_exhausted(&self, rule: Rule, who: &str) -> Result<(), AppError> {
-        let now = Instant::now();
-        let table = self.table(rule);
-        match table.windows.get(&(rule.name, caller(rule, who))) {
-            Some(w) if now.duration_since(w.started) < rule.window && w.count >= rule.max => {
-                let left = rule.window.saturating_sub(now.duration_since(w.started));
-                Err(AppError::RateLimited {
-                    retry_after: left.as_secs().max(1),
-                })
-            }
-            _ => Ok(()),
-        }
+    pub async fn refuse_if_exhausted(&self, rule: Rule, who: &str) -> Result<(), AppError> {
+        let mut conn = self.conn().await?;
+        let window: Option<Window> = diesel::sql_query(PEEK)
+            .bind::<Text, _>(rule.name)
+            .bind::<Text, _>(caller(rule, who))
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(DbError::from)?;
+        window.map_or(Ok(()), |w| refuse(w, rule))
     }
 
     /// Counts one attempt (or failure) against the caller's window.
-    pub fn count(&self, rule: Rule, who: &str) {
-        let now = Instant::now();
-        let mut table = self.table(rule);
-        let key = (rule.name, caller(rule, who));
-        if !table.windows.contains_key(&key) {
-            table.make_room(now);
-        }
-        let window = table.windows.entry(key).or_insert(Window {
-            started: now,
-            length: rule.window,
-            count: 0,
-        });
-        if now.duration_since(window.started) >= rule.window {
-            window.started = now;
-            window.count = 0;
-        }
-        window.count += 1;
+    pub async fn count(&self, rule: Rule, who: &str) -> Result<(), AppError> {
+        let mut conn = self.conn().await?;
+        count(&mut conn, rule, who).await?;
+        Ok(())
     }
+
+    /// Counts one mail an organization asks for, to `recipient` (an address, or a channel as
+    /// `channel:<id>`), under `org_rule`, the per-recipient limit and the daily one together:
+    /// when one refuses, none is counted.
+    pub async fn check_requested_mail(
+        &self,
+        org_rule: Rule,
+        org_id: i64,
+        recipient: &str,
+    ) -> Result<(), AppError> {
+        let org = format!("org:{org_id}");
+        let recipient = recipient.to_string();
+        let mut conn = self.conn().await?;
+        conn.transaction::<_, AppError, _>(async move |conn| {
+            for (rule, who) in [
+                (org_rule, org.as_str()),
+                (rules::MAIL_RECIPIENT, recipient.as_str()),
+                (rules::MAIL_ORG_DAY, org.as_str()),
+            ] {
+                refuse(count(conn, rule, who).await?, rule)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn refuse(window: Window, rule: Rule) -> Result<(), AppError> {
+    window.refusal(rule.max).map_or(Ok(()), Err)
+}
+
+async fn count(conn: &mut AsyncPgConnection, rule: Rule, who: &str) -> Result<Window, DbError> {
+    Ok(diesel::sql_query(COUNT)
+        .bind::<Text, _>(rule.name)
+        .bind::<Text, _>(caller(rule, who))
+        .bind::<Double, _>(rule.window.as_secs_f64())
+        .bind::<Integer, _>(i32::try_from(rule.max).unwrap_or(i32::MAX - 1))
+        .get_result(conn)
+        .await?)
+}
+
+/// Deletes lapsed windows (the leading scheduler does, each round); returns how many.
+pub async fn sweep(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
+    diesel::sql_query("DELETE FROM rate_limit_windows WHERE expires_at < clock_timestamp()")
+        .execute(conn)
+        .await
 }
 
 #[cfg(test)]
@@ -215,120 +226,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_attempt_after_the_limit_is_refused_with_retry_after() {
-        let limiter = RateLimiter::default();
-        let rule = Rule::new("test", Per::Address, 3, 60);
-        for _ in 0..3 {
-            limiter.check(rule, "1.2.3.4").unwrap();
-        }
-        match limiter.check(rule, "1.2.3.4") {
-            Err(AppError::RateLimited { retry_after }) => assert!((1..=60).contains(&retry_after)),
-            other => panic!("expected a refusal, got {other:?}"),
-        }
-        limiter.check(rule, "5.6.7.8").unwrap();
-    }
-
-    #[test]
-    fn failure_only_limits_are_not_used_up_by_looking() {
-        let limiter = RateLimiter::default();
-        let rule = Rule::new("failures", Per::Account, 2, 60);
-        for _ in 0..5 {
-            limiter.refuse_if_exhausted(rule, "a@example.com").unwrap();
-        }
-        limiter.count(rule, "a@example.com");
-        limiter.count(rule, "a@example.com");
-        assert!(limiter.refuse_if_exhausted(rule, "a@example.com").is_err());
-    }
-
-    #[test]
     fn an_ipv6_network_is_one_caller_and_ipv4_callers_stay_apart() {
-        let limiter = RateLimiter::default();
         let rule = Rule::new("test", Per::Address, 2, 60);
-        limiter.check(rule, "2001:db8:1:2::1").unwrap();
-        limiter.check(rule, "2001:db8:1:2:ffff:1:2:3").unwrap();
-        assert!(
-            limiter.check(rule, "2001:db8:1:2::abcd").is_err(),
-            "the same /64"
-        );
-        limiter.check(rule, "2001:db8:1:3::1").unwrap();
-        limiter.check(rule, "::ffff:192.0.2.1").unwrap();
-        limiter.check(rule, "192.0.2.1").unwrap();
-        assert!(
-            limiter.check(rule, "192.0.2.1").is_err(),
-            "mapped and plain IPv4 are one caller"
-        );
-        limiter.check(rule, "192.0.2.2").unwrap();
-    }
-
-    #[test]
-    fn a_flood_of_addresses_keeps_account_counters_and_recent_callers() {
-        let limiter = RateLimiter::default();
-        let account = Rule::new("account", Per::Account, 2, 900);
-        let address = Rule::new("address", Per::Address, 5, 900);
-        limiter.count(account, "victim@example.com");
-        limiter.count(account, "victim@example.com");
-        assert!(
-            limiter
-                .refuse_if_exhausted(account, "victim@example.com")
-                .is_err()
-        );
-        limiter.count(address, "198.51.100.1");
-        for i in 0..MAX_TRACKED as u32 + 10 {
-            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
-            limiter.count(address, &ip.to_string());
-        }
-        assert!(
-            limiter
-                .refuse_if_exhausted(account, "victim@example.com")
-                .is_err(),
-            "the account stays locked"
-        );
-        let tracked = limiter.by_address.lock().unwrap().windows.len();
-        assert!(
-            tracked <= MAX_TRACKED && tracked > MAX_TRACKED / 2,
-            "{tracked}"
-        );
-        let newest = std::net::Ipv4Addr::from(0x0a00_0000 + MAX_TRACKED as u32 + 9);
-        assert!(
-            limiter
-                .by_address
-                .lock()
-                .unwrap()
-                .windows
-                .contains_key(&("address", newest.to_string())),
-            "the newest callers are kept"
-        );
-    }
-
-    #[test]
-    fn requested_mail_is_limited_per_recipient_per_org_and_per_day() {
-        let limiter = RateLimiter::default();
-        let org_rule = rules::TEST_SEND_ORG;
-        for _ in 0..rules::MAIL_RECIPIENT.max {
-            limiter
-                .check_requested_mail(org_rule, 7, "channel:1")
-                .unwrap();
-        }
-        assert!(
-            limiter
-                .check_requested_mail(org_rule, 7, "channel:1")
-                .is_err(),
-            "one recipient"
-        );
-        let mut recipient = 2;
-        while limiter
-            .check_requested_mail(org_rule, 7, &format!("channel:{recipient}"))
-            .is_ok()
-        {
-            recipient += 1;
-        }
+        assert_eq!(caller(rule, "2001:db8:1:2::1"), "2001:db8:1:2::/64");
         assert_eq!(
-            recipient - 2 + rules::MAIL_RECIPIENT.max,
-            org_rule.max,
-            "the organization's hourly limit"
+            caller(rule, "2001:db8:1:2:ffff:1:2:3"),
+            caller(rule, "2001:db8:1:2::abcd")
         );
-        limiter
-            .check_requested_mail(org_rule, 8, "channel:99")
-            .unwrap();
+        assert_ne!(
+            caller(rule, "2001:db8:1:2::1"),
+            caller(rule, "2001:db8:1:3::1")
+        );
+        assert_eq!(caller(rule, "::ffff:192.0.2.1"), "192.0.2.1");
+        assert_ne!(caller(rule, "192.0.2.1"), caller(rule, "192.0.2.2"));
+    }
+
+    #[test]
+    fn accounts_are_counted_as_named_and_cut_on_a_character_boundary() {
+        let rule = Rule::new("test", Per::Account, 2, 60);
+        assert_eq!(
+            caller(rule, "2001:db8::1"),
+            "2001:db8::1",
+            "not an address rule"
+        );
+        let long = "é".repeat(200);
+        let cut = caller(rule, &long);
+        assert!(
+            cut.len() <= MAX_KEY_BYTES && long.starts_with(&cut),
+            "{}",
+            cut.len()
+        );
     }
 }

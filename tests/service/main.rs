@@ -13,6 +13,7 @@ mod changes;
 
 mod checkouts;
 mod client_reports;
+mod cluster;
 mod compliance;
 mod layout;
 mod notifications;

@@ -398,17 +398,6 @@ async fn a_blob_store_outage_during_upload_is_retried_until_it_is_back() {
     let sites = FixtureSites::start().await.unwrap();
     let mut s3 = S3Server::start();
     let settings = s3.settings("snapshots");
-    // s3s-fs reports every bucket in us-east-1; the app checks the configured region against it.
-    let settings: Vec<(String, String)> = settings
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "SITEWARD_S3_REGION" {
-                (k, "us-east-1".into())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
     let settings: Vec<(&str, &str)> = settings
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))

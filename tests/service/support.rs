@@ -976,12 +976,13 @@ impl S3Server {
         }
     }
 
-    /// The `SITEWARD_S3_*` settings of an app that keeps its blobs in `bucket` here.
+    /// The `SITEWARD_S3_*` settings of an app that keeps its blobs in `bucket` here (in
+    /// us-east-1: s3s-fs reports every bucket there, and the app checks the region it is given).
     pub fn settings(&self, bucket: &str) -> Vec<(String, String)> {
         std::fs::create_dir_all(self.root.path().join(bucket)).unwrap();
         vec![
             ("SITEWARD_S3_BUCKET".into(), bucket.into()),
-            ("SITEWARD_S3_REGION".into(), "eu-west-1".into()),
+            ("SITEWARD_S3_REGION".into(), "us-east-1".into()),
             (
                 "SITEWARD_S3_ENDPOINT".into(),
                 format!("http://127.0.0.1:{}", self.port),
