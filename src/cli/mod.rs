@@ -1,5 +1,6 @@
 //! The `siteward` command line: argument definitions and dispatch.
 
+mod backup;
 mod bench;
 mod bench_checkout;
 mod bench_compliance;

@@ -5,6 +5,7 @@ pub mod envelope;
 mod key;
 mod local;
 mod s3;
+pub mod verify;
 
 use std::path::PathBuf;
 

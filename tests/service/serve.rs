@@ -464,3 +464,105 @@ async fn a_killed_embedded_database_comes_back_and_a_scan_asked_during_the_outag
     assert!(status.success());
     assert!(postmaster_pid(data.path()).is_none());
 }
+
+/// The newest PostgreSQL tool `name` on this machine (as `siteward` finds it).
+fn pg_tool(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.flatten()
+                .map(|d| d.path().join("bin").join(name))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.retain(|tool| tool.exists());
+    versions.sort_by_key(|tool| {
+        tool.components()
+            .nth(4)
+            .and_then(|v| v.as_os_str().to_str()?.parse::<u32>().ok())
+    });
+    versions.pop().unwrap_or_else(|| PathBuf::from(name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_beside_serve_restores_with_every_blob_and_the_audit_log_intact() {
+    let data = data_folder();
+    let serve = Serve::start(data.path(), "serve").await;
+    let (owner, target_page) = owner_with_target(&serve).await;
+    let scan_page = location(&owner.post_form(&format!("{target_page}/scans"), &[]).await);
+    wait_for_scan(&owner, &scan_page, Duration::from_secs(90)).await;
+
+    let backups = tempfile::tempdir().unwrap();
+    let out = backups.path().to_str().unwrap();
+    let output = run_beside(data.path(), &["admin", "backup", "--out", out]).await;
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(serve.readyz().await, Some(reqwest::StatusCode::OK));
+    let folder = std::fs::read_dir(backups.path())
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a backup folder")
+        .path();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("backup.json")).unwrap()).unwrap();
+    let dump = std::fs::read(folder.join("database.dump")).unwrap();
+    assert_eq!(manifest["database"]["bytes"], dump.len() as u64);
+    assert_eq!(
+        manifest["database"]["sha256"].as_str().unwrap(),
+        super::support::sha256_hex(&dump)
+    );
+    let blob_files = manifest["blobs"]["files"].as_u64().unwrap();
+    assert!(blob_files >= 2, "{manifest}");
+    // The master keys stay out of the backup.
+    let keys = std::fs::read_to_string(data.path().join("master-keys")).unwrap();
+    let secret = keys.trim().rsplit(':').next().unwrap();
+    assert!(!folder.join("master-keys").exists());
+    assert!(
+        !dump.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the dump holds a master key"
+    );
+
+    // Restored into a new database, with the copied blobs and the same keys.
+    let restored = super::support::empty_database().await;
+    let restore = Command::new(pg_tool("pg_restore"))
+        .args(["--no-owner", "--exit-on-error", "--dbname", &restored])
+        .arg(folder.join("database.dump"))
+        .output()
+        .unwrap();
+    assert!(restore.status.success(), "{restore:?}");
+    let on_restored = |args: &[&str]| {
+        let mut command = siteward(data.path(), args);
+        command
+            .env("DATABASE_URL", &restored)
+            .env("SITEWARD_BLOB_DIR", folder.join("blobs"));
+        command.output().unwrap()
+    };
+    let audit = on_restored(&["admin", "verify-audit"]);
+    assert!(audit.status.success(), "{audit:?}");
+    let blobs = on_restored(&["admin", "verify-blobs"]);
+    let said = String::from_utf8_lossy(&blobs.stdout).to_string();
+    assert!(blobs.status.success(), "{blobs:?}");
+    let intact: u64 = said
+        .strip_prefix("blobs intact: ")
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(intact >= 2 && intact <= blob_files, "{said}");
+
+    // A blob changed in the copy is named, and the check fails.
+    let mut blob = folder.join("blobs");
+    while blob.is_dir() {
+        blob = std::fs::read_dir(&blob)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .max()
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let broken = on_restored(&["admin", "verify-blobs"]);
+    let said = String::from_utf8_lossy(&broken.stdout).to_string();
+    assert_eq!(broken.status.code(), Some(1), "{said}");
+    assert!(said.starts_with("blobs BROKEN: 1 problem(s)"), "{said}");
+}

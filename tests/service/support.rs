@@ -179,6 +179,19 @@ pub async fn fresh_database() -> String {
     unreachable!()
 }
 
+/// A new database with nothing in it (for restores).
+pub async fn empty_database() -> String {
+    let name = format!(
+        "sw_empty_{}",
+        hex::encode(siteward::crypto::random_bytes::<6>())
+    );
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin_conn().await)
+        .await
+        .expect("create an empty database");
+    url_for(&name)
+}
+
 async fn start_app(
     env: &[(String, String)],
     database_url: &str,

@@ -464,6 +464,20 @@ impl PgBinaries {
     }
 }
 
+/// Another PostgreSQL tool (`pg_dump`, `psql`) from the installation the embedded server runs
+/// with, so its version matches; else the one on `PATH`.
+pub fn client_tool(name: &str) -> Option<PathBuf> {
+    let beside = find_binaries()
+        .ok()
+        .and_then(|b| b.pg_ctl.parent().map(|dir| dir.join(name)))
+        .filter(|tool| is_executable(tool));
+    beside.or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(name))
+            .find(|tool| is_executable(tool))
+    })
+}
+
 /// Finds the tools on `PATH`, else in the newest `/usr/lib/postgresql/<version>/bin`.
 fn find_binaries() -> Result<PgBinaries, EmbeddedError> {
     find_binaries_in(
