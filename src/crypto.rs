@@ -199,6 +199,18 @@ impl MasterKeys {
         out
     }
 
+    /// `sealed` sealed again under the current master key, or `None` when it already is.
+    pub fn reseal(&self, sealed: &[u8], context: &str) -> Result<Option<Vec<u8>>, OpenError> {
+        let id = sealed
+            .get(2..2 + *sealed.get(1).ok_or(OpenError::Malformed)? as usize)
+            .ok_or(OpenError::Malformed)?;
+        if id == self.current.as_bytes() {
+            return Ok(None);
+        }
+        let plain = self.open(sealed, context)?;
+        Ok(Some(self.seal(&plain, context)))
+    }
+
     pub fn open(&self, sealed: &[u8], context: &str) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         let (&version, rest) = sealed.split_first().ok_or(OpenError::Malformed)?;
         if version != SEALED_VERSION {

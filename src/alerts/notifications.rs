@@ -385,6 +385,45 @@ pub async fn run_worker(state: web::Data<AppState>) {
     .await
 }
 
+/// Seals every channel's settings not sealed by the current master key under it, bound to the
+/// channel (part of `siteward admin rotate-master-key`); returns how many.
+pub async fn reseal_all(conn: &mut AsyncPgConnection, keys: &MasterKeys) -> Result<usize, String> {
+    let channels: Vec<(i64, i64, Vec<u8>)> = notification_channels::table
+        .select((
+            notification_channels::id,
+            notification_channels::org_id,
+            notification_channels::config_sealed,
+        ))
+        .load(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut resealed = 0;
+    for (channel_id, org_id, sealed) in channels {
+        let context = context(org_id, channel_id);
+        let fresh = match keys.reseal(&sealed, &context) {
+            Ok(fresh) => fresh,
+            // Legacy binding: opened under the organization, sealed under the channel.
+            Err(_) => Some(keys.seal(
+                &open_settings(conn, keys, (org_id, channel_id, &sealed)).await?,
+                &context,
+            )),
+        };
+        if let Some(fresh) = fresh {
+            diesel::update(
+                notification_channels::table
+                    .filter(notification_channels::id.eq(channel_id))
+                    .filter(notification_channels::config_sealed.eq(&sealed)),
+            )
+            .set(notification_channels::config_sealed.eq(fresh))
+            .execute(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+            resealed += 1;
+        }
+    }
+    Ok(resealed)
+}
+
 /// Opens a channel's sealed settings; legacy ones (bound to the org only) are sealed again
 /// under the channel's own binding on the way.
 async fn open_settings(

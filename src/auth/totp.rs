@@ -21,6 +21,43 @@ pub fn seal(keys: &MasterKeys, user_id: i64, secret: &[u8]) -> Vec<u8> {
     keys.seal(secret, &seal_context(user_id))
 }
 
+/// Seals every two-factor secret not sealed by the current master key under it (part of
+/// `siteward admin rotate-master-key`); returns how many.
+pub async fn reseal_all(
+    conn: &mut diesel_async::AsyncPgConnection,
+    keys: &MasterKeys,
+) -> Result<usize, String> {
+    use crate::db::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let sealed: Vec<(i64, Vec<u8>)> = users::table
+        .filter(users::totp_secret.is_not_null())
+        .select((users::id, users::totp_secret.assume_not_null()))
+        .load(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut resealed = 0;
+    for (user_id, secret) in sealed {
+        let fresh = keys
+            .reseal(&secret, &seal_context(user_id))
+            .map_err(|e| format!("user {user_id}'s two-factor secret: {e}"))?;
+        if let Some(fresh) = fresh {
+            // Only if unchanged meanwhile (re-enrolled, disabled).
+            diesel::update(
+                users::table
+                    .filter(users::id.eq(user_id))
+                    .filter(users::totp_secret.eq(&secret)),
+            )
+            .set(users::totp_secret.eq(fresh))
+            .execute(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+            resealed += 1;
+        }
+    }
+    Ok(resealed)
+}
+
 fn totp(secret: &[u8]) -> Option<Totp> {
     Builder::new().with_secret(secret.to_vec()).build().ok()
 }

@@ -441,16 +441,25 @@ async fn rotate_master_key(url: &SecretString, config: &Config) -> ExitCode {
         Ok(conn) => conn,
         Err(code) => return code,
     };
-    match crate::storage::envelope::rewrap_data_keys(&mut conn, &config.master_keys).await {
-        Ok(count) => {
-            println!(
-                "re-wrapped {count} data key(s) under master key `{}`",
-                config.master_keys.current_id()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(error),
-    }
+    let keys = &config.master_keys;
+    let data_keys = match crate::storage::envelope::rewrap_data_keys(&mut conn, keys).await {
+        Ok(count) => count,
+        Err(error) => return fail(error),
+    };
+    let second_factors = match crate::auth::totp::reseal_all(&mut conn, keys).await {
+        Ok(count) => count,
+        Err(error) => return fail(error),
+    };
+    let channels = match crate::alerts::notifications::reseal_all(&mut conn, keys).await {
+        Ok(count) => count,
+        Err(error) => return fail(error),
+    };
+    println!(
+        "re-wrapped {data_keys} data key(s) and sealed {second_factors} two-factor secret(s) and \
+         {channels} notification channel setting(s) again under master key `{}`",
+        keys.current_id()
+    );
+    ExitCode::SUCCESS
 }
 
 async fn rotate_data_key(url: &SecretString, config: &Config, org: i64) -> ExitCode {

@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use base64::Engine;
+use diesel::{ExpressionMethods, NullableExpressionMethods, QueryDsl};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use siteward::crypto::MasterKeys;
 use siteward::storage::{
@@ -278,6 +279,32 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
     );
     let key = ObjectKey::snapshot_artifact(org, 1, Uploader::Attempt(1), "snapshot.json").unwrap();
     blobs.put(&mut conn, &key, b"{}").await.unwrap();
+    // Secrets sealed with the master key itself: a person's two-factor secret and a channel's
+    // settings (made through the API, sealed by the app).
+    let owner = app.sign_up_first("Sealed").await;
+    let owner_id = app.user_id(&owner.email).await;
+    let totp = siteward::auth::totp::seal(
+        &MasterKeys::parse(TEST_MASTER_KEY, None).unwrap(),
+        owner_id,
+        b"twenty-byte-secret!!",
+    );
+    diesel::update(siteward::db::schema::users::table.find(owner_id))
+        .set(siteward::db::schema::users::totp_secret.eq(totp))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let api = app.api(&app.create_key(&owner, "read_write").await);
+    let channel = api
+        .send_json(
+            reqwest::Method::POST,
+            "/api/v1/notification-channels",
+            serde_json::json!({"name": "Ops", "kind": "email", "to": "ops@agency.example", "min_severity": "info"}),
+        )
+        .await;
+    assert_eq!(channel.status(), reqwest::StatusCode::CREATED);
+    let channel_id = channel.json::<serde_json::Value>().await.unwrap()["channel"]["id"]
+        .as_i64()
+        .unwrap();
 
     let siteward = |args: &[&str], keys: &str| {
         Command::new(env!("CARGO_BIN_EXE_siteward"))
@@ -300,7 +327,9 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
     );
     assert!(
         String::from_utf8_lossy(&output.stdout)
-            .contains("re-wrapped 1 data key(s) under master key `next`")
+            .contains("re-wrapped 1 data key(s) and sealed 1 two-factor secret(s) and 1 notification channel setting(s) again under master key `next`"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
     );
     let output = siteward(
         &["admin", "rotate-data-key", "--org", &org.to_string()],
@@ -338,6 +367,40 @@ async fn the_admin_commands_rotate_keys_and_serve_refuses_a_bucket_in_another_re
         reopened.get(&mut conn, &key).await.unwrap().as_slice(),
         b"{}"
     );
+    let next_keys = MasterKeys::parse(&next_only, None).unwrap();
+    let (totp, channel_org, settings): (Vec<u8>, i64, Vec<u8>) = {
+        use siteward::db::schema::{notification_channels, users};
+        let totp = users::table
+            .find(owner_id)
+            .select(users::totp_secret.assume_not_null())
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        let (org, settings) = notification_channels::table
+            .find(channel_id)
+            .select((
+                notification_channels::org_id,
+                notification_channels::config_sealed,
+            ))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        (totp, org, settings)
+    };
+    assert_eq!(
+        next_keys
+            .open(&totp, &siteward::auth::totp::seal_context(owner_id))
+            .unwrap()
+            .as_slice(),
+        b"twenty-byte-secret!!"
+    );
+    let opened = next_keys
+        .open(
+            &settings,
+            &format!("notification_channels:{channel_org}:{channel_id}"),
+        )
+        .unwrap();
+    assert!(String::from_utf8_lossy(&opened).contains("ops@agency.example"));
     let later =
         ObjectKey::snapshot_artifact(org, 2, Uploader::Attempt(1), "snapshot.json").unwrap();
     reopened.put(&mut conn, &later, b"{}").await.unwrap();
