@@ -19,7 +19,8 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER jobs_signal_ready AFTER INSERT OR UPDATE OF state, run_at ON jobs
-    FOR EACH ROW WHEN (NEW.state = 'queued') EXECUTE FUNCTION siteward_signal_jobs();
+    FOR EACH ROW WHEN (NEW.state = 'queued' AND NEW.run_at <= now())
+    EXECUTE FUNCTION siteward_signal_jobs();
 
 CREATE FUNCTION siteward_signal_key_revoked() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -400,25 +400,25 @@ pub async fn reseal_all(conn: &mut AsyncPgConnection, keys: &MasterKeys) -> Resu
     let mut resealed = 0;
     for (channel_id, org_id, sealed) in channels {
         let context = context(org_id, channel_id);
-        let fresh = match keys.reseal(&sealed, &context) {
-            Ok(fresh) => fresh,
-            // Legacy binding: opened under the organization, sealed under the channel.
-            Err(_) => Some(keys.seal(
-                &open_settings(conn, keys, (org_id, channel_id, &sealed)).await?,
-                &context,
-            )),
-        };
-        if let Some(fresh) = fresh {
-            diesel::update(
-                notification_channels::table
-                    .filter(notification_channels::id.eq(channel_id))
-                    .filter(notification_channels::config_sealed.eq(&sealed)),
-            )
-            .set(notification_channels::config_sealed.eq(fresh))
-            .execute(conn)
-            .await
-            .map_err(|e| e.to_string())?;
-            resealed += 1;
+        match keys.reseal(&sealed, &context) {
+            Ok(Some(fresh)) => {
+                // Only if unchanged meanwhile (edited settings are sealed anew anyway).
+                resealed += diesel::update(
+                    notification_channels::table
+                        .filter(notification_channels::id.eq(channel_id))
+                        .filter(notification_channels::config_sealed.eq(&sealed)),
+                )
+                .set(notification_channels::config_sealed.eq(fresh))
+                .execute(conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+            Ok(None) => {}
+            // Legacy binding: opening seals it again under the channel and the current key.
+            Err(_) => {
+                open_settings(conn, keys, (org_id, channel_id, &sealed)).await?;
+                resealed += 1;
+            }
         }
     }
     Ok(resealed)

@@ -432,6 +432,7 @@ async fn test_channel(state: &AppState, ctx: &OrgCtx, id: i64) -> Result<(), App
     state
         .limiter
         .check_requested_mail(
+            &mut conn,
             crate::web::rate_limit::rules::TEST_SEND_ORG,
             ctx.org_id,
             &format!("channel:{id}"),

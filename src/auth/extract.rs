@@ -235,9 +235,17 @@ struct KeyRow {
 /// the listener is deaf, every request checks the database.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, CachedKey>>,
+    inner: std::sync::Mutex<CacheInner>,
     /// Whether revocations reach this process (its signal listener is connected).
     trusted: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    entries: std::collections::HashMap<String, CachedKey>,
+    /// Counts evictions and clearings: a key read from the database before one of them may have
+    /// been revoked since, so it is not cached (see [`KeyCache::put`]).
+    generation: u64,
 }
 
 #[derive(Clone)]
@@ -252,28 +260,48 @@ const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 const KEY_CACHE_MAX: usize = 10_000;
 
 impl KeyCache {
-    fn get(&self, prefix: &str, secret_hash: &[u8]) -> Option<OrgCtx> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn trusted(&self) -> bool {
         // (Called as a function: diesel's `RunQueryDsl::load` would shadow the method.)
-        if !std::sync::atomic::AtomicBool::load(&self.trusted, std::sync::atomic::Ordering::Acquire)
-        {
+        std::sync::atomic::AtomicBool::load(&self.trusted, std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn get(&self, prefix: &str, secret_hash: &[u8]) -> Option<OrgCtx> {
+        if !self.trusted() {
             return None;
         }
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = entries.get(prefix)?;
+        let inner = self.lock();
+        let entry = inner.entries.get(prefix)?;
         (entry.cached_at.elapsed() < KEY_CACHE_TTL
             && constant_time_eq(&entry.secret_hash, secret_hash))
         .then(|| entry.ctx.clone())
     }
 
-    fn put(&self, prefix: &str, secret_hash: Vec<u8>, ctx: OrgCtx) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= KEY_CACHE_MAX {
-            entries.retain(|_, e| e.cached_at.elapsed() < KEY_CACHE_TTL);
-            if entries.len() >= KEY_CACHE_MAX {
-                entries.clear();
+    /// Where the cache stands before a key is read from the database.
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Caches a key read from the database when the cache stood at `read_at`, unless a key was
+    /// evicted or the cache cleared since: the revocation that did it may have committed after
+    /// the read, and caching the row would bring the revoked key back.
+    fn put(&self, prefix: &str, secret_hash: Vec<u8>, ctx: OrgCtx, read_at: u64) {
+        let mut inner = self.lock();
+        if inner.generation != read_at || !self.trusted() {
+            return;
+        }
+        if inner.entries.len() >= KEY_CACHE_MAX {
+            inner
+                .entries
+                .retain(|_, e| e.cached_at.elapsed() < KEY_CACHE_TTL);
+            if inner.entries.len() >= KEY_CACHE_MAX {
+                inner.entries.clear();
             }
         }
-        entries.insert(
+        inner.entries.insert(
             prefix.to_string(),
             CachedKey {
                 secret_hash,
@@ -286,26 +314,26 @@ impl KeyCache {
     /// Forgets every key (when members leave or change roles: a key acts with at most its
     /// creator's current role).
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut inner = self.lock();
+        inner.entries.clear();
+        inner.generation += 1;
     }
 
     /// Trusts the cache from now on (the signal listener listens) or not at all (it is deaf);
     /// either way what it held is forgotten, since revocations may have been missed.
     pub fn set_trusted(&self, trusted: bool) {
-        self.clear();
+        let mut inner = self.lock();
         self.trusted
             .store(trusted, std::sync::atomic::Ordering::Release);
+        inner.entries.clear();
+        inner.generation += 1;
     }
 
     /// Forgets a key (on revocation).
     pub fn evict(&self, prefix: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(prefix);
+        let mut inner = self.lock();
+        inner.entries.remove(prefix);
+        inner.generation += 1;
     }
 }
 
@@ -326,6 +354,7 @@ async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
     if let Some(ctx) = state.keys.get(prefix, &presented_hash) {
         return Ok(ApiCtx(OrgCtx { ip, ..ctx }));
     }
+    let read_at = state.keys.generation();
     let mut conn = state.conn().await?;
     let key: KeyRow = api_keys::table
         .left_join(
@@ -382,7 +411,9 @@ async fn load_api_ctx(req: &HttpRequest) -> Result<ApiCtx, AppError> {
         },
         ip,
     };
-    state.keys.put(prefix, key.secret_hash, ctx.clone());
+    state
+        .keys
+        .put(prefix, key.secret_hash, ctx.clone(), read_at);
     Ok(ApiCtx(ctx))
 }
 

@@ -174,13 +174,12 @@ async fn sign_in(
     if !looks_like_email(&email) {
         return wrong(String::new());
     }
-    // Only failures count against the account, so signing in cannot lock anyone out.
-    state
-        .limiter
-        .refuse_if_exhausted(rules::SIGN_IN_ACCOUNT, &email)
-        .await?;
-    let mut conn = state.conn().await?;
-    let user = queries::user_by_email(&mut conn, &email).await?;
+    // Every attempt takes a slot of the account's limit before the password is checked, so
+    // guesses sent side by side (to any process) cannot all pass the check before any is
+    // counted; a right password gives its slot back, so signing in cannot lock anyone out.
+    state.limiter.check(rules::SIGN_IN_ACCOUNT, &email).await?;
+    // No database connection is held through bcrypt: a burst of sign-ins must not empty the pool.
+    let user = queries::user_by_email(&mut *state.conn().await?, &email).await?;
     // Unknown addresses are checked against a dummy hash: same work, same time.
     let hash = user
         .as_ref()
@@ -190,9 +189,8 @@ async fn sign_in(
     let user = match user {
         Some(user) if password_ok => user,
         user => {
-            state.limiter.count(rules::SIGN_IN_ACCOUNT, &email).await?;
             queries::audit_person(
-                &mut conn,
+                &mut *state.conn().await?,
                 user.map(|u| u.id),
                 &email,
                 &ip,
@@ -203,6 +201,11 @@ async fn sign_in(
             return wrong(email);
         }
     };
+    state
+        .limiter
+        .give_back(rules::SIGN_IN_ACCOUNT, &email)
+        .await?;
+    let mut conn = state.conn().await?;
     let agent = user_agent(&req);
     let config = state.config.clone();
     let (location, token) = conn

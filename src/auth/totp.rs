@@ -43,7 +43,7 @@ pub async fn reseal_all(
             .map_err(|e| format!("user {user_id}'s two-factor secret: {e}"))?;
         if let Some(fresh) = fresh {
             // Only if unchanged meanwhile (re-enrolled, disabled).
-            diesel::update(
+            resealed += diesel::update(
                 users::table
                     .filter(users::id.eq(user_id))
                     .filter(users::totp_secret.eq(&secret)),
@@ -52,7 +52,6 @@ pub async fn reseal_all(
             .execute(conn)
             .await
             .map_err(|e| e.to_string())?;
-            resealed += 1;
         }
     }
     Ok(resealed)

@@ -106,11 +106,21 @@ async fn backup(
         ))
         .unwrap_or_default();
     let folder = out.join(format!("siteward-backup-{stamp}"));
-    if folder.exists() {
-        return Err(BackupError::Exists(folder));
-    }
     create_private_dir(out)?;
-    create_private_dir(&folder)?;
+    // Not recursive: a folder of the same name (a backup started the same second) is refused.
+    if let Err(source) =
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&folder)
+    {
+        return Err(if source.kind() == std::io::ErrorKind::AlreadyExists {
+            BackupError::Exists(folder)
+        } else {
+            BackupError::Create {
+                path: folder,
+                source,
+            }
+        });
+    }
 
     let started = Instant::now();
     dump(url, &folder.join(DUMP_FILE)).await?;
@@ -256,6 +266,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(u64, u64), BackupError> {
     }
     for entry in std::fs::read_dir(from).map_err(err(from))? {
         let entry = entry.map_err(err(from))?;
+        // A blob being written (`.tmp-…`, renamed when complete) is not one yet.
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            continue;
+        }
         let kind = entry.file_type().map_err(err(&entry.path()))?;
         let target = to.join(entry.file_name());
         if kind.is_dir() {
@@ -263,8 +277,15 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(u64, u64), BackupError> {
             files += f;
             bytes += b;
         } else if kind.is_file() {
-            bytes += std::fs::copy(entry.path(), &target).map_err(err(&entry.path()))?;
-            files += 1;
+            match std::fs::copy(entry.path(), &target) {
+                Ok(copied) => {
+                    bytes += copied;
+                    files += 1;
+                }
+                // Deleted since it was listed (a superseded attempt's blob): no row names it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(err(&entry.path())(e)),
+            }
         }
     }
     Ok((files, bytes))

@@ -57,33 +57,58 @@ pub enum Event {
 
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+/// How often a quiet listening connection is checked: a connection that died without a word (a
+/// dropped NAT mapping, a failover) would otherwise look quiet for hours.
+const CHECK_EVERY: Duration = Duration::from_secs(10);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Listens forever on a dedicated connection, handing every event to `on`.
 pub async fn listen(database_url: SecretString, on: impl Fn(Event) + Send + Sync) {
     loop {
         match listening_connection(&database_url).await {
             Ok(mut conn) => {
+                tracing::info!("listening for signals from other processes");
                 on(Event::Listening);
-                let mut notifications = std::pin::pin!(conn.notifications_stream());
-                while let Some(notification) = notifications.next().await {
-                    match notification {
-                        Ok(n) if n.channel == CHANNEL => {
-                            if let Some(signal) = Signal::parse(&n.payload) {
-                                on(Event::Signal(signal));
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(error) => {
-                            tracing::warn!(%error, "signal listener lost its connection");
-                            break;
-                        }
-                    }
+                if let Err(error) = follow(&mut conn, &on).await {
+                    tracing::warn!(%error, "signal listener lost its connection");
                 }
                 on(Event::Deaf);
             }
             Err(error) => tracing::warn!(%error, "signal listener cannot listen"),
         }
         tokio::time::sleep(RECONNECT_AFTER).await;
+    }
+}
+
+/// Hands on notifications until the connection fails or stops answering. Notifications that
+/// arrive while the connection is checked wait in its buffer: none is lost.
+async fn follow(conn: &mut AsyncPgConnection, on: &impl Fn(Event)) -> Result<(), String> {
+    loop {
+        let quiet = {
+            let mut notifications = std::pin::pin!(conn.notifications_stream());
+            tokio::select! {
+                next = notifications.next() => match next {
+                    Some(Ok(n)) => {
+                        if n.channel == CHANNEL && let Some(signal) = Signal::parse(&n.payload) {
+                            on(Event::Signal(signal));
+                        }
+                        false
+                    }
+                    Some(Err(error)) => return Err(error.to_string()),
+                    None => return Err("the connection closed".into()),
+                },
+                _ = tokio::time::sleep(CHECK_EVERY) => true,
+            }
+        };
+        if quiet {
+            match tokio::time::timeout(CHECK_TIMEOUT, diesel::sql_query("SELECT 1").execute(conn))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => return Err(error.to_string()),
+                Err(_) => return Err("the connection stopped answering".into()),
+            }
+        }
     }
 }
 

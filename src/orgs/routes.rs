@@ -232,6 +232,7 @@ async fn invite(
     state
         .limiter
         .check_requested_mail(
+            &mut conn,
             crate::web::rate_limit::rules::INVITE_ORG,
             page.ctx.org_id,
             &email,

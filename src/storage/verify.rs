@@ -1,5 +1,5 @@
 //! Reading back every blob the database points at — snapshot artifacts, checkout run artifacts,
-//! client reports and their PDFs — opening it with its organization's data key and checking the
+//! compliance reports, client reports and their PDFs — opening it with its organization's data key and checking the
 //! plaintext's SHA-256 against the one recorded when it was stored. What a restored backup, a
 //! migrated bucket or a rotated master key must pass (`siteward admin verify-blobs`).
 
@@ -42,6 +42,9 @@ const RECORDED: &str = "
     UNION ALL
     SELECT 'report-pdf', org_id, id, 'report.pdf', pdf_sha256, pdf_attempt, true
       FROM reports WHERE pdf_sha256 IS NOT NULL AND pdf_attempt IS NOT NULL
+    UNION ALL
+    SELECT 'compliance', org_id, id, 'report.json', report_sha256, 0, false
+      FROM compliance_scans WHERE report_sha256 IS NOT NULL
     ORDER BY 1, 2, 3, 4";
 
 impl Recorded {
@@ -55,6 +58,7 @@ impl Recorded {
                 ObjectKey::checkout_artifact(self.org_id, self.owner_id, uploader, &self.name)
             }
             "report" => Ok(ObjectKey::client_report(self.org_id, self.owner_id)),
+            "compliance" => Ok(ObjectKey::compliance_report(self.org_id, self.owner_id)),
             _ => ObjectKey::client_report_pdf(self.org_id, self.owner_id, uploader),
         }
     }

@@ -119,21 +119,17 @@ impl Window {
 
 /// Counts one attempt in one statement: a lapsed window starts again at 1; a live one counts up
 /// to `max + 1` and no further, so "over the limit" is `count > max` and a refused flood does not
-/// grow the number. Times are the database's, so every process agrees on them.
+/// grow the number. Times are the database's, so every process agrees on them, and one statement's
+/// (`statement_timestamp()`), so the count and the window's end are reset by the same clock
+/// reading.
 const COUNT: &str = "INSERT INTO rate_limit_windows AS w (rule, caller, expires_at, count)
-     VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3), 1)
+     VALUES ($1, $2, statement_timestamp() + make_interval(secs => $3), 1)
      ON CONFLICT (rule, caller) DO UPDATE SET
-       count = CASE WHEN w.expires_at <= clock_timestamp() THEN 1
+       count = CASE WHEN w.expires_at <= statement_timestamp() THEN 1
                     ELSE LEAST(w.count + 1, $4 + 1) END,
-       expires_at = CASE WHEN w.expires_at <= clock_timestamp() THEN EXCLUDED.expires_at
+       expires_at = CASE WHEN w.expires_at <= statement_timestamp() THEN EXCLUDED.expires_at
                          ELSE w.expires_at END
-     RETURNING count, EXTRACT(EPOCH FROM expires_at - clock_timestamp())::float8 AS seconds_left";
-
-/// The window as the next attempt would find it, without counting.
-const PEEK: &str = "SELECT count + 1 AS count,
-            EXTRACT(EPOCH FROM expires_at - clock_timestamp())::float8 AS seconds_left
-     FROM rate_limit_windows
-     WHERE rule = $1 AND caller = $2 AND expires_at > clock_timestamp()";
+     RETURNING count, EXTRACT(EPOCH FROM expires_at - statement_timestamp())::float8 AS seconds_left";
 
 impl RateLimiter {
     pub fn new(pool: DbPool) -> RateLimiter {
@@ -153,39 +149,36 @@ impl RateLimiter {
         refuse(count(&mut conn, rule, who).await?, rule)
     }
 
-    /// Refuses when the caller has used up the window, without counting this attempt (for
-    /// limits that count only failures).
-    pub async fn refuse_if_exhausted(&self, rule: Rule, who: &str) -> Result<(), AppError> {
+    /// Takes back one counted attempt (a sign-in that turned out right), so that only failures
+    /// stay counted.
+    pub async fn give_back(&self, rule: Rule, who: &str) -> Result<(), AppError> {
         let mut conn = self.conn().await?;
-        let window: Option<Window> = diesel::sql_query(PEEK)
-            .bind::<Text, _>(rule.name)
-            .bind::<Text, _>(caller(rule, who))
-            .get_result(&mut conn)
-            .await
-            .optional()
-            .map_err(DbError::from)?;
-        window.map_or(Ok(()), |w| refuse(w, rule))
-    }
-
-    /// Counts one attempt (or failure) against the caller's window.
-    pub async fn count(&self, rule: Rule, who: &str) -> Result<(), AppError> {
-        let mut conn = self.conn().await?;
-        count(&mut conn, rule, who).await?;
+        diesel::sql_query(
+            "UPDATE rate_limit_windows SET count = greatest(count - 1, 0)
+             WHERE rule = $1 AND caller = $2 AND expires_at > statement_timestamp()",
+        )
+        .bind::<Text, _>(rule.name)
+        .bind::<Text, _>(caller(rule, who))
+        .execute(&mut conn)
+        .await
+        .map_err(DbError::from)?;
         Ok(())
     }
 
     /// Counts one mail an organization asks for, to `recipient` (an address, or a channel as
     /// `channel:<id>`), under `org_rule`, the per-recipient limit and the daily one together:
     /// when one refuses, none is counted.
+    /// Runs on the caller's connection (its handler holds one already: taking a second could
+    /// wait on a pool that such handlers have emptied).
     pub async fn check_requested_mail(
         &self,
+        conn: &mut AsyncPgConnection,
         org_rule: Rule,
         org_id: i64,
         recipient: &str,
     ) -> Result<(), AppError> {
         let org = format!("org:{org_id}");
         let recipient = recipient.to_string();
-        let mut conn = self.conn().await?;
         conn.transaction::<_, AppError, _>(async move |conn| {
             for (rule, who) in [
                 (org_rule, org.as_str()),
@@ -216,7 +209,7 @@ async fn count(conn: &mut AsyncPgConnection, rule: Rule, who: &str) -> Result<Wi
 
 /// Deletes lapsed windows (the leading scheduler does, each round); returns how many.
 pub async fn sweep(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
-    diesel::sql_query("DELETE FROM rate_limit_windows WHERE expires_at < clock_timestamp()")
+    diesel::sql_query("DELETE FROM rate_limit_windows WHERE expires_at < statement_timestamp()")
         .execute(conn)
         .await
 }

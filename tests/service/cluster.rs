@@ -48,6 +48,8 @@ impl ServeProcess {
         std::fs::read_to_string(self.data.path().join("serve.stderr")).unwrap_or_default()
     }
 
+    /// Waits for /readyz and for the process to listen for signals (before that it trusts no
+    /// cached key, which would make the revocation check pass without signals).
     async fn wait_ready(&self) {
         let client = reqwest::Client::new();
         let started = Instant::now();
@@ -58,7 +60,7 @@ impl ServeProcess {
                 .send()
                 .await
                 .is_ok_and(|r| r.status() == StatusCode::OK);
-            if ready {
+            if ready && self.stderr().contains("listening for signals") {
                 return;
             }
             assert!(
