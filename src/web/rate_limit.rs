@@ -8,8 +8,10 @@
 //! holds the other 2^64). Every rule and caller has its own row, so a flood from many addresses
 //! cannot push out the per-account counters that stop password guessing.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::{Double, Integer, Text};
@@ -97,7 +99,14 @@ fn caller(rule: Rule, who: &str) -> String {
 /// Every window, shared by all `serve` processes through PostgreSQL.
 pub struct RateLimiter {
     pool: DbPool,
+    /// Callers this process saw refused, until their window ends: a flood that is refused
+    /// already is answered here rather than by another upsert. A window ends at the same moment
+    /// for every process, so no process refuses longer than the shared count does.
+    refused: Mutex<HashMap<(&'static str, String), Instant>>,
 }
+
+/// Beyond this many remembered refusals, lapsed ones are dropped; if all are live, all are.
+const MAX_REFUSED: usize = 100_000;
 
 /// A caller's window after counting (or as it would be after counting).
 #[derive(QueryableByName)]
@@ -133,7 +142,14 @@ const COUNT: &str = "INSERT INTO rate_limit_windows AS w (rule, caller, expires_
 
 impl RateLimiter {
     pub fn new(pool: DbPool) -> RateLimiter {
-        RateLimiter { pool }
+        RateLimiter {
+            pool,
+            refused: Mutex::default(),
+        }
+    }
+
+    fn refused(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, String), Instant>> {
+        self.refused.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn conn(&self) -> Result<DbConn, AppError> {
@@ -145,8 +161,29 @@ impl RateLimiter {
 
     /// Counts one attempt; refuses it with the seconds until the window ends once `max` is used.
     pub async fn check(&self, rule: Rule, who: &str) -> Result<(), AppError> {
+        let key = (rule.name, caller(rule, who));
+        let now = Instant::now();
+        if let Some(until) = self.refused().get(&key).filter(|until| **until > now) {
+            return Err(AppError::RateLimited {
+                retry_after: until.duration_since(now).as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
         let mut conn = self.conn().await?;
-        refuse(count(&mut conn, rule, who).await?, rule)
+        let window = count(&mut conn, rule, who).await?;
+        if window.refusal(rule.max).is_some() {
+            let mut refused = self.refused();
+            if refused.len() >= MAX_REFUSED {
+                refused.retain(|_, until| *until > now);
+                if refused.len() >= MAX_REFUSED {
+                    refused.clear();
+                }
+            }
+            refused.insert(
+                key,
+                now + Duration::from_secs_f64(window.seconds_left.max(0.0)),
+            );
+        }
+        refuse(window, rule)
     }
 
     /// Takes back one counted attempt (a sign-in that turned out right), so that only failures

@@ -284,3 +284,44 @@ async fn metrics_answer_only_the_operator() {
         "a visitor through a proxy on this machine is not the operator"
     );
 }
+
+#[tokio::test]
+async fn a_refused_flood_is_answered_without_the_database_until_its_window_ends() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::new();
+    let token = "x".repeat(43);
+    let view = || client.get(format!("{}/r/{token}", app.base)).send();
+    for _ in 0..60 {
+        assert_eq!(view().await.unwrap().status(), StatusCode::NOT_FOUND);
+    }
+    let refused = view().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM rate_limit_windows WHERE rule = 'share/ip'")
+            .await,
+        1,
+        "the shared count is in the database"
+    );
+    // With the shared row gone, this process still remembers the refusal for the window's rest.
+    let mut conn = app.db().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("DELETE FROM rate_limit_windows"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let remembered = view().await.unwrap();
+    assert_eq!(remembered.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = remembered.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM rate_limit_windows")
+            .await,
+        0,
+        "the refused request never reached the database"
+    );
+}
