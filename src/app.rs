@@ -33,6 +33,7 @@ pub fn route_table() -> Vec<Route> {
     ];
     routes.extend(crate::auth::routes::routes());
     routes.extend(crate::orgs::routes::routes());
+    routes.extend(crate::lifecycle::routes::routes());
     routes.extend(crate::sites::routes::routes());
     routes.extend(crate::keys::routes::routes());
     routes.extend(crate::audit::routes::routes());
@@ -118,8 +119,18 @@ impl Application {
         if state.config.runners.scheduler {
             tokio::spawn(crate::scheduler::run(
                 database_url.clone(),
+                crate::scheduler::SCHEDULER,
                 state.config.runners.scheduler_interval,
                 scheduler_tick(state.clone()),
+            ));
+            tokio::spawn(crate::scheduler::run(
+                database_url.clone(),
+                crate::scheduler::PURGE,
+                state.config.runners.scheduler_interval,
+                crate::lifecycle::tick(
+                    state.blobs.store().clone(),
+                    state.config.runners.purge_interval,
+                ),
             ));
         }
         let metrics = web::Data::new(Metrics::default());

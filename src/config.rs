@@ -151,6 +151,11 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "15s",
         "how often the leading scheduler looks for due scans and lapsed leases",
     ),
+    (
+        "purge_interval",
+        "1h",
+        "how often the leading purge worker deletes what retention let expire (the blob-deletion queue is drained every scheduler interval)",
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +217,8 @@ pub struct RunnerSettings {
     pub scan_attempts: i32,
     pub scheduler: bool,
     pub scheduler_interval: Duration,
+    /// How often a retention pass runs (see `crate::lifecycle`).
+    pub purge_interval: Duration,
     /// Webhook and Slack URLs may resolve to private addresses.
     pub notify_allow_private: bool,
 }
@@ -376,6 +383,10 @@ impl Config {
                 "scheduler_interval",
                 take("scheduler_interval").as_deref().unwrap_or("15s"),
             )?,
+            purge_interval: parse_span(
+                "purge_interval",
+                take("purge_interval").as_deref().unwrap_or("1h"),
+            )?,
         };
         if !(1..=64).contains(&runners.runner_concurrency) {
             return Err(invalid("runner_concurrency", "must be between 1 and 64"));
@@ -522,7 +533,11 @@ impl fmt::Display for Config {
             runners.lease.as_secs(),
             runners.scan_attempts,
             if runners.scheduler {
-                format!("on, every {}s", runners.scheduler_interval.as_secs())
+                format!(
+                    "on, every {}s; retention purge every {}s",
+                    runners.scheduler_interval.as_secs(),
+                    runners.purge_interval.as_secs()
+                )
             } else {
                 "off".into()
             }

@@ -16,6 +16,7 @@ pub mod db;
 pub mod diff;
 pub mod keys;
 pub mod layout;
+pub mod lifecycle;
 pub mod logging;
 pub mod mail;
 pub mod notify;

@@ -77,6 +77,10 @@ pub enum AdminCommand {
     /// recorded; exit 1 and name the blobs that are missing or wrong (after a restore, a bucket
     /// migration or a key rotation).
     VerifyBlobs,
+    /// Run a retention pass now (what the leading serve does every purge interval): delete what
+    /// each organization's retention let expire, then the blobs of everything deleted. Safe
+    /// beside running serve processes; an interrupted run goes on where it stopped next time.
+    Purge,
     /// Revoke a runner: its token stops working at its next request.
     RevokeRunner {
         /// The runner's id (see list-runners).
@@ -353,15 +357,61 @@ pub async fn admin(args: AdminArgs) -> ExitCode {
         AdminCommand::RevokeRunner { id } => revoke_runner(&url, id).await,
         AdminCommand::Backup { out } => super::backup::run(&config, &url, &out).await,
         AdminCommand::VerifyBlobs => verify_blobs(&url, &config).await,
+        AdminCommand::Purge => purge(&url, &config).await,
     };
     release_embedded(embedded).await;
     code
 }
 
-async fn verify_blobs(url: &SecretString, config: &Config) -> ExitCode {
-    let mut conn = match diesel_async::AsyncPgConnection::establish(url.expose_secret()).await {
+async fn purge(url: &SecretString, config: &Config) -> ExitCode {
+    let mut conn = match connect(url).await {
         Ok(conn) => conn,
-        Err(error) => return fail(format!("cannot connect to the database: {error}")),
+        Err(code) => return code,
+    };
+    let store = match crate::storage::BlobStore::open(&config.blob_store).await {
+        Ok(store) => store,
+        Err(error) => return fail(format!("blob storage: {error}")),
+    };
+    // One purge at a time: the leading serve's worker holds the same lock while it works.
+    match crate::scheduler::try_lead(&mut conn, crate::lifecycle::PURGE_LOCK).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return fail(
+                "a serve process leads the purge right now; it runs a pass every purge interval (try again, or wait for it)",
+            );
+        }
+        Err(error) => return fail(format!("cannot read the database: {error}")),
+    }
+    let started = std::time::Instant::now();
+    let (report, drained) = match crate::lifecycle::purge_now(&mut conn, &store).await {
+        Ok(done) => done,
+        Err(error) => return fail(format!("the purge stopped: {error}")),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "purged {} row(s) in {} batch(es); blob deletions: {} done ({} object(s)), {} failed and queued for retry; {seconds:.1} s",
+        report.total(),
+        report.batches,
+        drained.done,
+        drained.objects,
+        drained.failed
+    );
+    for kind in crate::lifecycle::Purged::ALL {
+        let n = report.of(kind);
+        if n > 0 {
+            println!("  {kind:?}: {n}");
+        }
+    }
+    if drained.failed > 0 {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+async fn verify_blobs(url: &SecretString, config: &Config) -> ExitCode {
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
     };
     let store = match crate::storage::BlobStore::open(&config.blob_store).await {
         Ok(store) => store,

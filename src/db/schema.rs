@@ -70,6 +70,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    blob_deletions (id) {
+        id -> Int8,
+        org_id -> Int8,
+        key -> Text,
+        whole_folder -> Bool,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     checkout_run_artifacts (run_id, name) {
         run_id -> Int8,
         name -> Text,
@@ -306,6 +319,10 @@ diesel::table! {
         brand_color -> Nullable<Text>,
         logo -> Nullable<Bytea>,
         logo_type -> Nullable<Text>,
+        keep_snapshots_days -> Int4,
+        keep_screenshots_days -> Int4,
+        keep_checkout_screenshots_days -> Int4,
+        keep_history_days -> Int4,
     }
 }
 
@@ -735,6 +752,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     alerts,
     api_keys,
     audit_log,
+    blob_deletions,
     checkout_run_artifacts,
     checkout_run_pages,
     checkout_run_steps,

@@ -109,6 +109,11 @@ impl SealedBlobs {
         Ok(self.store.delete(key).await?)
     }
 
+    /// The store beneath, for work on sealed bytes as they are (deletion, verification).
+    pub fn store(&self) -> &BlobStore {
+        &self.store
+    }
+
     /// The org's current data key, created (wrapped by the current master key) if it has none.
     async fn current_data_key(
         &self,

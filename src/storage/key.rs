@@ -7,6 +7,65 @@ use std::fmt;
 pub enum KeyError {
     #[error("`{0}` is not a valid artifact name (lower-case letters, digits, '-', '_', '.'; 1–64)")]
     BadName(String),
+    #[error("`{0}` is not an object key or folder siteward makes")]
+    BadKey(String),
+}
+
+/// `org/<digits>/` followed by plain segments; a folder ends in `/`, an object does not.
+fn well_formed(text: &str, folder: bool) -> bool {
+    let Some(rest) = text.strip_prefix("org/") else {
+        return false;
+    };
+    let body = if folder {
+        match rest.strip_suffix('/') {
+            Some(body) => body,
+            None => return false,
+        }
+    } else {
+        rest
+    };
+    let mut segments = body.split('/');
+    let org_ok = segments.next().is_some_and(|id| {
+        !id.is_empty() && id.len() <= 19 && id.bytes().all(|b| b.is_ascii_digit())
+    });
+    let rest: Vec<&str> = segments.collect();
+    org_ok && (folder || !rest.is_empty()) && rest.iter().all(|s| valid_name(s))
+}
+
+/// A folder of objects, deleted as one: everything an organization, a snapshot, a checkout run,
+/// a compliance scan or a report keeps. Ends in `/`, so `org/1/snapshot/2/` never covers
+/// `org/1/snapshot/20/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectFolder(String);
+
+impl ObjectFolder {
+    /// `org/<org>/`: all of an organization's blobs.
+    pub fn org(org_id: i64) -> ObjectFolder {
+        ObjectFolder(format!("org/{org_id}/"))
+    }
+
+    /// `org/<org>/snapshot/<snapshot>/`: a snapshot's artifacts and the comparisons kept in it.
+    pub fn snapshot(org_id: i64, snapshot_id: i64) -> ObjectFolder {
+        ObjectFolder(format!("org/{org_id}/snapshot/{snapshot_id}/"))
+    }
+
+    /// A folder read back from the deletion queue, checked like [`ObjectKey::parse`].
+    pub fn parse(text: &str) -> Result<ObjectFolder, KeyError> {
+        if !well_formed(text, true) {
+            return Err(KeyError::BadKey(text.to_string()));
+        }
+        Ok(ObjectFolder(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectFolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Which attempt's blob an artifact row points at.
@@ -71,13 +130,15 @@ impl ObjectKey {
         )
     }
 
-    /// `org/<org>/comparison/<from>-<to>/<name>`: a comparison computed on request and kept.
+    /// `org/<org>/snapshot/<older>/comparison/<from>-<to>/<name>`: a comparison computed on
+    /// request and kept, in the folder of the older snapshot, so it goes when that one does.
     pub fn comparison(org_id: i64, from: i64, to: i64, name: &str) -> Result<ObjectKey, KeyError> {
         if !valid_name(name) {
             return Err(KeyError::BadName(name.to_string()));
         }
+        let older = from.min(to);
         Ok(ObjectKey(format!(
-            "org/{org_id}/comparison/{from}-{to}/{name}"
+            "org/{org_id}/snapshot/{older}/comparison/{from}-{to}/{name}"
         )))
     }
 
@@ -114,6 +175,16 @@ impl ObjectKey {
             Uploader::Attempt(n) => format!("{folder}/attempt-{n}/{artifact}"),
             Uploader::Legacy => format!("{folder}/{artifact}"),
         }))
+    }
+
+    /// A key read back from the deletion queue: it must be one these constructors can make
+    /// (`org/<id>/` then plain segments), so no stored text can name a blob outside an
+    /// organization's folder.
+    pub fn parse(text: &str) -> Result<ObjectKey, KeyError> {
+        if !well_formed(text, false) {
+            return Err(KeyError::BadKey(text.to_string()));
+        }
+        Ok(ObjectKey(text.to_string()))
     }
 
     /// The organization the blob belongs to.
@@ -163,6 +234,42 @@ mod tests {
                 ObjectKey::snapshot_artifact(7, 42, Uploader::Attempt(1), bad).is_err(),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn only_keys_and_folders_siteward_makes_parse_back() {
+        let key = ObjectKey::comparison(7, 50, 42, "changes-0a.json").unwrap();
+        assert_eq!(
+            key.as_str(),
+            "org/7/snapshot/42/comparison/50-42/changes-0a.json"
+        );
+        assert_eq!(ObjectKey::parse(key.as_str()).unwrap(), key);
+        let folder = ObjectFolder::snapshot(7, 42);
+        assert_eq!(ObjectFolder::parse(folder.as_str()).unwrap(), folder);
+        assert_eq!(ObjectFolder::parse("org/7/").unwrap(), ObjectFolder::org(7));
+        for bad in [
+            "org/7/snapshot/42/",
+            "org/7",
+            "org/x/snapshot",
+            "org//snapshot/1",
+            "org/7/../8/snapshot",
+            "org/7/snapshot//x",
+            "/org/7/x",
+            "tmp/7/x",
+            "org/7/Snapshot",
+        ] {
+            assert!(ObjectKey::parse(bad).is_err(), "key {bad:?}");
+        }
+        for bad in [
+            "org/7",
+            "org/7/snapshot/42",
+            "org//",
+            "org/7/../",
+            "org/7/a b/",
+            "/",
+        ] {
+            assert!(ObjectFolder::parse(bad).is_err(), "folder {bad:?}");
         }
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{ObjectKey, StoreError};
+use super::{ObjectFolder, ObjectKey, StoreError};
 
 #[derive(Clone)]
 pub struct LocalStore {
@@ -60,6 +60,45 @@ impl LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(StoreError::Local { path, source }),
         }
+    }
+}
+
+impl LocalStore {
+    pub async fn delete_folder(&self, folder: &ObjectFolder) -> Result<u64, StoreError> {
+        // Folders are ids and plain names too (see `ObjectFolder`).
+        let path = self.root.join(folder.as_str());
+        tokio::task::spawn_blocking(move || match remove_tree(&path) {
+            Ok(files) => Ok(files),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(source) => Err(StoreError::Local { path, source }),
+        })
+        .await
+        .map_err(|e| StoreError::Local {
+            path: self.root.join(folder.as_str()),
+            source: std::io::Error::other(e),
+        })?
+    }
+}
+
+/// Removes a folder and everything in it; returns how many files it held.
+fn remove_tree(path: &Path) -> std::io::Result<u64> {
+    let mut files = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            files += remove_tree(&entry.path())?;
+        } else {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => files += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    match std::fs::remove_dir(path) {
+        Ok(()) => Ok(files),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(files),
+        Err(e) => Err(e),
     }
 }
 

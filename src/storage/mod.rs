@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use url::Url;
 
 pub use envelope::{EnvelopeError, SealedBlobs};
-pub use key::{KeyError, ObjectKey, Uploader};
+pub use key::{KeyError, ObjectFolder, ObjectKey, Uploader};
 pub use local::LocalStore;
 pub use s3::S3Store;
 
@@ -91,10 +91,20 @@ impl BlobStore {
         }
     }
 
+    /// Deletes one object; an object already gone counts as deleted.
     pub async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
         match self {
             BlobStore::Local(store) => store.delete(key).await,
             BlobStore::S3(store) => store.delete(key).await,
+        }
+    }
+
+    /// Deletes every object under `folder`; returns how many there were. A folder already
+    /// empty or gone counts as deleted.
+    pub async fn delete_folder(&self, folder: &ObjectFolder) -> Result<u64, StoreError> {
+        match self {
+            BlobStore::Local(store) => store.delete_folder(folder).await,
+            BlobStore::S3(store) => store.delete_folder(folder).await,
         }
     }
 }

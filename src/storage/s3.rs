@@ -6,7 +6,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use secrecy::ExposeSecret;
 
-use super::{ObjectKey, S3Config, StoreError};
+use super::{ObjectFolder, ObjectKey, S3Config, StoreError};
 
 #[derive(Clone)]
 pub struct S3Store {
@@ -114,6 +114,57 @@ impl S3Store {
             .await
             .map(|_| ())
             .map_err(|e| failed("DeleteObject")(describe(&e)))
+    }
+}
+
+impl S3Store {
+    /// Lists the folder a page (at most 1,000 keys) at a time and deletes each page with one
+    /// DeleteObjects call, until the listing comes back empty.
+    pub async fn delete_folder(&self, folder: &ObjectFolder) -> Result<u64, StoreError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let mut deleted = 0;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(folder.as_str())
+                .send()
+                .await
+                .map_err(|e| failed("ListObjectsV2")(describe(&e)))?;
+            let objects = page
+                .contents()
+                .iter()
+                .filter_map(|object| object.key())
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| failed("DeleteObjects")(e.to_string()))?;
+            if objects.is_empty() {
+                return Ok(deleted);
+            }
+            let count = objects.len() as u64;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| failed("DeleteObjects")(e.to_string()))?;
+            let answer = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| failed("DeleteObjects")(describe(&e)))?;
+            if let Some(refused) = answer.errors().first() {
+                return Err(failed("DeleteObjects")(format!(
+                    "{}: {}",
+                    refused.key().unwrap_or("?"),
+                    refused.message().unwrap_or("refused")
+                )));
+            }
+            deleted += count;
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod client_reports;
 mod cluster;
 mod compliance;
 mod layout;
+mod lifecycle;
 mod notifications;
 mod overview;
 mod payment;

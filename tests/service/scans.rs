@@ -615,12 +615,23 @@ async fn the_scheduler_runs_missed_ticks_once_and_only_one_process_leads() {
     // Leadership: one session holds the lock; when it goes, another takes over.
     let mut first = app.db().await;
     let mut second = app.db().await;
-    assert!(siteward::scheduler::try_lead(&mut first).await.unwrap());
-    assert!(!siteward::scheduler::try_lead(&mut second).await.unwrap());
+    assert!(
+        siteward::scheduler::try_lead(&mut first, siteward::scheduler::LEADER_LOCK)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !siteward::scheduler::try_lead(&mut second, siteward::scheduler::LEADER_LOCK)
+            .await
+            .unwrap()
+    );
     drop(first);
     let mut led = false;
     for _ in 0..50 {
-        if siteward::scheduler::try_lead(&mut second).await.unwrap() {
+        if siteward::scheduler::try_lead(&mut second, siteward::scheduler::LEADER_LOCK)
+            .await
+            .unwrap()
+        {
             led = true;
             break;
         }

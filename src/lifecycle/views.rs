@@ -1,0 +1,32 @@
+use askama::Template;
+
+use super::retention::{FINISHED_JOB_DAYS, PAYMENT_PAGE_MIN_DAYS};
+use crate::layout::Nav;
+use crate::web::FieldErrors;
+
+#[derive(Template)]
+#[template(path = "retention.html")]
+pub struct RetentionPage {
+    pub nav: Option<Nav>,
+    /// The four fields as shown (what is saved, or what was typed when refused).
+    pub snapshots_days: String,
+    pub screenshots_days: String,
+    pub checkout_screenshots_days: String,
+    pub history_days: String,
+    /// Only owners change retention; others read it.
+    pub can_change: bool,
+    pub saved: bool,
+    pub errors: FieldErrors,
+    /// Blob deletions waiting (all organizations: the queue is the instance's).
+    pub deletions_waiting: i64,
+}
+
+impl RetentionPage {
+    pub fn payment_min_days(&self) -> i32 {
+        PAYMENT_PAGE_MIN_DAYS
+    }
+
+    pub fn finished_job_days(&self) -> i32 {
+        FINISHED_JOB_DAYS
+    }
+}
