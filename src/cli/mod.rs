@@ -7,6 +7,7 @@ mod bench_compliance;
 mod bench_corpus;
 mod bench_crypto;
 mod bench_diff;
+mod bench_purge;
 mod bench_queue;
 mod bench_reports;
 mod bench_scans;
@@ -67,6 +68,9 @@ pub enum Command {
     BenchCrypto(bench_crypto::BenchCryptoArgs),
     /// Measure job-queue throughput (claim + complete) with simulated runners.
     BenchQueue(bench_queue::BenchQueueArgs),
+    /// Measure the retention purge (rows and blobs per second) against a plain DELETE of the
+    /// same rows.
+    BenchPurge(bench_purge::BenchPurgeArgs),
     /// Measure end-to-end scans through the service against the scan alone.
     BenchScans(bench_scans::BenchScansArgs),
     /// Measure the diff engine on large snapshots and full-page screenshots.
@@ -278,6 +282,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,
         Command::BenchQueue(args) => bench_queue::run(args).await,
+        Command::BenchPurge(args) => bench_purge::run(args).await,
         Command::BenchScans(args) => bench_scans::run(args).await,
         Command::BenchDiff(args) => bench_diff::run(args),
         Command::BenchParseBaseline(args) => bench_diff::parse_baseline(args),
