@@ -247,7 +247,7 @@ struct CodeForm {
 
 /// Checks a TOTP code or a recovery code; returns which one worked. Wrong codes count towards the
 /// person's second-factor lock, and a locked second step refuses every code.
-async fn check_second_factor(
+pub(crate) async fn check_second_factor(
     state: &AppState,
     conn: &mut diesel_async::AsyncPgConnection,
     user_id: i64,

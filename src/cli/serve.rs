@@ -81,6 +81,20 @@ pub enum AdminCommand {
     /// each organization's retention let expire, then the blobs of everything deleted. Safe
     /// beside running serve processes; an interrupted run goes on where it stopped next time.
     Purge,
+    /// Erase an organization: its data keys (so none of its blobs opens anywhere), its audit
+    /// chain and every row of it, then its blobs. Without --now this schedules the erasure with
+    /// the same 7-day grace period an owner gets; with --now it happens at once.
+    EraseOrg {
+        /// The organization's id.
+        #[arg(long)]
+        org: i64,
+        /// The organization's name, exactly, as a confirmation.
+        #[arg(long)]
+        confirm: String,
+        /// Skip the grace period and erase now.
+        #[arg(long)]
+        now: bool,
+    },
     /// Revoke a runner: its token stops working at its next request.
     RevokeRunner {
         /// The runner's id (see list-runners).
@@ -358,6 +372,9 @@ pub async fn admin(args: AdminArgs) -> ExitCode {
         AdminCommand::Backup { out } => super::backup::run(&config, &url, &out).await,
         AdminCommand::VerifyBlobs => verify_blobs(&url, &config).await,
         AdminCommand::Purge => purge(&url, &config).await,
+        AdminCommand::EraseOrg { org, confirm, now } => {
+            erase_org(&url, &config, org, &confirm, now).await
+        }
     };
     release_embedded(embedded).await;
     code
@@ -406,6 +423,95 @@ async fn purge(url: &SecretString, config: &Config) -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+async fn erase_org(
+    url: &SecretString,
+    config: &Config,
+    org_id: i64,
+    confirm: &str,
+    now: bool,
+) -> ExitCode {
+    use crate::lifecycle::erasure;
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
+    };
+    let name: Option<String> = match diesel_async::RunQueryDsl::get_result(
+        diesel::QueryDsl::select(
+            diesel::QueryDsl::find(crate::db::schema::orgs::table, org_id),
+            crate::db::schema::orgs::name,
+        ),
+        &mut conn,
+    )
+    .await
+    {
+        Ok(name) => Some(name),
+        Err(diesel::result::Error::NotFound) => None,
+        Err(error) => return fail(format!("cannot read the database: {error}")),
+    };
+    let Some(name) = name else {
+        return fail(format!("there is no organization {org_id}"));
+    };
+    if name != confirm {
+        return fail(format!(
+            "--confirm must be the organization's name exactly; organization {org_id} is called {name:?}"
+        ));
+    }
+    let grace = if now {
+        time::Duration::ZERO
+    } else {
+        erasure::GRACE
+    };
+    let scheduled = match erasure::schedule(&mut conn, org_id, grace).await {
+        Ok(scheduled) => scheduled,
+        Err(error) => return fail(format!("cannot schedule the erasure: {error}")),
+    };
+    if !now {
+        println!(
+            "organization {org_id} will be erased after {} (an owner can undo it until then)",
+            scheduled.erase_after
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Err(error) = erasure::make_due(&mut conn, org_id).await {
+        return fail(format!("cannot make the erasure due: {error}"));
+    }
+    let erased = match erasure::erase(&mut conn, org_id).await {
+        Ok(Some(erased)) => erased,
+        Ok(None) => return fail(format!("organization {org_id} is already gone")),
+        Err(error) => return fail(format!("the erasure failed, nothing was erased: {error}")),
+    };
+    println!(
+        "organization {org_id} erased: data keys destroyed; {} client(s), {} target(s), {} snapshot(s), {} audit row(s) deleted",
+        erased.clients, erased.targets, erased.snapshots, erased.audit_rows
+    );
+    let store = match crate::storage::BlobStore::open(&config.blob_store).await {
+        Ok(store) => store,
+        Err(error) => {
+            return fail(format!(
+                "blob storage: {error}; its blobs are queued and the purge leader deletes them"
+            ));
+        }
+    };
+    match crate::lifecycle::blob_deletions::drain(
+        &mut conn,
+        &store,
+        crate::lifecycle::BATCH,
+        std::time::Duration::from_secs(600),
+    )
+    .await
+    {
+        Ok(drained) if drained.failed == 0 => {
+            println!("blobs deleted: {} object(s)", drained.objects);
+            ExitCode::SUCCESS
+        }
+        Ok(drained) => fail(format!(
+            "{} blob deletion(s) failed; they stay queued and the purge leader retries them",
+            drained.failed
+        )),
+        Err(error) => fail(format!("cannot drain the blob-deletion queue: {error}")),
+    }
 }
 
 async fn verify_blobs(url: &SecretString, config: &Config) -> ExitCode {

@@ -323,6 +323,8 @@ diesel::table! {
         keep_screenshots_days -> Int4,
         keep_checkout_screenshots_days -> Int4,
         keep_history_days -> Int4,
+        erasure_requested_at -> Nullable<Timestamptz>,
+        erase_after -> Nullable<Timestamptz>,
     }
 }
 

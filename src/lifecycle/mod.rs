@@ -6,6 +6,7 @@
 //! runs a retention pass first.
 
 pub mod blob_deletions;
+pub mod erasure;
 pub mod retention;
 pub mod routes;
 pub mod settings;
@@ -31,12 +32,13 @@ pub const BATCH: i64 = 1_000;
 /// The longest one drain of the blob-deletion queue runs before the round yields.
 const DRAIN_BUDGET: Duration = Duration::from_secs(30);
 
-/// One retention pass, audited per organization, then the queue drained: what `siteward admin
-/// purge` runs, and the leader each purge interval.
+/// Erasures that are due, one retention pass (audited per organization), then the queue
+/// drained: what `siteward admin purge` runs, and the leader each purge interval.
 pub async fn purge_now(
     conn: &mut AsyncPgConnection,
     store: &BlobStore,
 ) -> Result<(PassReport, Drained), diesel::result::Error> {
+    erasure::erase_due(conn).await?;
     let report = retention::pass(conn, BATCH, |_, _| true).await?;
     record(conn, &report).await?;
     let drained = blob_deletions::drain(conn, store, BATCH, DRAIN_BUDGET).await?;
@@ -87,7 +89,8 @@ fn kind_name(kind: Purged) -> String {
         .unwrap_or_default()
 }
 
-/// The leader's round: a retention pass when one is due, then the blob-deletion queue.
+/// The leader's round: erasures that are due, a retention pass when one is due, then the
+/// blob-deletion queue.
 pub fn tick(store: BlobStore, purge_interval: Duration) -> crate::scheduler::Tick {
     let last_pass = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
     Box::new(move |conn| {
@@ -98,7 +101,11 @@ pub fn tick(store: BlobStore, purge_interval: Duration) -> crate::scheduler::Tic
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .is_none_or(|at| at.elapsed() >= purge_interval);
-            let mut done = 0;
+            let erased = erasure::erase_due(conn).await.map_err(|e| e.to_string())?;
+            for org in &erased {
+                tracing::info!(org = org.org_id, "organization erased");
+            }
+            let mut done = erased.len();
             if due {
                 let report = retention::pass(conn, BATCH, |_, _| true)
                     .await

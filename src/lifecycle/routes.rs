@@ -1,6 +1,7 @@
 //! `/settings/retention` and `/api/v1/retention`: an organization's retention, read by every
-//! member and changed by owners only (API keys are never owners, so the API reads it); every
-//! change is audited.
+//! member and changed by owners only (API keys are never owners, so the API reads it).
+//! `/settings/erase`: an owner schedules the organization's erasure (typed name, second factor
+//! if enabled) or undoes it. Every change is audited.
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
@@ -8,8 +9,9 @@ use diesel_async::AsyncConnection;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::erasure;
 use super::settings::{self, Retention};
-use super::views::RetentionPage;
+use super::views::{EraseOrgPage, RetentionPage};
 use crate::audit::{self, Entry};
 use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
 use crate::layout::{Nav, html_form, see_other};
@@ -34,6 +36,14 @@ pub fn routes() -> Vec<Route> {
             retention_form,
         )
         .example("snapshots_days=365&screenshots_days=60&checkout_screenshots_days=14&history_days=30"),
+        page_get("/settings/erase", Access::Role(Role::Owner), erase_page),
+        page_post("/settings/erase", Access::Role(Role::Owner), erase_form)
+            .example("name=not+the+name"),
+        page_post(
+            "/settings/erase/cancel",
+            Access::Role(Role::Owner),
+            cancel_erasure,
+        ),
         api(Method::GET, "/api/v1/retention", Role::Member, api_retention)
             .summary("How long the organization keeps snapshots, screenshots and history (changed by owners in the dashboard)")
             .response::<Retention>(),
@@ -155,4 +165,110 @@ async fn api_retention(
     ctx.require(Role::Member)?;
     let mut conn = state.conn().await?;
     Ok(web::Json(settings::load(&mut conn, ctx.org_id).await?))
+}
+
+// ---- erasure ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EraseForm {
+    name: String,
+    code: String,
+}
+
+async fn render_erase(
+    state: &AppState,
+    page: &PageCtx,
+    csrf: &CsrfToken,
+    typed_name: String,
+    errors: FieldErrors,
+) -> Page {
+    let mut conn = state.conn().await?;
+    let org_name = crate::orgs::queries::org_name(&mut conn, page).await?;
+    let scheduled = erasure::scheduled(&mut conn, page.org_id).await?;
+    let needs_code = crate::auth::queries::user_by_id(&mut conn, page.viewer.user_id)
+        .await?
+        .two_factor_enabled();
+    let view = EraseOrgPage {
+        nav: Some(Nav::new(&page.viewer, csrf)),
+        org_name,
+        erase_after: scheduled.and_then(|s| {
+            s.erase_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        }),
+        needs_code,
+        typed_name,
+        errors,
+        grace_days: erasure::GRACE.whole_days(),
+    };
+    html_form(&view, &view.errors)
+}
+
+async fn erase_page(state: web::Data<AppState>, page: PageCtx, csrf: CsrfToken) -> Page {
+    page.require(Role::Owner)?;
+    render_erase(&state, &page, &csrf, String::new(), FieldErrors::default()).await
+}
+
+async fn erase_form(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    csrf: CsrfToken,
+    Form(form): Form<EraseForm>,
+) -> Page {
+    page.require(Role::Owner)?;
+    let mut conn = state.conn().await?;
+    let org_name = crate::orgs::queries::org_name(&mut conn, &page).await?;
+    let mut errors = FieldErrors::default();
+    if form.name.trim() != org_name {
+        errors.add("name", "type the organization's name exactly as shown");
+    }
+    let user = crate::auth::queries::user_by_id(&mut conn, page.viewer.user_id).await?;
+    if errors.is_empty() && user.two_factor_enabled() {
+        let method = crate::auth::routes::check_second_factor(
+            &state,
+            &mut conn,
+            page.viewer.user_id,
+            &form.code,
+        )
+        .await?;
+        if method.is_none() {
+            errors.add("code", "this code is not right");
+        }
+    }
+    if !errors.is_empty() {
+        drop(conn);
+        return render_erase(&state, &page, &csrf, form.name, errors).await;
+    }
+    let ctx = page.ctx.clone();
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        let scheduled = erasure::schedule(conn, ctx.org_id, erasure::GRACE).await?;
+        audit::record(
+            conn,
+            Entry::by(&ctx, "org.erasure_requested", format!("org {}", ctx.org_id))
+                .detail(json!({"erase_after": scheduled.erase_after.unix_timestamp()})),
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(see_other("/settings/erase"))
+}
+
+async fn cancel_erasure(state: web::Data<AppState>, page: PageCtx) -> Page {
+    page.require(Role::Owner)?;
+    let ctx = page.ctx.clone();
+    let mut conn = state.conn().await?;
+    conn.transaction::<_, AppError, _>(async move |conn| {
+        if erasure::cancel(conn, ctx.org_id).await? {
+            audit::record(
+                conn,
+                Entry::by(&ctx, "org.erasure_cancelled", format!("org {}", ctx.org_id)),
+            )
+            .await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(see_other("/settings/erase"))
 }

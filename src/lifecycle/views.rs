@@ -30,3 +30,17 @@ impl RetentionPage {
         FINISHED_JOB_DAYS
     }
 }
+
+#[derive(Template)]
+#[template(path = "erase_org.html")]
+pub struct EraseOrgPage {
+    pub nav: Option<Nav>,
+    pub org_name: String,
+    /// When the erasure will happen, if one is scheduled (RFC 3339, UTC).
+    pub erase_after: Option<String>,
+    /// The owner must also give a second-factor code.
+    pub needs_code: bool,
+    pub typed_name: String,
+    pub errors: FieldErrors,
+    pub grace_days: i64,
+}

@@ -19,6 +19,20 @@ struct Org {
 
 async fn org(app: &TestApp) -> Org {
     let owner = app.sign_up_first(&format!("Agency {}", unique())).await;
+    org_of(app, owner).await
+}
+
+/// A second organization, made by someone invited to the first who then founds their own.
+async fn another_org(app: &TestApp, first: &Org) -> Org {
+    let founder = app.invite_and_sign_up(&first.owner, "member").await;
+    let made = founder
+        .post_form("/orgs", &[("name", &format!("Other {}", unique()))])
+        .await;
+    assert_eq!(made.status(), StatusCode::SEE_OTHER);
+    org_of(app, founder).await
+}
+
+async fn org_of(app: &TestApp, owner: Browser) -> Org {
     let key = app.create_key(&owner, "read_write").await;
     let api = app.api(&key);
     let org: serde_json::Value = api.get("/api/v1/org").await.json().await.unwrap();
@@ -565,6 +579,282 @@ async fn owners_set_retention_members_read_it_and_bad_days_change_nothing() {
         app.count(&format!(
             "SELECT count(*) AS n FROM audit_log WHERE org_id = {} AND action = 'retention.changed'
                AND detail::jsonb @> '{{\"from\": {{\"snapshots_days\": 400}}, \"to\": {{\"snapshots_days\": 365}}}}'",
+            org.org_id
+        ))
+        .await,
+        1
+    );
+}
+
+/// Every table with an `org_id` column and how many of its rows belong to `org_id`.
+async fn rows_of_org(app: &TestApp, org_id: i64) -> Vec<(String, i64)> {
+    use diesel::QueryableByName;
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = Text)]
+        table_name: String,
+    }
+    let mut conn = app.db().await;
+    let tables: Vec<Table> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT table_name::TEXT AS table_name FROM information_schema.columns
+             WHERE table_schema = 'public' AND column_name = 'org_id' ORDER BY table_name",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        let n = app
+            .count(&format!(
+                "SELECT count(*) AS n FROM {} WHERE org_id = {org_id}",
+                table.table_name
+            ))
+            .await;
+        out.push((table.table_name, n));
+    }
+    out.push((
+        "orgs".into(),
+        app.count(&format!(
+            "SELECT count(*) AS n FROM orgs WHERE id = {org_id}"
+        ))
+        .await,
+    ));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_organization_leaves_no_row_and_a_copy_of_its_blobs_cannot_be_opened() {
+    let app = TestApp::spawn().await;
+    let stays = org(&app).await;
+    let gone = another_org(&app, &stays).await;
+    let gone_target = new_target(&gone.api, "https://gone.example.com/").await;
+    let (_, gone_snap) = scanned(&app, &gone, gone_target).await;
+    let stays_target = new_target(&stays.api, "https://stays.example.com/").await;
+    let (_, stays_snap) = scanned(&app, &stays, stays_target).await;
+    // A copy of a sealed blob, as a backup of the store would hold it.
+    let key = siteward::storage::ObjectKey::snapshot_artifact(
+        gone.org_id,
+        gone_snap,
+        siteward::storage::Uploader::Attempt(1),
+        "viewport.png",
+    )
+    .unwrap();
+    let root = blob_root(&app);
+    let copy = std::fs::read(root.join(key.as_str())).unwrap();
+    let org_name = app
+        .text(&format!(
+            "SELECT name AS t FROM orgs WHERE id = {}",
+            gone.org_id
+        ))
+        .await;
+
+    // The typed name must match; nothing is scheduled otherwise.
+    let refused = gone
+        .owner
+        .post_form("/settings/erase", &[("name", "Some other name")])
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM orgs WHERE erase_after IS NOT NULL")
+            .await,
+        0
+    );
+    // Scheduled with seven days' grace, undone, scheduled again.
+    let asked = gone
+        .owner
+        .post_form("/settings/erase", &[("name", &org_name)])
+        .await;
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM orgs WHERE id = {} AND erase_after BETWEEN now() + interval '6 days 23 hours' AND now() + interval '7 days 1 minute'",
+            gone.org_id
+        ))
+        .await,
+        1
+    );
+    let page = gone
+        .owner
+        .get("/settings/erase")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("will be erased at"), "{page}");
+    let undone = gone.owner.post_form("/settings/erase/cancel", &[]).await;
+    assert_eq!(undone.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM orgs WHERE erase_after IS NOT NULL")
+            .await,
+        0
+    );
+    gone.owner
+        .post_form("/settings/erase", &[("name", &org_name)])
+        .await;
+    // Not before the grace period has passed.
+    let store = local_store(&app).await;
+    let mut conn = app.db().await;
+    lifecycle::purge_now(&mut conn, &store).await.unwrap();
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM orgs WHERE id = {}",
+            gone.org_id
+        ))
+        .await,
+        1
+    );
+    // Seven days later (the clock moved by hand), the purge erases it.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE orgs SET erase_after = now() - interval '1 second' WHERE id = {}",
+            gone.org_id
+        )),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    lifecycle::purge_now(&mut conn, &store).await.unwrap();
+
+    for (table, n) in rows_of_org(&app, gone.org_id).await {
+        assert_eq!(n, 0, "{table} still holds rows of the erased organization");
+    }
+    assert!(files_under(&root, &format!("org/{}", gone.org_id)).is_empty());
+    assert!(
+        rows_of_org(&app, stays.org_id)
+            .await
+            .iter()
+            .any(|(table, n)| table == "snapshots" && *n == 1),
+        "the other organization keeps its snapshot"
+    );
+    // The copy, put back where it was, cannot be opened: its data key is gone.
+    std::fs::create_dir_all(root.join(key.as_str()).parent().unwrap()).unwrap();
+    std::fs::write(root.join(key.as_str()), &copy).unwrap();
+    let blobs = siteward::storage::SealedBlobs::new(
+        local_store(&app).await,
+        siteward::crypto::MasterKeys::parse(
+            "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            None,
+        )
+        .unwrap(),
+    );
+    assert!(matches!(
+        blobs.get(&mut conn, &key).await,
+        Err(siteward::storage::EnvelopeError::UnknownDataKey { .. })
+    ));
+    // The other organization's blobs still open, and every audit chain verifies; the instance's
+    // chain records the erasure by number, without the name.
+    let still = stays
+        .api
+        .get(&format!(
+            "/api/v1/snapshots/{stays_snap}/artifacts/viewport.png"
+        ))
+        .await;
+    assert_eq!(still.status(), StatusCode::OK);
+    let verified = siteward::audit::chain::verify_all(&mut conn).await.unwrap();
+    assert!(verified.breaks.is_empty(), "{:?}", verified.breaks);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM audit_log WHERE org_id IS NULL AND action = 'org.erased'
+               AND subject = 'org {}' AND detail NOT LIKE '%{}%'",
+            gone.org_id,
+            org_name.replace('\'', "''")
+        ))
+        .await,
+        1
+    );
+    // Its people keep their accounts, with no organization.
+    assert_eq!(gone.owner.get("/orgs").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_refuses_deleting_a_chain_that_is_not_being_erased() {
+    let app = TestApp::spawn().await;
+    let org = org(&app).await;
+    let mut conn = app.db().await;
+    // Naming the organization is not enough: its erasure must be due.
+    let refused = diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "WITH s AS (SELECT set_config('siteward.erasing_org', '{0}', false))
+             DELETE FROM audit_log WHERE org_id = {0} AND EXISTS (SELECT 1 FROM s)",
+            org.org_id
+        )),
+        &mut conn,
+    )
+    .await;
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("audit_log is append-only"),
+    );
+    assert!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM audit_log WHERE org_id = {}",
+            org.org_id
+        ))
+        .await
+            > 0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_with_a_second_factor_must_give_a_code_to_erase() {
+    let app = TestApp::spawn().await;
+    let org = org(&app).await;
+    let setup = org.owner.post_form("/settings/two-factor", &[]).await;
+    let page = setup.text().await.unwrap();
+    let start = page.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
+    let base32 = &page[start..start + page[start..].find("</code>").unwrap()];
+    let secret = totp_rs::Secret::try_from_base32(base32).unwrap().to_vec();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let code = siteward::auth::totp::code_at(&secret, now).unwrap();
+    let confirmed = org
+        .owner
+        .post_form("/settings/two-factor/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    let name = app
+        .text(&format!(
+            "SELECT name AS t FROM orgs WHERE id = {}",
+            org.org_id
+        ))
+        .await;
+
+    for code in ["", "000000"] {
+        let refused = org
+            .owner
+            .post_form("/settings/erase", &[("name", &name), ("code", code)])
+            .await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{code:?}"
+        );
+        assert!(
+            refused
+                .text()
+                .await
+                .unwrap()
+                .contains("this code is not right")
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM orgs WHERE erase_after IS NOT NULL")
+            .await,
+        0
+    );
+    let next = siteward::auth::totp::code_at(&secret, now + 30).unwrap();
+    let asked = org
+        .owner
+        .post_form("/settings/erase", &[("name", &name), ("code", &next)])
+        .await;
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM audit_log WHERE org_id = {} AND action = 'org.erasure_requested'",
             org.org_id
         ))
         .await,

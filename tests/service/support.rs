@@ -423,6 +423,21 @@ impl TestApp {
             .unwrap()
             .n
     }
+
+    /// One text value: `sql` selects a single column `t`.
+    pub async fn text(&self, sql: &str) -> String {
+        #[derive(diesel::QueryableByName)]
+        struct T {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        let mut conn = self.db().await;
+        diesel::sql_query(sql)
+            .get_result::<T>(&mut conn)
+            .await
+            .unwrap()
+            .t
+    }
 }
 
 pub fn token_of(link: &str) -> String {
