@@ -241,34 +241,90 @@ async fn erase_form(
         return render_erase(&state, &page, &csrf, form.name, errors).await;
     }
     let ctx = page.ctx.clone();
-    conn.transaction::<_, AppError, _>(async move |conn| {
-        let scheduled = erasure::schedule(conn, ctx.org_id, erasure::GRACE).await?;
-        audit::record(
-            conn,
-            Entry::by(&ctx, "org.erasure_requested", format!("org {}", ctx.org_id))
-                .detail(json!({"erase_after": scheduled.erase_after.unix_timestamp()})),
-        )
+    let scheduled = conn
+        .transaction::<_, AppError, _>(async move |conn| {
+            let scheduled = erasure::schedule(conn, ctx.org_id, erasure::GRACE).await?;
+            audit::record(
+                conn,
+                Entry::by(&ctx, "org.erasure_requested", format!("org {}", ctx.org_id))
+                    .detail(json!({"erase_after": scheduled.erase_after.unix_timestamp()})),
+            )
+            .await?;
+            Ok(scheduled)
+        })
         .await?;
-        Ok(())
-    })
+    let when = scheduled
+        .erase_after
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    tell_owners(
+        &state,
+        &page,
+        &mut conn,
+        "An organization of yours is going to be erased",
+        format!(
+            "{} asked to erase the organization “{org_name}” on siteward. At {when} (UTC) everything it holds will be deleted for good.\n\nAny owner can undo this until then:\n\n{}\n",
+            page.viewer.name,
+            erase_link(&state)
+        ),
+    )
     .await?;
     Ok(see_other("/settings/erase"))
+}
+
+fn erase_link(state: &AppState) -> String {
+    let mut link = state.config.public_url.clone();
+    link.set_path("/settings/erase");
+    link.to_string()
+}
+
+/// Mails every owner of the organization (the one acting included): an erasure asked for by one
+/// owner must not surprise the others.
+async fn tell_owners(
+    state: &AppState,
+    page: &PageCtx,
+    conn: &mut diesel_async::AsyncPgConnection,
+    subject: &'static str,
+    body: String,
+) -> Result<(), AppError> {
+    for member in crate::orgs::queries::members(conn, page).await? {
+        if member.role == Role::Owner {
+            state.mailer.send_later(member.email, subject, body.clone());
+        }
+    }
+    Ok(())
 }
 
 async fn cancel_erasure(state: web::Data<AppState>, page: PageCtx) -> Page {
     page.require(Role::Owner)?;
     let ctx = page.ctx.clone();
     let mut conn = state.conn().await?;
-    conn.transaction::<_, AppError, _>(async move |conn| {
-        if erasure::cancel(conn, ctx.org_id).await? {
-            audit::record(
-                conn,
-                Entry::by(&ctx, "org.erasure_cancelled", format!("org {}", ctx.org_id)),
-            )
-            .await?;
-        }
-        Ok(())
-    })
-    .await?;
+    let cancelled = conn
+        .transaction::<_, AppError, _>(async move |conn| {
+            let cancelled = erasure::cancel(conn, ctx.org_id).await?;
+            if cancelled {
+                audit::record(
+                    conn,
+                    Entry::by(&ctx, "org.erasure_cancelled", format!("org {}", ctx.org_id)),
+                )
+                .await?;
+            }
+            Ok(cancelled)
+        })
+        .await?;
+    if cancelled {
+        let org_name = crate::orgs::queries::org_name(&mut conn, &page).await?;
+        tell_owners(
+            &state,
+            &page,
+            &mut conn,
+            "An organization of yours will not be erased",
+            format!(
+                "{} undid the erasure of the organization “{org_name}” on siteward. It stays as it is.\n",
+                page.viewer.name
+            ),
+        )
+        .await?;
+    }
     Ok(see_other("/settings/erase"))
 }

@@ -684,6 +684,18 @@ async fn an_erased_organization_leaves_no_row_and_a_copy_of_its_blobs_cannot_be_
         .await
         .unwrap();
     assert!(page.contains("will be erased at"), "{page}");
+    // Every owner is told, with the link to undo it.
+    let owner_email = app
+        .text(&format!(
+            "SELECT u.email AS t FROM users u JOIN memberships m ON m.user_id = u.id
+             WHERE m.org_id = {} AND m.role = 'owner'",
+            gone.org_id
+        ))
+        .await;
+    // (Their first mail was the invitation to the other organization.)
+    let told = app.mail.wait_for(&owner_email, 2).await;
+    assert!(told.text.contains("/settings/erase"), "{}", told.text);
+    assert!(told.text.contains("is going to be erased"));
     let undone = gone.owner.post_form("/settings/erase/cancel", &[]).await;
     assert_eq!(undone.status(), StatusCode::SEE_OTHER);
     assert_eq!(
