@@ -873,3 +873,85 @@ async fn an_owner_with_a_second_factor_must_give_a_code_to_erase() {
         1
     );
 }
+
+fn admin(app: &TestApp, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_siteward"))
+        .arg("admin")
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env("SITEWARD_DATA_DIR", app.data_dir.path())
+        .env(
+            "SITEWARD_MASTER_KEYS",
+            "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
+        .output()
+        .expect("run siteward admin");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_purge_and_erase_an_organization_only_with_its_exact_name() {
+    let app = TestApp::spawn().await;
+    let org = org(&app).await;
+    let target = new_target(&org.api, "https://shop.example.com/").await;
+    let (old_scan, old_snap) = scanned(&app, &org, target).await;
+    let (_, latest_snap) = scanned(&app, &org, target).await;
+    computed_changes(&org.api, latest_snap).await;
+    app.count("WITH r AS (UPDATE alerts SET state = 'resolved', resolved_at = now() RETURNING 1) SELECT count(*) AS n FROM r")
+        .await;
+    age(&app, old_scan, 500).await;
+    let root = blob_root(&app);
+
+    let (ok, output) = admin(&app, &["purge"]);
+    assert!(ok, "{output}");
+    assert!(output.contains("Scans: 1"), "{output}");
+    assert!(files_under(&root, &snapshot_folder(&org, old_snap)).is_empty());
+
+    let name = app
+        .text(&format!(
+            "SELECT name AS t FROM orgs WHERE id = {}",
+            org.org_id
+        ))
+        .await;
+    let org_id = org.org_id.to_string();
+    let (ok, output) = admin(
+        &app,
+        &["erase-org", "--org", &org_id, "--confirm", "Wrong", "--now"],
+    );
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("--confirm must be the organization's name"),
+        "{output}"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM orgs WHERE id = {org_id}"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        files_under(&root, &snapshot_folder(&org, latest_snap)).len(),
+        3
+    );
+
+    let (ok, output) = admin(
+        &app,
+        &["erase-org", "--org", &org_id, "--confirm", &name, "--now"],
+    );
+    assert!(ok, "{output}");
+    assert!(output.contains("data keys destroyed"), "{output}");
+    for (table, n) in rows_of_org(&app, org.org_id).await {
+        assert_eq!(n, 0, "{table}");
+    }
+    assert!(files_under(&root, &format!("org/{org_id}")).is_empty());
+    let (ok, output) = admin(&app, &["verify-audit"]);
+    assert!(ok, "{output}");
+}
