@@ -4,10 +4,10 @@ DROP INDEX reports_by_client_period, payment_versions_by_last_snapshot,
     jobs_finished, checkout_screenshots_by_org_age, scan_screenshots_by_org_age,
     reports_by_org_age, compliance_scans_by_org_age, checkout_runs_by_org_age, scans_by_org_age;
 DROP FUNCTION snapshot_is_kept;
-DROP TRIGGER reports_delete_finished_jobs ON reports;
-DROP TRIGGER checkout_runs_delete_finished_jobs ON checkout_runs;
-DROP TRIGGER scans_delete_finished_jobs ON scans;
-DROP FUNCTION delete_finished_jobs_of_gone;
+DROP TRIGGER reports_delete_jobs ON reports;
+DROP TRIGGER checkout_runs_delete_jobs ON checkout_runs;
+DROP TRIGGER scans_delete_jobs ON scans;
+DROP FUNCTION delete_jobs_of_gone;
 DROP TRIGGER reports_queue_blob_deletions ON reports;
 DROP TRIGGER compliance_scans_queue_blob_deletions ON compliance_scans;
 DROP TRIGGER checkout_runs_queue_blob_deletions ON checkout_runs;

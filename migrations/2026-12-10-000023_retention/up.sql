@@ -68,25 +68,26 @@ END $$;
 CREATE TRIGGER reports_queue_blob_deletions AFTER DELETE ON reports
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION queue_report_folders();
 
--- A scan, checkout run or report takes its finished job with it (the job was its state). Jobs
--- still queued or running stay: their runner finds the work gone and the job ends.
-CREATE FUNCTION delete_finished_jobs_of_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A scan, checkout run or report takes its job with it (the job was its state, and its payload
+-- names the work). A job still queued goes unclaimed; a runner holding one finds it gone at its
+-- next heartbeat or upload and drops the work.
+CREATE FUNCTION delete_jobs_of_gone() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'reports' THEN
-        DELETE FROM jobs WHERE id IN (SELECT pdf_job_id FROM gone) AND state IN ('done', 'dead');
+        DELETE FROM jobs WHERE id IN (SELECT pdf_job_id FROM gone);
     ELSE
-        DELETE FROM jobs WHERE id IN (SELECT job_id FROM gone) AND state IN ('done', 'dead');
+        DELETE FROM jobs WHERE id IN (SELECT job_id FROM gone);
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER scans_delete_finished_jobs AFTER DELETE ON scans
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION delete_finished_jobs_of_gone();
-CREATE TRIGGER checkout_runs_delete_finished_jobs AFTER DELETE ON checkout_runs
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION delete_finished_jobs_of_gone();
-CREATE TRIGGER reports_delete_finished_jobs AFTER DELETE ON reports
-    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION delete_finished_jobs_of_gone();
+CREATE TRIGGER scans_delete_jobs AFTER DELETE ON scans
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION delete_jobs_of_gone();
+CREATE TRIGGER checkout_runs_delete_jobs AFTER DELETE ON checkout_runs
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION delete_jobs_of_gone();
+CREATE TRIGGER reports_delete_jobs AFTER DELETE ON reports
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION delete_jobs_of_gone();
 -- Jobs left behind by targets and clients deleted before this migration.
-DELETE FROM jobs j WHERE j.kind IN ('scan', 'checkout', 'pdf') AND j.state IN ('done', 'dead')
+DELETE FROM jobs j WHERE j.kind IN ('scan', 'checkout', 'pdf')
     AND NOT EXISTS (SELECT 1 FROM scans s WHERE s.job_id = j.id)
     AND NOT EXISTS (SELECT 1 FROM checkout_runs r WHERE r.job_id = j.id)
     AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.pdf_job_id = j.id);
@@ -103,6 +104,16 @@ CREATE FUNCTION snapshot_is_kept(snap BIGINT) RETURNS BOOLEAN LANGUAGE sql STABL
                 ELSE NOT EXISTS (SELECT 1 FROM snapshots n
                                  WHERE n.target_id = l.target_id AND n.visit = l.visit AND n.id > l.id)
             END)
+        -- the baseline of a newer snapshot not yet compared with it (its diff job is pending)
+        OR EXISTS (
+            SELECT 1 FROM snapshots l
+            CROSS JOIN LATERAL (
+                SELECT n.id FROM snapshots n
+                WHERE n.target_id = l.target_id AND n.visit IS NOT DISTINCT FROM l.visit
+                  AND n.id > l.id
+                ORDER BY n.id LIMIT 1) next
+            WHERE l.id = snap
+              AND NOT EXISTS (SELECT 1 FROM snapshot_diffs d WHERE d.snapshot_id = next.id))
         -- where an alert that is not resolved was first and last seen, and the snapshot its
         -- first sighting was compared with
         OR EXISTS (SELECT 1 FROM alerts a WHERE a.first_snapshot_id = snap AND a.state <> 'resolved')

@@ -126,6 +126,21 @@ pub async fn record(conn: &mut AsyncPgConnection, entry: Entry) -> QueryResult<(
 }
 
 async fn append(conn: &mut AsyncPgConnection, entry: Entry) -> QueryResult<()> {
+    // An organization's chain only while it exists: the key share waits for an erasure in
+    // progress (which holds the row), and then finds nothing.
+    if let Some(org_id) = entry.org_id {
+        diesel::sql_query("SELECT id FROM orgs WHERE id = $1 FOR KEY SHARE")
+            .bind::<BigInt, _>(org_id)
+            .execute(conn)
+            .await
+            .and_then(|found| {
+                if found == 1 {
+                    Ok(())
+                } else {
+                    Err(diesel::result::Error::NotFound)
+                }
+            })?;
+    }
     let chain_key = format!(
         "siteward.audit:{}",
         entry

@@ -467,6 +467,26 @@ async fn erase_org(
         Ok(scheduled) => scheduled,
         Err(error) => return fail(format!("cannot schedule the erasure: {error}")),
     };
+    let asked = crate::audit::record(
+        &mut conn,
+        crate::audit::Entry {
+            org_id: Some(org_id),
+            actor_user_id: None,
+            actor_key_id: None,
+            actor: "siteward admin".into(),
+            action: "org.erasure_requested",
+            subject: format!("org {org_id}"),
+            detail: serde_json::json!({
+                "erase_after": scheduled.erase_after.unix_timestamp(),
+                "grace_skipped": now,
+            }),
+            ip: String::new(),
+        },
+    )
+    .await;
+    if let Err(error) = asked {
+        return fail(format!("cannot write the audit log: {error}"));
+    }
     if !now {
         println!(
             "organization {org_id} will be erased after {} (an owner can undo it until then)",

@@ -1,6 +1,6 @@
 //! The blob-deletion queue: rows of `blob_deletions` written in the transaction that deleted what
 //! the blobs belonged to, drained here once committed. A row goes only after the store confirmed
-//! the deletion; a deletion that fails is retried with backoff (up to an hour apart) until it
+//! the deletion; a deletion that fails is retried with backoff (2, 4, 8 … seconds, at most 4,096 apart) until it
 //! succeeds. Deleting is idempotent (an object or folder already gone counts as deleted), so a
 //! drain killed between the store and the row only repeats work.
 
@@ -92,7 +92,7 @@ pub async fn drain(
             .await?;
         diesel::sql_query(
             "UPDATE blob_deletions d SET attempts = d.attempts + 1, last_error = f.error,
-                 next_attempt_at = now() + make_interval(secs => LEAST(power(2, d.attempts + 1), 3600))
+                 next_attempt_at = now() + make_interval(secs => power(2, LEAST(d.attempts + 1, 12)))
              FROM unnest($1::BIGINT[], $2::TEXT[]) AS f(id, error) WHERE d.id = f.id",
         )
         .bind::<Array<BigInt>, _>(&failed)
@@ -116,8 +116,8 @@ async fn delete(store: &BlobStore, row: &Queued) -> Result<u64, DeleteError> {
     }
 }
 
-/// How many deletions wait, and how many of them have failed at least once.
-pub async fn backlog(conn: &mut AsyncPgConnection) -> diesel::QueryResult<(i64, i64)> {
+/// How many deletions of an organization wait, and how many of them have failed at least once.
+pub async fn backlog(conn: &mut AsyncPgConnection, org_id: i64) -> diesel::QueryResult<(i64, i64)> {
     #[derive(QueryableByName)]
     struct Backlog {
         #[diesel(sql_type = BigInt)]
@@ -127,8 +127,9 @@ pub async fn backlog(conn: &mut AsyncPgConnection) -> diesel::QueryResult<(i64, 
     }
     let row: Backlog = diesel::sql_query(
         "SELECT count(*) AS waiting, count(*) FILTER (WHERE attempts > 0) AS failing
-         FROM blob_deletions",
+         FROM blob_deletions WHERE org_id = $1",
     )
+    .bind::<BigInt, _>(org_id)
     .get_result(conn)
     .await?;
     Ok((row.waiting, row.failing))

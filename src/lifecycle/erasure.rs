@@ -161,6 +161,12 @@ pub async fn erase(conn: &mut AsyncPgConnection, org_id: i64) -> QueryResult<Opt
         let Some(Due { erasure_requested_at: requested_at, .. }) = locked else {
             return Ok(None);
         };
+        // Its audit chain's lock, after the row's (the order `audit::record` takes them in): a
+        // request appending to the chain finishes first, or waits and finds the org gone.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<Text, _>(format!("siteward.audit:{org_id}"))
+            .execute(conn)
+            .await?;
         // Names the organization for the audit log's trigger and the deletion-queue triggers.
         diesel::sql_query("SELECT set_config('siteward.erasing_org', $1, true)")
             .bind::<Text, _>(org_id.to_string())

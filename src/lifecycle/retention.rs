@@ -21,6 +21,17 @@ pub const PAYMENT_PAGE_MIN_DAYS: i32 = crate::payment::evidence::MAX_DAYS as i32
 /// assembly and delivery) are kept this long, for every organization.
 pub const FINISHED_JOB_DAYS: i32 = 30;
 
+/// Sent report mails are kept at least this long whatever the organization chose: the row is
+/// what makes a period's report go out once, and a period lasts up to 31 days.
+pub const REPORT_DELIVERY_MIN_DAYS: i32 = 35;
+
+/// Whether checkout run `r` is the newest run of its test to reach one of its pages: the next run
+/// compares that page with it.
+const CHECKOUT_BASELINE: &str = "EXISTS (
+    SELECT 1 FROM checkout_run_pages p WHERE p.run_id = r.id AND NOT EXISTS (
+        SELECT 1 FROM checkout_run_pages q JOIN checkout_runs qr ON qr.id = q.run_id
+        WHERE qr.test_id = r.test_id AND q.path = p.path AND q.run_id > r.id))";
+
 /// What one kind of purge deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,28 +102,26 @@ impl Purged {
                          SELECT r.id FROM checkout_runs r JOIN targets t ON t.id = r.target_id
                          WHERE r.org_id = o.id AND r.finished_at IS NOT NULL
                            AND r.created_at < now() - make_interval(days => {payment_floor})
-                           -- the latest finished run of a test is the next run's baseline
-                           AND EXISTS (SELECT 1 FROM checkout_runs n
-                                       WHERE n.test_id = r.test_id AND n.finished_at IS NOT NULL
-                                         AND n.id > r.id)
+                           AND NOT {CHECKOUT_BASELINE}
                          ORDER BY r.created_at LIMIT $1) r
                      LIMIT $1)
                  RETURNING org_id"
             ),
-            Purged::Reports => "DELETE FROM reports WHERE id IN (
+            // A payment page's evidence frozen as a report keeps the payment floor.
+            Purged::Reports => format!("DELETE FROM reports WHERE id IN (
                      SELECT r.id FROM orgs o CROSS JOIN LATERAL (
-                         SELECT r.id FROM reports r
+                         SELECT r.id FROM reports r LEFT JOIN targets t ON t.id = r.target_id
                          WHERE r.org_id = o.id
-                           AND r.created_at < now() - make_interval(days => o.keep_snapshots_days)
+                           AND r.created_at < now() - make_interval(days => {payment_floor})
                            AND NOT EXISTS (SELECT 1 FROM report_shares sh
                                            WHERE sh.report_id = r.id AND sh.revoked_at IS NULL
                                              AND sh.expires_at > now())
                          ORDER BY r.created_at LIMIT $1) r
                      LIMIT $1)
-                 RETURNING org_id"
-                .to_string(),
-            // A screenshot row goes with queueing its object key (made as `ObjectKey` makes it)
-            // and the folder of comparisons kept in its snapshot, whose diff images it fed.
+                 RETURNING org_id"),
+            // A screenshot row goes with queueing its object key (made as `ObjectKey` makes it; an
+            // earlier attempt's copy too) and the folder of comparisons kept in its snapshot,
+            // whose diff images it fed.
             Purged::Screenshots => "WITH gone AS (
                      DELETE FROM scan_artifacts a USING scans s
                      WHERE s.id = a.scan_id AND (a.scan_id, a.name) IN (
@@ -128,14 +137,15 @@ impl Purged {
                  queued AS (
                      INSERT INTO blob_deletions (org_id, key, whole_folder)
                      SELECT org_id, 'org/' || org_id || '/snapshot/' || snapshot_id
-                                || CASE WHEN keyed_by_attempt THEN '/attempt-' || attempt ELSE '' END
-                                || '/' || name, false FROM gone
+                                || CASE WHEN keyed_by_attempt THEN '/attempt-' || n ELSE '' END
+                                || '/' || name, false
+                     FROM gone, generate_series(CASE WHEN keyed_by_attempt THEN 1 ELSE attempt END, attempt) n
                      UNION
                      SELECT org_id, 'org/' || org_id || '/snapshot/' || snapshot_id || '/comparison/', true
                      FROM gone)
                  SELECT org_id FROM gone"
                 .to_string(),
-            Purged::CheckoutScreenshots => "WITH gone AS (
+            Purged::CheckoutScreenshots => format!("WITH gone AS (
                      DELETE FROM checkout_run_artifacts a
                      WHERE (a.run_id, a.name) IN (
                          SELECT a.run_id, a.name FROM orgs o CROSS JOIN LATERAL (
@@ -143,19 +153,17 @@ impl Purged {
                              JOIN checkout_runs r ON r.id = a.run_id
                              WHERE a.org_id = o.id AND a.content_type = 'image/png'
                                AND a.uploaded_at < now() - make_interval(days => o.keep_checkout_screenshots_days)
-                               AND EXISTS (SELECT 1 FROM checkout_runs n
-                                           WHERE n.test_id = r.test_id AND n.finished_at IS NOT NULL
-                                             AND n.id > r.id)
+                               AND NOT {CHECKOUT_BASELINE}
                              ORDER BY a.uploaded_at LIMIT $1) a
                          LIMIT $1)
                      RETURNING a.org_id, a.run_id, a.attempt, a.keyed_by_attempt, a.name),
                  queued AS (
                      INSERT INTO blob_deletions (org_id, key, whole_folder)
                      SELECT org_id, 'org/' || org_id || '/checkout-run/' || run_id
-                                || CASE WHEN keyed_by_attempt THEN '/attempt-' || attempt ELSE '' END
-                                || '/' || name, false FROM gone)
-                 SELECT org_id FROM gone"
-                .to_string(),
+                                || CASE WHEN keyed_by_attempt THEN '/attempt-' || n ELSE '' END
+                                || '/' || name, false
+                     FROM gone, generate_series(CASE WHEN keyed_by_attempt THEN 1 ELSE attempt END, attempt) n)
+                 SELECT org_id FROM gone"),
             Purged::Notifications => "DELETE FROM notification_deliveries WHERE id IN (
                      SELECT d.id FROM orgs o CROSS JOIN LATERAL (
                          SELECT d.id FROM notification_deliveries d
@@ -165,15 +173,17 @@ impl Purged {
                      LIMIT $1)
                  RETURNING org_id"
                 .to_string(),
-            Purged::ReportDeliveries => "DELETE FROM report_deliveries WHERE id IN (
+            // A sent delivery is what stops its period's report going out twice: kept until its
+            // period (a month at most) is over.
+            Purged::ReportDeliveries => format!("DELETE FROM report_deliveries WHERE id IN (
                      SELECT d.id FROM orgs o CROSS JOIN LATERAL (
                          SELECT d.id FROM report_deliveries d
                          WHERE d.org_id = o.id AND d.status = 'sent'
-                           AND d.created_at < now() - make_interval(days => o.keep_history_days)
+                           AND d.created_at < now() - make_interval(
+                               days => GREATEST(o.keep_history_days, {REPORT_DELIVERY_MIN_DAYS}))
                          ORDER BY d.created_at LIMIT $1) d
                      LIMIT $1)
-                 RETURNING org_id"
-                .to_string(),
+                 RETURNING org_id"),
             Purged::Jobs => format!(
                 "DELETE FROM jobs WHERE id IN (
                      SELECT id FROM jobs

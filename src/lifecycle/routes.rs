@@ -93,7 +93,7 @@ async fn render(
     errors: FieldErrors,
 ) -> Page {
     let mut conn = state.conn().await?;
-    let (waiting, _) = super::blob_deletions::backlog(&mut conn).await?;
+    let (waiting, _) = super::blob_deletions::backlog(&mut conn, page.org_id).await?;
     let view = RetentionPage {
         nav: Some(Nav::new(&page.viewer, csrf)),
         snapshots_days: shown.snapshots_days,
@@ -295,7 +295,11 @@ async fn tell_owners(
     Ok(())
 }
 
-async fn cancel_erasure(state: web::Data<AppState>, page: PageCtx) -> Page {
+async fn cancel_erasure(
+    state: web::Data<AppState>,
+    page: PageCtx,
+    _form: Form<crate::auth::routes::Empty>,
+) -> Page {
     page.require(Role::Owner)?;
     let ctx = page.ctx.clone();
     let mut conn = state.conn().await?;

@@ -17,7 +17,7 @@ pub struct RetentionPage {
     pub can_change: bool,
     pub saved: bool,
     pub errors: FieldErrors,
-    /// Blob deletions waiting (all organizations: the queue is the instance's).
+    /// The organization's blob deletions waiting.
     pub deletions_waiting: i64,
 }
 

@@ -696,6 +696,17 @@ async fn an_erased_organization_leaves_no_row_and_a_copy_of_its_blobs_cannot_be_
     let told = app.mail.wait_for(&owner_email, 2).await;
     assert!(told.text.contains("/settings/erase"), "{}", told.text);
     assert!(told.text.contains("is going to be erased"));
+    // Undoing needs the form's CSRF token like every other change.
+    let forged = gone
+        .owner
+        .post_raw("/settings/erase/cancel", String::new())
+        .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM orgs WHERE erase_after IS NOT NULL")
+            .await,
+        1
+    );
     let undone = gone.owner.post_form("/settings/erase/cancel", &[]).await;
     assert_eq!(undone.status(), StatusCode::SEE_OTHER);
     assert_eq!(
@@ -954,4 +965,88 @@ async fn admin_commands_purge_and_erase_an_organization_only_with_its_exact_name
     assert!(files_under(&root, &format!("org/{org_id}")).is_empty());
     let (ok, output) = admin(&app, &["verify-audit"]);
     assert!(ok, "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_organization_keeps_history_by_its_own_settings_and_report_mails_outlive_their_period()
+{
+    let app = TestApp::spawn().await;
+    let brief = org(&app).await;
+    let long = another_org(&app, &brief).await;
+    let set = brief
+        .owner
+        .post_form(
+            "/settings/retention",
+            &[
+                ("snapshots_days", "400"),
+                ("screenshots_days", "90"),
+                ("checkout_screenshots_days", "30"),
+                ("history_days", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(set.status(), StatusCode::SEE_OTHER);
+    let mut conn = app.db().await;
+    for org in [&brief, &long] {
+        let target = new_target(&org.api, "https://shop.example.com/").await;
+        let client = app
+            .count(&format!(
+                "SELECT client_id AS n FROM targets WHERE id = {target}"
+            ))
+            .await;
+        for sql in [
+            format!(
+                "INSERT INTO notification_channels (org_id, name, kind, min_severity, config_sealed, display)
+                 VALUES ({0}, 'Ops', 'email', 'info', '\\x00', 'ops@example.com')",
+                org.org_id
+            ),
+            format!(
+                "INSERT INTO notification_deliveries (org_id, channel_id, dedupe_key, status, attempts, created_at)
+                 SELECT {0}, id, 'k{0}-' || n, CASE WHEN n = 3 THEN 'pending' ELSE 'delivered' END, 1,
+                        now() - make_interval(days => n * 5)
+                 FROM notification_channels, generate_series(1, 3) n WHERE org_id = {0}",
+                org.org_id
+            ),
+            format!(
+                "INSERT INTO report_deliveries (org_id, client_id, period, status, created_at)
+                 VALUES ({0}, {client}, '2026-11', 'sent', now() - interval '20 days'),
+                        ({0}, {client}, '2026-10', 'sent', now() - interval '50 days')",
+                org.org_id
+            ),
+        ] {
+            diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), &mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let store = local_store(&app).await;
+    let (report, _) = lifecycle::purge_now(&mut conn, &store).await.unwrap();
+    let left =
+        |org: i64, table: &str| format!("SELECT count(*) AS n FROM {table} WHERE org_id = {org}");
+    // One day of history: its two delivered notifications (5 and 10 days old) go, the pending
+    // one (15 days) stays; thirty days: all three stay.
+    assert_eq!(
+        app.count(&left(brief.org_id, "notification_deliveries"))
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count(&left(long.org_id, "notification_deliveries"))
+            .await,
+        3
+    );
+    assert_eq!(report.of(Purged::Notifications), 2);
+    // Sent report mails stay until their period is surely over (35 days), whatever the setting.
+    for org in [&brief, &long] {
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) AS n FROM report_deliveries WHERE org_id = {} AND period = '2026-11'",
+                org.org_id
+            ))
+            .await,
+            1
+        );
+        assert_eq!(app.count(&left(org.org_id, "report_deliveries")).await, 1);
+    }
+    assert_eq!(report.of(Purged::ReportDeliveries), 2);
 }
