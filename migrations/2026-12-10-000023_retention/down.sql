@@ -1,7 +1,7 @@
 DROP INDEX reports_by_client_period, payment_versions_by_last_snapshot,
     payment_versions_by_first_snapshot, snapshot_diffs_by_previous, alerts_by_last_snapshot,
     alerts_by_first_snapshot, report_deliveries_by_org_age, notification_deliveries_by_org_age,
-    jobs_finished, checkout_screenshots_by_org_age, scan_screenshots_by_org_age,
+    jobs_finished, diff_jobs_pending, checkout_screenshots_by_org_age, scan_screenshots_by_org_age,
     reports_by_org_age, compliance_scans_by_org_age, checkout_runs_by_org_age, scans_by_org_age;
 DROP FUNCTION snapshot_is_kept;
 DROP TRIGGER reports_delete_jobs ON reports;

@@ -104,7 +104,8 @@ CREATE FUNCTION snapshot_is_kept(snap BIGINT) RETURNS BOOLEAN LANGUAGE sql STABL
                 ELSE NOT EXISTS (SELECT 1 FROM snapshots n
                                  WHERE n.target_id = l.target_id AND n.visit = l.visit AND n.id > l.id)
             END)
-        -- the baseline of a newer snapshot not yet compared with it (its diff job is pending)
+        -- the baseline of a newer snapshot whose comparison is still to run (its diff job is
+        -- queued or running; a dead one will never need it)
         OR EXISTS (
             SELECT 1 FROM snapshots l
             CROSS JOIN LATERAL (
@@ -112,8 +113,9 @@ CREATE FUNCTION snapshot_is_kept(snap BIGINT) RETURNS BOOLEAN LANGUAGE sql STABL
                 WHERE n.target_id = l.target_id AND n.visit IS NOT DISTINCT FROM l.visit
                   AND n.id > l.id
                 ORDER BY n.id LIMIT 1) next
-            WHERE l.id = snap
-              AND NOT EXISTS (SELECT 1 FROM snapshot_diffs d WHERE d.snapshot_id = next.id))
+            JOIN jobs j ON j.kind = 'diff' AND j.state IN ('queued', 'running')
+                AND (j.payload->>'snapshot_id')::bigint = next.id
+            WHERE l.id = snap)
         -- where an alert that is not resolved was first and last seen, and the snapshot its
         -- first sighting was compared with
         OR EXISTS (SELECT 1 FROM alerts a WHERE a.first_snapshot_id = snap AND a.state <> 'resolved')
@@ -132,6 +134,8 @@ CREATE FUNCTION snapshot_is_kept(snap BIGINT) RETURNS BOOLEAN LANGUAGE sql STABL
 $$;
 
 -- What the purge looks for.
+CREATE INDEX diff_jobs_pending ON jobs (((payload->>'snapshot_id')::bigint))
+    WHERE kind = 'diff' AND state IN ('queued', 'running');
 CREATE INDEX scans_by_org_age ON scans (org_id, created_at);
 CREATE INDEX checkout_runs_by_org_age ON checkout_runs (org_id, created_at);
 CREATE INDEX compliance_scans_by_org_age ON compliance_scans (org_id, created_at);

@@ -152,7 +152,13 @@ async fn retention_deletes_exactly_what_expired_and_keeps_what_later_features_ne
     let (pay_old, _) = scanned(&app, &org, payment).await;
     let (_pay_latest, _) = scanned(&app, &org, payment).await;
     // Each snapshot compared with its predecessor, as the app does after every scan.
-    for snap in [baseline_snap, alerted_snap, older_snap, latest_snap] {
+    for snap in [
+        baseline_snap,
+        alerted_snap,
+        older_snap,
+        latest_snap,
+        quiet_latest_snap,
+    ] {
         computed_changes(&org.api, snap).await;
     }
     for (scan, days) in [
@@ -323,6 +329,88 @@ async fn retention_deletes_exactly_what_expired_and_keeps_what_later_features_ne
     assert_eq!(third.of(Purged::Scans), 2);
     assert!(files_under(&root, &snapshot_folder(&org, alerted_snap)).is_empty());
     assert!(files_under(&root, &snapshot_folder(&org, baseline_snap)).is_empty());
+}
+
+/// Sets the state of the diff job comparing `snapshot` with its predecessor (a queued one is
+/// put an hour ahead, out of the workers' reach).
+async fn set_diff_job(app: &TestApp, snapshot: i64, state: &str) {
+    let mut conn = app.db().await;
+    let changed = diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE jobs SET state = '{state}', run_at = now() + interval '1 hour',
+                             finished_at = CASE WHEN '{state}' = 'dead' THEN now() END
+             WHERE kind = 'diff' AND (payload->>'snapshot_id')::bigint = {snapshot}"
+        )),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(changed, 1, "snapshot {snapshot} has one diff job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_is_kept_while_its_comparison_waits_and_not_once_that_comparison_is_dead() {
+    let app = TestApp::spawn().await;
+    let org = org(&app).await;
+    let page = new_target(&org.api, "https://shop.example.com/").await;
+    let (first, first_snap) = scanned(&app, &org, page).await;
+    let (second, second_snap) = scanned(&app, &org, page).await;
+    let (_latest, latest_snap) = scanned(&app, &org, page).await;
+    for snap in [second_snap, latest_snap] {
+        computed_changes(&org.api, snap).await;
+    }
+    for scan in [first, second] {
+        age(&app, scan, 500).await;
+    }
+    // The latest snapshot's comparison is to run again (as after a retry): the second is its
+    // baseline and stays; the first, whose comparison is done, goes. (No alert holds them.)
+    let mut conn = app.db().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE alerts SET state = 'resolved', resolved_at = now()"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "DELETE FROM snapshot_diffs WHERE snapshot_id = {latest_snap}"
+        )),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    set_diff_job(&app, latest_snap, "queued").await;
+    let store = local_store(&app).await;
+    let (report, _) = lifecycle::purge_now(&mut conn, &store).await.unwrap();
+    assert_eq!(report.of(Purged::Scans), 1);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM snapshots WHERE id IN ({first_snap}, {second_snap})"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM snapshots WHERE id = {second_snap}"
+        ))
+        .await,
+        1,
+        "the baseline of a pending comparison is kept"
+    );
+    // A comparison that gave up will never need its baseline.
+    set_diff_job(&app, latest_snap, "dead").await;
+    let (report, _) = lifecycle::purge_now(&mut conn, &store).await.unwrap();
+    assert_eq!(report.of(Purged::Scans), 1);
+    assert!(files_under(&blob_root(&app), &snapshot_folder(&org, second_snap)).is_empty());
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM snapshots WHERE id = {latest_snap}"
+        ))
+        .await,
+        1,
+        "the latest stays"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
