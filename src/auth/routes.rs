@@ -116,6 +116,7 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "signed-out-everywhere" => Some("You are signed out on every device."),
         "password-reset" => Some("Your password was changed. Sign in with the new one."),
         "password-changed" => Some("Your password was changed; your other devices are signed out."),
+        "account-deleted" => Some("Your account is deleted."),
         _ => None,
     }
 }

@@ -83,8 +83,35 @@ pub fn pool(url: &SecretString, size: usize) -> Result<DbPool, DbError> {
         .map_err(|e| DbError::Unavailable(e.to_string()))
 }
 
-/// Applies every pending migration; returns the versions applied.
+/// Applies every pending migration, then brings the audit chains to the current version
+/// (`audit::chain::upgrade`); returns the versions applied.
 pub async fn migrate(url: &SecretString) -> Result<Vec<String>, DbError> {
+    let applied = run_migrations(url).await?;
+    let mut conn =
+        <AsyncPgConnection as diesel_async::AsyncConnection>::establish(url.expose_secret())
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+    let upgrade = crate::audit::chain::upgrade(&mut conn)
+        .await
+        .map_err(|e| DbError::Migration(format!("re-chaining the audit log: {e}")))?;
+    if upgrade.chains > 0 {
+        tracing::info!(
+            chains = upgrade.chains,
+            rows = upgrade.rows,
+            "audit chains re-chained as version 2"
+        );
+    }
+    for (org_id, reason) in upgrade.refused {
+        tracing::warn!(
+            org_id,
+            reason,
+            "an audit chain stays at version 1: its rows cannot be pseudonymized"
+        );
+    }
+    Ok(applied)
+}
+
+async fn run_migrations(url: &SecretString) -> Result<Vec<String>, DbError> {
     let url = url.expose_secret().to_string();
     tokio::task::spawn_blocking(move || {
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)

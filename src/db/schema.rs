@@ -66,6 +66,10 @@ diesel::table! {
         ip -> Text,
         prev_hash -> Bytea,
         hash -> Bytea,
+        version -> Int2,
+        personal_salt -> Nullable<Bytea>,
+        personal_digest -> Nullable<Bytea>,
+        erased_by -> Nullable<Int8>,
     }
 }
 

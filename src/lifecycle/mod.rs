@@ -7,6 +7,7 @@
 
 pub mod blob_deletions;
 pub mod erasure;
+pub mod person;
 pub mod retention;
 pub mod routes;
 pub mod settings;

@@ -1,7 +1,8 @@
 //! `/settings/retention` and `/api/v1/retention`: an organization's retention, read by every
 //! member and changed by owners only (API keys are never owners, so the API reads it).
 //! `/settings/erase`: an owner schedules the organization's erasure (typed name, second factor
-//! if enabled) or undoes it. Every change is audited.
+//! if enabled) or undoes it. `/settings/account/delete`: a person erases their own account
+//! (typed email, password, second factor if enabled). Every change is audited.
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
@@ -10,10 +11,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::erasure;
+use super::person::{self, PersonErasureError};
 use super::settings::{self, Retention};
-use super::views::{EraseOrgPage, RetentionPage};
+use super::views::{DeleteAccountPage, EraseOrgPage, RetentionPage};
 use crate::audit::{self, Entry};
-use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role};
+use crate::auth::{ApiCtx, OrgCtx, PageCtx, Role, Viewer};
 use crate::layout::{Nav, html_form, see_other};
 use crate::state::AppState;
 use crate::web::csrf::CsrfToken;
@@ -44,6 +46,17 @@ pub fn routes() -> Vec<Route> {
             Access::Role(Role::Owner),
             cancel_erasure,
         ),
+        page_get(
+            "/settings/account/delete",
+            Access::SignedIn,
+            delete_account_page,
+        ),
+        page_post(
+            "/settings/account/delete",
+            Access::SignedIn,
+            delete_account,
+        )
+        .example("email=not-my-address%40example.com&password=wrong-password"),
         api(Method::GET, "/api/v1/retention", Role::Member, api_retention)
             .summary("How long the organization keeps snapshots, screenshots and history (changed by owners in the dashboard)")
             .response::<Retention>(),
@@ -331,4 +344,108 @@ async fn cancel_erasure(
         .await?;
     }
     Ok(see_other("/settings/erase"))
+}
+
+#[derive(Deserialize)]
+struct DeleteAccountForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn render_delete_account(
+    state: &AppState,
+    viewer: &Viewer,
+    csrf: &CsrfToken,
+    typed_email: String,
+    errors: FieldErrors,
+) -> Page {
+    let mut conn = state.conn().await?;
+    let owned = person::owned_orgs(&mut conn, viewer.user_id).await?;
+    let needs_code = crate::auth::queries::user_by_id(&mut conn, viewer.user_id)
+        .await?
+        .two_factor_enabled();
+    let view = DeleteAccountPage {
+        nav: Some(Nav::new(viewer, csrf)),
+        owned,
+        org_count: viewer.orgs.len(),
+        needs_code,
+        typed_email,
+        errors,
+    };
+    html_form(&view, &view.errors)
+}
+
+async fn delete_account_page(state: web::Data<AppState>, viewer: Viewer, csrf: CsrfToken) -> Page {
+    render_delete_account(
+        &state,
+        &viewer,
+        &csrf,
+        String::new(),
+        FieldErrors::default(),
+    )
+    .await
+}
+
+/// Erases the signed-in person once they typed their email and gave their password (and their
+/// second factor, if enabled); mails them that it happened and ends the session.
+async fn delete_account(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    csrf: CsrfToken,
+    Form(form): Form<DeleteAccountForm>,
+) -> Page {
+    state
+        .limiter
+        .check(
+            crate::web::rate_limit::rules::SIGN_IN_ACCOUNT,
+            &viewer.email,
+        )
+        .await?;
+    let mut conn = state.conn().await?;
+    let user = crate::auth::queries::user_by_id(&mut conn, viewer.user_id).await?;
+    let mut errors = FieldErrors::default();
+    if !form.email.trim().eq_ignore_ascii_case(&user.email) {
+        errors.add(
+            "email",
+            "type your email address exactly as you sign in with it",
+        );
+    }
+    if !crate::auth::password::verify(form.password, user.password_hash.clone()).await {
+        errors.add("password", "is not your password");
+    }
+    if errors.is_empty() && user.two_factor_enabled() {
+        let method =
+            crate::auth::routes::check_second_factor(&state, &mut conn, viewer.user_id, &form.code)
+                .await?;
+        if method.is_none() {
+            errors.add("code", "this code is not right");
+        }
+    }
+    if errors.is_empty() {
+        match person::erase(&mut conn, viewer.user_id).await {
+            Ok(erased) => {
+                state.mailer.send_later(
+                    erased.email,
+                    "Your siteward account is deleted",
+                    "Your siteward account was deleted, as you asked. You are signed out everywhere, the API keys you created are revoked, and the audit logs of the organizations you worked in keep what you did under a pseudonym instead of your name and email.\n".to_string(),
+                );
+                let mut response = see_other("/sign-in?notice=account-deleted");
+                let _ = response
+                    .add_removal_cookie(&crate::auth::session::removal_cookie(&state.config));
+                return Ok(response);
+            }
+            Err(PersonErasureError::StillOwner(orgs)) => errors.add(
+                "email",
+                format!("you still own {}: pass ownership on first", orgs.join(", ")),
+            ),
+            Err(PersonErasureError::NotFound) => return Err(AppError::NotFound.into()),
+            Err(PersonErasureError::Db(error)) => return Err(AppError::from(error).into()),
+        }
+    }
+    drop(conn);
+    render_delete_account(&state, &viewer, &csrf, form.email, errors).await
 }

@@ -44,3 +44,15 @@ pub struct EraseOrgPage {
     pub errors: FieldErrors,
     pub grace_days: i64,
 }
+
+#[derive(Template)]
+#[template(path = "delete_account.html")]
+pub struct DeleteAccountPage {
+    pub nav: Option<Nav>,
+    /// Organizations the person owns: they must hand these over first.
+    pub owned: Vec<String>,
+    pub org_count: usize,
+    pub needs_code: bool,
+    pub typed_email: String,
+    pub errors: FieldErrors,
+}

@@ -20,6 +20,7 @@ mod lifecycle;
 mod notifications;
 mod overview;
 mod payment;
+mod person_erasure;
 mod queue;
 mod runner;
 mod scans;

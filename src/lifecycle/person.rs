@@ -1,0 +1,375 @@
+//! Erasure of a person: their account and sign-in state go, the API keys they created are
+//! revoked, and every audit entry naming them is pseudonymized — their email and name become
+//! `erased person #<id>`, and the address they acted from is blanked. Audit chain version 2
+//! makes that possible without breaking a chain (see `audit::chain`); an instance-chain
+//! `person.erased` entry records the erasure and how many entries it pseudonymized.
+//!
+//! An organization's owner cannot erase themselves: ownership must pass to another member first
+//! (or the organization be erased), so no organization is left without one.
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::{Value, json};
+
+use crate::audit::chain::{self, Entry, PERSON_ERASED};
+
+/// Why a person could not be erased.
+#[derive(Debug, thiserror::Error)]
+pub enum PersonErasureError {
+    #[error("there is no such person")]
+    NotFound,
+    #[error(
+        "still the owner of {}: pass ownership to another member (or erase the organization) first",
+        .0.join(", ")
+    )]
+    StillOwner(Vec<String>),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedPerson {
+    /// The email the account had (for the goodbye mail; kept nowhere).
+    pub email: String,
+    pub pseudonym: String,
+    pub audit_entries: usize,
+    pub keys_revoked: usize,
+    pub orgs_left: usize,
+    /// Entries naming them in version-1 chains that could not be re-chained (they keep the
+    /// email: pseudonymizing them would break those chains).
+    pub entries_left_in_v1_chains: i64,
+}
+
+/// What stands in for an erased person in the audit log.
+pub fn pseudonym(user_id: i64) -> String {
+    format!("erased person #{user_id}")
+}
+
+#[derive(QueryableByName)]
+struct Person {
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Named {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct Mention {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    actor_user_id: Option<i64>,
+    #[diesel(sql_type = Text)]
+    actor: String,
+    #[diesel(sql_type = Text)]
+    subject: String,
+    #[diesel(sql_type = Text)]
+    detail: String,
+    #[diesel(sql_type = Text)]
+    ip: String,
+}
+
+/// Entries that name the person: acted by them, or with their email anywhere in the actor,
+/// subject or detail (failed sign-ins, invitations, membership changes by others).
+const MENTIONS: &str = "SELECT id, actor_user_id, actor, subject, detail, ip FROM audit_log
+     WHERE personal_salt IS NOT NULL
+       AND (actor_user_id = $1 OR strpos(lower(actor), $2) > 0 OR strpos(lower(subject), $2) > 0
+            OR strpos(lower(detail), $2) > 0)
+     ORDER BY id
+     FOR UPDATE";
+
+const MENTIONS_IN_V1: &str = "SELECT count(*) AS n FROM audit_log
+     WHERE version = 1
+       AND (actor_user_id = $1 OR strpos(lower(actor), $2) > 0 OR strpos(lower(subject), $2) > 0
+            OR strpos(lower(detail), $2) > 0)";
+
+/// Erases a person in one transaction. Nothing changes when it fails.
+pub async fn erase(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> Result<ErasedPerson, PersonErasureError> {
+    conn.transaction(async move |conn| erase_in(conn, user_id).await)
+        .await
+}
+
+async fn erase_in(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+) -> Result<ErasedPerson, PersonErasureError> {
+    let person: Person =
+        diesel::sql_query("SELECT email, name FROM users WHERE id = $1 FOR UPDATE")
+            .bind::<BigInt, _>(user_id)
+            .get_result(conn)
+            .await
+            .optional()?
+            .ok_or(PersonErasureError::NotFound)?;
+    // The membership rows are locked too, so no ownership moves to them meanwhile.
+    let owned: Vec<Named> = diesel::sql_query(
+        "SELECT o.id, o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.user_id = $1 AND m.role = 'owner' ORDER BY o.id FOR UPDATE OF m",
+    )
+    .bind::<BigInt, _>(user_id)
+    .load(conn)
+    .await?;
+    if !owned.is_empty() {
+        return Err(PersonErasureError::StillOwner(
+            owned.into_iter().map(|o| format!("“{}”", o.name)).collect(),
+        ));
+    }
+    let orgs: Vec<Named> = diesel::sql_query(
+        "SELECT o.id, o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.user_id = $1 ORDER BY o.id",
+    )
+    .bind::<BigInt, _>(user_id)
+    .load(conn)
+    .await?;
+    let keys_revoked = diesel::sql_query(
+        "UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL",
+    )
+    .bind::<BigInt, _>(user_id)
+    .execute(conn)
+    .await?;
+
+    let email = person.email.to_lowercase();
+    let pseudonym = pseudonym(user_id);
+    let mentions: Vec<Mention> = diesel::sql_query(MENTIONS)
+        .bind::<BigInt, _>(user_id)
+        .bind::<Text, _>(&email)
+        .load(conn)
+        .await?;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let left_in_v1 = diesel::sql_query(MENTIONS_IN_V1)
+        .bind::<BigInt, _>(user_id)
+        .bind::<Text, _>(&email)
+        .get_result::<Count>(conn)
+        .await?
+        .n;
+
+    let erasure = chain::record_returning_id(
+        conn,
+        Entry {
+            org_id: None,
+            actor_user_id: None,
+            actor_key_id: None,
+            actor: pseudonym.clone(),
+            action: PERSON_ERASED,
+            subject: pseudonym.clone(),
+            detail: json!({
+                "rows": mentions.len(),
+                "keys_revoked": keys_revoked,
+                "orgs": orgs.len(),
+                "rows_left_in_v1_chains": left_in_v1,
+            }),
+            ip: String::new(),
+        },
+    )
+    .await?;
+    let names = Names {
+        email: &email,
+        name: person.name.trim(),
+        pseudonym: &pseudonym,
+    };
+    for batch in mentions.chunks(500) {
+        let mut ids = Vec::new();
+        let mut actors = Vec::new();
+        let mut subjects = Vec::new();
+        let mut details = Vec::new();
+        let mut ips = Vec::new();
+        for row in batch {
+            let acted =
+                row.actor_user_id == Some(user_id) || row.actor.to_lowercase().contains(&email);
+            ids.push(row.id);
+            actors.push(if acted {
+                pseudonym.clone()
+            } else {
+                names.replace_in(&row.actor)
+            });
+            subjects.push(names.replace_in(&row.subject));
+            details.push(names.replace_in_json(&row.detail));
+            ips.push(if acted { String::new() } else { row.ip.clone() });
+        }
+        diesel::sql_query(
+            "UPDATE audit_log a SET actor = v.actor, subject = v.subject, detail = v.detail,
+                    ip = v.ip, personal_salt = NULL, erased_by = $6
+             FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[])
+                  AS v(id, actor, subject, detail, ip)
+             WHERE a.id = v.id",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<Text>, _>(actors)
+        .bind::<Array<Text>, _>(subjects)
+        .bind::<Array<Text>, _>(details)
+        .bind::<Array<Text>, _>(ips)
+        .bind::<BigInt, _>(erasure)
+        .execute(conn)
+        .await?;
+    }
+
+    // What else holds their address: invitations made out to it, sign-in rate-limit windows
+    // keyed by it. The account row goes last; sessions, second factor, recovery codes, reset
+    // links and memberships go with it, and what they did elsewhere keeps no pointer to them.
+    diesel::sql_query("DELETE FROM invitations WHERE email = $1")
+        .bind::<Text, _>(&email)
+        .execute(conn)
+        .await?;
+    diesel::sql_query("DELETE FROM rate_limit_windows WHERE lower(caller) = $1")
+        .bind::<Text, _>(&email)
+        .execute(conn)
+        .await?;
+    diesel::sql_query("DELETE FROM users WHERE id = $1")
+        .bind::<BigInt, _>(user_id)
+        .execute(conn)
+        .await?;
+    for org in &orgs {
+        chain::record(
+            conn,
+            Entry {
+                org_id: Some(org.id),
+                actor_user_id: None,
+                actor_key_id: None,
+                actor: "siteward".into(),
+                action: "member.erased",
+                subject: pseudonym.clone(),
+                detail: json!({}),
+                ip: String::new(),
+            },
+        )
+        .await?;
+    }
+    Ok(ErasedPerson {
+        email: person.email,
+        pseudonym,
+        audit_entries: mentions.len(),
+        keys_revoked,
+        orgs_left: orgs.len(),
+        entries_left_in_v1_chains: left_in_v1,
+    })
+}
+
+/// What is replaced, and by what.
+struct Names<'a> {
+    email: &'a str,
+    name: &'a str,
+    pseudonym: &'a str,
+}
+
+impl Names<'_> {
+    /// The text with the email (in any case) and the name replaced by the pseudonym.
+    fn replace_in(&self, text: &str) -> String {
+        let mut out = replace_ignoring_case(text, self.email, self.pseudonym);
+        if !self.name.is_empty() {
+            out = out.replace(self.name, self.pseudonym);
+        }
+        out
+    }
+
+    /// The same inside every key and string of a JSON document (text that is not JSON is
+    /// treated as text), so what comes out is still the JSON it was.
+    fn replace_in_json(&self, detail: &str) -> String {
+        fn walk(names: &Names<'_>, value: Value) -> Value {
+            match value {
+                Value::String(s) => Value::String(names.replace_in(&s)),
+                Value::Array(items) => {
+                    Value::Array(items.into_iter().map(|v| walk(names, v)).collect())
+                }
+                Value::Object(map) => Value::Object(
+                    map.into_iter()
+                        .map(|(k, v)| (names.replace_in(&k), walk(names, v)))
+                        .collect(),
+                ),
+                other => other,
+            }
+        }
+        match serde_json::from_str::<Value>(detail) {
+            Ok(value) => walk(self, value).to_string(),
+            Err(_) => self.replace_in(detail),
+        }
+    }
+}
+
+/// Replaces every occurrence of `needle` (ASCII case ignored; emails are stored lowercase)
+/// in `text`.
+fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
+    if needle.is_empty() {
+        return text.to_string();
+    }
+    let lower = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(&needle) {
+        out.push_str(&text[at..at + found]);
+        out.push_str(with);
+        at += found + needle.len();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// The organizations a person owns, by name: what they must hand over before erasing themselves.
+pub async fn owned_orgs(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<Vec<String>> {
+    let owned: Vec<Named> = diesel::sql_query(
+        "SELECT o.id, o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.user_id = $1 AND m.role = 'owner' ORDER BY o.id",
+    )
+    .bind::<BigInt, _>(user_id)
+    .load(conn)
+    .await?;
+    Ok(owned.into_iter().map(|o| o.name).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_email_in_any_case_and_the_name_become_the_pseudonym_and_json_stays_json() {
+        let names = Names {
+            email: "ada@example.com",
+            name: "Ada Lovelace",
+            pseudonym: "erased person #7",
+        };
+        assert_eq!(
+            names.replace_in("ADA@Example.com invited Ada Lovelace"),
+            "erased person #7 invited erased person #7"
+        );
+        let detail =
+            names.replace_in_json(r#"{"to":"Ada@example.com","ada@example.com":["x"],"n":3}"#);
+        let parsed: Value = serde_json::from_str(&detail).unwrap();
+        assert_eq!(parsed["to"], "erased person #7");
+        assert_eq!(parsed["erased person #7"][0], "x");
+        assert_eq!(parsed["n"], 3);
+        assert!(!detail.to_lowercase().contains("ada@example.com"));
+        // Not JSON: replaced as text.
+        assert_eq!(
+            names.replace_in_json("by ada@example.com"),
+            "by erased person #7"
+        );
+    }
+
+    #[test]
+    fn replacing_handles_repeats_and_non_ascii_text_around_it() {
+        assert_eq!(
+            replace_ignoring_case("é a@b.c, A@B.C ü", "a@b.c", "x"),
+            "é x, x ü"
+        );
+        assert_eq!(
+            replace_ignoring_case("none here", "a@b.c", "x"),
+            "none here"
+        );
+    }
+}
