@@ -95,6 +95,14 @@ pub enum AdminCommand {
         #[arg(long)]
         now: bool,
     },
+    /// Erase a person (answering a request that reached the operator): their account, sessions
+    /// and second factor go, the API keys they created are revoked, and every audit entry naming
+    /// them is pseudonymized. Refused while they own an organization.
+    ErasePerson {
+        /// The address they sign in with.
+        #[arg(long)]
+        email: String,
+    },
     /// Revoke a runner: its token stops working at its next request.
     RevokeRunner {
         /// The runner's id (see list-runners).
@@ -375,6 +383,7 @@ pub async fn admin(args: AdminArgs) -> ExitCode {
         AdminCommand::EraseOrg { org, confirm, now } => {
             erase_org(&url, &config, org, &confirm, now).await
         }
+        AdminCommand::ErasePerson { email } => erase_person(&url, &email).await,
     };
     release_embedded(embedded).await;
     code
@@ -601,6 +610,56 @@ async fn verify_audit(url: &SecretString) -> ExitCode {
         );
     }
     ExitCode::from(1)
+}
+
+async fn erase_person(url: &SecretString, email: &str) -> ExitCode {
+    use crate::lifecycle::person::{self, AskedBy};
+    let mut conn = match connect(url).await {
+        Ok(conn) => conn,
+        Err(code) => return code,
+    };
+    let user_id: Option<i64> = match diesel_async::RunQueryDsl::get_result(
+        diesel::QueryDsl::select(
+            diesel::QueryDsl::filter(
+                crate::db::schema::users::table,
+                diesel::ExpressionMethods::eq(
+                    crate::db::schema::users::email,
+                    email.trim().to_lowercase(),
+                ),
+            ),
+            crate::db::schema::users::id,
+        ),
+        &mut conn,
+    )
+    .await
+    {
+        Ok(id) => Some(id),
+        Err(diesel::result::Error::NotFound) => None,
+        Err(error) => return fail(format!("cannot read the database: {error}")),
+    };
+    let Some(user_id) = user_id else {
+        return fail(format!("nobody signs in with {email:?}"));
+    };
+    match person::erase(&mut conn, user_id, AskedBy::Operator).await {
+        Ok(erased) => {
+            println!(
+                "{} erased as “{}”: {} audit entr(y/ies) pseudonymized, {} API key(s) revoked, {} organization(s) left",
+                email,
+                erased.pseudonym,
+                erased.audit_entries,
+                erased.keys_revoked,
+                erased.orgs_left
+            );
+            if erased.entries_left_in_v1_chains > 0 {
+                eprintln!(
+                    "siteward: {} entr(y/ies) naming them are in audit chains that could not be re-chained (they do not verify) and keep the address",
+                    erased.entries_left_in_v1_chains
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(format!("nothing was erased: {error}")),
+    }
 }
 
 async fn connect(url: &SecretString) -> Result<diesel_async::AsyncPgConnection, ExitCode> {

@@ -42,6 +42,24 @@ pub struct ErasedPerson {
     pub entries_left_in_v1_chains: i64,
 }
 
+/// Who asked for an erasure, as the audit log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskedBy {
+    /// The person, signed in.
+    Themselves,
+    /// The operator, with `siteward admin erase-person`.
+    Operator,
+}
+
+impl AskedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            AskedBy::Themselves => "themselves",
+            AskedBy::Operator => "operator",
+        }
+    }
+}
+
 /// What stands in for an erased person in the audit log.
 pub fn pseudonym(user_id: i64) -> String {
     format!("erased person #{user_id}")
@@ -97,14 +115,16 @@ const MENTIONS_IN_V1: &str = "SELECT count(*) AS n FROM audit_log
 pub async fn erase(
     conn: &mut AsyncPgConnection,
     user_id: i64,
+    asked_by: AskedBy,
 ) -> Result<ErasedPerson, PersonErasureError> {
-    conn.transaction(async move |conn| erase_in(conn, user_id).await)
+    conn.transaction(async move |conn| erase_in(conn, user_id, asked_by).await)
         .await
 }
 
 async fn erase_in(
     conn: &mut AsyncPgConnection,
     user_id: i64,
+    asked_by: AskedBy,
 ) -> Result<ErasedPerson, PersonErasureError> {
     let person: Person =
         diesel::sql_query("SELECT email, name FROM users WHERE id = $1 FOR UPDATE")
@@ -173,6 +193,7 @@ async fn erase_in(
                 "keys_revoked": keys_revoked,
                 "orgs": orgs.len(),
                 "rows_left_in_v1_chains": left_in_v1,
+                "asked_by": asked_by.as_str(),
             }),
             ip: String::new(),
         },

@@ -426,7 +426,7 @@ async fn delete_account(
         }
     }
     if errors.is_empty() {
-        match person::erase(&mut conn, viewer.user_id).await {
+        match person::erase(&mut conn, viewer.user_id, person::AskedBy::Themselves).await {
             Ok(erased) => {
                 state.mailer.send_later(
                     erased.email,

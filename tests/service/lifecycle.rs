@@ -973,7 +973,7 @@ async fn an_owner_with_a_second_factor_must_give_a_code_to_erase() {
     );
 }
 
-fn admin(app: &TestApp, args: &[&str]) -> (bool, String) {
+pub fn admin(app: &TestApp, args: &[&str]) -> (bool, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_siteward"))
         .arg("admin")
         .args(args)

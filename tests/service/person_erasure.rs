@@ -341,3 +341,95 @@ async fn version_1_chains_are_rechained_once_they_verify_and_broken_ones_are_lef
     assert_eq!(again.chains, 0);
     assert_eq!(again.refused.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_factor_guards_deleting_an_account_and_an_operator_erases_by_address() {
+    let app = TestApp::spawn().await;
+    let owner = app.sign_up_first(&format!("Agency {}", unique())).await;
+    let member = app.invite_and_sign_up(&owner, "member").await;
+    let member_id = app.user_id(&member.email).await;
+    // The member turns on a second factor: deleting the account then wants a code too.
+    let setup = member.post_form("/settings/two-factor", &[]).await;
+    let page = setup.text().await.unwrap();
+    let start = page.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
+    let base32 = &page[start..start + page[start..].find("</code>").unwrap()];
+    let secret = totp_rs::Secret::try_from_base32(base32).unwrap().to_vec();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let code = siteward::auth::totp::code_at(&secret, now).unwrap();
+    let confirmed = member
+        .post_form("/settings/two-factor/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    let form = member
+        .get("/settings/account/delete")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("name=\"code\""));
+    for code in ["", "000000"] {
+        let refused = member
+            .post_form(
+                "/settings/account/delete",
+                &[
+                    ("email", &member.email),
+                    ("password", PASSWORD),
+                    ("code", code),
+                ],
+            )
+            .await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{code:?}"
+        );
+    }
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE id = {member_id}"
+        ))
+        .await,
+        1
+    );
+
+    // The operator: an unknown address and an owner are refused, the member is erased.
+    let (ok, output) =
+        crate::lifecycle::admin(&app, &["erase-person", "--email", "nobody@nowhere.example"]);
+    assert!(!ok && output.contains("nobody signs in"), "{output}");
+    let (ok, output) = crate::lifecycle::admin(&app, &["erase-person", "--email", &owner.email]);
+    assert!(!ok && output.contains("still the owner"), "{output}");
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM audit_log WHERE action = 'person.erased'")
+            .await,
+        0,
+        "a refused erasure leaves no trace of having happened"
+    );
+    let (ok, output) = crate::lifecycle::admin(&app, &["erase-person", "--email", &member.email]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!("erased person #{member_id}")),
+        "{output}"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM users WHERE id = {member_id}"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'person.erased'
+               AND detail::jsonb @> '{\"asked_by\": \"operator\"}'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        location(&member.get("/settings").await),
+        "/sign-in",
+        "their session ended"
+    );
+    let (ok, output) = crate::lifecycle::admin(&app, &["verify-audit"]);
+    assert!(ok, "{output}");
+}
