@@ -34,6 +34,7 @@ pub fn route_table() -> Vec<Route> {
     routes.extend(crate::auth::routes::routes());
     routes.extend(crate::orgs::routes::routes());
     routes.extend(crate::lifecycle::routes::routes());
+    routes.extend(crate::exports::routes::routes());
     routes.extend(crate::sites::routes::routes());
     routes.extend(crate::keys::routes::routes());
     routes.extend(crate::audit::routes::routes());
@@ -116,6 +117,7 @@ impl Application {
         tokio::spawn(crate::checkouts::analysis::run_worker(state.clone()));
         tokio::spawn(crate::compliance::assemble::run_worker(state.clone()));
         tokio::spawn(crate::client_reports::delivery::run_worker(state.clone()));
+        tokio::spawn(crate::exports::run_worker(state.clone()));
         if state.config.runners.scheduler {
             tokio::spawn(crate::scheduler::run(
                 database_url.clone(),

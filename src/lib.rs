@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod diff;
+pub mod exports;
 pub mod keys;
 pub mod layout;
 pub mod lifecycle;

@@ -232,6 +232,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    exports (id) {
+        id -> Int8,
+        org_id -> Int8,
+        client_id -> Nullable<Int8>,
+        requested_by -> Nullable<Int8>,
+        job_id -> Nullable<Int8>,
+        state -> Text,
+        token_hash -> Nullable<Bytea>,
+        parts -> Int4,
+        size_bytes -> Int8,
+        sha256 -> Nullable<Text>,
+        artifacts -> Int4,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        downloaded_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     invitations (id) {
         id -> Int8,
         org_id -> Int8,
@@ -701,6 +722,10 @@ diesel::joinable!(compliance_findings -> targets (target_id));
 diesel::joinable!(compliance_scans -> orgs (org_id));
 diesel::joinable!(compliance_scans -> targets (target_id));
 diesel::joinable!(compliance_scans -> users (requested_by));
+diesel::joinable!(exports -> clients (client_id));
+diesel::joinable!(exports -> jobs (job_id));
+diesel::joinable!(exports -> orgs (org_id));
+diesel::joinable!(exports -> users (requested_by));
 diesel::joinable!(invitations -> orgs (org_id));
 diesel::joinable!(invitations -> users (invited_by));
 diesel::joinable!(memberships -> orgs (org_id));
@@ -768,6 +793,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     compliance_findings,
     compliance_scans,
+    exports,
     invitations,
     jobs,
     memberships,

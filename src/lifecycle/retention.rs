@@ -44,11 +44,13 @@ pub enum Purged {
     CheckoutScreenshots,
     Notifications,
     ReportDeliveries,
+    /// Export links nobody used in time: the export expires and its parts are queued.
+    Exports,
     Jobs,
 }
 
 impl Purged {
-    pub const ALL: [Purged; 9] = [
+    pub const ALL: [Purged; 10] = [
         // Compliance scans first: deleting one takes its visits (scans) along.
         Purged::ComplianceScans,
         Purged::Scans,
@@ -58,6 +60,7 @@ impl Purged {
         Purged::CheckoutScreenshots,
         Purged::Notifications,
         Purged::ReportDeliveries,
+        Purged::Exports,
         Purged::Jobs,
     ];
 
@@ -184,6 +187,17 @@ impl Purged {
                          ORDER BY d.created_at LIMIT $1) d
                      LIMIT $1)
                  RETURNING org_id"),
+            Purged::Exports => "WITH expired AS (
+                     UPDATE exports SET state = 'expired', token_hash = NULL
+                     WHERE id IN (SELECT id FROM exports
+                                  WHERE state = 'ready' AND expires_at <= now()
+                                  ORDER BY expires_at LIMIT $1)
+                     RETURNING org_id, id),
+                 queued AS (
+                     INSERT INTO blob_deletions (org_id, key, whole_folder)
+                     SELECT org_id, 'org/' || org_id || '/export/' || id || '/', true FROM expired)
+                 SELECT org_id FROM expired"
+                .to_string(),
             Purged::Jobs => format!(
                 "DELETE FROM jobs WHERE id IN (
                      SELECT id FROM jobs

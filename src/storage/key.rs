@@ -49,6 +49,11 @@ impl ObjectFolder {
         ObjectFolder(format!("org/{org_id}/snapshot/{snapshot_id}/"))
     }
 
+    /// `org/<org>/export/<export>/`: an export's parts.
+    pub fn export(org_id: i64, export_id: i64) -> ObjectFolder {
+        ObjectFolder(format!("org/{org_id}/export/{export_id}/"))
+    }
+
     /// A folder read back from the deletion queue, checked like [`ObjectKey::parse`].
     pub fn parse(text: &str) -> Result<ObjectFolder, KeyError> {
         if !well_formed(text, true) {
@@ -165,6 +170,11 @@ impl ObjectKey {
             attempt,
             "report.pdf",
         )
+    }
+
+    /// `org/<org>/export/<export>/part-<n>`: part n (from 0) of an export's archive.
+    pub fn export_part(org_id: i64, export_id: i64, part: u32) -> ObjectKey {
+        ObjectKey(format!("org/{org_id}/export/{export_id}/part-{part:05}"))
     }
 
     fn artifact(folder: String, attempt: Uploader, artifact: &str) -> Result<ObjectKey, KeyError> {

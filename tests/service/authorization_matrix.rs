@@ -71,10 +71,10 @@ impl Who {
 /// its body: another organization's caller must then get 404. Names like `{rule}` or
 /// `{artifact}` are not objects.
 fn has_object(doc: &RouteDoc) -> bool {
-    // `{org_id}` is always the caller's own organization.
+    // `{org_id}` is always the caller's own organization; a `…_token` names an object too.
     doc.params()
         .iter()
-        .any(|p| p.ends_with("_id") && *p != "org_id")
+        .any(|p| (p.ends_with("_id") && *p != "org_id") || p.ends_with("_token"))
         || doc.example.replace("{org_id}", "").contains("_id}")
 }
 
@@ -439,6 +439,17 @@ impl World {
             "token" => {
                 let report = self.new_report().await;
                 self.new_share(report).await.1
+            }
+            "export_token" => {
+                let before = self.app.mail.mails_to(&self.owner.email).len();
+                let asked = self
+                    .owner
+                    .post_form("/settings/export", &[("client_id", "")])
+                    .await;
+                assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+                let mail = self.app.mail.wait_for(&self.owner.email, before + 1).await;
+                let link = crate::smtp_sink::link_in(&mail, "/exports/download/");
+                link.rsplit('/').next().unwrap().to_string()
             }
             "artifact" => "viewport.png".into(),
             "test_id" => self.new_checkout_test().await.to_string(),

@@ -1,0 +1,2 @@
+DROP TABLE exports;
+DROP FUNCTION queue_export_folders;
