@@ -61,6 +61,25 @@ impl Entry {
         }
     }
 
+    /// An event done by siteward itself (a worker, the purge, an upgrade), with no address.
+    pub fn system(
+        org_id: Option<i64>,
+        actor: &str,
+        action: &'static str,
+        subject: impl Into<String>,
+    ) -> Entry {
+        Entry {
+            org_id,
+            actor_user_id: None,
+            actor_key_id: None,
+            actor: actor.to_string(),
+            action,
+            subject: subject.into(),
+            detail: serde_json::Value::Object(Default::default()),
+            ip: String::new(),
+        }
+    }
+
     pub fn detail(mut self, detail: serde_json::Value) -> Entry {
         self.detail = detail;
         self
@@ -576,16 +595,8 @@ pub async fn upgrade(conn: &mut AsyncPgConnection) -> QueryResult<Upgrade> {
                 let v1_head = rows.last().map(|r| hex::encode(&r.hash)).unwrap_or_default();
                 append(
                     conn,
-                    Entry {
-                        org_id,
-                        actor_user_id: None,
-                        actor_key_id: None,
-                        actor: "siteward".into(),
-                        action: "audit.rechained",
-                        subject: "audit chain".into(),
-                        detail: serde_json::json!({"rows": rows.len(), "v1_head": v1_head}),
-                        ip: String::new(),
-                    },
+                    Entry::system(org_id, "siteward", "audit.rechained", "audit chain")
+                        .detail(serde_json::json!({"rows": rows.len(), "v1_head": v1_head})),
                 )
                 .await?;
                 QueryResult::Ok(Ok(rows.len()))

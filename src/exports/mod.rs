@@ -329,21 +329,18 @@ pub async fn build(state: &AppState, export_id: i64) -> Result<(), ExportError> 
             if updated == 1 {
                 audit::record(
                     conn,
-                    Entry {
-                        org_id: Some(scope.org_id),
-                        actor_user_id: None,
-                        actor_key_id: None,
-                        actor: "siteward".into(),
-                        action: "export.ready",
-                        subject: format!("export {export_id}"),
-                        detail: json!({
-                            "bytes": finished.size,
-                            "sha256": finished.sha256,
-                            "artifacts": exported,
-                            "unreadable": unreadable.len(),
-                        }),
-                        ip: String::new(),
-                    },
+                    Entry::system(
+                        Some(scope.org_id),
+                        "siteward",
+                        "export.ready",
+                        format!("export {export_id}"),
+                    )
+                    .detail(json!({
+                        "bytes": finished.size,
+                        "sha256": finished.sha256,
+                        "artifacts": exported,
+                        "unreadable": unreadable.len(),
+                    })),
                 )
                 .await?;
             }
@@ -450,16 +447,12 @@ async fn fail(state: &AppState, export_id: i64, error: &ExportError) {
                 .await?;
                 audit::record(
                     conn,
-                    Entry {
-                        org_id: Some(failed.org_id),
-                        actor_user_id: None,
-                        actor_key_id: None,
-                        actor: "siteward".into(),
-                        action: "export.failed",
-                        subject: format!("export {export_id}"),
-                        detail: json!({}),
-                        ip: String::new(),
-                    },
+                    Entry::system(
+                        Some(failed.org_id),
+                        "siteward",
+                        "export.failed",
+                        format!("export {export_id}"),
+                    ),
                 )
                 .await?;
             }

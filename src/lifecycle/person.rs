@@ -181,22 +181,13 @@ async fn erase_in(
 
     let erasure = chain::record_returning_id(
         conn,
-        Entry {
-            org_id: None,
-            actor_user_id: None,
-            actor_key_id: None,
-            actor: pseudonym.clone(),
-            action: PERSON_ERASED,
-            subject: pseudonym.clone(),
-            detail: json!({
+        Entry::system(None, &pseudonym, PERSON_ERASED, pseudonym.clone()).detail(json!({
                 "rows": mentions.len(),
                 "keys_revoked": keys_revoked,
                 "orgs": orgs.len(),
                 "rows_left_in_v1_chains": left_in_v1,
                 "asked_by": asked_by.as_str(),
-            }),
-            ip: String::new(),
-        },
+        })),
     )
     .await?;
     let names = Names {
@@ -258,16 +249,7 @@ async fn erase_in(
     for org in &orgs {
         chain::record(
             conn,
-            Entry {
-                org_id: Some(org.id),
-                actor_user_id: None,
-                actor_key_id: None,
-                actor: "siteward".into(),
-                action: "member.erased",
-                subject: pseudonym.clone(),
-                detail: json!({}),
-                ip: String::new(),
-            },
+            Entry::system(Some(org.id), "siteward", "member.erased", pseudonym.clone()),
         )
         .await?;
     }

@@ -915,18 +915,8 @@ async fn the_audit_log_refuses_deleting_a_chain_that_is_not_being_erased() {
 async fn an_owner_with_a_second_factor_must_give_a_code_to_erase() {
     let app = TestApp::spawn().await;
     let org = org(&app).await;
-    let setup = org.owner.post_form("/settings/two-factor", &[]).await;
-    let page = setup.text().await.unwrap();
-    let start = page.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
-    let base32 = &page[start..start + page[start..].find("</code>").unwrap()];
-    let secret = totp_rs::Secret::try_from_base32(base32).unwrap().to_vec();
+    let secret = enable_two_factor(&org.owner).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
-    let code = siteward::auth::totp::code_at(&secret, now).unwrap();
-    let confirmed = org
-        .owner
-        .post_form("/settings/two-factor/confirm", &[("code", &code)])
-        .await;
-    assert_eq!(confirmed.status(), StatusCode::OK);
     let name = app
         .text(&format!(
             "SELECT name AS t FROM orgs WHERE id = {}",

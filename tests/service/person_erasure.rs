@@ -349,17 +349,7 @@ async fn a_second_factor_guards_deleting_an_account_and_an_operator_erases_by_ad
     let member = app.invite_and_sign_up(&owner, "member").await;
     let member_id = app.user_id(&member.email).await;
     // The member turns on a second factor: deleting the account then wants a code too.
-    let setup = member.post_form("/settings/two-factor", &[]).await;
-    let page = setup.text().await.unwrap();
-    let start = page.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
-    let base32 = &page[start..start + page[start..].find("</code>").unwrap()];
-    let secret = totp_rs::Secret::try_from_base32(base32).unwrap().to_vec();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
-    let code = siteward::auth::totp::code_at(&secret, now).unwrap();
-    let confirmed = member
-        .post_form("/settings/two-factor/confirm", &[("code", &code)])
-        .await;
-    assert_eq!(confirmed.status(), StatusCode::OK);
+    enable_two_factor(&member).await;
     let form = member
         .get("/settings/account/delete")
         .await

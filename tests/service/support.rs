@@ -1057,3 +1057,19 @@ pub fn kinds(changes: &serde_json::Value) -> Vec<String> {
         .map(|c| c["kind"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Turns on a second factor for the signed-in person; returns its TOTP secret.
+pub async fn enable_two_factor(browser: &Browser) -> Vec<u8> {
+    let setup = browser.post_form("/settings/two-factor", &[]).await;
+    let page = setup.text().await.unwrap();
+    let start = page.find("<code class=\"secret\">").unwrap() + "<code class=\"secret\">".len();
+    let base32 = &page[start..start + page[start..].find("</code>").unwrap()];
+    let secret = totp_rs::Secret::try_from_base32(base32).unwrap().to_vec();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+    let code = siteward::auth::totp::code_at(&secret, now).unwrap();
+    let confirmed = browser
+        .post_form("/settings/two-factor/confirm", &[("code", &code)])
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    secret
+}
