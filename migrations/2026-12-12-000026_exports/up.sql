@@ -1,5 +1,5 @@
 -- Exports: an organization's data (or one client's) as one archive, made by a background job,
--- stored sealed in parts under `org/<o>/export/<id>/`, downloadable once by a mailed link that
+-- stored sealed in parts under `org/<o>/export/<id>/attempt-<n>/`, downloadable once by a mailed link that
 -- expires.
 CREATE TABLE exports (
     id BIGSERIAL PRIMARY KEY,
@@ -22,6 +22,8 @@ CREATE TABLE exports (
     finished_at TIMESTAMPTZ,
     expires_at TIMESTAMPTZ,
     downloaded_at TIMESTAMPTZ,
+    -- The job attempt whose parts make the archive (each attempt writes its own).
+    attempt INTEGER NOT NULL DEFAULT 0,
     CONSTRAINT exports_ready_has_token CHECK (state <> 'ready' OR (token_hash IS NOT NULL AND expires_at IS NOT NULL))
 );
 CREATE INDEX exports_org ON exports (org_id, id);

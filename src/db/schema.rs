@@ -249,6 +249,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         expires_at -> Nullable<Timestamptz>,
         downloaded_at -> Nullable<Timestamptz>,
+        attempt -> Int4,
     }
 }
 

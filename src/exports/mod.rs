@@ -5,7 +5,8 @@
 //! `manifest.json`.
 //!
 //! An `export` job, run by the app's workers (they hold the keys), builds the archive in parts of
-//! 8 MiB, each sealed like any blob under `org/<o>/export/<id>/`, and mails whoever asked a link
+//! 8 MiB, each sealed like any blob under `org/<o>/export/<id>/attempt-<n>/` (renewing its
+//! job's lease as it goes), and mails whoever asked a link
 //! that works once, for an owner of the organization signed in, for `LINK_LIFETIME`. Downloading
 //! consumes the link and queues the parts for deletion; the purge expires links nobody used.
 //! Asking, finishing and downloading are audited.
@@ -157,7 +158,12 @@ pub async fn run_worker(state: actix_web::web::Data<AppState>) {
             async move {
                 let export_id = job.payload["export_id"].as_i64().unwrap_or(0);
                 let last_try = job.attempt >= job.max_attempts;
-                let built = build(&state, export_id).await;
+                let attempt = JobAttempt {
+                    job_id: job.id,
+                    token: job.token.clone(),
+                    attempt: job.attempt,
+                };
+                let built = build(&state, export_id, &attempt).await;
                 if let Err(error) = &built
                     && last_try
                 {
@@ -180,6 +186,8 @@ pub enum ExportError {
     Blob(#[from] crate::storage::EnvelopeError),
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
+    #[error("another attempt holds the job now")]
+    LostLease,
 }
 
 #[derive(QueryableByName)]
@@ -198,7 +206,7 @@ struct Pending {
 
 /// Builds an export's archive and makes its link (an export no longer pending is left alone, so
 /// a retried job does nothing twice).
-pub async fn build(state: &AppState, export_id: i64) -> Result<(), ExportError> {
+pub async fn build(state: &AppState, export_id: i64, job: &JobAttempt) -> Result<(), ExportError> {
     let mut conn = state
         .pool
         .get()
@@ -222,18 +230,16 @@ pub async fn build(state: &AppState, export_id: i64) -> Result<(), ExportError> 
     };
     let started = OffsetDateTime::now_utc();
     let mut writer = ArchiveWriter::new(started.unix_timestamp().max(0) as u64);
-    let mut stored = 0u32;
+    let mut out = Parts {
+        state,
+        org_id: scope.org_id,
+        export_id,
+        job,
+        stored: 0,
+    };
     for (path, document) in contents::documents(&mut conn, scope).await? {
         writer.add(path, &document)?;
-        stored = store_parts(
-            state,
-            &mut conn,
-            scope.org_id,
-            export_id,
-            stored,
-            writer.take_full_parts(),
-        )
-        .await?;
+        out.store(&mut conn, writer.take_full_parts()).await?;
     }
     let mut unreadable = Vec::new();
     let artifacts = contents::artifacts(&mut conn, scope).await?;
@@ -255,15 +261,7 @@ pub async fn build(state: &AppState, export_id: i64) -> Result<(), ExportError> 
             None => unreadable
                 .push(json!({"path": artifact.path(), "reason": "cannot be read from the store"})),
         }
-        stored = store_parts(
-            state,
-            &mut conn,
-            scope.org_id,
-            export_id,
-            stored,
-            writer.take_full_parts(),
-        )
-        .await?;
+        out.store(&mut conn, writer.take_full_parts()).await?;
     }
     let expected: std::collections::HashMap<String, &str> = artifacts
         .iter()
@@ -286,35 +284,22 @@ pub async fn build(state: &AppState, export_id: i64) -> Result<(), ExportError> 
         })).collect::<Vec<_>>(),
     });
     writer.add("manifest.json", manifest.to_string().as_bytes())?;
-    stored = store_parts(
-        state,
-        &mut conn,
-        scope.org_id,
-        export_id,
-        stored,
-        writer.take_full_parts(),
-    )
-    .await?;
+    out.store(&mut conn, writer.take_full_parts()).await?;
     let finished = writer.finish()?;
-    stored = store_parts(
-        state,
-        &mut conn,
-        scope.org_id,
-        export_id,
-        stored,
-        finished.parts,
-    )
-    .await?;
+    out.store(&mut conn, finished.parts).await?;
 
     let token = crate::crypto::new_token();
     let token_hash = crate::crypto::token_hash(&token);
     let expires_at = OffsetDateTime::now_utc() + LINK_LIFETIME;
     let requested_by = pending.requested_by;
+    let attempt = job.attempt;
+    let stored = out.stored;
     let ready = conn
         .transaction::<_, diesel::result::Error, _>(async move |conn| {
             let updated = diesel::sql_query(
                 "UPDATE exports SET state = 'ready', token_hash = $2, parts = $3, size_bytes = $4,
-                        sha256 = $5, artifacts = $6, finished_at = now(), expires_at = $7
+                        sha256 = $5, artifacts = $6, finished_at = now(), expires_at = $7,
+                        attempt = $8
                  WHERE id = $1 AND state = 'pending'",
             )
             .bind::<BigInt, _>(export_id)
@@ -324,6 +309,7 @@ pub async fn build(state: &AppState, export_id: i64) -> Result<(), ExportError> 
             .bind::<Text, _>(&finished.sha256)
             .bind::<Integer, _>(exported)
             .bind::<Timestamptz, _>(expires_at)
+            .bind::<Integer, _>(attempt)
             .execute(conn)
             .await?;
             if updated == 1 {
@@ -353,28 +339,44 @@ pub async fn build(state: &AppState, export_id: i64) -> Result<(), ExportError> 
     Ok(())
 }
 
-/// Seals and stores parts `first..`; returns the number of parts stored so far.
-async fn store_parts(
-    state: &AppState,
-    conn: &mut AsyncPgConnection,
+/// The job attempt doing an export: its job, the token that proves it holds it, and its number.
+pub struct JobAttempt {
+    pub job_id: i64,
+    pub token: String,
+    pub attempt: i32,
+}
+
+/// Where an attempt's parts go.
+struct Parts<'a> {
+    state: &'a AppState,
     org_id: i64,
     export_id: i64,
-    first: u32,
-    parts: Vec<Vec<u8>>,
-) -> Result<u32, ExportError> {
-    let mut next = first;
-    for part in parts {
-        state
-            .blobs
-            .put(
-                conn,
-                &ObjectKey::export_part(org_id, export_id, next),
-                &part,
-            )
-            .await?;
-        next += 1;
+    job: &'a JobAttempt,
+    stored: u32,
+}
+
+impl Parts<'_> {
+    /// Seals and stores the next parts, then renews the job's lease (an export of a large
+    /// organization outlasts one lease); an attempt that lost its job stops.
+    async fn store(
+        &mut self,
+        conn: &mut AsyncPgConnection,
+        parts: Vec<Vec<u8>>,
+    ) -> Result<(), ExportError> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        for part in parts {
+            let key =
+                ObjectKey::export_part(self.org_id, self.export_id, self.job.attempt, self.stored);
+            self.state.blobs.put(conn, &key, &part).await?;
+            self.stored += 1;
+        }
+        if !queue::heartbeat(conn, self.job.job_id, &self.job.token, LEASE).await? {
+            return Err(ExportError::LostLease);
+        }
+        Ok(())
     }
-    Ok(next)
 }
 
 async fn mail_link(
@@ -472,6 +474,8 @@ pub struct Claimed {
     pub size_bytes: i64,
     #[diesel(sql_type = Nullable<Text>)]
     pub sha256: Option<String>,
+    #[diesel(sql_type = Integer)]
+    pub attempt: i32,
 }
 
 /// Uses a download link of the caller's organization: at most once, before it expires. The
@@ -487,7 +491,7 @@ pub async fn claim_download(
         let claimed: Option<Claimed> = diesel::sql_query(
             "UPDATE exports SET state = 'downloaded', downloaded_at = now(), token_hash = NULL
              WHERE token_hash = $1 AND org_id = $2 AND state = 'ready' AND expires_at > now()
-             RETURNING id, parts, size_bytes, sha256",
+             RETURNING id, parts, size_bytes, sha256, attempt",
         )
         .bind::<Bytea, _>(token_hash)
         .bind::<BigInt, _>(ctx.org_id)

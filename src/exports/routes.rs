@@ -143,6 +143,7 @@ async fn download(state: web::Data<AppState>, page: PageCtx, token: web::Path<St
     let org_id = page.org_id;
     let export_id = claimed.id;
     let parts = claimed.parts.max(0) as u32;
+    let attempt = claimed.attempt;
     let body = futures::stream::unfold(Some(0u32), move |next| {
         let state = state.clone();
         async move {
@@ -150,7 +151,7 @@ async fn download(state: web::Data<AppState>, page: PageCtx, token: web::Path<St
             if n >= parts {
                 return None;
             }
-            let key = ObjectKey::export_part(org_id, export_id, n);
+            let key = ObjectKey::export_part(org_id, export_id, attempt, n);
             let read = async {
                 let mut conn = state
                     .pool

@@ -172,9 +172,12 @@ impl ObjectKey {
         )
     }
 
-    /// `org/<org>/export/<export>/part-<n>`: part n (from 0) of an export's archive.
-    pub fn export_part(org_id: i64, export_id: i64, part: u32) -> ObjectKey {
-        ObjectKey(format!("org/{org_id}/export/{export_id}/part-{part:05}"))
+    /// `org/<org>/export/<export>/attempt-<a>/part-<n>`: part n (from 0) of an export's archive
+    /// as job attempt a wrote it (an attempt whose lease lapsed cannot overwrite the winner's).
+    pub fn export_part(org_id: i64, export_id: i64, attempt: i32, part: u32) -> ObjectKey {
+        ObjectKey(format!(
+            "org/{org_id}/export/{export_id}/attempt-{attempt}/part-{part:05}"
+        ))
     }
 
     fn artifact(folder: String, attempt: Uploader, artifact: &str) -> Result<ObjectKey, KeyError> {

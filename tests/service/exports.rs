@@ -356,7 +356,7 @@ async fn a_client_export_holds_only_that_clients_history_and_an_unused_link_expi
         .data_dir
         .path()
         .join(format!("blobs/org/{}/export/{export_id}", shop.org_id));
-    assert!(parts.join("part-00000").exists());
+    assert!(parts.join("attempt-1/part-00000").exists());
     let mut conn = shop.app.db().await;
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query(format!(
@@ -374,7 +374,10 @@ async fn a_client_export_holds_only_that_clients_history_and_an_unused_link_expi
     let (report, drained) = lifecycle::purge_now(&mut conn, &store).await.unwrap();
     assert_eq!(report.of(Purged::Exports), 1);
     assert_eq!(drained.failed, 0);
-    assert!(!parts.join("part-00000").exists(), "the parts are deleted");
+    assert!(
+        !parts.join("attempt-1/part-00000").exists(),
+        "the parts are deleted"
+    );
     assert_eq!(
         shop.owner.get(&unused).await.status(),
         StatusCode::NOT_FOUND
