@@ -1,3 +1,8 @@
+CREATE OR REPLACE FUNCTION payment_script_decisions_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'payment script decisions are append-only';
+END;
+$$ LANGUAGE plpgsql;
 -- Rows already re-chained as version 2 do not verify as version 1: going down loses the ability
 -- to verify them (their content is unchanged).
 CREATE OR REPLACE FUNCTION audit_log_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

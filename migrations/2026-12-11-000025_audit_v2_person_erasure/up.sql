@@ -20,9 +20,9 @@ CREATE INDEX audit_log_erased_by ON audit_log (erased_by) WHERE erased_by IS NOT
 -- Still append-only, with three narrow exceptions:
 -- * an organization's erasure removes its own chain (see migration 24);
 -- * re-chaining a version-1 row as version 2, its recorded content unchanged;
--- * pseudonymizing a version-2 row for a person's erasure: only its personal fields change, its
---   salt goes, and it names the `person.erased` entry of the instance chain that did it; the
---   hashes stay as they are.
+-- * pseudonymizing a version-2 row for a person's erasure, in the transaction of that erasure:
+--   only its personal fields change, its salt goes, and it names the `person.erased` entry of the
+--   instance chain that did it; the hashes stay as they are.
 CREATE OR REPLACE FUNCTION audit_log_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' AND OLD.org_id IS NOT NULL
@@ -41,10 +41,14 @@ BEGIN
            AND NEW.ip = OLD.ip AND NEW.personal_salt IS NOT NULL AND NEW.erased_by IS NULL THEN
             RETURN NEW;
         END IF;
+        -- Only inside the erasure's own transaction, which names its entry in
+        -- `siteward.erasing_person`; an address is kept or blanked, never changed.
         IF OLD.version = 2 AND NEW.version = 2
            AND OLD.personal_salt IS NOT NULL AND NEW.personal_salt IS NULL
            AND NEW.personal_digest = OLD.personal_digest
            AND NEW.prev_hash = OLD.prev_hash AND NEW.hash = OLD.hash
+           AND NEW.ip IN (OLD.ip, '')
+           AND NEW.erased_by::TEXT = current_setting('siteward.erasing_person', true)
            AND EXISTS (SELECT 1 FROM audit_log e
                        WHERE e.id = NEW.erased_by AND e.org_id IS NULL
                          AND e.action = 'person.erased') THEN
@@ -55,3 +59,20 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END;
 $$;
+
+-- Payment-script decisions stay append-only, except that a person's erasure replaces the name it
+-- recorded for them (`decided_by_name`) by their pseudonym, and drops the pointer to their
+-- deleted account, in the erasure's transaction.
+CREATE OR REPLACE FUNCTION payment_script_decisions_append_only() RETURNS trigger AS $$
+BEGIN
+    IF current_setting('siteward.erasing_person', true) <> ''
+       AND NEW.id = OLD.id AND NEW.org_id = OLD.org_id AND NEW.version_id = OLD.version_id
+       AND NEW.decision = OLD.decision AND NEW.justification = OLD.justification
+       AND (NEW.decided_by IS NOT DISTINCT FROM OLD.decided_by OR NEW.decided_by IS NULL)
+       AND NEW.rule_id IS NOT DISTINCT FROM OLD.rule_id AND NEW.decided_at = OLD.decided_at
+       AND NEW.decided_by_name LIKE 'erased person #%' THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'payment script decisions are append-only';
+END;
+$$ LANGUAGE plpgsql;

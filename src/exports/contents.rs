@@ -89,11 +89,15 @@ const DOCUMENTS: &[(&str, &str, &str)] = &[
          FROM checkout_runs r JOIN targets t ON t.id = r.target_id
          WHERE r.org_id = $1 AND ($2::BIGINT IS NULL OR t.client_id = $2)",
     ),
-    // The organization's own record of what happened: only in a whole-organization export.
+    // The organization's own record of what happened, with everything its hashes cover (so it
+    // can be verified outside siteward): only in a whole-organization export.
     (
         "data/audit_log.json",
         "seq",
-        "SELECT l.seq, l.created_at, l.actor, l.action, l.subject, l.detail, l.ip,
+        "SELECT l.org_id, l.seq, l.created_at, l.actor_user_id, l.actor_key_id, l.actor,
+                l.action, l.subject, l.detail, l.ip, l.version,
+                encode(l.personal_salt, 'hex') AS personal_salt,
+                encode(l.personal_digest, 'hex') AS personal_digest, l.erased_by,
                 encode(l.prev_hash, 'hex') AS prev_hash, encode(l.hash, 'hex') AS hash
          FROM audit_log l WHERE l.org_id = $1 AND $2::BIGINT IS NULL",
     ),

@@ -75,8 +75,6 @@ struct Person {
 
 #[derive(QueryableByName)]
 struct Named {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
     #[diesel(sql_type = Text)]
     name: String,
 }
@@ -133,26 +131,32 @@ async fn erase_in(
             .await
             .optional()?
             .ok_or(PersonErasureError::NotFound)?;
-    // The membership rows are locked too, so no ownership moves to them meanwhile.
-    let owned: Vec<Named> = diesel::sql_query(
-        "SELECT o.id, o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
-         WHERE m.user_id = $1 AND m.role = 'owner' ORDER BY o.id FOR UPDATE OF m",
-    )
-    .bind::<BigInt, _>(user_id)
-    .load(conn)
-    .await?;
-    if !owned.is_empty() {
-        return Err(PersonErasureError::StillOwner(
-            owned.into_iter().map(|o| format!("“{}”", o.name)).collect(),
-        ));
+    // Every membership row of theirs is locked, so no ownership moves to one meanwhile.
+    #[derive(QueryableByName)]
+    struct Membership {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        role: String,
     }
-    let orgs: Vec<Named> = diesel::sql_query(
-        "SELECT o.id, o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
-         WHERE m.user_id = $1 ORDER BY o.id",
+    let memberships: Vec<Membership> = diesel::sql_query(
+        "SELECT o.id, o.name, m.role FROM memberships m JOIN orgs o ON o.id = m.org_id
+         WHERE m.user_id = $1 ORDER BY o.id FOR UPDATE OF m",
     )
     .bind::<BigInt, _>(user_id)
     .load(conn)
     .await?;
+    let owned: Vec<String> = memberships
+        .iter()
+        .filter(|m| m.role == "owner")
+        .map(|m| format!("“{}”", m.name))
+        .collect();
+    if !owned.is_empty() {
+        return Err(PersonErasureError::StillOwner(owned));
+    }
+    let orgs: Vec<i64> = memberships.iter().map(|m| m.id).collect();
     let keys_revoked = diesel::sql_query(
         "UPDATE api_keys SET revoked_at = now() WHERE created_by = $1 AND revoked_at IS NULL",
     )
@@ -162,11 +166,26 @@ async fn erase_in(
 
     let email = person.email.to_lowercase();
     let pseudonym = pseudonym(user_id);
+    let names = Names {
+        email: &email,
+        name: person.name.trim(),
+        pseudonym: &pseudonym,
+    };
+    // The query finds candidates by substring; an entry is theirs when they acted in it or their
+    // address stands in it as a whole (not `ba@b.co` for `a@b.co`).
     let mentions: Vec<Mention> = diesel::sql_query(MENTIONS)
         .bind::<BigInt, _>(user_id)
         .bind::<Text, _>(&email)
         .load(conn)
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|row: &Mention| {
+            row.actor_user_id == Some(user_id)
+                || [&row.actor, &row.subject, &row.detail]
+                    .iter()
+                    .any(|text| names.names_email(text))
+        })
+        .collect();
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -190,11 +209,11 @@ async fn erase_in(
         })),
     )
     .await?;
-    let names = Names {
-        email: &email,
-        name: person.name.trim(),
-        pseudonym: &pseudonym,
-    };
+    // The audit trigger lets this erasure's rows (and only in this transaction) be pseudonymized.
+    diesel::sql_query("SELECT set_config('siteward.erasing_person', $1, true)")
+        .bind::<Text, _>(erasure.to_string())
+        .execute(conn)
+        .await?;
     for batch in mentions.chunks(500) {
         let mut ids = Vec::new();
         let mut actors = Vec::new();
@@ -203,7 +222,7 @@ async fn erase_in(
         let mut ips = Vec::new();
         for row in batch {
             let acted =
-                row.actor_user_id == Some(user_id) || row.actor.to_lowercase().contains(&email);
+                row.actor_user_id == Some(user_id) || row.actor.trim().eq_ignore_ascii_case(&email);
             ids.push(row.id);
             actors.push(if acted {
                 pseudonym.clone()
@@ -231,6 +250,22 @@ async fn erase_in(
         .await?;
     }
 
+    // Payment-script records name who authorized or revoked by label (their address).
+    for statement in [
+        "UPDATE payment_script_rules SET created_by_name = $3
+         WHERE created_by = $1 OR lower(created_by_name) = $2",
+        "UPDATE payment_script_rules SET revoked_by_name = $3 WHERE lower(revoked_by_name) = $2",
+        "UPDATE payment_script_decisions SET decided_by_name = $3
+         WHERE decided_by = $1 OR lower(decided_by_name) = $2",
+    ] {
+        diesel::sql_query(statement)
+            .bind::<BigInt, _>(user_id)
+            .bind::<Text, _>(&email)
+            .bind::<Text, _>(&pseudonym)
+            .execute(conn)
+            .await?;
+    }
+
     // What else holds their address: invitations made out to it, sign-in rate-limit windows
     // keyed by it. The account row goes last; sessions, second factor, recovery codes, reset
     // links and memberships go with it, and what they did elsewhere keeps no pointer to them.
@@ -249,7 +284,7 @@ async fn erase_in(
     for org in &orgs {
         chain::record(
             conn,
-            Entry::system(Some(org.id), "siteward", "member.erased", pseudonym.clone()),
+            Entry::system(Some(*org), "siteward", "member.erased", pseudonym.clone()),
         )
         .await?;
     }
@@ -271,11 +306,17 @@ struct Names<'a> {
 }
 
 impl Names<'_> {
-    /// The text with the email (in any case) and the name replaced by the pseudonym.
+    /// Whether the email stands in `text` as a whole (in any case).
+    fn names_email(&self, text: &str) -> bool {
+        replace_whole(text, self.email, "", is_email_char) != text
+    }
+
+    /// The text with the email (in any case) and the name replaced by the pseudonym, each where
+    /// it stands as a whole: not inside a longer address or word.
     fn replace_in(&self, text: &str) -> String {
-        let mut out = replace_ignoring_case(text, self.email, self.pseudonym);
+        let mut out = replace_whole(text, self.email, self.pseudonym, is_email_char);
         if !self.name.is_empty() {
-            out = out.replace(self.name, self.pseudonym);
+            out = replace_whole(&out, self.name, self.pseudonym, char::is_alphanumeric);
         }
         out
     }
@@ -304,29 +345,43 @@ impl Names<'_> {
     }
 }
 
-/// Replaces every occurrence of `needle` (ASCII case ignored; emails are stored lowercase)
-/// in `text`.
-fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
+fn is_email_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-' | '@')
+}
+
+/// Replaces every occurrence of `needle` in `text` (ASCII case ignored; emails are stored
+/// lowercase) that `part_of_word` does not continue on either side.
+fn replace_whole(text: &str, needle: &str, with: &str, part_of_word: fn(char) -> bool) -> String {
     if needle.is_empty() {
         return text.to_string();
     }
     let lower = text.to_ascii_lowercase();
     let needle = needle.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    while let Some(found) = lower[at..].find(&needle) {
-        out.push_str(&text[at..at + found]);
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(&needle) {
+        let start = from + found;
+        let end = start + needle.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        if before.is_some_and(part_of_word) || after.is_some_and(part_of_word) {
+            from = start + needle.chars().next().map_or(1, char::len_utf8);
+            continue;
+        }
+        out.push_str(&text[copied..start]);
         out.push_str(with);
-        at += found + needle.len();
+        copied = end;
+        from = end;
     }
-    out.push_str(&text[at..]);
+    out.push_str(&text[copied..]);
     out
 }
 
 /// The organizations a person owns, by name: what they must hand over before erasing themselves.
 pub async fn owned_orgs(conn: &mut AsyncPgConnection, user_id: i64) -> QueryResult<Vec<String>> {
     let owned: Vec<Named> = diesel::sql_query(
-        "SELECT o.id, o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
+        "SELECT o.name FROM memberships m JOIN orgs o ON o.id = m.org_id
          WHERE m.user_id = $1 AND m.role = 'owner' ORDER BY o.id",
     )
     .bind::<BigInt, _>(user_id)
@@ -367,12 +422,27 @@ mod tests {
     #[test]
     fn replacing_handles_repeats_and_non_ascii_text_around_it() {
         assert_eq!(
-            replace_ignoring_case("é a@b.c, A@B.C ü", "a@b.c", "x"),
+            replace_whole("é a@b.c, A@B.C ü", "a@b.c", "x", is_email_char),
             "é x, x ü"
         );
         assert_eq!(
-            replace_ignoring_case("none here", "a@b.c", "x"),
+            replace_whole("none here", "a@b.c", "x", is_email_char),
             "none here"
         );
+    }
+
+    #[test]
+    fn only_whole_addresses_and_names_are_theirs() {
+        let names = Names {
+            email: "a@b.co",
+            name: "Al",
+            pseudonym: "P",
+        };
+        for other in ["ba@b.co", "a@b.com", "x.a@b.co", "Alice", "Salt"] {
+            assert!(!names.names_email(other), "{other}");
+            assert_eq!(names.replace_in(other), other);
+        }
+        assert!(names.names_email("by <a@b.co>"));
+        assert_eq!(names.replace_in("Al (a@b.co) met Alice"), "P (P) met Alice");
     }
 }

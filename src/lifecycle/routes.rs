@@ -408,6 +408,19 @@ async fn delete_account(
     let mut conn = state.conn().await?;
     let user = crate::auth::queries::user_by_id(&mut conn, viewer.user_id).await?;
     let mut errors = FieldErrors::default();
+    // An owner is told first, before a second-factor code (perhaps a recovery code) is used up.
+    let owned = person::owned_orgs(&mut conn, viewer.user_id).await?;
+    if !owned.is_empty() {
+        errors.add(
+            "email",
+            format!(
+                "you still own {}: pass ownership on first",
+                owned.join(", ")
+            ),
+        );
+        drop(conn);
+        return render_delete_account(&state, &viewer, &csrf, form.email, errors).await;
+    }
     if !form.email.trim().eq_ignore_ascii_case(&user.email) {
         errors.add(
             "email",
