@@ -27,9 +27,10 @@ use time::OffsetDateTime;
 
 use crate::audit::{self, Entry};
 use crate::auth::OrgCtx;
+use crate::lifecycle::blob_deletions;
 use crate::queue;
 use crate::state::AppState;
-use crate::storage::ObjectKey;
+use crate::storage::{ObjectFolder, ObjectKey};
 use crate::web::AppError;
 use archive::ArchiveWriter;
 use contents::Scope;
@@ -40,7 +41,7 @@ pub const EXPORT_JOB: &str = "export";
 pub const LINK_LIFETIME: time::Duration = time::Duration::hours(24);
 
 /// How long after a download its parts are deleted (the download streams them meanwhile).
-pub const DELETE_AFTER_DOWNLOAD: &str = "1 hour";
+pub const DELETE_AFTER_DOWNLOAD: Duration = Duration::from_secs(3600);
 
 const LEASE: Duration = Duration::from_secs(900);
 
@@ -439,13 +440,12 @@ async fn fail(state: &AppState, export_id: i64, error: &ExportError) {
             .await
             .optional()?;
             if let Some(failed) = failed {
-                diesel::sql_query(
-                    "INSERT INTO blob_deletions (org_id, key, whole_folder)
-                     VALUES ($1, 'org/' || $1 || '/export/' || $2 || '/', true)",
+                blob_deletions::queue_folder(
+                    conn,
+                    failed.org_id,
+                    &ObjectFolder::export(failed.org_id, export_id),
+                    Duration::ZERO,
                 )
-                .bind::<BigInt, _>(failed.org_id)
-                .bind::<BigInt, _>(export_id)
-                .execute(conn)
                 .await?;
                 audit::record(
                     conn,
@@ -501,14 +501,12 @@ pub async fn claim_download(
         let Some(claimed) = claimed else {
             return Err(AppError::NotFound);
         };
-        diesel::sql_query(format!(
-            "INSERT INTO blob_deletions (org_id, key, whole_folder, next_attempt_at)
-             VALUES ($1, 'org/' || $1 || '/export/' || $2 || '/', true,
-                     now() + interval '{DELETE_AFTER_DOWNLOAD}')"
-        ))
-        .bind::<BigInt, _>(ctx.org_id)
-        .bind::<BigInt, _>(claimed.id)
-        .execute(conn)
+        blob_deletions::queue_folder(
+            conn,
+            ctx.org_id,
+            &ObjectFolder::export(ctx.org_id, claimed.id),
+            DELETE_AFTER_DOWNLOAD,
+        )
         .await?;
         audit::record(
             conn,

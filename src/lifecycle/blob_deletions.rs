@@ -45,6 +45,26 @@ pub struct Drained {
     pub failed: u64,
 }
 
+/// Queues the deletion of `org_id`'s `folder`, in the caller's transaction (so it happens only
+/// if that commits), to be done once `delay` has passed.
+pub async fn queue_folder(
+    conn: &mut AsyncPgConnection,
+    org_id: i64,
+    folder: &ObjectFolder,
+    delay: Duration,
+) -> diesel::QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO blob_deletions (org_id, key, whole_folder, next_attempt_at)
+         VALUES ($1, $2, true, now() + make_interval(secs => $3))",
+    )
+    .bind::<BigInt, _>(org_id)
+    .bind::<Text, _>(folder.as_str())
+    .bind::<diesel::sql_types::Double, _>(delay.as_secs_f64())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Works through the due rows, `batch` at a time, until none is due or `budget` has passed.
 pub async fn drain(
     conn: &mut AsyncPgConnection,

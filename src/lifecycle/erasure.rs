@@ -158,7 +158,11 @@ pub async fn erase(conn: &mut AsyncPgConnection, org_id: i64) -> QueryResult<Opt
         .get_result::<Due>(conn)
         .await
         .optional()?;
-        let Some(Due { erasure_requested_at: requested_at, .. }) = locked else {
+        let Some(Due {
+            erasure_requested_at: requested_at,
+            ..
+        }) = locked
+        else {
             return Ok(None);
         };
         // Its audit chain's lock, after the row's (the order `audit::record` takes them in): a
@@ -172,10 +176,24 @@ pub async fn erase(conn: &mut AsyncPgConnection, org_id: i64) -> QueryResult<Opt
             .bind::<Text, _>(org_id.to_string())
             .execute(conn)
             .await?;
-        let clients = count(conn, "SELECT count(*) AS n FROM clients WHERE org_id = $1", org_id).await?;
-        let targets = count(conn, "SELECT count(*) AS n FROM targets WHERE org_id = $1", org_id).await?;
-        let snapshots =
-            count(conn, "SELECT count(*) AS n FROM snapshots WHERE org_id = $1", org_id).await?;
+        let clients = count(
+            conn,
+            "SELECT count(*) AS n FROM clients WHERE org_id = $1",
+            org_id,
+        )
+        .await?;
+        let targets = count(
+            conn,
+            "SELECT count(*) AS n FROM targets WHERE org_id = $1",
+            org_id,
+        )
+        .await?;
+        let snapshots = count(
+            conn,
+            "SELECT count(*) AS n FROM snapshots WHERE org_id = $1",
+            org_id,
+        )
+        .await?;
         // Jobs of its scans, runs and reports still queued or running carry its URLs; finished
         // ones go with their rows.
         let jobs: Vec<i64> = diesel::sql_query(
@@ -198,11 +216,12 @@ pub async fn erase(conn: &mut AsyncPgConnection, org_id: i64) -> QueryResult<Opt
             .bind::<BigInt, _>(org_id)
             .execute(conn)
             .await? as i64;
-        diesel::sql_query(
-            "INSERT INTO blob_deletions (org_id, key, whole_folder) VALUES ($1, 'org/' || $1 || '/', true)",
+        super::blob_deletions::queue_folder(
+            conn,
+            org_id,
+            &crate::storage::ObjectFolder::org(org_id),
+            std::time::Duration::ZERO,
         )
-        .bind::<BigInt, _>(org_id)
-        .execute(conn)
         .await?;
         diesel::sql_query("DELETE FROM orgs WHERE id = $1")
             .bind::<BigInt, _>(org_id)

@@ -95,19 +95,11 @@ struct Mention {
     ip: String,
 }
 
-/// Entries that name the person: acted by them, or with their email anywhere in the actor,
-/// subject or detail (failed sign-ins, invitations, membership changes by others).
-const MENTIONS: &str = "SELECT id, actor_user_id, actor, subject, detail, ip FROM audit_log
-     WHERE personal_salt IS NOT NULL
-       AND (actor_user_id = $1 OR strpos(lower(actor), $2) > 0 OR strpos(lower(subject), $2) > 0
-            OR strpos(lower(detail), $2) > 0)
-     ORDER BY id
-     FOR UPDATE";
-
-const MENTIONS_IN_V1: &str = "SELECT count(*) AS n FROM audit_log
-     WHERE version = 1
-       AND (actor_user_id = $1 OR strpos(lower(actor), $2) > 0 OR strpos(lower(subject), $2) > 0
-            OR strpos(lower(detail), $2) > 0)";
+/// Whether an entry may name the person: acted by them (`$1`), or with their address (`$2`)
+/// somewhere in its actor, subject or detail (failed sign-ins, invitations, membership changes
+/// by others). A superset: `Names::names_email` decides.
+const MAY_NAME_THEM: &str = "(actor_user_id = $1 OR strpos(lower(actor), $2) > 0
+     OR strpos(lower(subject), $2) > 0 OR strpos(lower(detail), $2) > 0)";
 
 /// Erases a person in one transaction. Nothing changes when it fails.
 pub async fn erase(
@@ -173,30 +165,35 @@ async fn erase_in(
     };
     // The query finds candidates by substring; an entry is theirs when they acted in it or their
     // address stands in it as a whole (not `ba@b.co` for `a@b.co`).
-    let mentions: Vec<Mention> = diesel::sql_query(MENTIONS)
-        .bind::<BigInt, _>(user_id)
-        .bind::<Text, _>(&email)
-        .load(conn)
-        .await?
-        .into_iter()
-        .filter(|row: &Mention| {
-            row.actor_user_id == Some(user_id)
-                || [&row.actor, &row.subject, &row.detail]
-                    .iter()
-                    .any(|text| names.names_email(text))
-        })
-        .collect();
+    let mentions: Vec<Mention> = diesel::sql_query(format!(
+        "SELECT id, actor_user_id, actor, subject, detail, ip FROM audit_log
+         WHERE personal_salt IS NOT NULL AND {MAY_NAME_THEM} ORDER BY id FOR UPDATE"
+    ))
+    .bind::<BigInt, _>(user_id)
+    .bind::<Text, _>(&email)
+    .load(conn)
+    .await?
+    .into_iter()
+    .filter(|row: &Mention| {
+        row.actor_user_id == Some(user_id)
+            || [&row.actor, &row.subject, &row.detail]
+                .iter()
+                .any(|text| names.names_email(text))
+    })
+    .collect();
     #[derive(QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    let left_in_v1 = diesel::sql_query(MENTIONS_IN_V1)
-        .bind::<BigInt, _>(user_id)
-        .bind::<Text, _>(&email)
-        .get_result::<Count>(conn)
-        .await?
-        .n;
+    let left_in_v1 = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM audit_log WHERE version = 1 AND {MAY_NAME_THEM}"
+    ))
+    .bind::<BigInt, _>(user_id)
+    .bind::<Text, _>(&email)
+    .get_result::<Count>(conn)
+    .await?
+    .n;
 
     let erasure = chain::record_returning_id(
         conn,
