@@ -125,6 +125,38 @@ ensure_fixture_packages() {
   echo "$want" > "$stamp"
 }
 
+# A fresh Python virtual environment at $1 (Debian's python3-venv installed when missing).
+make_python_venv() {
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+    echo "==> installing python3-venv (Debian package)" >&2
+    if ! as_root apt-get install -y --no-install-recommends python3-venv >/dev/null; then
+      as_root apt-get update >/dev/null
+      as_root apt-get install -y --no-install-recommends python3-venv >/dev/null
+    fi
+  fi
+  rm -rf "$1"
+  python3 -m venv "$1"
+}
+
+# What the HAR tests check exported files with: the HAR 1.2 JSON Schema (npm's har-schema), and
+# from PyPI jsonschema to validate against it and haralyzer to read the file as a HAR tool does.
+# Needs npm (see ensure_fixture_packages). Exports SITEWARD_HAR_PYTHON and SITEWARD_HAR_SCHEMA.
+HAR_SCHEMA_PACKAGE="har-schema@2.0.0"
+HAR_PYTHON_PACKAGES=("jsonschema==4.26.0" "haralyzer==2.4.0")
+ensure_har_tools() {
+  local dir="${SITEWARD_HAR_TOOLS_HOME:-$HOME/.cache/siteward-har-tools}"
+  local want="$HAR_SCHEMA_PACKAGE ${HAR_PYTHON_PACKAGES[*]}"
+  export SITEWARD_HAR_PYTHON="$dir/venv/bin/python"
+  export SITEWARD_HAR_SCHEMA="$dir/node_modules/har-schema/lib"
+  if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then return; fi
+  echo "==> installing the HAR checkers ($want) into $dir" >&2
+  mkdir -p "$dir"
+  make_python_venv "$dir/venv"
+  "$dir/venv/bin/pip" install --quiet --disable-pip-version-check "${HAR_PYTHON_PACKAGES[@]}" >&2
+  npm install --prefix "$dir" --no-save --no-audit --no-fund --ignore-scripts "$HAR_SCHEMA_PACKAGE" >&2
+  echo "$want" > "$dir/.installed"
+}
+
 # Python's `playwright` package (from PyPI) in its own virtual environment, for bench-checkout's
 # yardstick: the single-page shop's journey in Playwright, driving the system Chromium (no browser
 # download). Exports SITEWARD_PLAYWRIGHT_PYTHON.
@@ -134,16 +166,8 @@ ensure_playwright() {
   export SITEWARD_PLAYWRIGHT_PYTHON="$dir/bin/python"
   if "$SITEWARD_PLAYWRIGHT_PYTHON" -c "import playwright" >/dev/null 2>&1 \
     && [ "$(cat "$dir/.installed" 2>/dev/null)" = "$PLAYWRIGHT_VERSION" ]; then return; fi
-  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" >/dev/null 2>&1; then
-    echo "==> installing python3-venv (Debian package)" >&2
-    if ! as_root apt-get install -y --no-install-recommends python3-venv >/dev/null; then
-      as_root apt-get update >/dev/null
-      as_root apt-get install -y --no-install-recommends python3-venv >/dev/null
-    fi
-  fi
   echo "==> installing Playwright $PLAYWRIGHT_VERSION (PyPI) into $dir" >&2
-  rm -rf "$dir"
-  python3 -m venv "$dir"
+  make_python_venv "$dir"
   "$dir/bin/pip" install --quiet --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION" >&2
   echo "$PLAYWRIGHT_VERSION" > "$dir/.installed"
 }

@@ -461,3 +461,149 @@ async fn a_compliance_scan_writes_each_visit_and_its_findings_and_gates_on_them(
         "{printed}"
     );
 }
+
+/// Runs the HAR checker (`tests/har/check_har.py`: the HAR 1.2 JSON Schema, then haralyzer
+/// reading the file) on `har`, and returns what the reader saw. Fails loudly when the checker is
+/// not installed (`scripts/test` installs it).
+fn check_har(har: &Path) -> serde_json::Value {
+    let python = std::env::var("SITEWARD_HAR_PYTHON")
+        .expect("SITEWARD_HAR_PYTHON is set (scripts/test installs the HAR checkers)");
+    let schema = std::env::var("SITEWARD_HAR_SCHEMA")
+        .expect("SITEWARD_HAR_SCHEMA is set (scripts/test installs the HAR checkers)");
+    let output = std::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/har/check_har.py"
+        ))
+        .arg(schema)
+        .arg(har)
+        .output()
+        .expect("the HAR checker runs");
+    assert!(
+        output.status.success(),
+        "the HAR does not validate or read: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the checker prints JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_har_validates_against_har_1_2_reads_in_a_har_reader_and_holds_no_secret() {
+    let sites = FixtureSites::start().await.expect("fixture sites");
+    let out = tempfile::tempdir().expect("tempdir");
+    let har_path = out.path().join("requests.har");
+    let output = scan(
+        &sites,
+        &sites.url(SHOP, "/har"),
+        out.path(),
+        &["--har", har_path.to_str().expect("utf-8 path")],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let bytes = std::fs::read(&har_path).expect("the HAR file is written");
+    for secret in COOKIE_VALUES.iter().chain([&fixture_sites::AUTH_TOKEN]) {
+        let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+        assert!(!found, "{secret} is in the HAR");
+    }
+    let read = check_har(&har_path);
+    assert_eq!(read["creator"]["name"], "siteward");
+    let pages = read["pages"].as_array().expect("pages");
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0]["title"], "HAR fixture");
+    let entries = pages[0]["entries"].as_array().expect("entries");
+    let entry = |suffix: &str| {
+        entries
+            .iter()
+            .find(|e| e["url"].as_str().is_some_and(|u| u.ends_with(suffix)))
+            .unwrap_or_else(|| panic!("no entry for {suffix} in {entries:#?}"))
+    };
+    let header = |headers: &serde_json::Value, name: &str| -> Option<String> {
+        headers.as_array()?.iter().find_map(|h| {
+            (h["name"] == name).then(|| h["value"].as_str().unwrap_or_default().to_owned())
+        })
+    };
+
+    let document = entry("/har");
+    assert_eq!(document["status"], 200);
+    assert_eq!(document["mime_type"], "text/html");
+    assert_eq!(
+        document["response_cookies"][0]["name"], "session_id",
+        "{document:#?}"
+    );
+    assert_eq!(document["response_cookies"][0]["value"], "[redacted]");
+    assert_eq!(document["response_cookies"][0]["httpOnly"], true);
+    for phase in ["send", "wait", "receive"] {
+        assert!(
+            document["timings"][phase]
+                .as_f64()
+                .is_some_and(|t| t >= 0.0),
+            "{phase}: {:?}",
+            document["timings"]
+        );
+    }
+
+    // The redirect is an entry of its own that says where it went.
+    let redirect = entry("/har/old.gif");
+    assert_eq!(redirect["status"], 302);
+    assert!(
+        redirect["redirect_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/har/pixel.gif?from=old")),
+        "{redirect:#?}"
+    );
+    assert_eq!(entry("/har/pixel.gif?from=old")["status"], 200);
+
+    // The script's fetch: the credential it sent and the cookie the browser added are
+    // redacted, the query is parsed, and the script is named as its initiator.
+    let api = entry("/har/api?q=shoes&page=2");
+    assert_eq!(
+        header(&api["request_headers"], "authorization").as_deref(),
+        Some("Bearer [redacted]")
+    );
+    assert_eq!(
+        header(&api["request_headers"], "cookie").as_deref(),
+        Some("session_id=[redacted]"),
+        "the Cookie header the browser sent is recorded, redacted: {api:#?}"
+    );
+    assert_eq!(api["request_cookies"][0]["name"], "session_id");
+    assert_eq!(api["response_cookies"][0]["name"], "api_state");
+    assert_eq!(api["initiator"]["type"], "script");
+    assert!(
+        api["initiator"]["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/har")),
+        "{api:#?}"
+    );
+    let beacon = entry("/collect");
+    assert_eq!(beacon["method"], "POST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_refuses_a_har_path_it_cannot_write_before_starting_the_browser() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let missing = out.path().join("no-such-folder/requests.har");
+    let output = siteward()
+        .args(["scan", "https://shop.test/", "--out"])
+        .arg(out.path())
+        .arg("--har")
+        .arg(&missing)
+        .output()
+        .await
+        .expect("siteward runs");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot write the HAR file"), "{err}");
+    assert!(!err.contains("launching browser"), "{err}");
+    assert!(!missing.exists());
+
+    let output = siteward()
+        .args(["scan", "https://shop.test/", "--compliance", "--out"])
+        .arg(out.path())
+        .args(["--har", "x.har"])
+        .output()
+        .await
+        .expect("siteward runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("cannot be used with"));
+}

@@ -28,7 +28,7 @@ use base64::Engine;
 use rcgen::PublicKeyData;
 use sha2::{Digest, Sha256};
 
-pub use pages::{COOKIE_VALUES, STORAGE_VALUES};
+pub use pages::{AUTH_TOKEN, COOKIE_VALUES, STORAGE_VALUES};
 
 /// First party.
 pub const SHOP: &str = "shop.test";

@@ -15,6 +15,9 @@ pub const COOKIE_VALUES: [&str; 5] = [
     "sv-widget-c4a713",
     "sv-inline-9e2f01",
 ];
+/// The bearer token the HAR fixture's script sends in `Authorization`. It may appear in no
+/// scan's output.
+pub const AUTH_TOKEN: &str = "sv-bearer-5e1f0a";
 /// Every Web Storage value the fixtures set. None may appear in a scan's output.
 pub const STORAGE_VALUES: [&str; 2] = ["sv-local-88aa21", "sv-session-storage-3c1d90"];
 
@@ -107,6 +110,28 @@ pub(crate) async fn route(
         (ADS, "/tracker.js") => {
             script("document.cookie = '_trk=' + Date.now() + '; path=/; max-age=86400';")
         }
+        (SHOP, "/har") => html(&har_page(&https))
+            .insert_header((
+                "Set-Cookie",
+                format!(
+                    "session_id={}; Path=/; HttpOnly; SameSite=Lax",
+                    COOKIE_VALUES[0]
+                ),
+            ))
+            .finish_with_body(),
+        (SHOP, "/har/old.gif") => HttpResponse::Found()
+            .insert_header(("Location", "/har/pixel.gif?from=old"))
+            .finish(),
+        (SHOP, "/har/pixel.gif") => HttpResponse::Ok()
+            .content_type("image/gif")
+            .body(&b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"[..]),
+        (SHOP, "/har/api") => HttpResponse::Ok()
+            .content_type("application/json")
+            .insert_header((
+                "Set-Cookie",
+                format!("api_state={}; Path=/; Secure", COOKIE_VALUES[4]),
+            ))
+            .body(r#"{"ok":true}"#),
         (SHOP, "/old") => redirect("/"),
         (SHOP, "/hop") => redirect(&http(SHOP, "/old")),
         (SHOP, "/simple") => html(SIMPLE_PAGE).finish_with_body(),
@@ -281,6 +306,28 @@ fn index_page(http: &dyn Fn(&str, &str) -> String, https: &dyn Fn(&str, &str) ->
         widget = https(WIDGET, "/frame"),
         analytics = http(ANALYTICS, "/a.js"),
         ads = https(ADS, "/ads.js"),
+    )
+}
+
+/// The HAR fixture: a page whose requests exercise what a HAR carries. A correct HAR holds
+/// the document (which sets `session_id`), a redirect (`/har/old.gif` → 302 →
+/// `/har/pixel.gif?from=old`), a same-origin `fetch` that sends the cookie and an
+/// `Authorization: Bearer` header and gets a `Set-Cookie` back, and a third-party beacon; and
+/// none of [`COOKIE_VALUES`] or [`AUTH_TOKEN`].
+fn har_page(https: &dyn Fn(&str, &str) -> String) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>HAR fixture</title></head>
+<body><h1>Requests</h1><img src="/har/old.gif" alt="">
+<script>
+  function reveal(s) {{ return s.split("").reverse().join(""); }}
+  fetch("/har/api?q=shoes&page=2", {{ headers: {{ "Authorization": "Bearer " + reveal("{token}") }} }})
+    .then(function (r) {{ return r.text(); }})
+    .then(function () {{ navigator.sendBeacon("{beacon}", "hit"); }});
+</script>
+</body></html>"#,
+        token = reversed(AUTH_TOKEN),
+        beacon = https(ANALYTICS, "/collect"),
     )
 }
 

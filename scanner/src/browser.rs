@@ -124,6 +124,12 @@ impl LiveBrowser {
         self.unparsed.take(session)
     }
 
+    /// The headers the requests of `session` really sent, read from the messages the protocol
+    /// types could not parse (see `capture::unparsed`).
+    pub(crate) fn sent_headers(&self, session: &str) -> crate::capture::unparsed::SentHeaders {
+        self.unparsed.take_sent_headers(session)
+    }
+
     /// The browser's DevTools WebSocket URL.
     pub(crate) fn ws_url(&self) -> &str {
         &self.ws_url

@@ -10,6 +10,7 @@ mod capture;
 pub mod classify;
 pub mod egress;
 mod error;
+pub mod har;
 mod options;
 pub mod party;
 pub mod profile;

@@ -89,13 +89,14 @@ pub struct Snapshot {
     /// caching. Absent when they were not recorded (a scanner before they were, or no response
     /// seen); empty when the page sent none of them.
     #[serde(default)]
-    pub document_headers: Option<Vec<ResponseHeader>>,
+    pub document_headers: Option<Vec<Header>>,
 }
 
-/// One response header, its name in lower case.
+/// One HTTP header, its name in lower case. Values that carry credentials (cookies,
+/// `Authorization`) are redacted before they are recorded.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ResponseHeader {
+pub struct Header {
     pub name: String,
     pub value: String,
 }
@@ -574,6 +575,48 @@ pub struct Request {
     /// The filter-list rule that names it (tracking or advertising), if any.
     #[serde(default)]
     pub listed: Option<ListMatch>,
+    /// How the browser came to send it: `parser`, `script`, `preload`, `redirect`, `other`...
+    #[serde(default)]
+    pub initiator_type: Option<String>,
+    /// The headers the page's request carried as DevTools reported them, in lower case, cookie
+    /// values and credentials redacted. Empty when they were not recorded (an older scanner, or
+    /// the scan's header budget was spent).
+    #[serde(default)]
+    pub request_headers: Vec<Header>,
+    /// The response this hop got, when one arrived and its details were recorded.
+    #[serde(default)]
+    pub response: Option<ResponseDetails>,
+    /// Where the time went, in the phases HAR 1.2 names, when the browser reported them.
+    #[serde(default)]
+    pub timing: Option<RequestTiming>,
+}
+
+/// The parts of a response a HAR reader shows (bodies are never kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseDetails {
+    pub status_text: String,
+    /// The protocol as the browser names it: `http/1.1`, `h2`, `h3`, `data`...
+    pub protocol: Option<String>,
+    pub mime_type: Option<String>,
+    /// In lower case, in the order received; `Set-Cookie` values redacted.
+    pub headers: Vec<Header>,
+    /// Body bytes after decoding, as the browser counted them, where it did.
+    pub body_bytes: Option<u64>,
+}
+
+/// Milliseconds spent in each phase of a request, as HAR 1.2 defines them; `-1` where a phase did
+/// not apply (a reused connection has no `dns` or `connect`). `ssl` is part of `connect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestTiming {
+    pub blocked: f64,
+    pub dns: f64,
+    pub connect: f64,
+    pub ssl: f64,
+    pub send: f64,
+    pub wait: f64,
+    pub receive: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -676,6 +719,8 @@ pub enum LimitHit {
     ListTruncated { list: String, max: usize },
     /// Script sources beyond this many bytes in all were not read.
     ScriptBytes { max_bytes: u64 },
+    /// Request and response headers past this many bytes in all were not recorded.
+    HeaderBytes { max_bytes: u64 },
 }
 
 impl LimitHit {
@@ -704,6 +749,9 @@ impl LimitHit {
             }
             LimitHit::ScriptBytes { max_bytes } => {
                 format!("script sources past {max_bytes} bytes were not read")
+            }
+            LimitHit::HeaderBytes { max_bytes } => {
+                format!("headers past {max_bytes} bytes were not recorded")
             }
         }
     }

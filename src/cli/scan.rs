@@ -73,6 +73,10 @@ pub struct ScanArgs {
     /// Exit with code 1 when the snapshot matches RULE. Repeatable.
     #[arg(long, value_name = "RULE", help = format!("Exit with code 1 when the snapshot matches RULE ({RULE_NAMES}). Repeatable."))]
     pub fail_on: Vec<String>,
+    /// Also write the page's requests as HAR 1.2 to FILE (timings, headers with cookie values
+    /// and credentials redacted, sizes, initiators; never bodies).
+    #[arg(long, value_name = "FILE", conflicts_with = "compliance")]
+    pub har: Option<PathBuf>,
     /// Cap the full-page screenshot at this many pixels of height.
     #[arg(long, default_value_t = Limits::default().max_full_page_height)]
     pub max_page_height: u32,
@@ -163,6 +167,11 @@ pub async fn run(args: ScanArgs) -> ExitCode {
     if let Err(error) = prepare_out_dir(&args.out) {
         return fail(error);
     }
+    if let Some(har) = &args.har
+        && let Err(error) = check_har_path(har)
+    {
+        return fail(error);
+    }
     if args.compliance {
         return super::scan_compliance::run(&args, options, &rules).await;
     }
@@ -185,6 +194,11 @@ pub async fn run(args: ScanArgs) -> ExitCode {
         Err(error) => return fail(error),
     };
     if let Err(error) = write_output(&args.out, &output) {
+        return fail(error);
+    }
+    if let Some(path) = &args.har
+        && let Err(error) = write_har(path, &output.snapshot)
+    {
         return fail(error);
     }
     if !quiet {
@@ -213,6 +227,35 @@ fn prepare_out_dir(out: &Path) -> Result<(), String> {
     std::fs::write(&probe, b"").map_err(|e| format!("cannot write into {}: {e}", out.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
+}
+
+/// A HAR file can be written at `path`: its folder exists and it is not a folder itself.
+fn check_har_path(path: &Path) -> Result<(), String> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(format!(
+            "cannot write the HAR file {}: {} is not a folder",
+            path.display(),
+            folder.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!(
+            "cannot write the HAR file {}: it is a folder",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn write_har(path: &Path, snapshot: &scanner::Snapshot) -> Result<(), String> {
+    let har = scanner::har::har(snapshot, env!("CARGO_PKG_VERSION"));
+    let bytes =
+        serde_json::to_vec_pretty(&har).map_err(|e| format!("cannot encode the HAR: {e}"))?;
+    std::fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Writes the four output files.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use scanner::Snapshot;
-use scanner::snapshot::ResponseHeader;
+use scanner::snapshot::Header;
 
 use super::Change;
 
@@ -28,7 +28,7 @@ pub fn changes(before: &Snapshot, after: &Snapshot) -> Vec<Change> {
 
 /// Values by what identifies them across snapshots: the header's name, or `set-cookie NAME`
 /// for a cookie. A header sent several times is one value, its lines in order.
-fn by_key(headers: &[ResponseHeader]) -> BTreeMap<String, String> {
+fn by_key(headers: &[Header]) -> BTreeMap<String, String> {
     let mut grouped: BTreeMap<String, String> = BTreeMap::new();
     for header in headers {
         let key = if header.name == "set-cookie" {
@@ -101,7 +101,7 @@ mod tests {
         snapshot.document_headers = Some(
             lines
                 .iter()
-                .map(|(name, value)| ResponseHeader {
+                .map(|(name, value)| Header {
                     name: (*name).into(),
                     value: (*value).into(),
                 })

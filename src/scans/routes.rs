@@ -40,6 +40,7 @@ pub fn routes() -> Vec<Route> {
             member,
             artifact_page,
         ),
+        page_get("/snapshots/{snapshot_id}/har", member, har_page),
         page_get("/inventory", member, inventory_page).example("host=analytics.test"),
         api(
             Method::POST,
@@ -82,6 +83,13 @@ pub fn routes() -> Vec<Route> {
             api_artifact,
         )
         .summary("Download an artifact: viewport.png, fullpage.png or snapshot.json"),
+        api(
+            Method::GET,
+            "/api/v1/snapshots/{snapshot_id}/har",
+            Role::Member,
+            api_har,
+        )
+        .summary("Download the snapshot's requests as HAR 1.2: timings, headers (cookie values and credentials redacted), sizes and initiators, never bodies"),
         page_get("/targets/{target_id}/compare", member, compare_page),
         page_get(
             "/snapshots/{snapshot_id}/diff.png",
@@ -205,6 +213,24 @@ async fn load_snapshot(
     })
 }
 
+/// The snapshot's requests as a HAR 1.2 download.
+async fn har_response(
+    state: &AppState,
+    ctx: &OrgCtx,
+    snapshot_id: i64,
+) -> Result<HttpResponse, AppError> {
+    let view = load_snapshot(state, ctx, snapshot_id).await?;
+    let har = scanner::har::har(&view.doc, env!("CARGO_PKG_VERSION"));
+    let body = serde_json::to_vec_pretty(&har).map_err(AppError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"snapshot-{snapshot_id}.har\""),
+        ))
+        .body(body))
+}
+
 fn artifact_response(artifact: Artifact, bytes: Vec<u8>) -> HttpResponse {
     let mut response = HttpResponse::Ok();
     response.content_type(artifact.content_type.as_str());
@@ -322,6 +348,10 @@ async fn artifact_page(
     Ok(artifact_response(artifact, bytes))
 }
 
+async fn har_page(state: web::Data<AppState>, page: PageCtx, path: web::Path<String>) -> Page {
+    Ok(har_response(&state, &page, object_id(&path)?).await?)
+}
+
 async fn inventory_page(
     state: web::Data<AppState>,
     page: PageCtx,
@@ -419,6 +449,14 @@ async fn api_artifact(
     let (snapshot, name) = path.into_inner();
     let (artifact, bytes) = read_artifact(&state, &ctx, object_id(&snapshot)?, &name).await?;
     Ok(artifact_response(artifact, bytes))
+}
+
+async fn api_har(
+    state: web::Data<AppState>,
+    ctx: ApiCtx,
+    path: web::Path<String>,
+) -> Api<HttpResponse> {
+    Ok(har_response(&state, &ctx, object_id(&path)?).await?)
 }
 
 async fn api_hosts(

@@ -110,6 +110,23 @@ async fn a_scan_is_claimed_delivered_once_and_readable_with_its_inventory() {
     assert_eq!(image.headers()["content-type"], "image/png");
     assert_eq!(image.bytes().await.unwrap().to_vec(), viewport);
 
+    // The requests download as HAR 1.2, one entry per recorded request.
+    let har = api
+        .get(&format!("/api/v1/snapshots/{snapshot_id}/har"))
+        .await;
+    assert_eq!(har.status(), StatusCode::OK);
+    assert_eq!(
+        har.headers()["content-disposition"],
+        format!("attachment; filename=\"snapshot-{snapshot_id}.har\"").as_str()
+    );
+    let har = json(har).await;
+    assert_eq!(har["log"]["version"], "1.2");
+    assert_eq!(
+        har["log"]["entries"].as_array().map(Vec::len),
+        snapshot["snapshot"]["requests"].as_array().map(Vec::len)
+    );
+    assert_eq!(har["log"]["pages"][0]["title"], "A <b>shop</b>");
+
     // Stored sealed: the blob on disk is not the screenshot.
     let blob = std::fs::read(app.data_dir.path().join(format!(
         "blobs/org/{}/snapshot/{snapshot_id}/attempt-1/viewport.png",
@@ -151,6 +168,13 @@ async fn a_scan_is_claimed_delivered_once_and_readable_with_its_inventory() {
     assert_eq!(
         other
             .get(&format!("/api/v1/snapshots/{snapshot_id}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        other
+            .get(&format!("/api/v1/snapshots/{snapshot_id}/har"))
             .await
             .status(),
         StatusCode::NOT_FOUND

@@ -258,6 +258,10 @@ pub(crate) mod tests {
             after_answer: false,
             initiator: None,
             listed: None,
+            initiator_type: None,
+            request_headers: Vec::new(),
+            response: None,
+            timing: None,
         }
     }
 

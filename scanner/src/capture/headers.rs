@@ -1,10 +1,15 @@
+//! Headers as a scan records them.
+//!
+//! Every request's headers are kept for HAR export ([`all_headers`]), with the values that carry
+//! credentials redacted: a cookie keeps its name and attributes, `Authorization` its scheme.
+//!
 //! The main document's security headers as the browser received them — what a payment page's
 //! integrity rests on besides its scripts (PCI DSS 4.0 11.6.1 asks that changes to them be
 //! detected). Names in lower case; a header sent several times is several entries; `Set-Cookie`
 //! keeps the cookie's name and attributes but never its value (nor `Expires`' date, which moves
 //! with every response).
 
-use crate::snapshot::ResponseHeader;
+use crate::snapshot::Header;
 
 /// The headers kept: those that decide what a page may load, run, frame and send.
 pub const WATCHED: [&str; 12] = [
@@ -32,11 +37,11 @@ const MAX_PER_NAME: usize = 16;
 /// The watched headers among DevTools' `Network.Headers` (an object of name → value, where a
 /// header received several times is one value joined by newlines), in a stable order: by name,
 /// cookies by cookie name.
-pub(crate) fn security_headers(headers: &serde_json::Value) -> Vec<ResponseHeader> {
+pub(crate) fn security_headers(headers: &serde_json::Value) -> Vec<Header> {
     let Some(object) = headers.as_object() else {
         return Vec::new();
     };
-    let mut kept: Vec<ResponseHeader> = Vec::new();
+    let mut kept: Vec<Header> = Vec::new();
     for (name, value) in object {
         let name = name.to_ascii_lowercase();
         if !WATCHED.contains(&name.as_str()) {
@@ -51,7 +56,7 @@ pub(crate) fn security_headers(headers: &serde_json::Value) -> Vec<ResponseHeade
             } else {
                 line.chars().take(MAX_VALUE_CHARS).collect()
             };
-            kept.push(ResponseHeader {
+            kept.push(Header {
                 name: name.clone(),
                 value,
             });
@@ -61,7 +66,7 @@ pub(crate) fn security_headers(headers: &serde_json::Value) -> Vec<ResponseHeade
     kept.dedup();
     // A page that sends many cookies must not push its other headers out: each name keeps at
     // most its share.
-    let mut per_name: Vec<ResponseHeader> = Vec::with_capacity(kept.len().min(MAX_ENTRIES));
+    let mut per_name: Vec<Header> = Vec::with_capacity(kept.len().min(MAX_ENTRIES));
     for header in kept {
         let same = per_name.iter().filter(|h| h.name == header.name).count();
         if same < MAX_PER_NAME {
@@ -70,6 +75,90 @@ pub(crate) fn security_headers(headers: &serde_json::Value) -> Vec<ResponseHeade
     }
     per_name.truncate(MAX_ENTRIES);
     per_name
+}
+
+/// What stands in for a redacted value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Headers whose whole value is a credential: only an `Authorization`-style scheme word is kept.
+const CREDENTIAL_HEADERS: [&str; 6] = [
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "x-auth-token",
+    "x-csrf-token",
+    "x-xsrf-token",
+];
+
+/// Characters kept of one value in [`all_headers`].
+const MAX_RECORDED_VALUE_CHARS: usize = 2_048;
+/// Headers kept of one message in [`all_headers`].
+const MAX_RECORDED_HEADERS: usize = 100;
+
+/// Every header of DevTools' `Network.Headers` (an object, so in name order), names in lower case, a header
+/// received several times as several entries, with credentials redacted: `cookie` becomes
+/// `a=[redacted]; b=[redacted]`, `set-cookie` `sid=[redacted]; Path=/; HttpOnly`, and
+/// `authorization` `Bearer [redacted]`. Bounded in count and length.
+pub(crate) fn all_headers(headers: &serde_json::Value) -> Vec<Header> {
+    let Some(object) = headers.as_object() else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    for (name, value) in object {
+        let name: String = name.to_ascii_lowercase().chars().take(256).collect();
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        for line in value.split('\n') {
+            if kept.len() >= MAX_RECORDED_HEADERS {
+                return kept;
+            }
+            let value = redact(&name, line.trim());
+            kept.push(Header {
+                name: name.clone(),
+                value: value.chars().take(MAX_RECORDED_VALUE_CHARS).collect(),
+            });
+        }
+    }
+    kept
+}
+
+/// A header's value with its credential replaced by [`REDACTED`].
+pub(crate) fn redact(name: &str, value: &str) -> String {
+    match name {
+        "cookie" => value
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let name = pair.split_once('=').map_or("", |(name, _)| name.trim());
+                format!("{name}={REDACTED}")
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        "set-cookie" => {
+            let mut parts = value.splitn(2, ';');
+            let name = parts
+                .next()
+                .unwrap_or_default()
+                .split_once('=')
+                .map_or("", |(name, _)| name.trim());
+            match parts.next().map(str::trim).filter(|a| !a.is_empty()) {
+                Some(attributes) => format!("{name}={REDACTED}; {attributes}"),
+                None => format!("{name}={REDACTED}"),
+            }
+        }
+        _ if CREDENTIAL_HEADERS.contains(&name) => match value.split_once(' ') {
+            // `Bearer abc`, `Basic abc`: the scheme says what kind of credential it was.
+            Some((scheme, _))
+                if scheme.len() <= 20 && scheme.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            {
+                format!("{scheme} {REDACTED}")
+            }
+            _ => REDACTED.to_owned(),
+        },
+        _ => value.to_owned(),
+    }
 }
 
 /// `sid=secret; Path=/; Expires=Wed, 01 Jan 2031 00:00:00 GMT; HttpOnly` →
@@ -125,6 +214,44 @@ mod tests {
             ]
         );
         assert!(!lines.concat().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn all_headers_redact_cookies_and_credentials() {
+        let headers = serde_json::json!({
+            "Cookie": "sid=s3cr3t-1; theme=dark; =s3cr3t-2",
+            "Set-Cookie": "sid=s3cr3t-3; Path=/; HttpOnly\nlone=s3cr3t-4",
+            "Authorization": "Bearer s3cr3t-5",
+            "Proxy-Authorization": "s3cr3t-6",
+            "X-Api-Key": "s3cr3t-7",
+            "Accept": "text/html",
+        });
+        let lines: Vec<String> = all_headers(&headers)
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.value))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "accept: text/html",
+                "authorization: Bearer [redacted]",
+                "cookie: sid=[redacted]; theme=[redacted]; =[redacted]",
+                "proxy-authorization: [redacted]",
+                "set-cookie: sid=[redacted]; Path=/; HttpOnly",
+                "set-cookie: lone=[redacted]",
+                "x-api-key: [redacted]",
+            ]
+        );
+        assert!(!lines.concat().contains("s3cr3t"));
+        let many: String = (0..500).map(|n| format!("v{n}\n")).collect();
+        let kept = all_headers(&serde_json::json!({"x-many": many, "x-long": "a".repeat(10_000)}));
+        assert_eq!(kept.len(), MAX_RECORDED_HEADERS);
+        assert!(
+            all_headers(&serde_json::json!({"x-long": "a".repeat(10_000)}))[0]
+                .value
+                .len()
+                <= MAX_RECORDED_VALUE_CHARS
+        );
     }
 
     #[test]

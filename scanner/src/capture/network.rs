@@ -13,7 +13,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::party::party_of;
-use crate::snapshot::{OpenRequest, RedirectHop, Request};
+use crate::snapshot::{Header, OpenRequest, RedirectHop, Request, RequestTiming, ResponseDetails};
+
+/// Header bytes (names and values) one scan records in all; a page making thousands of requests
+/// with large headers must not grow its snapshot without end.
+pub(crate) const MAX_HEADER_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Resource types that are open by design: a page keeps them for its whole life (event streams,
 /// media) or fires them and forgets them (beacons). They never hold a scan's wait.
@@ -31,6 +35,72 @@ struct Hop {
     started: f64,
     /// The status of the redirect that ended this hop; `None` for the final hop.
     redirect_status: Option<u16>,
+    request_headers: Vec<Header>,
+    /// The redirect response that ended this hop.
+    redirect_response: Option<ResponseSeen>,
+}
+
+/// A response as `responseReceived` (or a redirect's `redirectResponse`) described it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResponseSeen {
+    pub(crate) status_text: String,
+    pub(crate) protocol: Option<String>,
+    pub(crate) mime_type: Option<String>,
+    pub(crate) headers: Vec<Header>,
+    pub(crate) timing: Option<ResourceTiming>,
+}
+
+/// DevTools' `ResourceTiming`: `request_time` in seconds on the event clock, every other field
+/// in milliseconds after it, `-1` where the phase did not happen.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ResourceTiming {
+    pub(crate) request_time: f64,
+    pub(crate) dns: (f64, f64),
+    pub(crate) connect: (f64, f64),
+    pub(crate) ssl: (f64, f64),
+    pub(crate) send: (f64, f64),
+    pub(crate) receive_headers_end: f64,
+}
+
+impl ResourceTiming {
+    /// HAR's phases for a hop sent at `started` and ended at `ended` (seconds, event clock).
+    fn phases(&self, started: f64, ended: Option<f64>) -> RequestTiming {
+        let span = |(start, end): (f64, f64)| {
+            if start >= 0.0 && end >= start {
+                round_ms(end - start)
+            } else {
+                -1.0
+            }
+        };
+        let queued = ((self.request_time - started) * 1000.0).max(0.0);
+        let first_phase = [self.dns.0, self.connect.0, self.send.0]
+            .into_iter()
+            .find(|t| *t >= 0.0)
+            .unwrap_or(0.0);
+        let send = span(self.send).max(0.0);
+        let wait = if self.send.1 >= 0.0 {
+            round_ms((self.receive_headers_end - self.send.1).max(0.0))
+        } else {
+            round_ms(self.receive_headers_end.max(0.0))
+        };
+        let receive = ended.map_or(0.0, |end| {
+            round_ms(((end - self.request_time) * 1000.0 - self.receive_headers_end).max(0.0))
+        });
+        RequestTiming {
+            blocked: round_ms(queued + first_phase),
+            dns: span(self.dns),
+            connect: span(self.connect),
+            ssl: span(self.ssl),
+            send,
+            wait,
+            receive,
+        }
+    }
+}
+
+/// Milliseconds to the microsecond.
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
 }
 
 /// Everything known about one request id.
@@ -56,6 +126,9 @@ struct Record {
     set_cookies: Vec<(u64, Vec<String>)>,
     /// What made the browser send it (the asking script, or the naming document).
     initiator: Option<String>,
+    initiator_type: Option<String>,
+    /// The final hop's response.
+    response: Option<ResponseSeen>,
 }
 
 impl Record {
@@ -81,6 +154,9 @@ pub(crate) struct NetworkLog {
     answered_from: Option<usize>,
     /// URLs workers run from (see [`NetworkLog::handed_to_worker`]).
     worker_scripts: std::collections::HashSet<String>,
+    /// Header bytes recorded so far, against [`MAX_HEADER_BYTES`].
+    header_bytes: u64,
+    headers_dropped: bool,
 }
 
 /// Worker script URLs remembered at most (a page could start workers without end).
@@ -139,6 +215,8 @@ impl NetworkLog {
             method: method.to_owned(),
             started: timestamp,
             redirect_status: None,
+            request_headers: Vec::new(),
+            redirect_response: None,
         });
         record.last_progress = Some(Instant::now());
         record.responded = false;
@@ -156,6 +234,82 @@ impl NetworkLog {
         }
     }
 
+    /// `headers` within the scan's header budget: all of them, or none once it is spent.
+    fn budgeted(&mut self, headers: Vec<Header>) -> Vec<Header> {
+        let bytes: u64 = headers
+            .iter()
+            .map(|h| (h.name.len() + h.value.len()) as u64)
+            .sum();
+        if self.header_bytes + bytes > MAX_HEADER_BYTES {
+            self.headers_dropped |= !headers.is_empty();
+            return Vec::new();
+        }
+        self.header_bytes += bytes;
+        headers
+    }
+
+    /// The details of the hop `requestWillBeSent` just started for `id`: the headers it sent,
+    /// how it was initiated, and the redirect response that ended the hop before it, if any.
+    pub(crate) fn hop_details(
+        &mut self,
+        id: &str,
+        request_headers: Vec<Header>,
+        initiator_type: Option<&str>,
+        redirect_response: Option<ResponseSeen>,
+    ) {
+        let request_headers = self.budgeted(request_headers);
+        let redirect_response = redirect_response.map(|mut seen| {
+            seen.headers = self.budgeted(std::mem::take(&mut seen.headers));
+            seen
+        });
+        let Some(record) = self.records.get_mut(id) else {
+            return;
+        };
+        if record.initiator_type.is_none() {
+            record.initiator_type = initiator_type.map(str::to_owned);
+        }
+        let hops = record.hops.len();
+        if let Some(hop) = record.hops.last_mut() {
+            hop.request_headers = request_headers;
+        }
+        if let (Some(seen), Some(previous)) = (
+            redirect_response,
+            hops.checked_sub(2).and_then(|i| record.hops.get_mut(i)),
+        ) {
+            previous.redirect_response = Some(seen);
+        }
+    }
+
+    /// The headers each hop of request `id` really sent (from `requestWillBeSentExtraInfo`, the
+    /// n-th for the n-th hop): they replace what the page's `requestWillBeSent` announced, which
+    /// lacks what the network stack adds (`Cookie` above all).
+    pub(crate) fn sent_headers(&mut self, id: &str, hops: Vec<Vec<Header>>) {
+        for (index, headers) in hops.into_iter().enumerate() {
+            let headers = self.budgeted(headers);
+            if let Some(hop) = self
+                .records
+                .get_mut(id)
+                .and_then(|record| record.hops.get_mut(index))
+                && !headers.is_empty()
+            {
+                hop.request_headers = headers;
+            }
+        }
+    }
+
+    /// The final response of request `id`, as `responseReceived` described it.
+    pub(crate) fn response_details(&mut self, id: &str, mut seen: ResponseSeen) {
+        seen.headers = self.budgeted(std::mem::take(&mut seen.headers));
+        if let Some(record) = self.record(id) {
+            record.response = Some(seen);
+        }
+    }
+
+    /// Whether some headers went unrecorded because the scan's budget was spent.
+    pub(crate) fn hit_header_limit(&self) -> bool {
+        self.headers_dropped
+    }
+
     /// A WebSocket the page opened. It is recorded but never counts as in flight: a socket may
     /// stay open for the page's whole life.
     pub(crate) fn web_socket_created(&mut self, id: &str, url: &str) {
@@ -169,6 +323,8 @@ impl NetworkLog {
             method: "GET".into(),
             started,
             redirect_status: None,
+            request_headers: Vec::new(),
+            redirect_response: None,
         });
         record.resource_type = Some("WebSocket".into());
         record.done = true;
@@ -457,6 +613,13 @@ impl NetworkLog {
                     record.hops.get(i + 1).map(|next| next.started)
                 };
                 let host = host_of(&hop.url);
+                let seen = if is_final {
+                    record.response.as_ref()
+                } else {
+                    hop.redirect_response.as_ref()
+                };
+                let body_bytes = (is_final && record.done && record.failure.is_none())
+                    .then_some(record.bytes_received);
                 out.push(Request {
                     party: party_of(&host, first_party_domain),
                     host,
@@ -485,11 +648,47 @@ impl NetworkLog {
                     after_answer: index >= answered_from,
                     initiator: record.initiator.clone(),
                     listed: None,
+                    initiator_type: record.initiator_type.clone(),
+                    request_headers: hop.request_headers.clone(),
+                    response: seen.map(|seen| ResponseDetails {
+                        status_text: seen.status_text.clone(),
+                        protocol: seen.protocol.clone(),
+                        mime_type: seen.mime_type.clone(),
+                        headers: with_set_cookies(&seen.headers, record.set_cookies.get(i)),
+                        body_bytes,
+                    }),
+                    timing: seen
+                        .and_then(|seen| seen.timing)
+                        .map(|timing| timing.phases(hop.started, ended)),
                 });
             }
         }
         out
     }
+}
+
+/// Most `Set-Cookie` lines added to one response's recorded headers.
+const MAX_SET_COOKIE_HEADERS: usize = 50;
+
+/// A response's headers with its `Set-Cookie` lines (values redacted) added from the raw headers
+/// when `responseReceived` left them out, as it does.
+fn with_set_cookies(headers: &[Header], raw: Option<&(u64, Vec<String>)>) -> Vec<Header> {
+    let mut headers = headers.to_vec();
+    if headers.is_empty() || headers.iter().any(|h| h.name == "set-cookie") {
+        return headers;
+    }
+    if let Some((_, lines)) = raw {
+        headers.extend(
+            lines
+                .iter()
+                .take(MAX_SET_COOKIE_HEADERS)
+                .map(|line| Header {
+                    name: "set-cookie".into(),
+                    value: crate::capture::headers::redact("set-cookie", line.trim()),
+                }),
+        );
+    }
+    headers
 }
 
 /// The host of a URL, lowercased, without brackets; empty for URLs without one (`data:`).

@@ -6,13 +6,28 @@
 //! pump, which hands it here. Each is counted under the DevTools session it belongs to, and a
 //! scan takes its page's counts at capture: a method the scanner listens to becomes a
 //! `capture_warnings` entry (the snapshot may have a hole there); others are logged only.
+//!
+//! One method is read here instead: Chromium 156's `Network.requestWillBeSentExtraInfo` (the
+//! headers a request really sent, `Cookie` included) fails to parse as a whole, since its
+//! `clientSecurityState` renamed a required field. Its request id and headers are all the scan
+//! needs, so they are taken from the raw message (redacted at once) and kept for the session's
+//! capture ([`UnparsedMessages::take_sent_headers`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use serde::Deserialize;
 
-use crate::snapshot::CaptureWarning;
+use crate::snapshot::{CaptureWarning, Header};
+
+/// The method whose raw messages are read rather than counted.
+const SENT_HEADERS_METHOD: &str = "Network.requestWillBeSentExtraInfo";
+
+/// Requests per session whose sent headers are kept at most (a page could send without end).
+const MAX_SENT_HEADERS: usize = 5_000;
+
+/// The headers each hop of a request sent (the n-th entry is the n-th hop), by request id.
+pub(crate) type SentHeaders = HashMap<String, Vec<Vec<Header>>>;
 
 /// The DevTools events the scanner listens to (see `scan::events::subscribe`).
 pub(crate) const LISTENED_METHODS: [&str; 21] = [
@@ -54,7 +69,23 @@ pub(crate) struct UnparsedMessages {
 #[derive(Default)]
 struct Sessions {
     counts: HashMap<String, BTreeMap<String, u64>>,
+    sent_headers: HashMap<String, SentHeaders>,
     order: Vec<String>,
+}
+
+impl Sessions {
+    /// Starts tracking `session` if it is new, forgetting the oldest past [`MAX_SESSIONS`].
+    fn track(&mut self, session: &str) {
+        if self.order.iter().any(|s| s == session) {
+            return;
+        }
+        if self.order.len() >= MAX_SESSIONS {
+            let oldest = self.order.remove(0);
+            self.counts.remove(&oldest);
+            self.sent_headers.remove(&oldest);
+        }
+        self.order.push(session.to_owned());
+    }
 }
 
 /// The envelope of a DevTools message: all that is needed to file it.
@@ -63,6 +94,16 @@ struct Envelope {
     method: Option<String>,
     #[serde(rename = "sessionId")]
     session_id: Option<String>,
+    #[serde(default)]
+    params: Option<SentParams>,
+}
+
+/// The part of `requestWillBeSentExtraInfo` the scan uses.
+#[derive(Deserialize)]
+struct SentParams {
+    #[serde(rename = "requestId")]
+    request_id: Option<String>,
+    headers: Option<serde_json::Value>,
 }
 
 impl UnparsedMessages {
@@ -71,7 +112,24 @@ impl UnparsedMessages {
         let envelope: Envelope = serde_json::from_str(raw).unwrap_or(Envelope {
             method: None,
             session_id: None,
+            params: None,
         });
+        if envelope.method.as_deref() == Some(SENT_HEADERS_METHOD)
+            && let Some(SentParams {
+                request_id: Some(request_id),
+                headers: Some(headers),
+            }) = envelope.params
+        {
+            let headers = crate::capture::headers::all_headers(&headers);
+            let session = envelope.session_id.unwrap_or_default();
+            let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.track(&session);
+            let requests = sessions.sent_headers.entry(session).or_default();
+            if requests.len() < MAX_SENT_HEADERS || requests.contains_key(&request_id) {
+                requests.entry(request_id).or_default().push(headers);
+            }
+            return;
+        }
         let method: String = envelope
             .method
             .unwrap_or_else(|| "(not a DevTools message)".into())
@@ -81,13 +139,7 @@ impl UnparsedMessages {
         let session = envelope.session_id.unwrap_or_default();
         tracing::debug!(%method, session = %session, "DevTools message the protocol types could not parse");
         let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !sessions.counts.contains_key(&session) {
-            if sessions.order.len() >= MAX_SESSIONS {
-                let oldest = sessions.order.remove(0);
-                sessions.counts.remove(&oldest);
-            }
-            sessions.order.push(session.clone());
-        }
+        sessions.track(&session);
         *sessions
             .counts
             .entry(session)
@@ -96,12 +148,20 @@ impl UnparsedMessages {
             .or_default() += 1;
     }
 
+    /// The headers the requests of one session sent so far (and forgets them).
+    pub(crate) fn take_sent_headers(&self, session: &str) -> SentHeaders {
+        let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.sent_headers.remove(session).unwrap_or_default()
+    }
+
     /// The warnings of one session so far (and forgets them): one per listened method that
     /// failed to parse, with its count.
     pub(crate) fn take(&self, session: &str) -> Vec<CaptureWarning> {
         let counts = {
             let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            sessions.order.retain(|s| s != session);
+            if !sessions.sent_headers.contains_key(session) {
+                sessions.order.retain(|s| s != session);
+            }
             sessions.counts.remove(session).unwrap_or_default()
         };
         let mut warnings = Vec::new();
@@ -146,5 +206,30 @@ mod tests {
         );
         assert!(unparsed.take("A").is_empty(), "taken once");
         assert_eq!(unparsed.take("B")[0].count, 1);
+    }
+
+    #[test]
+    fn sent_headers_are_kept_per_hop_redacted_and_not_counted_as_unparsed() {
+        let unparsed = UnparsedMessages::default();
+        let sent = |id: &str, cookie: &str| {
+            format!(
+                r#"{{"method":"Network.requestWillBeSentExtraInfo","sessionId":"S","params":{{"requestId":"{id}","headers":{{"Cookie":"{cookie}","Accept":"*/*"}},"clientSecurityState":{{"localNetworkAccessRequestPolicy":"Allow"}}}}}}"#
+            )
+        };
+        unparsed.record(&sent("1", "sid=s3cr3t-a"));
+        unparsed.record(&sent("1", "sid=s3cr3t-b; x=s3cr3t-c"));
+        unparsed.record(&sent("2", "z=s3cr3t-d"));
+        assert!(unparsed.take("S").is_empty(), "read, not counted");
+        let headers = unparsed.take_sent_headers("S");
+        assert_eq!(headers["1"].len(), 2, "one entry per hop");
+        assert_eq!(
+            headers["1"][1][1],
+            Header {
+                name: "cookie".into(),
+                value: "sid=[redacted]; x=[redacted]".into()
+            }
+        );
+        assert!(!format!("{headers:?}").contains("s3cr3t"));
+        assert!(unparsed.take_sent_headers("S").is_empty(), "taken once");
     }
 }

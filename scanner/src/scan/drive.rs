@@ -260,8 +260,12 @@ pub(super) async fn capture(
     let (cookie_list, tcf_cookie) =
         cookie_list(session, recorder, &first_party_domain, options).await?;
     let tcf = tcf_from_cmp(page).await.or(tcf_cookie);
+    let sent_headers = browser.sent_headers(page.session_id().as_ref());
     let (requests, redirect_chain, console_errors, dialogs, downloads, document_headers) = {
-        let r = lock(recorder);
+        let mut r = lock(recorder);
+        for (id, hops) in sent_headers {
+            r.network.sent_headers(&id, hops);
+        }
         let frames: HashSet<&String> = frame_urls.keys().chain(r.frames.keys()).collect();
         let downloads: Vec<Download> = r
             .downloads
@@ -278,6 +282,11 @@ pub(super) async fn capture(
         if r.network.hit_request_limit() {
             limits_hit.push(LimitHit::RequestCount {
                 max: options.limits.max_requests,
+            });
+        }
+        if r.network.hit_header_limit() {
+            limits_hit.push(LimitHit::HeaderBytes {
+                max_bytes: crate::capture::network::MAX_HEADER_BYTES,
             });
         }
         (

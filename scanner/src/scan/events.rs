@@ -25,7 +25,8 @@ use chromiumoxide::cdp::js_protocol::runtime::{
 use futures::{Stream, StreamExt};
 
 use crate::capture::cookies::{self, CookieWrite};
-use crate::capture::network::NetworkLog;
+use crate::capture::headers;
+use crate::capture::network::{NetworkLog, ResourceTiming, ResponseSeen};
 use crate::capture::scripts::ParsedScript;
 use crate::error::ScanError;
 use crate::snapshot::*;
@@ -48,6 +49,24 @@ fn initiator_url(initiator: &network::Initiator) -> Option<&str> {
         stack = trace.parent.as_deref();
     }
     initiator.url.as_deref().filter(|u| !u.is_empty())
+}
+
+/// What a HAR reader wants of a DevTools response.
+fn response_seen(response: &network::Response) -> ResponseSeen {
+    ResponseSeen {
+        status_text: truncate_chars(&response.status_text, 200),
+        protocol: response.protocol.as_deref().map(|p| truncate_chars(p, 50)),
+        mime_type: Some(truncate_chars(&response.mime_type, 200)).filter(|m| !m.is_empty()),
+        headers: headers::all_headers(response.headers.inner()),
+        timing: response.timing.as_ref().map(|t| ResourceTiming {
+            request_time: t.request_time,
+            dns: (t.dns_start, t.dns_end),
+            connect: (t.connect_start, t.connect_end),
+            ssl: (t.ssl_start, t.ssl_end),
+            send: (t.send_start, t.send_end),
+            receive_headers_end: t.receive_headers_end,
+        }),
+    }
 }
 
 /// Everything the event streams tell us during a scan.
@@ -296,6 +315,12 @@ impl Recorder {
                 if let Some(initiator) = initiator_url(&e.initiator) {
                     self.network.set_initiator(e.request_id.inner(), initiator);
                 }
+                self.network.hop_details(
+                    e.request_id.inner(),
+                    headers::all_headers(e.request.headers.inner()),
+                    Some(e.initiator.r#type.as_ref()),
+                    e.redirect_response.as_ref().map(response_seen),
+                );
             }
             Event::ResponseReceived(e) => {
                 if e.r#type == network::ResourceType::Document {
@@ -308,7 +333,9 @@ impl Recorder {
                     e.request_id.inner(),
                     e.response.status as u16,
                     e.r#type.as_ref(),
-                )
+                );
+                self.network
+                    .response_details(e.request_id.inner(), response_seen(&e.response));
             }
             Event::ResponseExtra(e) => {
                 // A redirect's hop is not the document: only a final response's headers count.

@@ -219,6 +219,7 @@ pub(super) async fn in_context<T>(
             }
         }))
     };
+    let crash_watch = recorder.clone();
     let session = Session {
         browser,
         context,
@@ -228,12 +229,22 @@ pub(super) async fn in_context<T>(
         binding,
         budget,
     };
-    let result = match tokio::time::timeout_at(budget.deadline().into(), body(&session)).await {
-        Ok(result) => result,
-        Err(_) => Err(ScanError::Timeout {
-            seconds: options.scan_timeout.as_secs(),
-            during: "for the whole scan",
-        }),
+    // A crashed renderer answers nothing more: whatever the scan is waiting for (the page to
+    // load, a capture call), it ends now with the crash, not with a timeout later.
+    let crashed = async {
+        while !lock(&crash_watch).crashed {
+            tokio::time::sleep(super::POLL).await;
+        }
+    };
+    let result = tokio::select! {
+        result = tokio::time::timeout_at(budget.deadline().into(), body(&session)) => match result {
+            Ok(result) => result,
+            Err(_) => Err(ScanError::Timeout {
+                seconds: options.scan_timeout.as_secs(),
+                during: "for the whole scan",
+            }),
+        },
+        () = crashed => Err(ScanError::RendererCrashed),
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), session.page.close()).await;
     result

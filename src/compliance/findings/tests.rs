@@ -61,6 +61,10 @@ fn request(url: &str, initiator: &str, rule: Option<&str>, after_answer: bool) -
             list: "easyprivacy".into(),
             rule: rule.into(),
         }),
+        initiator_type: None,
+        request_headers: Vec::new(),
+        response: None,
+        timing: None,
     }
 }
 
