@@ -607,3 +607,81 @@ async fn scan_refuses_a_har_path_it_cannot_write_before_starting_the_browser() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("cannot be used with"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_crawl_writes_the_site_snapshot_and_a_folder_per_page() {
+    let sites = FixtureSites::start().await.expect("fixture sites");
+    let out = tempfile::tempdir().expect("tempdir");
+    let start = sites.url(fixture_sites::outdoor::OUTDOOR, "/");
+    let mut command = siteward();
+    command
+        .args(["scan", &start, "--crawl", "--out"])
+        .arg(out.path())
+        .args([
+            "--max-pages",
+            "3",
+            "--no-sitemaps",
+            "--exclude",
+            "/products",
+            "--trust-spki",
+            sites.spki(),
+            "--quiet",
+            "300ms",
+            "--dwell",
+            "200ms",
+        ]);
+    for mapping in sites.resolve_args() {
+        command.args(["--resolve", &mapping]);
+    }
+    let output = command.output().await.expect("siteward runs");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(err.contains("page 1: "), "{err}");
+    assert!(err.contains("3 pages, 0 unreachable"), "{err}");
+
+    let site: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("site.json")).expect("site.json"))
+            .expect("JSON");
+    let pages = site["pages"].as_array().expect("pages");
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages[0]["url"], start);
+    assert_eq!(site["skipped_counts"]["excluded"], 1);
+    for n in 1..=3 {
+        let folder = out.path().join(format!("pages/{n:03}"));
+        for file in [
+            "snapshot.json",
+            "viewport.png",
+            "fullpage.png",
+            "report.html",
+            "requests.har",
+        ] {
+            assert!(
+                folder.join(file).is_file(),
+                "{} missing",
+                folder.join(file).display()
+            );
+        }
+        let snapshot: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folder.join("snapshot.json")).unwrap()).unwrap();
+        assert_eq!(snapshot["final_url"], pages[n - 1]["final_url"]);
+    }
+    check_har(&out.path().join("pages/002/requests.har"));
+
+    // Bad rules are refused before any browser starts.
+    let output = siteward()
+        .args(["scan", &start, "--crawl", "--exclude", "products", "--out"])
+        .arg(out.path())
+        .output()
+        .await
+        .expect("siteward runs");
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not a path pattern"), "{err}");
+    let output = siteward()
+        .args(["scan", &start, "--max-pages", "5", "--out"])
+        .arg(out.path())
+        .output()
+        .await
+        .expect("siteward runs");
+    assert_eq!(output.status.code(), Some(2), "--max-pages needs --crawl");
+}

@@ -11,6 +11,7 @@ pub mod compliance_sites;
 pub mod consent_managers;
 pub mod demo_shop;
 pub mod dns;
+pub mod outdoor;
 pub mod packages;
 mod pages;
 pub mod payment_page;
@@ -45,8 +46,10 @@ pub const WIDGET: &str = "widget.test";
 pub const PAY: &str = "pay.test";
 /// Every name the fixture server answers for: the shop's own hosts and the tracker hosts of the
 /// compliance fixtures ([`compliance_sites`]).
-pub const HOSTS: [&str; 10] = [
+pub const HOSTS: [&str; 12] = [
     SHOP,
+    outdoor::OUTDOOR,
+    outdoor::OUTDOOR_BLOG,
     CDN,
     ANALYTICS,
     ADS,

@@ -50,6 +50,9 @@ pub(crate) async fn route(
         "127.0.0.1" | "localhost" => SHOP.to_owned(),
         _ => host,
     };
+    if let Some(response) = crate::outdoor::route(&host, request.path(), &http) {
+        return response;
+    }
     if let Some(response) =
         crate::real_world::route(&host, request.path(), &http, &https, ports.ws).await
     {
@@ -407,7 +410,7 @@ const DOWNLOAD_PAGE: &str = r#"<!doctype html><title>Download</title><h1>Downloa
 <a id="d" href="/file.bin" download>report</a>
 <script>document.getElementById("d").click();</script>"#;
 
-const CRASH_PAGE: &str = r#"<!doctype html><title>Crash</title><h1>This page eats memory</h1>
+pub(crate) const CRASH_PAGE: &str = r#"<!doctype html><title>Crash</title><h1>This page eats memory</h1>
 <script>
   const hoard = [];
   while (true) { hoard.push(new Array(1e6).fill(Math.random())); }

@@ -8,6 +8,7 @@
 mod browser;
 mod capture;
 pub mod classify;
+pub mod crawl;
 pub mod egress;
 mod error;
 pub mod har;
@@ -21,8 +22,8 @@ pub use browser::{BrowserOptions, Identity, NOBODY, Supervisor};
 pub use error::ScanError;
 pub use options::{DEFAULT_MIN_DWELL, DEFAULT_QUIET_PERIOD, Limits, ScanOptions};
 pub use scan::{
-    Activity, ActivityMark, FrameInfo, Journey, NavigationRule, ScanOutput, Scanner, Settled,
-    Stage, validate_url,
+    Activity, ActivityMark, CrawlOutput, CrawlStep, FrameInfo, Journey, NavigationRule, ScanOutput,
+    Scanner, Settled, Stage, validate_url,
 };
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};
 

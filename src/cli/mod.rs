@@ -5,6 +5,7 @@ mod bench;
 mod bench_checkout;
 mod bench_compliance;
 mod bench_corpus;
+mod bench_crawl;
 mod bench_crypto;
 mod bench_diff;
 mod bench_purge;
@@ -12,6 +13,7 @@ mod bench_queue;
 mod bench_reports;
 mod bench_scans;
 mod checkout;
+mod crawl;
 mod demo;
 pub mod fail_on;
 mod runner;
@@ -43,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan one URL and write snapshot.json, screenshots and report.html into a folder.
-    Scan(scan::ScanArgs),
+    Scan(Box<scan::ScanArgs>),
     /// Run a checkout test (YAML) against a URL on this machine and write its report: for
     /// writing and debugging a journey before saving it in the service.
     Checkout(checkout::CheckoutArgs),
@@ -57,6 +59,9 @@ pub enum Command {
     /// Measure a compliance scan against plain scans of the same page, and classification with
     /// EasyPrivacy/EasyList against the scan it classifies.
     BenchCompliance(bench_compliance::BenchComplianceArgs),
+    /// Measure a 20-page crawl, one page and four pages at a time, against the same pages
+    /// scanned as separate scans.
+    BenchCrawl(bench_crawl::BenchCrawlArgs),
     /// Measure rendering a client report of 10 pages and 30 days, and printing it to PDF as a
     /// runner does against a bare printToPDF of the same document.
     BenchReports(bench_reports::BenchReportsArgs),
@@ -272,12 +277,13 @@ pub fn parse_viewport(text: &str) -> Result<(u32, u32), String> {
 /// Runs the command and returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Scan(args) => scan::run(args).await,
+        Command::Scan(args) => scan::run(*args).await,
         Command::Checkout(args) => checkout::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchCheckout(args) => bench_checkout::run(args).await,
         Command::BenchCompliance(args) => bench_compliance::run(args).await,
+        Command::BenchCrawl(args) => bench_crawl::run(args).await,
         Command::BenchReports(args) => bench_reports::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,

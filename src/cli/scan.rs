@@ -1,5 +1,5 @@
-//! `siteward scan URL --out DIR`: one scan (or with `--compliance`, a compliance scan's visits),
-//! written to a folder, with `--fail-on` gates.
+//! `siteward scan URL --out DIR`: one scan (or with `--compliance`, a compliance scan's visits;
+//! with `--crawl`, the pages of the whole site), written to a folder, with `--fail-on` gates.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -75,8 +75,10 @@ pub struct ScanArgs {
     pub fail_on: Vec<String>,
     /// Also write the page's requests as HAR 1.2 to FILE (timings, headers with cookie values
     /// and credentials redacted, sizes, initiators; never bodies).
-    #[arg(long, value_name = "FILE", conflicts_with = "compliance")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["compliance", "crawl"])]
     pub har: Option<PathBuf>,
+    #[command(flatten)]
+    pub crawl: super::crawl::CrawlArgs,
     /// Cap the full-page screenshot at this many pixels of height.
     #[arg(long, default_value_t = Limits::default().max_full_page_height)]
     pub max_page_height: u32,
@@ -175,6 +177,9 @@ pub async fn run(args: ScanArgs) -> ExitCode {
     if args.compliance {
         return super::scan_compliance::run(&args, options, &rules).await;
     }
+    if args.crawl.crawl {
+        return super::crawl::run(&args, options, &rules).await;
+    }
     let scanner = Scanner::new(Supervisor::new(args.browser.browser_options(1)));
     let started = Instant::now();
     let quiet = args.quiet_progress;
@@ -221,7 +226,7 @@ pub async fn run(args: ScanArgs) -> ExitCode {
     ExitCode::from(exit::RULE_FAILED)
 }
 
-fn prepare_out_dir(out: &Path) -> Result<(), String> {
+pub(super) fn prepare_out_dir(out: &Path) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let probe = out.join(".siteward-write-test");
     std::fs::write(&probe, b"").map_err(|e| format!("cannot write into {}: {e}", out.display()))?;

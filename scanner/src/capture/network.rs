@@ -148,8 +148,10 @@ pub(crate) struct NetworkLog {
     last_activity: Option<Instant>,
     max_requests: usize,
     dropped: bool,
-    /// Requests from this index on were first seen after the page was hidden.
+    /// Requests from this index on were first seen after the page was hidden ...
     hidden_from: Option<usize>,
+    /// ... and until this one, when it was shown again.
+    shown_from: Option<usize>,
     /// Requests from this index on were first seen after the cookie banner was answered.
     answered_from: Option<usize>,
     /// URLs workers run from (see [`NetworkLog::handed_to_worker`]).
@@ -584,6 +586,13 @@ impl NetworkLog {
     /// The page is being hidden: requests seen from now on are marked `after_hide`.
     pub(crate) fn mark_hidden(&mut self) {
         self.hidden_from = Some(self.order.len());
+        self.shown_from = None;
+    }
+
+    /// The page is shown again: requests seen from now on are not `after_hide` (the next page of
+    /// a session).
+    pub(crate) fn mark_shown(&mut self) {
+        self.shown_from = Some(self.order.len());
     }
 
     /// How many requests have been seen so far: a mark to read later requests from.
@@ -597,7 +606,7 @@ impl NetworkLog {
         let ms = |t: f64| ((t - origin) * 1000.0).max(0.0).round() as u64;
         let mut out = Vec::new();
         let later = self.order.get(from..).unwrap_or_default();
-        let hidden_from = self.hidden_from.unwrap_or(usize::MAX);
+        let hidden = self.hidden_from.unwrap_or(usize::MAX)..self.shown_from.unwrap_or(usize::MAX);
         let answered_from = self.answered_from.unwrap_or(usize::MAX);
         for (index, record) in later
             .iter()
@@ -644,7 +653,7 @@ impl NetworkLog {
                     duration_ms: ended
                         .map(|e| ((e - hop.started) * 1000.0).max(0.0).round() as u64),
                     encoded_bytes: if is_final { record.encoded_bytes } else { None },
-                    after_hide: index >= hidden_from,
+                    after_hide: hidden.contains(&index),
                     after_answer: index >= answered_from,
                     initiator: record.initiator.clone(),
                     listed: None,

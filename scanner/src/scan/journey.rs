@@ -228,6 +228,69 @@ impl Journey<'_> {
         Ok(())
     }
 
+    /// Opens `url` the way a scan does — the same waits, the dwell, a scroll through the page,
+    /// a moment hidden after the capture — and captures it: what a visitor moving on to this page
+    /// in the same session receives (a crawl's page).
+    pub async fn visit(
+        &self,
+        url: &url::Url,
+        progress: &(dyn Fn(Stage) + Send + Sync),
+    ) -> Result<ScanOutput, ScanError> {
+        {
+            let mut r = lock(&self.session.recorder);
+            r.main_request = None;
+            r.load_fired_at = None;
+        }
+        let started_at = now_rfc3339();
+        let started = Instant::now();
+        progress(Stage::Navigate);
+        let main_request = navigate(
+            &self.session.page,
+            &self.session.recorder,
+            &self.session.guard,
+            url,
+            started,
+            self.options,
+            self.session.budget,
+        )
+        .await
+        .map_err(|error| self.refusal_of(url.as_str()).unwrap_or(error))?;
+        progress(Stage::Wait);
+        let Waited {
+            load_ms,
+            network_quiet_ms,
+            settle,
+            limits_hit,
+        } = wait_for_load_and_quiet(self.session, started, self.options, Scroll::ThroughPage)
+            .await?;
+        let from = lock(&self.session.recorder)
+            .navigations
+            .iter()
+            .rev()
+            .find(|mark| mark.request_id == main_request)
+            .cloned()
+            .unwrap_or_default();
+        capture(
+            self.session,
+            self.options,
+            progress,
+            PageVisit {
+                requested_url: url.to_string(),
+                main_request: Some(main_request),
+                from,
+                started_at,
+                started,
+                load_ms,
+                network_quiet_ms,
+                settle: Some(settle),
+                limits_hit,
+                consent: None,
+                leave: Leave::HidePage,
+            },
+        )
+        .await
+    }
+
     /// The refusal of a navigation to `url` by the journey's rule, if that is what happened.
     pub fn refusal_of(&self, url: &str) -> Option<ScanError> {
         let r = lock(&self.session.recorder);

@@ -2,6 +2,7 @@
 //! and network quiet, then the capture.
 
 mod consent;
+mod crawl;
 mod drive;
 mod events;
 mod frames;
@@ -27,6 +28,7 @@ use crate::options::ScanOptions;
 use crate::snapshot::*;
 
 use consent::*;
+pub use crawl::{CrawlOutput, CrawlStep};
 use drive::*;
 use events::*;
 pub use frames::FrameInfo;

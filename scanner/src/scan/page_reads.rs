@@ -118,6 +118,7 @@ pub(super) async fn hide_for_a_moment(page: &Page, recorder: &Mutex<Recorder>) {
         }
         tokio::time::sleep(POLL).await;
     }
+    lock(recorder).network.mark_shown();
     if let Err(error) = call(
         "showing the page again",
         page.execute(lifecycle(SetWebLifecycleStateState::Active)),
