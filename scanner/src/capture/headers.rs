@@ -80,14 +80,21 @@ pub(crate) fn security_headers(headers: &serde_json::Value) -> Vec<Header> {
 /// What stands in for a redacted value.
 pub const REDACTED: &str = "[redacted]";
 
-/// Headers whose whole value is a credential: only an `Authorization`-style scheme word is kept.
-const CREDENTIAL_HEADERS: [&str; 6] = [
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "x-auth-token",
-    "x-csrf-token",
-    "x-xsrf-token",
+/// Headers whose value is a credential behind a scheme word (`Bearer abc`): the scheme is kept.
+const SCHEME_CREDENTIALS: [&str; 2] = ["authorization", "proxy-authorization"];
+
+/// Words that make a header's whole value a credential wherever they appear in its name
+/// (`x-api-key`, `x-auth-token`, `x-csrf-token`, `x-amz-security-token`, `x-session-id`...).
+const CREDENTIAL_WORDS: [&str; 9] = [
+    "auth",
+    "token",
+    "key",
+    "secret",
+    "session",
+    "signature",
+    "csrf",
+    "xsrf",
+    "password",
 ];
 
 /// Characters kept of one value in [`all_headers`].
@@ -148,7 +155,7 @@ pub(crate) fn redact(name: &str, value: &str) -> String {
                 None => format!("{name}={REDACTED}"),
             }
         }
-        _ if CREDENTIAL_HEADERS.contains(&name) => match value.split_once(' ') {
+        _ if SCHEME_CREDENTIALS.contains(&name) => match value.split_once(' ') {
             // `Bearer abc`, `Basic abc`: the scheme says what kind of credential it was.
             Some((scheme, _))
                 if scheme.len() <= 20 && scheme.chars().all(|c| c.is_ascii_alphanumeric()) =>
@@ -157,6 +164,7 @@ pub(crate) fn redact(name: &str, value: &str) -> String {
             }
             _ => REDACTED.to_owned(),
         },
+        _ if CREDENTIAL_WORDS.iter().any(|word| name.contains(word)) => REDACTED.to_owned(),
         _ => value.to_owned(),
     }
 }
@@ -223,7 +231,8 @@ mod tests {
             "Set-Cookie": "sid=s3cr3t-3; Path=/; HttpOnly\nlone=s3cr3t-4",
             "Authorization": "Bearer s3cr3t-5",
             "Proxy-Authorization": "s3cr3t-6",
-            "X-Api-Key": "s3cr3t-7",
+            "X-Api-Key": "Key s3cr3t-7",
+            "X-Amz-Security-Token": "s3cr3t-8",
             "Accept": "text/html",
         });
         let lines: Vec<String> = all_headers(&headers)
@@ -239,6 +248,7 @@ mod tests {
                 "proxy-authorization: [redacted]",
                 "set-cookie: sid=[redacted]; Path=/; HttpOnly",
                 "set-cookie: lone=[redacted]",
+                "x-amz-security-token: [redacted]",
                 "x-api-key: [redacted]",
             ]
         );

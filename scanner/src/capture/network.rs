@@ -602,7 +602,18 @@ impl NetworkLog {
 
     /// The hops of the requests first seen after the first `from`.
     pub(crate) fn requests_from(&self, from: usize, first_party_domain: &str) -> Vec<Request> {
-        let origin = self.origin.unwrap_or(0.0);
+        // Times count from the first of these requests: a page's own start, also when it is
+        // one of several pages of a session.
+        let origin = self
+            .order
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| self.records.get(id)?.hops.first())
+            .map(|hop| hop.started)
+            .reduce(f64::min)
+            .or(self.origin)
+            .unwrap_or(0.0);
         let ms = |t: f64| ((t - origin) * 1000.0).max(0.0).round() as u64;
         let mut out = Vec::new();
         let later = self.order.get(from..).unwrap_or_default();

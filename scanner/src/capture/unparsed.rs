@@ -25,6 +25,11 @@ const SENT_HEADERS_METHOD: &str = "Network.requestWillBeSentExtraInfo";
 
 /// Requests per session whose sent headers are kept at most (a page could send without end).
 const MAX_SENT_HEADERS: usize = 5_000;
+/// Header bytes kept per session at most: what one scan records in all.
+const MAX_SENT_BYTES_PER_SESSION: u64 = crate::capture::network::MAX_HEADER_BYTES;
+/// Header bytes kept for all sessions together at most (sessions nobody takes, such as a frame's
+/// or a failed scan's, wait for eviction).
+const MAX_SENT_BYTES: u64 = 16 * MAX_SENT_BYTES_PER_SESSION;
 
 /// The headers each hop of a request sent (the n-th entry is the n-th hop), by request id.
 pub(crate) type SentHeaders = HashMap<String, Vec<Vec<Header>>>;
@@ -70,6 +75,9 @@ pub(crate) struct UnparsedMessages {
 struct Sessions {
     counts: HashMap<String, BTreeMap<String, u64>>,
     sent_headers: HashMap<String, SentHeaders>,
+    /// Bytes of `sent_headers`, per session and in all.
+    sent_bytes: HashMap<String, u64>,
+    sent_bytes_total: u64,
     order: Vec<String>,
 }
 
@@ -82,9 +90,15 @@ impl Sessions {
         if self.order.len() >= MAX_SESSIONS {
             let oldest = self.order.remove(0);
             self.counts.remove(&oldest);
-            self.sent_headers.remove(&oldest);
+            self.forget_sent(&oldest);
         }
         self.order.push(session.to_owned());
+    }
+
+    fn forget_sent(&mut self, session: &str) -> SentHeaders {
+        let bytes = self.sent_bytes.remove(session).unwrap_or_default();
+        self.sent_bytes_total = self.sent_bytes_total.saturating_sub(bytes);
+        self.sent_headers.remove(session).unwrap_or_default()
     }
 }
 
@@ -121,12 +135,28 @@ impl UnparsedMessages {
             }) = envelope.params
         {
             let headers = crate::capture::headers::all_headers(&headers);
+            let bytes: u64 = headers
+                .iter()
+                .map(|h| (h.name.len() + h.value.len()) as u64)
+                .sum();
             let session = envelope.session_id.unwrap_or_default();
             let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             sessions.track(&session);
-            let requests = sessions.sent_headers.entry(session).or_default();
+            let session_bytes = sessions
+                .sent_bytes
+                .get(&session)
+                .copied()
+                .unwrap_or_default();
+            if session_bytes + bytes > MAX_SENT_BYTES_PER_SESSION
+                || sessions.sent_bytes_total + bytes > MAX_SENT_BYTES
+            {
+                return;
+            }
+            let requests = sessions.sent_headers.entry(session.clone()).or_default();
             if requests.len() < MAX_SENT_HEADERS || requests.contains_key(&request_id) {
                 requests.entry(request_id).or_default().push(headers);
+                *sessions.sent_bytes.entry(session).or_default() += bytes;
+                sessions.sent_bytes_total += bytes;
             }
             return;
         }
@@ -151,7 +181,7 @@ impl UnparsedMessages {
     /// The headers the requests of one session sent so far (and forgets them).
     pub(crate) fn take_sent_headers(&self, session: &str) -> SentHeaders {
         let mut sessions = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.sent_headers.remove(session).unwrap_or_default()
+        sessions.forget_sent(session)
     }
 
     /// The warnings of one session so far (and forgets them): one per listened method that

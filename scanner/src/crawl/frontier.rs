@@ -96,7 +96,8 @@ pub enum Offer {
 pub struct Frontier {
     rules: CrawlRules,
     site: String,
-    robots: Robots,
+    /// The `robots.txt` read, and the origin it speaks for.
+    robots: Option<(url::Origin, Robots)>,
     seen: HashSet<String>,
     queue: VecDeque<Planned>,
     handed_out: usize,
@@ -113,7 +114,7 @@ impl Frontier {
         let mut frontier = Self {
             rules,
             site,
-            robots: Robots::default(),
+            robots: None,
             seen: HashSet::new(),
             queue: VecDeque::new(),
             handed_out: 0,
@@ -135,11 +136,12 @@ impl Frontier {
         &self.rules
     }
 
-    /// The site's `robots.txt`, applied to every candidate offered from now on (when the rules
-    /// respect it).
-    pub fn set_robots(&mut self, robots: Robots) {
+    /// The `robots.txt` of `origin`, applied to every candidate of that origin offered from now
+    /// on (when the rules respect it). Other hosts of the site answer for themselves: their pages
+    /// are not held to it.
+    pub fn set_robots(&mut self, origin: url::Origin, robots: Robots) {
         if self.rules.respect_robots {
-            self.robots = robots;
+            self.robots = Some((origin, robots));
         }
     }
 
@@ -164,7 +166,11 @@ impl Frontier {
             })
         } else if !self.rules.included(&url) {
             Some(SkipReason::NotIncluded)
-        } else if !self.robots.allows(&url) {
+        } else if self
+            .robots
+            .as_ref()
+            .is_some_and(|(origin, robots)| url.origin() == *origin && !robots.allows(&url))
+        {
             Some(SkipReason::Robots)
         } else if depth > self.rules.max_depth {
             Some(SkipReason::TooDeep)
@@ -323,7 +329,10 @@ mod tests {
                 ..CrawlRules::default()
             },
         );
-        frontier.set_robots(Robots::parse("User-agent: *\nDisallow: /account/\n"));
+        frontier.set_robots(
+            start().origin(),
+            Robots::parse("User-agent: *\nDisallow: /account/\n"),
+        );
         assert_eq!(
             link(&mut frontier, "/cart?add=1", 1),
             Offer::Skipped(SkipReason::Excluded {
@@ -362,7 +371,10 @@ mod tests {
                 ..CrawlRules::default()
             },
         );
-        only_blog.set_robots(Robots::parse("User-agent: *\nDisallow: /\n"));
+        only_blog.set_robots(
+            start().origin(),
+            Robots::parse("User-agent: *\nDisallow: /\n"),
+        );
         assert_eq!(link(&mut only_blog, "/blog/a", 1), Offer::Queued);
         assert_eq!(
             link(&mut only_blog, "/about", 1),

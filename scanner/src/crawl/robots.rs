@@ -76,6 +76,14 @@ impl Robots {
         }
     }
 
+    /// What a server error for `robots.txt` means (RFC 9309 2.3.1.4): nothing may be visited.
+    pub fn disallow_all() -> Self {
+        Self {
+            sitemaps: Vec::new(),
+            rules: vec![(false, "/".into())],
+        }
+    }
+
     /// Whether the path (and query) of `url` may be visited: the longest matching rule decides,
     /// `Allow` winning a tie; no matching rule allows.
     pub fn allows(&self, url: &Url) -> bool {

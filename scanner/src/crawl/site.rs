@@ -116,6 +116,8 @@ pub struct VisitedPage<'a> {
     pub depth: u32,
     pub found_by: &'a Source,
     pub links: usize,
+    /// The browsing session it was visited in (pages of one session share cookies).
+    pub session: usize,
     pub snapshot: &'a Snapshot,
 }
 
@@ -153,8 +155,8 @@ impl SiteSnapshot {
         let mut tracker_rule: BTreeMap<String, (String, String)> = BTreeMap::new();
         // In one session a cookie stays in the browser from page to page: it is credited to the
         // page whose visit set it, not to every later one.
-        let carried_over = record.rules.one_session;
-        let mut before: std::collections::BTreeSet<(String, String)> = Default::default();
+        let mut before: BTreeMap<usize, std::collections::BTreeSet<(String, String)>> =
+            BTreeMap::new();
         for page in pages {
             let snapshot = page.snapshot;
             let at = snapshot.final_url.as_str();
@@ -166,11 +168,14 @@ impl SiteSnapshot {
                     cookie.party,
                     cookie.classification.as_ref().map(|c| c.category.clone()),
                 ));
-                if !(carried_over && before.contains(&key)) {
+                let carried_over = before
+                    .get(&page.session)
+                    .is_some_and(|earlier| earlier.contains(&key));
+                if !carried_over {
                     note(&mut cookies, key, at);
                 }
             }
-            before = present;
+            before.insert(page.session, present);
             for host in &snapshot.third_party_hosts {
                 note(&mut hosts, host.clone(), at);
             }

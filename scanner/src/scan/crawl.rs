@@ -58,12 +58,26 @@ pub enum CrawlStep<'a> {
 /// nothing already captured.
 struct Progress {
     frontier: Frontier,
-    pages: Vec<(Planned, usize, ScanOutput)>,
+    /// Each page with its first-party link count and the number of the session it was seen in.
+    pages: Vec<(Planned, usize, usize, ScanOutput)>,
     unreachable: Vec<Unreachable>,
     sitemaps: Vec<SitemapRead>,
     /// Pages handed to a lane and not yet recorded: while any is, an empty queue may still fill.
     in_flight: usize,
     robots_read: bool,
+    /// The first page's sitemaps are being read: an empty queue may still fill.
+    sitemaps_under_way: bool,
+    /// Sessions started so far, to number them.
+    sessions: usize,
+}
+
+/// Marks the sitemaps as read when dropped, however their reading ends.
+struct SitemapsUnderWay<'a>(&'a Mutex<Progress>);
+
+impl Drop for SitemapsUnderWay<'_> {
+    fn drop(&mut self) {
+        lock_progress(self.0).sitemaps_under_way = false;
+    }
 }
 
 /// What a lane does next.
@@ -98,6 +112,8 @@ impl Scanner {
             sitemaps: Vec::new(),
             in_flight: 0,
             robots_read: false,
+            sitemaps_under_way: false,
+            sessions: 0,
         });
         let page_options = ScanOptions {
             consent_mode: ConsentMode::NoInteraction,
@@ -134,18 +150,19 @@ impl Scanner {
         };
         let visited: Vec<VisitedPage<'_>> = pages
             .iter()
-            .map(|(planned, links, output)| VisitedPage {
+            .map(|(planned, links, session, output)| VisitedPage {
                 url: planned.url.as_str(),
                 depth: planned.depth,
                 found_by: &planned.source,
                 links: *links,
+                session: *session,
                 snapshot: &output.snapshot,
             })
             .collect();
         let site = SiteSnapshot::assemble(record, &visited);
         Ok(CrawlOutput {
             site,
-            pages: pages.into_iter().map(|(_, _, output)| output).collect(),
+            pages: pages.into_iter().map(|(_, _, _, output)| output).collect(),
         })
     }
 }
@@ -174,14 +191,18 @@ impl Crawl<'_> {
             // The page under way, to blame if the session dies under it.
             let current = Mutex::new(Some(first.clone()));
             let site = first.url.to_string();
+            let session = {
+                let mut progress = lock_progress(self.state);
+                progress.sessions += 1;
+                progress.sessions
+            };
             let result = self
                 .scanner
                 .journey(&site, &session_options, anywhere.clone(), async |journey| {
                     let mut planned = first;
                     loop {
                         *lock_current(&current) = Some(planned.clone());
-                        visit(journey, self.state, planned, self.step).await?;
-                        *lock_current(&current) = None;
+                        visit(journey, self.state, &current, session, planned, self.step).await?;
                         if !self.one_session {
                             return Ok(());
                         }
@@ -253,7 +274,11 @@ fn take_next(state: &Mutex<Progress>, deadline: Instant, options: &ScanOptions) 
             progress.in_flight += 1;
             Next::Page(next)
         }
-        None if progress.in_flight > 0 && progress.frontier.has_room() => Next::Wait,
+        None if (progress.in_flight > 0 || progress.sitemaps_under_way)
+            && progress.frontier.has_room() =>
+        {
+            Next::Wait
+        }
         None => Next::Done,
     }
 }
@@ -264,6 +289,8 @@ fn take_next(state: &Mutex<Progress>, deadline: Instant, options: &ScanOptions) 
 async fn visit(
     journey: &Journey<'_>,
     state: &Mutex<Progress>,
+    current: &Mutex<Option<Planned>>,
+    session: usize,
     planned: Planned,
     step: &(dyn Fn(CrawlStep<'_>) + Send + Sync),
 ) -> Result<(), ScanError> {
@@ -287,6 +314,7 @@ async fn visit(
                 url: planned.url.to_string(),
                 reason,
             });
+            *lock_current(current) = None;
             return Ok(());
         }
     };
@@ -294,27 +322,36 @@ async fn visit(
     let (on_site, first_page) = {
         let mut progress = lock_progress(state);
         progress.frontier.arrived_at(&final_url);
-        let first = !progress.robots_read;
-        progress.robots_read = true;
-        (progress.frontier.on_site(&final_url), first)
+        let on_site = progress.frontier.on_site(&final_url);
+        let first = !progress.robots_read && on_site;
+        if first {
+            progress.robots_read = true;
+            progress.sitemaps_under_way = true;
+        }
+        (on_site, first)
     };
+    let under_way = first_page.then(|| SitemapsUnderWay(state));
     // The site's rules apply before the first page's links are taken.
-    let sitemaps = if first_page && on_site {
+    let sitemaps = if first_page {
         step(CrawlStep::Sitemaps);
         read_robots(journey, state, &final_url).await
     } else {
         Vec::new()
     };
-    // Links only from pages of the site: a link that left it is the end of that path.
-    let links: Vec<String> = if on_site {
-        journey
-            .evaluate(LINKS_JS)
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default()
+    // Links only from pages of the site: a link that left it is the end of that path. A page
+    // whose links cannot be read is kept without them.
+    let read_links = if on_site {
+        journey.evaluate(LINKS_JS).await
     } else {
-        Vec::new()
+        Ok(None)
     };
+    let links: Vec<String> = read_links
+        .as_ref()
+        .ok()
+        .cloned()
+        .flatten()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
     {
         let mut progress = lock_progress(state);
         let mut first_party = 0;
@@ -335,11 +372,18 @@ async fn visit(
             }
         }
         progress.in_flight = progress.in_flight.saturating_sub(1);
-        progress.pages.push((planned, first_party, output));
+        progress.pages.push((planned, first_party, session, output));
+        *lock_current(current) = None;
     }
-    if first_page && on_site && lock_progress(state).frontier.rules().sitemaps {
+    if let Err(error) = read_links
+        && ends_the_session(&error)
+    {
+        return Err(error);
+    }
+    if first_page && lock_progress(state).frontier.rules().sitemaps {
         read_sitemaps(journey, state, &final_url, sitemaps).await;
     }
+    drop(under_way);
     Ok(())
 }
 
@@ -358,13 +402,23 @@ fn ends_the_session(error: &ScanError) -> bool {
 /// A same-origin fetch from the page's isolated world: the status and the body's bytes.
 async fn fetch(journey: &Journey<'_>, url: &Url) -> Result<(u16, Vec<u8>), String> {
     let literal = serde_json::to_string(url.as_str()).map_err(|e| e.to_string())?;
+    // Read chunk by chunk, stopping past the cap: a compressed bomb is never inflated whole.
     let expression = format!(
         "(async () => {{ try {{ \
            const r = await fetch({literal}, {{credentials: 'omit', cache: 'no-store', redirect: 'follow'}}); \
-           const bytes = new Uint8Array(await r.arrayBuffer()); \
-           if (bytes.length > {MAX_FETCH_BYTES}) return {{status: r.status, error: 'larger than {MAX_FETCH_BYTES} bytes'}}; \
+           const length = Number(r.headers.get('content-length') || 0); \
+           if (length > {MAX_FETCH_BYTES}) {{ r.body && r.body.cancel(); return {{status: r.status, error: 'larger than {MAX_FETCH_BYTES} bytes'}}; }} \
+           const reader = r.body ? r.body.getReader() : null; \
+           const chunks = []; let total = 0; \
+           while (reader) {{ \
+             const {{done, value}} = await reader.read(); \
+             if (done) break; \
+             total += value.length; \
+             if (total > {MAX_FETCH_BYTES}) {{ reader.cancel(); return {{status: r.status, error: 'larger than {MAX_FETCH_BYTES} bytes'}}; }} \
+             chunks.push(value); \
+           }} \
            let text = ''; \
-           for (let i = 0; i < bytes.length; i += 32768) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 32768)); \
+           for (const chunk of chunks) for (let i = 0; i < chunk.length; i += 32768) text += String.fromCharCode.apply(null, chunk.subarray(i, i + 32768)); \
            return {{status: r.status, body: btoa(text)}}; \
          }} catch (e) {{ return {{error: String(e)}}; }} }})()"
     );
@@ -395,8 +449,12 @@ async fn read_robots(journey: &Journey<'_>, state: &Mutex<Progress>, page: &Url)
     let Ok(robots_url) = page.join("/robots.txt") else {
         return Vec::new();
     };
+    // RFC 9309: a server error means "assume everything is disallowed"; a missing file (4xx)
+    // allows everything. A fetch that failed in the page (a CSP, a network error) is read as
+    // missing: the crawl cannot tell it from the site's answer.
     let robots = match fetch(journey, &robots_url).await {
-        Ok((200, body)) => Robots::parse(&String::from_utf8_lossy(&body)),
+        Ok((200..=299, body)) => Robots::parse(&String::from_utf8_lossy(&body)),
+        Ok((500..=599, _)) => Robots::disallow_all(),
         _ => Robots::default(),
     };
     let named = robots
@@ -404,7 +462,9 @@ async fn read_robots(journey: &Journey<'_>, state: &Mutex<Progress>, page: &Url)
         .iter()
         .filter_map(|s| Url::parse(s).ok())
         .collect();
-    lock_progress(state).frontier.set_robots(robots);
+    lock_progress(state)
+        .frontier
+        .set_robots(robots_url.origin(), robots);
     named
 }
 
@@ -414,16 +474,20 @@ async fn read_sitemaps(
     journey: &Journey<'_>,
     state: &Mutex<Progress>,
     page: &Url,
-    mut queue: Vec<Url>,
+    named: Vec<Url>,
 ) {
+    let mut queue: std::collections::VecDeque<Url> = named.into();
     let origin = page.origin();
     if let Ok(default) = page.join("/sitemap.xml") {
-        queue.push(default);
+        queue.push_back(default);
     }
     let mut read: Vec<Url> = Vec::new();
     let mut offered = 0;
-    while let Some(sitemap) = (!queue.is_empty()).then(|| queue.remove(0)) {
-        if read.contains(&sitemap) || read.len() >= MAX_SITEMAPS {
+    while let Some(sitemap) = queue.pop_front() {
+        if read.len() >= MAX_SITEMAPS {
+            break;
+        }
+        if read.contains(&sitemap) {
             continue;
         }
         read.push(sitemap.clone());
@@ -444,7 +508,13 @@ async fn read_sitemaps(
         let mut progress = lock_progress(state);
         match outcome {
             Ok(Sitemap::Index(children)) => {
-                queue.extend(children.iter().filter_map(|c| Url::parse(c).ok()));
+                let room = MAX_SITEMAPS.saturating_sub(read.len() + queue.len());
+                queue.extend(
+                    children
+                        .iter()
+                        .filter_map(|c| Url::parse(c).ok())
+                        .take(room),
+                );
             }
             Ok(Sitemap::Pages(pages)) => {
                 for page_url in pages {
