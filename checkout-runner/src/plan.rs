@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use scanner::url_pattern::{glob_matches, path_and_query};
+
 use crate::yaml::{self, Node, Position, Value};
 
 /// The per-step timeout when neither the test nor the step sets one.
@@ -337,10 +339,7 @@ impl UrlPattern {
     pub fn matches(&self, url: &str) -> bool {
         let subject = if self.0.starts_with('/') {
             match url::Url::parse(url) {
-                Ok(url) => match url.query() {
-                    Some(query) => format!("{}?{query}", url.path()),
-                    None => url.path().to_owned(),
-                },
+                Ok(url) => path_and_query(&url),
                 Err(_) => return false,
             }
         } else {
@@ -348,29 +347,6 @@ impl UrlPattern {
         };
         glob_matches(&self.0, &subject)
     }
-}
-
-/// `*`-only glob matching in linear space and O(pattern × text) time at worst.
-fn glob_matches(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((star_p, star_t)) = star {
-            pi = star_p + 1;
-            ti = star_t + 1;
-            star = Some((star_p, star_t + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// A host a test may open pages on: `shop.example` or `*.shop.example` (any subdomain).

@@ -17,6 +17,7 @@ pub mod party;
 pub mod profile;
 mod scan;
 pub mod snapshot;
+pub mod url_pattern;
 
 pub use browser::{BrowserOptions, Identity, NOBODY, Supervisor};
 pub use error::ScanError;

@@ -13,7 +13,7 @@ use scanner::{CrawlStep, ScanOptions, Scanner, Supervisor};
 
 use super::fail_on::FailRule;
 use super::scan::{ScanArgs, write_output};
-use super::{exit, fail, parse_duration};
+use super::{fail, parse_duration};
 
 #[derive(Debug, Clone, Args)]
 pub struct CrawlArgs {
@@ -151,13 +151,7 @@ pub async fn run(args: &ScanArgs, options: ScanOptions, rules: &[FailRule]) -> E
             })
         })
         .collect();
-    if violations.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    for violation in &violations {
-        eprintln!("siteward: fail-on: {violation}");
-    }
-    ExitCode::from(exit::RULE_FAILED)
+    super::fail_on::exit_with(&violations)
 }
 
 /// Writes `site.json` and each page's folder, `pages/001/` on.

@@ -182,6 +182,18 @@ impl HostAllowList {
     }
 }
 
+/// The exit of a command whose output is written: success, or each violation on stderr and
+/// exit code 1.
+pub fn exit_with(violations: &[String]) -> std::process::ExitCode {
+    if violations.is_empty() {
+        return std::process::ExitCode::SUCCESS;
+    }
+    for violation in violations {
+        eprintln!("siteward: fail-on: {violation}");
+    }
+    std::process::ExitCode::from(super::exit::RULE_FAILED)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

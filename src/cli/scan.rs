@@ -11,7 +11,7 @@ use scanner::snapshot::ConsentMode;
 use scanner::{Limits, ScanOptions, Scanner, Stage, Supervisor};
 
 use super::fail_on::{FailRule, RULE_NAMES};
-use super::{BrowserArgs, ClassifyArgs, EgressArgs, exit, fail, parse_duration, parse_viewport};
+use super::{BrowserArgs, ClassifyArgs, EgressArgs, fail, parse_duration, parse_viewport};
 use crate::reports::render_scan_report;
 
 #[derive(Debug, Clone, Args)]
@@ -217,13 +217,7 @@ pub async fn run(args: ScanArgs) -> ExitCode {
         .iter()
         .flat_map(|rule| rule.violations(&output.snapshot))
         .collect();
-    if violations.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    for violation in &violations {
-        eprintln!("siteward: fail-on: {violation}");
-    }
-    ExitCode::from(exit::RULE_FAILED)
+    super::fail_on::exit_with(&violations)
 }
 
 pub(super) fn prepare_out_dir(out: &Path) -> Result<(), String> {

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use scanner::{ScanOptions, Scanner, Stage, Supervisor};
 
+use super::fail;
 use super::fail_on::FailRule;
 use super::scan::{ScanArgs, write_output};
-use super::{exit, fail};
 use crate::compliance::visits::{self, Visit, VisitOutcomes};
 use crate::compliance::{ComplianceReport, Finding, GpcVerdict};
 use crate::reports::render_compliance_report;
@@ -98,13 +98,7 @@ pub async fn run(args: &ScanArgs, options: ScanOptions, rules: &[FailRule]) -> E
             }
         }
     }
-    if violations.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    for violation in &violations {
-        eprintln!("siteward: fail-on: {violation}");
-    }
-    ExitCode::from(exit::RULE_FAILED)
+    super::fail_on::exit_with(&violations)
 }
 
 /// The report for a terminal: each visit in a line, then the findings, worst first.

@@ -87,10 +87,7 @@ impl Robots {
     /// Whether the path (and query) of `url` may be visited: the longest matching rule decides,
     /// `Allow` winning a tie; no matching rule allows.
     pub fn allows(&self, url: &Url) -> bool {
-        let target = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
+        let target = crate::url_pattern::path_and_query(url);
         self.rules
             .iter()
             .filter(|(_, rule)| rule_matches(rule, &target))

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::url_pattern::{glob_matches, path_and_query};
+
 /// Patterns per list at most, and characters per pattern.
 const MAX_PATTERNS: usize = 50;
 const MAX_PATTERN_CHARS: usize = 200;
@@ -58,35 +60,8 @@ impl Pattern {
 
     /// Whether the URL's path (with its query) matches.
     pub fn matches(&self, url: &Url) -> bool {
-        let target = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_owned(),
-        };
-        wildcard_match(&self.0, &target)
+        glob_matches(&self.0, &path_and_query(url))
     }
-}
-
-/// `*`-only glob matching, linear in practice: the last `*` is the only backtracking point.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((star_p, star_t)) = star {
-            pi = star_p + 1;
-            ti = star_t + 1;
-            star = Some((star_p, star_t + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// How a crawl moves through a site.
