@@ -199,25 +199,8 @@ impl Journey<'_> {
     /// Opens `url` in the tab and waits for load, then until the network has been idle for
     /// `quiet` (neither wait is fatal).
     pub async fn goto(&self, url: &url::Url, quiet: Duration) -> Result<(), ScanError> {
-        {
-            let mut r = lock(&self.session.recorder);
-            r.main_request = None;
-            r.load_fired_at = None;
-        }
         let started = Instant::now();
-        let navigated = navigate(
-            &self.session.page,
-            &self.session.recorder,
-            &self.session.guard,
-            url,
-            started,
-            self.options,
-            self.session.budget,
-        )
-        .await;
-        if let Err(error) = navigated {
-            return Err(self.refusal_of(url.as_str()).unwrap_or(error));
-        }
+        self.open(url, started).await?;
         // A step waits for its navigation to settle, not for timers: no dwell.
         let options = ScanOptions {
             quiet_period: quiet,
@@ -228,23 +211,16 @@ impl Journey<'_> {
         Ok(())
     }
 
-    /// Opens `url` the way a scan does — the same waits, the dwell, a scroll through the page,
-    /// a moment hidden after the capture — and captures it: what a visitor moving on to this page
-    /// in the same session receives (a crawl's page).
-    pub async fn visit(
-        &self,
-        url: &url::Url,
-        progress: &(dyn Fn(Stage) + Send + Sync),
-    ) -> Result<ScanOutput, ScanError> {
+    /// Navigates the tab to `url` (started at `started`), forgetting the previous document's
+    /// load; a refusal by the journey's rule is reported as such. Returns the navigation's
+    /// request id.
+    async fn open(&self, url: &url::Url, started: Instant) -> Result<String, ScanError> {
         {
             let mut r = lock(&self.session.recorder);
             r.main_request = None;
             r.load_fired_at = None;
         }
-        let started_at = now_rfc3339();
-        let started = Instant::now();
-        progress(Stage::Navigate);
-        let main_request = navigate(
+        navigate(
             &self.session.page,
             &self.session.recorder,
             &self.session.guard,
@@ -254,7 +230,21 @@ impl Journey<'_> {
             self.session.budget,
         )
         .await
-        .map_err(|error| self.refusal_of(url.as_str()).unwrap_or(error))?;
+        .map_err(|error| self.refusal_of(url.as_str()).unwrap_or(error))
+    }
+
+    /// Opens `url` the way a scan does — the same waits, the dwell, a scroll through the page,
+    /// a moment hidden after the capture — and captures it: what a visitor moving on to this page
+    /// in the same session receives (a crawl's page).
+    pub async fn visit(
+        &self,
+        url: &url::Url,
+        progress: &(dyn Fn(Stage) + Send + Sync),
+    ) -> Result<ScanOutput, ScanError> {
+        let started_at = now_rfc3339();
+        let started = Instant::now();
+        progress(Stage::Navigate);
+        let main_request = self.open(url, started).await?;
         progress(Stage::Wait);
         let Waited {
             load_ms,
