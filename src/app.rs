@@ -40,11 +40,13 @@ pub fn route_table() -> Vec<Route> {
     routes.extend(crate::audit::routes::routes());
     routes.extend(crate::scans::routes::routes());
     routes.extend(crate::compliance::routes::routes());
+    routes.extend(crate::crawls::routes::routes());
     routes.extend(crate::payment::routes::routes());
     routes.extend(crate::client_reports::routes::routes());
     routes.extend(crate::overview::routes::routes());
     routes.extend(crate::branding::routes::routes());
     routes.extend(crate::scans::internal::routes());
+    routes.extend(crate::crawls::internal::routes());
     routes.extend(crate::alerts::routes::routes());
     routes.extend(crate::checkouts::routes::routes());
     routes
@@ -116,6 +118,7 @@ impl Application {
         tokio::spawn(crate::alerts::notifications::run_worker(state.clone()));
         tokio::spawn(crate::checkouts::analysis::run_worker(state.clone()));
         tokio::spawn(crate::compliance::assemble::run_worker(state.clone()));
+        tokio::spawn(crate::crawls::assemble::run_worker(state.clone()));
         tokio::spawn(crate::client_reports::delivery::run_worker(state.clone()));
         tokio::spawn(crate::exports::run_worker(state.clone()));
         if state.config.runners.scheduler {
@@ -168,6 +171,10 @@ impl Application {
                     })
                     .default_service(web::to(not_found))
             })
+            // Idle connections stay open longer than clients and proxies keep theirs (the
+            // runner's client 30 s, common load balancers 60 s), so the server never closes a
+            // connection just as a client reuses it (a request lost as an incomplete message).
+            .keep_alive(std::time::Duration::from_secs(75))
             .listen(listener)
             .map_err(|source| StartError::Listen {
                 address: "listener".into(),
@@ -241,10 +248,13 @@ fn scheduler_tick(state: web::Data<AppState>) -> crate::scheduler::Tick {
             let reports = crate::client_reports::delivery::tick(conn)
                 .await
                 .map_err(|e| e.to_string())?;
+            let crawls = crate::crawls::progress::catch_up(conn)
+                .await
+                .map_err(|e| e.to_string())?;
             crate::web::rate_limit::sweep(conn)
                 .await
                 .map_err(|e| e.to_string())?;
-            let queued = scans + runs + compliance + reports;
+            let queued = scans + runs + compliance + reports + crawls;
             if queued > 0 {
                 state.jobs_ready.notify_waiters();
             }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client_reports;
 pub mod compliance;
 pub mod config;
+pub mod crawls;
 pub mod crypto;
 pub mod db;
 pub mod diff;

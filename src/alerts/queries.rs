@@ -338,7 +338,16 @@ pub async fn auto_resolve(
         })
         .map(|(id, _)| id)
         .collect();
-    if gone.is_empty() {
+    resolve_automatically(conn, &gone, snapshot_id).await
+}
+
+/// Resolves the live alerts `ids`, which `snapshot_id` showed to be over; returns how many.
+pub async fn resolve_automatically(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+    snapshot_id: i64,
+) -> QueryResult<usize> {
+    if ids.is_empty() {
         return Ok(0);
     }
     diesel::sql_query(
@@ -346,7 +355,7 @@ pub async fn auto_resolve(
                 last_snapshot_id = $2
          WHERE id = ANY($1) AND state <> 'resolved'",
     )
-    .bind::<diesel::sql_types::Array<BigInt>, _>(&gone)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
     .bind::<BigInt, _>(snapshot_id)
     .execute(conn)
     .await
@@ -369,8 +378,9 @@ pub async fn after_failed_scan(conn: &mut AsyncPgConnection, job_id: i64) -> Que
     let recent: Vec<Recent> = diesel::sql_query(
         "SELECT s.org_id, s.target_id, j.state = 'dead' AS dead, j.last_error AS error
          FROM scans s JOIN jobs j ON j.id = s.job_id
-         WHERE s.target_id = (SELECT target_id FROM scans WHERE job_id = $1 AND visit IS NULL)
-           AND s.visit IS NULL AND j.state IN ('done', 'dead')
+         WHERE s.target_id = (SELECT target_id FROM scans
+                              WHERE job_id = $1 AND visit IS NULL AND crawl_id IS NULL)
+           AND s.visit IS NULL AND s.crawl_id IS NULL AND j.state IN ('done', 'dead')
          ORDER BY s.id DESC LIMIT $2",
     )
     .bind::<BigInt, _>(job_id)

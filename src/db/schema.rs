@@ -232,6 +232,47 @@ diesel::table! {
 }
 
 diesel::table! {
+    crawl_pages (crawl_id, number) {
+        crawl_id -> Int8,
+        number -> Int4,
+        org_id -> Int8,
+        url -> Text,
+        depth -> Int4,
+        found_by -> Jsonb,
+        scan_id -> Int8,
+        outcome -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        final_url -> Nullable<Text>,
+        links -> Nullable<Int4>,
+        session -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    crawls (id) {
+        id -> Int8,
+        org_id -> Int8,
+        target_id -> Int8,
+        trigger -> Text,
+        requested_by -> Nullable<Int8>,
+        start_url -> Text,
+        lanes -> Int4,
+        frontier -> Jsonb,
+        sitemaps -> Jsonb,
+        state -> Text,
+        error -> Nullable<Text>,
+        deadline -> Timestamptz,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        site_sha256 -> Nullable<Text>,
+        page_count -> Nullable<Int4>,
+        unreachable_count -> Nullable<Int4>,
+        previous_crawl_id -> Nullable<Int8>,
+        changes -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
     exports (id) {
         id -> Int8,
         org_id -> Int8,
@@ -351,6 +392,8 @@ diesel::table! {
         keep_history_days -> Int4,
         erasure_requested_at -> Nullable<Timestamptz>,
         erase_after -> Nullable<Timestamptz>,
+        max_crawl_pages -> Int4,
+        crawl_concurrency -> Int4,
     }
 }
 
@@ -545,6 +588,7 @@ diesel::table! {
         created_at -> Timestamptz,
         compliance_scan_id -> Nullable<Int8>,
         visit -> Nullable<Text>,
+        crawl_id -> Nullable<Int8>,
     }
 }
 
@@ -647,6 +691,7 @@ diesel::table! {
         limits_hit -> Jsonb,
         captured_at -> Timestamptz,
         visit -> Nullable<Text>,
+        page_key -> Nullable<Text>,
     }
 }
 
@@ -678,6 +723,8 @@ diesel::table! {
         compliance_schedule -> Nullable<Text>,
         compliance_gpc -> Bool,
         last_compliance_scheduled_at -> Nullable<Timestamptz>,
+        kind -> Text,
+        crawl_rules -> Nullable<Jsonb>,
     }
 }
 
@@ -723,6 +770,12 @@ diesel::joinable!(compliance_findings -> targets (target_id));
 diesel::joinable!(compliance_scans -> orgs (org_id));
 diesel::joinable!(compliance_scans -> targets (target_id));
 diesel::joinable!(compliance_scans -> users (requested_by));
+diesel::joinable!(crawl_pages -> crawls (crawl_id));
+diesel::joinable!(crawl_pages -> orgs (org_id));
+diesel::joinable!(crawl_pages -> scans (scan_id));
+diesel::joinable!(crawls -> orgs (org_id));
+diesel::joinable!(crawls -> targets (target_id));
+diesel::joinable!(crawls -> users (requested_by));
 diesel::joinable!(exports -> clients (client_id));
 diesel::joinable!(exports -> jobs (job_id));
 diesel::joinable!(exports -> orgs (org_id));
@@ -762,6 +815,7 @@ diesel::joinable!(reports -> users (created_by));
 diesel::joinable!(scan_artifacts -> orgs (org_id));
 diesel::joinable!(scan_artifacts -> scans (scan_id));
 diesel::joinable!(scans -> compliance_scans (compliance_scan_id));
+diesel::joinable!(scans -> crawls (crawl_id));
 diesel::joinable!(scans -> jobs (job_id));
 diesel::joinable!(scans -> orgs (org_id));
 diesel::joinable!(scans -> targets (target_id));
@@ -794,6 +848,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     compliance_findings,
     compliance_scans,
+    crawl_pages,
+    crawls,
     exports,
     invitations,
     jobs,

@@ -119,6 +119,61 @@ pub async fn claim(
     Ok(claimed.map(|job| Claimed { token, ..job }))
 }
 
+/// Claims the next ready job of `kind` that also meets `filter` (a fixed SQL condition on
+/// `jobs`, which may use `$5`, bound to `value`).
+pub async fn claim_where(
+    conn: &mut AsyncPgConnection,
+    holder: &str,
+    kind: &str,
+    filter: &'static str,
+    value: i64,
+    lease: Duration,
+) -> QueryResult<Option<Claimed>> {
+    let token = new_token();
+    let claimed: Option<Claimed> = diesel::sql_query(format!(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, holder = $1,
+                lease_expires_at = clock_timestamp() + $2, attempt_token_hash = $3
+         WHERE id = (SELECT id FROM jobs
+                     WHERE state = 'queued' AND run_at <= clock_timestamp() AND kind = $4
+                       AND {filter}
+                     ORDER BY run_at, id
+                     FOR UPDATE SKIP LOCKED
+                     LIMIT 1)
+         RETURNING id, kind, payload, attempts AS attempt, max_attempts, '' AS token"
+    ))
+    .bind::<Text, _>(holder)
+    .bind::<Interval, _>(interval(lease))
+    .bind::<Bytea, _>(token_hash(&token))
+    .bind::<Text, _>(kind)
+    .bind::<BigInt, _>(value)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(claimed.map(|job| Claimed { token, ..job }))
+}
+
+/// Ends the current attempt and the job at once, keeping `error`: for a job whose holder
+/// knows another attempt would fail the same way. False if the token is stale.
+pub async fn give_up(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    token: &str,
+    error: &str,
+) -> QueryResult<bool> {
+    let error: String = error.chars().take(2000).collect();
+    let updated = diesel::sql_query(
+        "UPDATE jobs SET state = 'dead', finished_at = clock_timestamp(), last_error = $3,
+                lease_expires_at = NULL, attempt_token_hash = NULL
+         WHERE id = $1 AND state = 'running' AND attempt_token_hash = $2",
+    )
+    .bind::<BigInt, _>(id)
+    .bind::<Bytea, _>(token_hash(token))
+    .bind::<Text, _>(&error)
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
 /// Extends the lease of the current attempt; false if the token is stale.
 pub async fn heartbeat(
     conn: &mut AsyncPgConnection,

@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::protocol::{ATTEMPT_HEADER, ClaimRequest, ClaimedJob, FailReply, FailRequest};
+use super::protocol::{
+    ATTEMPT_HEADER, ClaimRequest, ClaimedJob, CrawlNext, FailReply, FailRequest,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -36,6 +38,8 @@ impl AppClient {
     pub fn new(base: Url, token: SecretString) -> Result<AppClient, String> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            // Below the app's keep-alive, so an idle connection is never reused as it closes.
+            .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("siteward-runner/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -159,6 +163,18 @@ impl AppClient {
         .json()
         .await
         .map_err(|e| CallError::Unavailable(format!("unreadable completion answer: {e}")))
+    }
+
+    /// For a crawl lane: the crawl's next page, or wait, or done.
+    pub async fn crawl_next(&self, lane: &ClaimedJob) -> Result<CrawlNext, CallError> {
+        Self::send(
+            self.job_request(reqwest::Method::POST, lane, "crawl/next")?
+                .timeout(Duration::from_secs(30)),
+        )
+        .await?
+        .json()
+        .await
+        .map_err(|e| CallError::Unavailable(format!("unreadable answer: {e}")))
     }
 
     pub async fn fail(&self, job: &ClaimedJob, error: &str) -> Result<FailReply, CallError> {

@@ -7,6 +7,7 @@
 mod checkout;
 pub mod child;
 pub mod client;
+mod crawl;
 pub mod pdf;
 pub mod protocol;
 mod work;

@@ -14,8 +14,12 @@ pub const SCAN_JOB: &str = "scan";
 pub const CHECKOUT_JOB: &str = "checkout";
 /// A report's PDF.
 pub const PDF_JOB: &str = "pdf";
-/// The job kinds runners do.
-pub const RUNNER_JOBS: [&str; 3] = [SCAN_JOB, CHECKOUT_JOB, PDF_JOB];
+/// A lane of a crawl: a visitor taking the crawl's pages one after another.
+pub const CRAWL_JOB: &str = "crawl";
+/// A page of a crawl: never claimed on its own, handed to a lane of its crawl.
+pub const CRAWL_PAGE_JOB: &str = "crawl_page";
+/// The job kinds runners claim.
+pub const RUNNER_JOBS: [&str; 4] = [SCAN_JOB, CHECKOUT_JOB, PDF_JOB, CRAWL_JOB];
 
 /// The artifact a PDF job uploads.
 pub const PDF_ARTIFACT: &str = "report.pdf";
@@ -110,6 +114,65 @@ fn default_dwell_ms() -> u32 {
     scanner::DEFAULT_MIN_DWELL.as_millis() as u32
 }
 
+/// What a crawl lane asks for: take the crawl's pages from
+/// `POST /internal/v1/jobs/{job_id}/crawl/next` until it answers `done`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlOrder {
+    pub crawl_id: i64,
+    /// Which of the crawl's lanes, from 1.
+    pub lane: i32,
+    /// Visit the lane's pages in one browsing session (cookies and caches carried over); false:
+    /// a fresh session per page.
+    pub one_session: bool,
+    /// The crawl's time budget left, in seconds: no session outlives it.
+    pub seconds_left: u64,
+}
+
+/// What a crawl page asks for beyond its scan: which crawl, and whether to read the site's
+/// `robots.txt` (for its rules and the sitemaps it names) and sitemaps from it (the start page
+/// does).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlPageOrder {
+    pub crawl_id: i64,
+    /// In the order the crawl's frontier handed pages out, from 1.
+    pub number: i32,
+    pub read_robots: bool,
+    pub read_sitemaps: bool,
+}
+
+/// The answer to `crawl/next`.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "next", rename_all = "snake_case")]
+pub enum CrawlNext {
+    /// Visit this page (a claimed `crawl_page` job: heartbeat, upload and complete it).
+    Page { page: Box<ClaimedJob> },
+    /// Nothing to visit now, but pages under way may add some: ask again shortly.
+    Wait { retry_ms: u32 },
+    /// The crawl has no page left: complete the lane.
+    Done,
+}
+
+/// What a runner sends to complete a crawl page: its snapshot, the links on it and, from the
+/// start page, what `robots.txt` and the sitemaps said.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlPageResult {
+    pub snapshot: scanner::Snapshot,
+    /// The page's links as the browser resolved them (at most 2,000 are read).
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub robots: Option<scanner::RobotsRead>,
+    #[serde(default)]
+    pub sitemaps: Option<scanner::SitemapsRead>,
+    /// The browsing session it was visited in (lane and session number), to credit cookies.
+    pub session: String,
+}
+
+/// The most a crawl page's result may be: the snapshot's limit and room for links and sitemaps.
+pub const MAX_CRAWL_PAGE_RESULT_BYTES: usize = MAX_SNAPSHOT_BYTES + 4 * 1024 * 1024;
+
 /// What a checkout job asks for, assembled when a runner claims it.
 #[derive(Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +258,12 @@ pub struct ClaimedJob {
     /// Set for a PDF job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pdf: Option<PdfOrder>,
+    /// Set for a crawl lane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crawl: Option<CrawlOrder>,
+    /// Set, beside `scan`, for a page of a crawl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crawl_page: Option<CrawlPageOrder>,
 }
 
 impl std::fmt::Debug for ClaimedJob {
@@ -206,6 +275,8 @@ impl std::fmt::Debug for ClaimedJob {
             .field("scan", &self.scan)
             .field("checkout", &self.checkout)
             .field("pdf", &self.pdf)
+            .field("crawl", &self.crawl)
+            .field("crawl_page", &self.crawl_page)
             .finish_non_exhaustive()
     }
 }

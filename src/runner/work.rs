@@ -40,7 +40,7 @@ pub(super) struct Shared {
     pub(super) scanner: Scanner,
     pub(super) settings: RunnerSettings,
     stopping: AtomicBool,
-    stop: Notify,
+    pub(super) stop: Notify,
 }
 
 /// Runs until `shutdown` resolves (then finishes nothing new and returns) or the app refuses the
@@ -125,7 +125,7 @@ async fn slot_loop(shared: Arc<Shared>, slot: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn scan_options(shared: &Shared, order: &ScanOrder) -> ScanOptions {
+pub(super) fn scan_options(shared: &Shared, order: &ScanOrder) -> ScanOptions {
     shared.settings.classifiers.apply(ScanOptions {
         viewport_width: order.viewport_width,
         viewport_height: order.viewport_height,
@@ -199,6 +199,24 @@ async fn run_job(shared: &Arc<Shared>, job: ClaimedJob) {
         heartbeat.abort();
         return;
     }
+    if let Some(order) = job.crawl.clone() {
+        let result = tokio::select! {
+            result = super::crawl::run_lane(shared, &job, &order, &lost_flag) => Some(result),
+            _ = lost.notified() => None,
+            _ = shared.stop.notified() => None,
+        };
+        match result {
+            // The page under way, if any, comes back to the crawl when its lease lapses.
+            None => tracing::warn!(job = job.job_id, "crawl lane dropped: lost or stopping"),
+            Some(Ok(pages)) => tracing::info!(job = job.job_id, pages, "crawl lane done"),
+            Some(Err(error)) => {
+                tracing::warn!(job = job.job_id, %error, "crawl lane failed");
+                report_failure(shared, &job, &error.to_string(), &lost_flag).await;
+            }
+        }
+        heartbeat.abort();
+        return;
+    }
     let Some(scan) = job.scan.clone() else {
         report_failure(
             shared,
@@ -238,7 +256,7 @@ async fn run_job(shared: &Arc<Shared>, job: ClaimedJob) {
     heartbeat.abort();
 }
 
-async fn heartbeat_loop(
+pub(super) async fn heartbeat_loop(
     shared: Arc<Shared>,
     job: ClaimedJob,
     lost: Arc<Notify>,
@@ -266,7 +284,7 @@ async fn heartbeat_loop(
 }
 
 /// Retries `call` while the app is unavailable, until `deliver_for` has passed.
-async fn with_retries<T, F, Fut>(
+pub(super) async fn with_retries<T, F, Fut>(
     shared: &Shared,
     lost: &AtomicBool,
     mut call: F,
@@ -299,7 +317,20 @@ async fn deliver(shared: &Shared, job: &ClaimedJob, output: ScanOutput, lost: &A
         viewport_png,
         full_page_png,
     } = output;
-    let document = match serde_json::to_vec(&snapshot) {
+    let document = serde_json::to_vec(&snapshot);
+    deliver_document(shared, job, [viewport_png, full_page_png], document, lost).await
+}
+
+/// Sends a scan's screenshots, then the document that completes it (a snapshot, or a crawl
+/// page's result). A request the app rejects fails the attempt.
+pub(super) async fn deliver_document(
+    shared: &Shared,
+    job: &ClaimedJob,
+    [viewport_png, full_page_png]: [Vec<u8>; 2],
+    document: serde_json::Result<Vec<u8>>,
+    lost: &AtomicBool,
+) {
+    let document = match document {
         Ok(document) => document,
         Err(error) => {
             return report_failure(
@@ -436,7 +467,12 @@ async fn handle_delivery_error(
     }
 }
 
-async fn report_failure(shared: &Shared, job: &ClaimedJob, error: &str, lost: &AtomicBool) {
+pub(super) async fn report_failure(
+    shared: &Shared,
+    job: &ClaimedJob,
+    error: &str,
+    lost: &AtomicBool,
+) {
     match with_retries(shared, lost, || shared.client.fail(job, error)).await {
         Ok(reply) => tracing::info!(job = job.job_id, outcome = %reply.outcome, "failure reported"),
         // If even that fails, the lease lapses and the job comes back on its own.

@@ -186,19 +186,29 @@ pub fn compare(before: &Loaded, after: &Loaded, target: &Target) -> (Vec<Change>
 /// Computes and stores what changed in `snapshot_id` since the target's previous snapshot.
 pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError> {
     let mut conn = state.conn().await?;
-    let (org_id, target_id, visit): (i64, i64, Option<String>) = snapshots::table
-        .find(snapshot_id)
-        .select((snapshots::org_id, snapshots::target_id, snapshots::visit))
-        .first(&mut conn)
-        .await?;
+    let (org_id, target_id, visit, page_key): (i64, i64, Option<String>, Option<String>) =
+        snapshots::table
+            .find(snapshot_id)
+            .select((
+                snapshots::org_id,
+                snapshots::target_id,
+                snapshots::visit,
+                snapshots::page_key,
+            ))
+            .first(&mut conn)
+            .await?;
     let visit = visit.as_deref().and_then(Visit::parse);
     let previous = super::queries::previous_snapshot(
         &mut conn,
         target_id,
         visit.map(Visit::as_str),
+        page_key.as_deref(),
         snapshot_id,
     )
     .await?;
+    // A crawl's page is one page of a site: its alerts are the site's, raised when the crawl's
+    // site snapshot is compared (crawls::assemble); its own comparison is kept.
+    let site_page = page_key.is_some();
     let target: Target = targets::table
         .find(target_id)
         .select(Target::as_select())
@@ -243,7 +253,7 @@ pub async fn analyse(state: &AppState, snapshot_id: i64) -> Result<(), AppError>
         )
         .await?;
         // Alerts follow the comparison exactly once: only the run that stored it raises them.
-        if stored {
+        if stored && !site_page {
             crate::alerts::queries::auto_resolve(conn, target_id, visit, snapshot_id, &after.doc)
                 .await?;
             let mut findings = findings;

@@ -16,6 +16,7 @@ use crate::db::schema::{
     scan_artifacts, snapshot_blocked, snapshot_cookies, snapshot_hosts, snapshot_scripts, snapshots,
 };
 use crate::queue;
+use crate::runner::protocol::CrawlPageResult;
 use crate::storage::{EnvelopeError, ObjectKey, SealedBlobs, Uploader};
 use crate::web::AppError;
 
@@ -37,6 +38,11 @@ pub struct Attempt {
     pub compliance_scan_id: Option<i64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     pub visit: Option<String>,
+    /// The crawl this scan is a page of, and the page.
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    pub crawl_id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    pub page_key: Option<String>,
     #[diesel(sql_type = Integer)]
     pub attempt: i32,
     #[diesel(sql_type = Text)]
@@ -65,10 +71,13 @@ pub async fn standing(
 ) -> Result<Standing, AppError> {
     let attempt: Option<Attempt> = diesel::sql_query(
         "SELECT j.id AS job_id, s.id AS scan_id, s.org_id, s.target_id, s.snapshot_id,
-                s.compliance_scan_id, s.visit, j.attempts AS attempt, j.state AS job_state,
+                s.compliance_scan_id, s.visit, s.crawl_id, cp.url AS page_key,
+                j.attempts AS attempt, j.state AS job_state,
                 coalesce(j.attempt_token_hash = $2, false) AS current,
                 coalesce(j.lease_expires_at > clock_timestamp(), false) AS leased
-         FROM jobs j JOIN scans s ON s.job_id = j.id WHERE j.id = $1",
+         FROM jobs j JOIN scans s ON s.job_id = j.id
+         LEFT JOIN crawl_pages cp ON cp.scan_id = s.id
+         WHERE j.id = $1",
     )
     .bind::<BigInt, _>(job_id)
     .bind::<Bytea, _>(token_hash(token))
@@ -238,7 +247,8 @@ pub async fn check_screenshots(
     Ok(())
 }
 
-/// Completes the job and records the snapshot in one transaction. Returns `None` when the
+/// Completes the job and records the snapshot in one transaction (for a crawl's page, with
+/// its links taken in: `crawl_page` is the page's whole result). Returns `None` when the
 /// attempt no longer holds the job at the moment of completing (nothing is written).
 pub async fn record_snapshot(
     conn: &mut AsyncPgConnection,
@@ -246,6 +256,7 @@ pub async fn record_snapshot(
     token: &str,
     runner_id: i64,
     snapshot: &Snapshot,
+    crawl_page: Option<&CrawlPageResult>,
 ) -> Result<Option<i64>, AppError> {
     let attempt = attempt.clone();
     let token = token.to_string();
@@ -258,6 +269,10 @@ pub async fn record_snapshot(
         super::analysis::enqueue(conn, attempt.snapshot_id).await?;
         if let Some(compliance_scan_id) = attempt.compliance_scan_id {
             crate::compliance::queries::visit_finished(conn, compliance_scan_id).await?;
+        }
+        if let (Some(crawl_id), Some(result)) = (attempt.crawl_id, crawl_page) {
+            crate::crawls::progress::page_visited(conn, crawl_id, attempt.scan_id, result)
+                .await?;
         }
         Ok(Some(attempt.snapshot_id))
     })
@@ -307,6 +322,7 @@ async fn insert_rows(
             snapshots::target_id.eq(attempt.target_id),
             snapshots::scan_id.eq(attempt.scan_id),
             snapshots::visit.eq(&attempt.visit),
+            snapshots::page_key.eq(&attempt.page_key),
             snapshots::attempt.eq(attempt.attempt),
             snapshots::runner_id.eq(runner_id),
             snapshots::requested_url.eq(clean(&snapshot.requested_url, 8192)),

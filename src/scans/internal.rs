@@ -14,9 +14,11 @@ use crate::checkouts;
 use crate::client_reports;
 use crate::db::schema::snapshots;
 use crate::queue::{self, FailOutcome};
+use crate::crawls;
 use crate::runner::protocol::{
-    ATTEMPT_HEADER, CHECKOUT_JOB, CheckoutOrder, ClaimRequest, ClaimedJob, Completed, FailReply,
-    FailRequest, MAX_ARTIFACT_BYTES, MAX_CLAIM_WAIT_SECONDS, MAX_PDF_BYTES, MAX_SNAPSHOT_BYTES,
+    ATTEMPT_HEADER, CHECKOUT_JOB, CRAWL_JOB, CRAWL_PAGE_JOB, CheckoutOrder, ClaimRequest,
+    ClaimedJob, Completed, CrawlPageResult, FailReply, FailRequest, MAX_ARTIFACT_BYTES,
+    MAX_CLAIM_WAIT_SECONDS, MAX_CRAWL_PAGE_RESULT_BYTES, MAX_PDF_BYTES, MAX_SNAPSHOT_BYTES,
     PDF_ARTIFACT, PDF_JOB, PdfCompleted, RUNNER_JOBS, SCAN_ARTIFACTS, SNAPSHOT_ARTIFACT, ScanOrder,
 };
 use crate::state::AppState;
@@ -117,7 +119,23 @@ async fn claim(
                 scan,
                 checkout,
                 pdf: None,
+                crawl: None,
+                crawl_page: None,
             };
+            if job.kind == CRAWL_JOB {
+                match crawls::internal::lane_order(&mut conn, &job.payload).await? {
+                    Some(order) => {
+                        let mut handed = handed(None, None);
+                        handed.crawl = Some(order);
+                        return Ok(HttpResponse::Ok().json(handed));
+                    }
+                    None => {
+                        // Its crawl is over (or was deleted) before this lane started.
+                        queue::complete(&mut conn, job.id, &job.token).await?;
+                        continue;
+                    }
+                }
+            }
             if job.kind == PDF_JOB {
                 drop(conn);
                 match client_reports::pdf::order(&state, job.id).await? {
@@ -198,7 +216,7 @@ async fn heartbeat(
             checkouts::ingest::standing(&mut conn, job_id, &token).await?;
         } else if kind.is_none() {
             return Err(AppError::NotFound.into());
-        } else if kind.as_deref() != Some(PDF_JOB) {
+        } else if !matches!(kind.as_deref(), Some(PDF_JOB | CRAWL_JOB)) {
             ingest::standing(&mut conn, job_id, &token).await?;
         }
         Err(AppError::Conflict("the job is not running under this attempt".into()).into())
@@ -300,7 +318,31 @@ async fn complete(
             duplicate,
         }));
     }
-    let snapshot: Snapshot = read_json(&req, payload, MAX_SNAPSHOT_BYTES, "the snapshot").await?;
+    if kind == CRAWL_JOB {
+        // A lane is over when its crawl has no page left for it.
+        let mut conn = state.conn().await?;
+        let done = queue::complete(&mut conn, job_id, &token).await?;
+        if !done {
+            return Err(
+                AppError::Conflict("the job is not running under this attempt".into()).into(),
+            );
+        }
+        return Ok(HttpResponse::Ok().json(serde_json::json!({"job_id": job_id})));
+    }
+    let (snapshot, crawl_page) = if kind == CRAWL_PAGE_JOB {
+        let result: CrawlPageResult = read_json(
+            &req,
+            payload,
+            MAX_CRAWL_PAGE_RESULT_BYTES,
+            "the crawl page's result",
+        )
+        .await?;
+        (result.snapshot.clone(), Some(result))
+    } else {
+        let snapshot: Snapshot =
+            read_json(&req, payload, MAX_SNAPSHOT_BYTES, "the snapshot").await?;
+        (snapshot, None)
+    };
     if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
         return Err(AppError::BadRequest(format!(
             "snapshot format {} is not supported; this app reads format {SNAPSHOT_FORMAT_VERSION}",
@@ -325,7 +367,16 @@ async fn complete(
         &document,
     )
     .await?;
-    match ingest::record_snapshot(&mut conn, &attempt, &token, runner.id, &snapshot).await? {
+    match ingest::record_snapshot(
+        &mut conn,
+        &attempt,
+        &token,
+        runner.id,
+        &snapshot,
+        crawl_page.as_ref(),
+    )
+    .await?
+    {
         Some(snapshot_id) => {
             // Wake this process's diff worker.
             state.jobs_ready.notify_waiters();
@@ -379,6 +430,11 @@ async fn fail(
     let request: FailRequest = read_json(&req, payload, 16 * 1024, "the JSON body").await?;
     let mut conn = state.conn().await?;
     let error = request.error.replace('\0', "\u{FFFD}");
+    if queue::kind(&mut conn, job_id).await?.as_deref() == Some(CRAWL_PAGE_JOB) {
+        // The runner's verdict on a page of a crawl is final: another attempt would meet the
+        // same page (a dead runner's page, in contrast, comes back through its lapsed lease).
+        return Ok(HttpResponse::Ok().json(crawls::internal::page_failed(&mut conn, job_id, &token, &error).await?));
+    }
     let reply = match queue::fail(&mut conn, job_id, &token, &error).await? {
         FailOutcome::Retrying(at) => FailReply {
             outcome: "retrying".into(),
@@ -404,7 +460,7 @@ async fn fail(
                 checkouts::ingest::standing(&mut conn, job_id, &token).await?;
             } else if kind.is_none() {
                 return Err(AppError::NotFound.into());
-            } else if kind.as_deref() != Some(PDF_JOB) {
+            } else if !matches!(kind.as_deref(), Some(PDF_JOB | CRAWL_JOB)) {
                 ingest::standing(&mut conn, job_id, &token).await?;
             }
             return Err(

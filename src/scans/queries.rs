@@ -12,7 +12,7 @@ use crate::auth::OrgCtx;
 use crate::compliance::Visit;
 use crate::db::schema::{scan_artifacts, scans, snapshots};
 use crate::queue;
-use crate::runner::protocol::{SCAN_JOB, ScanOrder};
+use crate::runner::protocol::{CRAWL_PAGE_JOB, SCAN_JOB, ScanOrder};
 use crate::sites::queries::Target;
 use crate::storage::Uploader;
 use crate::web::pagination::PageRequest;
@@ -33,6 +33,12 @@ impl Trigger {
             Trigger::Api => "api",
             Trigger::Schedule => "schedule",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Trigger> {
+        [Trigger::Dashboard, Trigger::Api, Trigger::Schedule]
+            .into_iter()
+            .find(|t| t.as_str() == text)
     }
 }
 
@@ -197,7 +203,7 @@ pub async fn request_scan(
         requested_by,
         max_attempts,
     };
-    insert_scan(conn, target, &asked, None).await
+    insert_scan(conn, target, &asked, Of::Target).await
 }
 
 /// Who asked for a scan, and how hard to try.
@@ -217,15 +223,44 @@ pub async fn request_visit(
     compliance_scan_id: i64,
     visit: Visit,
 ) -> QueryResult<i64> {
-    insert_scan(conn, target, asked, Some((compliance_scan_id, visit))).await
+    insert_scan(conn, target, asked, Of::Visit(compliance_scan_id, visit)).await
+}
+
+/// Writes page `url` of crawl `crawl_id` as a scan and its `crawl_page` job (handed only to the
+/// crawl's lanes); call inside the caller's transaction. Returns the scan id.
+pub async fn request_crawl_page(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    asked: &Asked,
+    crawl_id: i64,
+    url: &str,
+) -> QueryResult<i64> {
+    insert_scan(conn, target, asked, Of::CrawlPage(crawl_id, url)).await
+}
+
+/// What a scan is of: its target's page, a compliance scan's visit, or a crawl's page.
+#[derive(Clone, Copy)]
+enum Of<'a> {
+    Target,
+    Visit(i64, Visit),
+    CrawlPage(i64, &'a str),
 }
 
 async fn insert_scan(
     conn: &mut AsyncPgConnection,
     target: &Target,
     asked: &Asked,
-    visit: Option<(i64, Visit)>,
+    of: Of<'_>,
 ) -> QueryResult<i64> {
+    let visit = match of {
+        Of::Visit(id, visit) => Some((id, visit)),
+        _ => None,
+    };
+    let (crawl_id, url, kind) = match of {
+        // A crawl's visitor has not chosen on any banner: every page is a first visit's.
+        Of::CrawlPage(crawl_id, url) => (Some(crawl_id), url, CRAWL_PAGE_JOB),
+        _ => (None, target.url.as_str(), SCAN_JOB),
+    };
     #[derive(QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
@@ -237,12 +272,13 @@ async fn insert_scan(
         .id;
     let order = ScanOrder {
         scan_id,
-        url: target.url.clone(),
+        url: url.to_owned(),
         viewport_width: u32::try_from(target.viewport_width).unwrap_or(1366),
         viewport_height: u32::try_from(target.viewport_height).unwrap_or(768),
-        consent_mode: match visit {
-            Some((_, visit)) => visit.consent_mode(),
-            None => consent_mode(&target.consent_mode),
+        consent_mode: match of {
+            Of::Visit(_, visit) => visit.consent_mode(),
+            Of::CrawlPage(..) => ConsentMode::NoInteraction,
+            Of::Target => consent_mode(&target.consent_mode),
         },
         policy_pages: target.capture_policy_pages,
         wait_ms: u32::try_from(target.wait_ms)
@@ -258,7 +294,7 @@ async fn insert_scan(
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     let job_id = queue::enqueue(
         conn,
-        SCAN_JOB,
+        kind,
         &payload,
         asked.max_attempts,
         OffsetDateTime::now_utc(),
@@ -274,6 +310,7 @@ async fn insert_scan(
             scans::requested_by.eq(asked.requested_by),
             scans::compliance_scan_id.eq(visit.map(|(id, _)| id)),
             scans::visit.eq(visit.map(|(_, v)| v.as_str())),
+            scans::crawl_id.eq(crawl_id),
         ))
         .execute(conn)
         .await?;
@@ -318,6 +355,9 @@ pub struct SnapshotMeta {
     pub target_id: i64,
     /// The compliance-scan visit it captured; absent for a plain scan.
     pub visit: Option<String>,
+    /// For a page of a crawl: the page (its URL as the crawl normalized it), which it is
+    /// compared by.
+    pub page_key: Option<String>,
     pub attempt: i32,
     pub requested_url: String,
     pub final_url: String,
@@ -344,6 +384,7 @@ pub async fn snapshot(
             snapshots::scan_id,
             snapshots::target_id,
             snapshots::visit,
+            snapshots::page_key,
             snapshots::attempt,
             snapshots::requested_url,
             snapshots::final_url,
@@ -407,18 +448,21 @@ pub async fn artifacts(
         .await
 }
 
-/// The snapshot of the same target and visit (plain scans have none) just before
+/// The snapshot of the same target, visit and page (plain scans have neither) just before
 /// `snapshot_id`, if any: a compliance scan's reject-all visit is compared with the previous
-/// reject-all visit, a plain scan with the previous plain scan.
+/// reject-all visit, a crawl's page with the same page of an earlier crawl, a plain scan with
+/// the previous plain scan.
 pub async fn previous_snapshot(
     conn: &mut AsyncPgConnection,
     target_id: i64,
     visit: Option<&str>,
+    page_key: Option<&str>,
     snapshot_id: i64,
 ) -> QueryResult<Option<i64>> {
     snapshots::table
         .filter(snapshots::target_id.eq(target_id))
         .filter(snapshots::visit.is_not_distinct_from(visit))
+        .filter(snapshots::page_key.is_not_distinct_from(page_key))
         .filter(snapshots::id.lt(snapshot_id))
         .select(snapshots::id)
         .order(snapshots::id.desc())

@@ -146,6 +146,11 @@ async fn scan_now(
     let mut conn = state.conn().await?;
     let target = sites::target(&mut conn, ctx, target_id).await?;
     ctx.require(Role::Admin)?;
+    if target.is_site() {
+        return Err(AppError::Conflict(format!(
+            "a site target is crawled: POST /api/v1/targets/{target_id}/crawls (or Crawl now in the dashboard)"
+        )));
+    }
     let ctx = ctx.clone();
     let attempts = state.config.runners.scan_attempts;
     let scan_id = conn
@@ -646,9 +651,15 @@ async fn diff_image_page(
             }
             id
         }
-        None => queries::previous_snapshot(&mut conn, meta.target_id, meta.visit.as_deref(), to)
-            .await?
-            .ok_or(AppError::NotFound)?,
+        None => queries::previous_snapshot(
+            &mut conn,
+            meta.target_id,
+            meta.visit.as_deref(),
+            meta.page_key.as_deref(),
+            to,
+        )
+        .await?
+        .ok_or(AppError::NotFound)?,
     };
     drop(conn);
     let full = matches!(query.shot.as_deref(), Some("full_page"));

@@ -24,7 +24,10 @@ pub fn is_due(schedule_text: &str, anchor: OffsetDateTime, now: OffsetDateTime) 
 
 /// One scheduler tick: queues a scan for every due target and returns lapsed leases to the
 /// queue. Returns how many scans were queued.
-pub async fn tick(conn: &mut AsyncPgConnection, max_attempts: i32) -> QueryResult<usize> {
+pub async fn tick(
+    conn: &mut AsyncPgConnection,
+    max_attempts: i32,
+) -> Result<usize, crate::web::AppError> {
     queue::reap(conn).await?;
     let now = OffsetDateTime::now_utc();
     let candidates: Vec<(i64, String, OffsetDateTime)> = targets::table
@@ -45,7 +48,7 @@ pub async fn tick(conn: &mut AsyncPgConnection, max_attempts: i32) -> QueryResul
             continue;
         }
         let scheduled = conn
-            .transaction::<_, diesel::result::Error, _>(async move |conn| {
+            .transaction::<_, crate::web::AppError, _>(async move |conn| {
                 // Lock the target so a second scheduler (should one ever run) cannot double up.
                 let Some((org_id, target)) = sites::target_for_scheduler(conn, id).await? else {
                     return Ok(false);
@@ -54,15 +57,38 @@ pub async fn tick(conn: &mut AsyncPgConnection, max_attempts: i32) -> QueryResul
                     .set(targets::last_scheduled_at.eq(now))
                     .execute(conn)
                     .await?;
-                if queries::has_open_scan(conn, id).await? {
+                let open = if target.is_site() {
+                    crate::crawls::queries::has_open_crawl(conn, id).await?
+                } else {
+                    queries::has_open_scan(conn, id).await?
+                };
+                if open {
                     tracing::info!(
                         target = id,
                         "scheduled scan skipped: the last one is unfinished"
                     );
                     return Ok(false);
                 }
-                queries::request_scan(conn, &target, org_id, Trigger::Schedule, None, max_attempts)
+                if target.is_site() {
+                    // A site target's scan is a crawl of the site.
+                    let asked = queries::Asked {
+                        org_id,
+                        trigger: Trigger::Schedule,
+                        requested_by: None,
+                        max_attempts,
+                    };
+                    crate::crawls::progress::request(conn, &target, &asked).await?;
+                } else {
+                    queries::request_scan(
+                        conn,
+                        &target,
+                        org_id,
+                        Trigger::Schedule,
+                        None,
+                        max_attempts,
+                    )
                     .await?;
+                }
                 Ok(true)
             })
             .await?;

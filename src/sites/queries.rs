@@ -104,6 +104,11 @@ pub struct Target {
     pub compliance_schedule: Option<String>,
     /// Whether compliance scans include the Global Privacy Control visit.
     pub compliance_gpc: bool,
+    /// `page`: one page is scanned; `site`: the site is crawled from this URL.
+    pub kind: String,
+    /// A site target's crawl rules.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub crawl_rules: Option<serde_json::Value>,
     #[serde(with = "time::serde::rfc3339")]
     #[schemars(with = "String")]
     pub created_at: OffsetDateTime,
@@ -134,7 +139,19 @@ impl Target {
             visual_threshold: self.visual_threshold,
             ignore_selectors: self.selectors(),
             ignore_regions: self.regions(),
+            crawl_rules: self.rules(),
         }
+    }
+
+    /// A site target's crawl rules; `None` for a page target.
+    pub fn rules(&self) -> Option<scanner::crawl::CrawlRules> {
+        self.crawl_rules
+            .as_ref()
+            .and_then(crate::crawls::progress::rules_of)
+    }
+
+    pub fn is_site(&self) -> bool {
+        self.kind == "site"
     }
 
     /// The selectors left out of the page-text diff.
@@ -329,6 +346,8 @@ pub async fn insert_target(
             targets::ignore_selectors
                 .eq(serde_json::to_value(&v.ignore_selectors).unwrap_or_default()),
             targets::ignore_regions.eq(serde_json::to_value(&v.ignore_regions).unwrap_or_default()),
+            targets::kind.eq(if v.crawl_rules.is_some() { "site" } else { "page" }),
+            targets::crawl_rules.eq(v.crawl_rules.as_ref().and_then(|r| serde_json::to_value(r).ok())),
         ))
         .returning(Target::as_returning())
         .get_result(conn)
@@ -366,6 +385,8 @@ pub async fn update_target(
         targets::visual_threshold.eq(v.visual_threshold),
         targets::ignore_selectors.eq(serde_json::to_value(&v.ignore_selectors).unwrap_or_default()),
         targets::ignore_regions.eq(serde_json::to_value(&v.ignore_regions).unwrap_or_default()),
+        targets::kind.eq(if v.crawl_rules.is_some() { "site" } else { "page" }),
+        targets::crawl_rules.eq(v.crawl_rules.as_ref().and_then(|r| serde_json::to_value(r).ok())),
         targets::updated_at.eq(OffsetDateTime::now_utc()),
     ))
     .returning(Target::as_returning())

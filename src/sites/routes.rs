@@ -259,6 +259,14 @@ async fn save_target(
     ctx.require(Role::Admin)?;
     let values = validate(&input, existing.as_ref().map(Target::values).as_ref())
         .map_err(AppError::Invalid)?;
+    if let Some(rules) = &values.crawl_rules {
+        let limits = crate::crawls::progress::org_limits(&mut conn, ctx.org_id).await?;
+        if let Err(error) = rules.validate(limits.max_pages) {
+            let mut errors = crate::web::FieldErrors::default();
+            errors.add("crawl.max_pages", format!("{error} (your organization's cap)"));
+            return Err(AppError::Invalid(errors));
+        }
+    }
     conn.transaction::<_, AppError, _>(async move |conn| {
         let (target, action) = match (existing, client_id) {
             (Some(old), _) => (
@@ -460,6 +468,31 @@ impl TargetForm {
                 .map(|r| format!("{},{},{},{}", r.x, r.y, r.width, r.height))
                 .collect::<Vec<_>>()
                 .join("\n"),
+            ..TargetForm::crawl_fields(target.kind.clone(), &target.rules().unwrap_or_default())
+        }
+    }
+
+    /// The crawl fields of the form, showing `rules`.
+    fn crawl_fields(kind: String, rules: &scanner::crawl::CrawlRules) -> TargetForm {
+        let lines = |patterns: &[scanner::crawl::Pattern]| {
+            patterns
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let on = |flag: bool| flag.then(|| "on".to_owned());
+        TargetForm {
+            kind,
+            crawl_max_pages: rules.max_pages.to_string(),
+            crawl_max_depth: rules.max_depth.to_string(),
+            crawl_per_template: rules.per_template.to_string(),
+            crawl_include: lines(&rules.include),
+            crawl_exclude: lines(&rules.exclude),
+            crawl_sitemaps: on(rules.sitemaps),
+            crawl_one_session: on(rules.one_session),
+            crawl_respect_robots: on(rules.respect_robots),
+            ..TargetForm::default()
         }
     }
 
@@ -477,7 +510,7 @@ impl TargetForm {
             compliance_gpc: Some("on".into()),
             page_kind: "page".into(),
             visual_threshold: "1".into(),
-            ..TargetForm::default()
+            ..TargetForm::crawl_fields("page".into(), &scanner::crawl::CrawlRules::default())
         }
     }
 
@@ -517,8 +550,23 @@ impl TargetForm {
             visual_threshold: None,
             ignore_selectors: Some(self.ignore_selectors.lines().map(str::to_string).collect()),
             ignore_regions: None,
+            kind: (!self.kind.trim().is_empty()).then(|| self.kind.clone()),
+            crawl: None,
         };
         let mut input = input;
+        if self.kind == "site" {
+            let lines = |text: &str| Some(text.lines().map(str::to_string).collect());
+            input.crawl = Some(super::target_input::CrawlInput {
+                max_pages: number(&self.crawl_max_pages, "crawl.max_pages"),
+                max_depth: number(&self.crawl_max_depth, "crawl.max_depth"),
+                per_template: number(&self.crawl_per_template, "crawl.per_template"),
+                include: lines(&self.crawl_include),
+                exclude: lines(&self.crawl_exclude),
+                sitemaps: Some(self.crawl_sitemaps.is_some()),
+                one_session: Some(self.crawl_one_session.is_some()),
+                respect_robots: Some(self.crawl_respect_robots.is_some()),
+            });
+        }
         let threshold = self.visual_threshold.trim();
         if !threshold.is_empty() {
             match threshold.parse::<f64>() {

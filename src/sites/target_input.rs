@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use url::Url;
 
+use scanner::crawl::{CrawlRules, MAX_PAGES_CEILING, Pattern};
 use scanner::profile::{Device, VisitorProfile};
 
 use super::schedule;
@@ -65,6 +66,35 @@ pub struct TargetInput {
     pub ignore_selectors: Option<Vec<String>>,
     /// Rectangles (screenshot pixels) the visual diff ignores; at most 50.
     pub ignore_regions: Option<Vec<crate::diff::Rect>>,
+    /// `page` (the default): the URL is one page, scanned; `site`: the site is crawled from the
+    /// URL under `crawl`.
+    pub kind: Option<String>,
+    /// A site target's crawl rules; what is left out keeps its value (or the default).
+    pub crawl: Option<CrawlInput>,
+}
+
+/// A site target's crawl rules as submitted.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrawlInput {
+    /// Pages visited at most, the start page included (default 20; at most the organization's
+    /// cap).
+    pub max_pages: Option<i64>,
+    /// Links followed at most this many clicks from the start page (default 3).
+    pub max_depth: Option<i64>,
+    /// Path patterns (`/blog/*`): when any is given, only pages matching one are visited.
+    pub include: Option<Vec<String>>,
+    /// Path patterns never visited (`/cart*`).
+    pub exclude: Option<Vec<String>>,
+    /// Also take pages from the sitemaps (`robots.txt`'s and `/sitemap.xml`; default true).
+    pub sitemaps: Option<bool>,
+    /// Pages visited at most per path template such as `/product/{slug}` (default 3).
+    pub per_template: Option<i64>,
+    /// Visit the pages in one browsing session, as a visitor would (default true); false gives
+    /// each page a fresh one.
+    pub one_session: Option<bool>,
+    /// Leave out what the site's `robots.txt` disallows (default true).
+    pub respect_robots: Option<bool>,
 }
 
 /// Valid settings, ready to store.
@@ -89,6 +119,8 @@ pub struct TargetValues {
     pub visual_threshold: f32,
     pub ignore_selectors: Vec<String>,
     pub ignore_regions: Vec<crate::diff::Rect>,
+    /// Set for a site target.
+    pub crawl_rules: Option<CrawlRules>,
 }
 
 impl TargetValues {
@@ -113,7 +145,61 @@ impl TargetValues {
             visual_threshold: 1.0,
             ignore_selectors: Vec::new(),
             ignore_regions: Vec::new(),
+            crawl_rules: None,
         }
+    }
+}
+
+/// Applies submitted crawl rules over `rules`, reporting bad fields under `crawl.*`.
+fn read_crawl(input: &CrawlInput, rules: &mut CrawlRules, errors: &mut FieldErrors) {
+    let mut count = |value: Option<i64>, field: &str, max: i64, into: &mut usize| {
+        if let Some(value) = value {
+            if (1..=max).contains(&value) {
+                *into = value as usize;
+            } else {
+                errors.add(field, format!("must be between 1 and {max}"));
+            }
+        }
+    };
+    count(
+        input.max_pages,
+        "crawl.max_pages",
+        MAX_PAGES_CEILING as i64,
+        &mut rules.max_pages,
+    );
+    count(input.per_template, "crawl.per_template", 1_000, &mut rules.per_template);
+    if let Some(depth) = input.max_depth {
+        match u32::try_from(depth) {
+            Ok(depth) if depth <= 20 => rules.max_depth = depth,
+            _ => errors.add("crawl.max_depth", "must be between 0 and 20"),
+        }
+    }
+    let mut patterns = |list: &Option<Vec<String>>, field: &str, into: &mut Vec<Pattern>| {
+        let Some(list) = list else { return };
+        let read: Result<Vec<Pattern>, _> = list
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| Pattern::try_from(p.to_owned()))
+            .collect();
+        match read {
+            Ok(read) => *into = read,
+            Err(error) => errors.add(field, error.to_string()),
+        }
+    };
+    patterns(&input.include, "crawl.include", &mut rules.include);
+    patterns(&input.exclude, "crawl.exclude", &mut rules.exclude);
+    if let Some(sitemaps) = input.sitemaps {
+        rules.sitemaps = sitemaps;
+    }
+    if let Some(one_session) = input.one_session {
+        rules.one_session = one_session;
+    }
+    if let Some(respect) = input.respect_robots {
+        rules.respect_robots = respect;
+    }
+    if let Err(error) = rules.validate(MAX_PAGES_CEILING) {
+        errors.add("crawl", error.to_string());
     }
 }
 
@@ -349,6 +435,27 @@ pub fn validate(
         } else {
             values.ignore_regions = regions.clone();
         }
+    }
+    let site = match input.kind.as_deref() {
+        Some("site") => true,
+        Some("page") => false,
+        Some(_) => {
+            errors.add("kind", "must be page or site");
+            values.crawl_rules.is_some()
+        }
+        None => values.crawl_rules.is_some(),
+    };
+    if site {
+        let mut rules = values.crawl_rules.clone().unwrap_or_default();
+        if let Some(crawl) = &input.crawl {
+            read_crawl(crawl, &mut rules, &mut errors);
+        }
+        values.crawl_rules = Some(rules);
+    } else {
+        if input.crawl.is_some() {
+            errors.add("crawl", "crawl rules are for a site target (kind site)");
+        }
+        values.crawl_rules = None;
     }
     if errors.is_empty() {
         Ok(values)

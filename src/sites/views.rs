@@ -80,6 +80,17 @@ pub struct TargetForm {
     pub ignore_selectors: String,
     /// `x,y,width,height` per line.
     pub ignore_regions: String,
+    /// `page` or `site`.
+    pub kind: String,
+    pub crawl_max_pages: String,
+    pub crawl_max_depth: String,
+    pub crawl_per_template: String,
+    /// One pattern per line.
+    pub crawl_include: String,
+    pub crawl_exclude: String,
+    pub crawl_sitemaps: Option<String>,
+    pub crawl_one_session: Option<String>,
+    pub crawl_respect_robots: Option<String>,
 }
 
 #[derive(Template)]

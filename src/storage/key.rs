@@ -154,6 +154,11 @@ impl ObjectKey {
         ))
     }
 
+    /// `org/<org>/crawl/<id>/site.json`: a crawl's site snapshot, built once.
+    pub fn crawl_site(org_id: i64, crawl_id: i64) -> ObjectKey {
+        ObjectKey(format!("org/{org_id}/crawl/{crawl_id}/site.json"))
+    }
+
     /// `org/<org>/report/<id>/report.html`: a client report as it was made.
     pub fn client_report(org_id: i64, report_id: i64) -> ObjectKey {
         ObjectKey(format!("org/{org_id}/report/{report_id}/report.html"))

@@ -45,6 +45,9 @@ const RECORDED: &str = "
     UNION ALL
     SELECT 'compliance', org_id, id, 'report.json', report_sha256, 0, false
       FROM compliance_scans WHERE report_sha256 IS NOT NULL
+    UNION ALL
+    SELECT 'crawl', org_id, id, 'site.json', site_sha256, 0, false
+      FROM crawls WHERE site_sha256 IS NOT NULL
     ORDER BY 1, 2, 3, 4";
 
 impl Recorded {
@@ -59,6 +62,7 @@ impl Recorded {
             }
             "report" => Ok(ObjectKey::client_report(self.org_id, self.owner_id)),
             "compliance" => Ok(ObjectKey::compliance_report(self.org_id, self.owner_id)),
+            "crawl" => Ok(ObjectKey::crawl_site(self.org_id, self.owner_id)),
             _ => ObjectKey::client_report_pdf(self.org_id, self.owner_id, uploader),
         }
     }

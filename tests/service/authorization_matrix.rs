@@ -130,6 +130,7 @@ fn with_key(app: &TestApp, key: &str) -> Browser {
     headers.insert("authorization", format!("Bearer {key}").parse().unwrap());
     let mut browser = app.browser();
     browser.client = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(headers)
@@ -219,6 +220,21 @@ impl World {
         response.json::<serde_json::Value>().await.unwrap()["id"]
             .as_i64()
             .unwrap()
+    }
+
+    /// A site target (crawled), through the API.
+    async fn new_site_target(&self) -> i64 {
+        let target = self.new_target().await;
+        let response = self
+            .rw_api
+            .send_json(
+                Method::PATCH,
+                &format!("/api/v1/targets/{target}"),
+                serde_json::json!({"kind": "site", "crawl": {"max_pages": 5}}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        target
     }
 
     async fn new_target(&self) -> i64 {
@@ -347,6 +363,29 @@ impl World {
         match name {
             "client_id" => self.new_client().await.to_string(),
             "target_id" => self.new_target().await.to_string(),
+            "site_target_id" => self.new_site_target().await.to_string(),
+            "crawl_id" => {
+                let target = self.new_site_target().await;
+                let response = self
+                    .rw_api
+                    .request(Method::POST, &format!("/api/v1/targets/{target}/crawls"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+                let crawl = response.json::<serde_json::Value>().await.unwrap()["id"]
+                    .as_i64()
+                    .unwrap();
+                // Its lanes stay out of the other fixtures' way: the matrix needs its rows.
+                self.app
+                    .count(&format!(
+                        "WITH done AS (UPDATE jobs SET state = 'done'
+                                       WHERE kind = 'crawl' AND payload->>'crawl_id' = '{crawl}'
+                                       RETURNING 1) SELECT count(*) AS n FROM done"
+                    ))
+                    .await;
+                crawl.to_string()
+            }
             "key_id" => {
                 self.app.create_key(&self.owner, "read").await;
                 self.app

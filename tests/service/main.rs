@@ -15,6 +15,7 @@ mod checkouts;
 mod client_reports;
 mod cluster;
 mod compliance;
+mod crawls;
 mod exports;
 mod layout;
 mod lifecycle;

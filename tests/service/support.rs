@@ -316,6 +316,7 @@ impl TestApp {
             base: self.base.clone(),
             key: key.to_string(),
             client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
@@ -463,6 +464,7 @@ impl Browser {
         Browser {
             base: base.to_string(),
             client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(30))
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -679,10 +681,11 @@ impl RunnerApi {
             token: body["attempt_token"].as_str().unwrap().to_string(),
             scan_id: body["scan"]["scan_id"].as_i64().unwrap_or(0),
             attempt: body["attempt"].as_i64().unwrap(),
+            // A crawl lane has no URL of its own.
             url: body["scan"]["url"]
                 .as_str()
                 .or(body["checkout"]["base_url"].as_str())
-                .unwrap()
+                .unwrap_or_default()
                 .to_string(),
             body,
         }
@@ -711,6 +714,56 @@ impl RunnerApi {
         .send()
         .await
         .unwrap()
+    }
+
+    /// A crawl lane's `crawl/next`.
+    pub async fn crawl_next(&self, lane: &TestJob) -> reqwest::Response {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/internal/v1/jobs/{}/crawl/next", lane.id),
+        )
+        .header("siteward-attempt", &lane.token)
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// The lane's next page as a job, or `None` when the crawl is done (waits while asked to).
+    pub async fn crawl_page(&self, lane: &TestJob) -> Option<TestJob> {
+        loop {
+            let response = self.crawl_next(lane).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let body: serde_json::Value = response.json().await.unwrap();
+            match body["next"].as_str() {
+                Some("page") => return Some(Self::job_of(body["page"].clone())),
+                Some("done") => return None,
+                Some("wait") => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                other => panic!("unexpected crawl/next answer {other:?}: {body}"),
+            }
+        }
+    }
+
+    /// Uploads the screenshots and completes a crawl page with `snapshot` and `extra` fields
+    /// (links, robots, sitemaps).
+    pub async fn finish_crawl_page(
+        &self,
+        page: &TestJob,
+        snapshot: impl FnOnce(serde_json::Value) -> serde_json::Value,
+        extra: serde_json::Value,
+    ) -> reqwest::Response {
+        let viewport = fake_png(&format!("viewport {}", page.id));
+        let full = fake_png(&format!("full {}", page.id));
+        assert_eq!(self.upload(page, "viewport.png", &viewport).await.status(), StatusCode::CREATED);
+        assert_eq!(self.upload(page, "fullpage.png", &full).await.status(), StatusCode::CREATED);
+        let mut body = serde_json::json!({
+            "snapshot": snapshot(sample_snapshot(&page.url, &viewport, &full)),
+            "links": [],
+            "session": "lane 1 attempt 1 session 1",
+        });
+        for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+            body[key] = value;
+        }
+        self.complete(page, &body).await
     }
 
     pub async fn heartbeat(&self, job: &TestJob) -> reqwest::Response {

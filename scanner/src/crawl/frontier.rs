@@ -32,7 +32,7 @@ pub enum Source {
 }
 
 /// A page to visit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Planned {
     pub url: Url,
     /// Clicks from the start page (sitemap pages count as one).
@@ -93,17 +93,45 @@ pub enum Offer {
     Skipped(SkipReason),
 }
 
+/// The frontier serializes, so a crawl split between runners keeps it in the database between
+/// pages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Frontier {
     rules: CrawlRules,
     site: String,
-    /// The `robots.txt` read, and the origin it speaks for.
-    robots: Option<(url::Origin, Robots)>,
+    /// The `robots.txt` read, and the origin it speaks for (as ASCII).
+    robots: Option<(String, Robots)>,
     seen: HashSet<String>,
     queue: VecDeque<Planned>,
     handed_out: usize,
     templates: HashMap<String, usize>,
     skipped: Vec<Skipped>,
+    #[serde(with = "counts_as_pairs")]
     skip_counts: BTreeMap<SkipReason, usize>,
+}
+
+/// JSON keys are strings: the counts per reason go as `[reason, count]` pairs.
+mod counts_as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::SkipReason;
+
+    pub fn serialize<S: Serializer>(
+        counts: &BTreeMap<SkipReason, usize>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        counts.iter().collect::<Vec<_>>().serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<SkipReason, usize>, D::Error> {
+        Ok(Vec::<(SkipReason, usize)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
+    }
 }
 
 impl Frontier {
@@ -139,7 +167,7 @@ impl Frontier {
     /// The `robots.txt` of `origin`, applied to every candidate of that origin offered from now
     /// on (when the rules respect it). Other hosts of the site answer for themselves: their pages
     /// are not held to it.
-    pub fn set_robots(&mut self, origin: url::Origin, robots: Robots) {
+    pub fn set_robots(&mut self, origin: String, robots: Robots) {
         if self.rules.respect_robots {
             self.robots = Some((origin, robots));
         }
@@ -169,7 +197,9 @@ impl Frontier {
         } else if self
             .robots
             .as_ref()
-            .is_some_and(|(origin, robots)| url.origin() == *origin && !robots.allows(&url))
+            .is_some_and(|(origin, robots)| {
+                url.origin().ascii_serialization() == *origin && !robots.allows(&url)
+            })
         {
             Some(SkipReason::Robots)
         } else if depth > self.rules.max_depth {
@@ -330,7 +360,7 @@ mod tests {
             },
         );
         frontier.set_robots(
-            start().origin(),
+            start().origin().ascii_serialization(),
             Robots::parse("User-agent: *\nDisallow: /account/\n"),
         );
         assert_eq!(
@@ -372,7 +402,7 @@ mod tests {
             },
         );
         only_blog.set_robots(
-            start().origin(),
+            start().origin().ascii_serialization(),
             Robots::parse("User-agent: *\nDisallow: /\n"),
         );
         assert_eq!(link(&mut only_blog, "/blog/a", 1), Offer::Queued);

@@ -9,7 +9,7 @@ const MAX_LINES: usize = 20_000;
 const MAX_SITEMAPS: usize = 50;
 
 /// What one site's `robots.txt` says to a crawl.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Robots {
     /// Sitemap URLs it names, as written (absolute, per the format).
     pub sitemaps: Vec<String>,

@@ -341,36 +341,14 @@ async fn visit(
     // Links only from pages of the site: a link that left it is the end of that path. A page
     // whose links cannot be read is kept without them.
     let read_links = if on_site {
-        journey.evaluate(LINKS_JS).await
+        page_links(journey).await
     } else {
-        Ok(None)
+        Ok(Vec::new())
     };
-    let links: Vec<String> = read_links
-        .as_ref()
-        .ok()
-        .cloned()
-        .flatten()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
     {
         let mut progress = lock_progress(state);
-        let mut first_party = 0;
-        for link in links.iter().take(MAX_LINKS) {
-            let offer = progress.frontier.offer(
-                link,
-                &final_url,
-                planned.depth + 1,
-                Source::Link {
-                    on: final_url.to_string(),
-                },
-            );
-            if !matches!(
-                offer,
-                Offer::Unusable | Offer::Skipped(crate::crawl::SkipReason::OtherSite)
-            ) {
-                first_party += 1;
-            }
-        }
+        let links = read_links.as_deref().unwrap_or_default();
+        let first_party = offer_links(&mut progress.frontier, links, &final_url, planned.depth);
         progress.in_flight = progress.in_flight.saturating_sub(1);
         progress.pages.push((planned, first_party, session, output));
         *lock_current(current) = None;
@@ -388,7 +366,7 @@ async fn visit(
 }
 
 /// Whether a page's failure leaves its session unusable.
-fn ends_the_session(error: &ScanError) -> bool {
+pub fn ends_the_session(error: &ScanError) -> bool {
     matches!(
         error,
         ScanError::RendererCrashed
@@ -444,11 +422,38 @@ async fn fetch(journey: &Journey<'_>, url: &Url) -> Result<(u16, Vec<u8>), Strin
     Ok((status, bytes))
 }
 
-/// Reads the site's `robots.txt`: its rules apply from now on. Returns the sitemaps it names.
-async fn read_robots(journey: &Journey<'_>, state: &Mutex<Progress>, page: &Url) -> Vec<Url> {
-    let Ok(robots_url) = page.join("/robots.txt") else {
-        return Vec::new();
-    };
+/// What a site's `robots.txt` said, read from a page of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RobotsRead {
+    /// The origin it speaks for (ASCII serialization).
+    pub origin: String,
+    pub robots: Robots,
+}
+
+/// What the sitemaps gave: each document read (or not) and the page URLs listed, each with the
+/// sitemap that listed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SitemapsRead {
+    pub read: Vec<SitemapRead>,
+    /// `(sitemap, page)` pairs, at most 10,000.
+    pub pages: Vec<(String, String)>,
+}
+
+/// The first-party and other links of the page in the journey, as the browser resolved them.
+pub async fn page_links(journey: &Journey<'_>) -> Result<Vec<String>, ScanError> {
+    Ok(journey
+        .evaluate(LINKS_JS)
+        .await?
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .take(MAX_LINKS)
+        .collect())
+}
+
+/// Reads the `robots.txt` of `page`'s origin from the page (same-origin).
+pub async fn fetch_robots(journey: &Journey<'_>, page: &Url) -> Option<RobotsRead> {
+    let robots_url = page.join("/robots.txt").ok()?;
     // RFC 9309: a server error means "assume everything is disallowed"; a missing file (4xx)
     // allows everything. A fetch that failed in the page (a CSP, a network error) is read as
     // missing: the crawl cannot tell it from the site's answer.
@@ -457,40 +462,31 @@ async fn read_robots(journey: &Journey<'_>, state: &Mutex<Progress>, page: &Url)
         Ok((500..=599, _)) => Robots::disallow_all(),
         _ => Robots::default(),
     };
-    let named = robots
-        .sitemaps
-        .iter()
-        .filter_map(|s| Url::parse(s).ok())
-        .collect();
-    lock_progress(state)
-        .frontier
-        .set_robots(robots_url.origin(), robots);
-    named
+    Some(RobotsRead {
+        origin: robots_url.origin().ascii_serialization(),
+        robots,
+    })
 }
 
-/// Reads the sitemaps `robots.txt` named and `/sitemap.xml` (indexes followed), offering their
-/// pages. Only documents of the page's origin are read.
-async fn read_sitemaps(
-    journey: &Journey<'_>,
-    state: &Mutex<Progress>,
-    page: &Url,
-    named: Vec<Url>,
-) {
-    let mut queue: std::collections::VecDeque<Url> = named.into();
+/// Reads the sitemaps `robots.txt` named and `/sitemap.xml` (indexes followed) from `page`.
+/// Only documents of the page's origin are read.
+pub async fn fetch_sitemaps(journey: &Journey<'_>, page: &Url, named: &[String]) -> SitemapsRead {
+    let mut queue: std::collections::VecDeque<Url> =
+        named.iter().filter_map(|s| Url::parse(s).ok()).collect();
     let origin = page.origin();
     if let Ok(default) = page.join("/sitemap.xml") {
         queue.push_back(default);
     }
-    let mut read: Vec<Url> = Vec::new();
-    let mut offered = 0;
+    let mut visited: Vec<Url> = Vec::new();
+    let mut found = SitemapsRead::default();
     while let Some(sitemap) = queue.pop_front() {
-        if read.len() >= MAX_SITEMAPS {
+        if visited.len() >= MAX_SITEMAPS {
             break;
         }
-        if read.contains(&sitemap) {
+        if visited.contains(&sitemap) {
             continue;
         }
-        read.push(sitemap.clone());
+        visited.push(sitemap.clone());
         let outcome = if sitemap.origin() != origin {
             Err("on another origin: not read".to_owned())
         } else {
@@ -504,11 +500,14 @@ async fn read_sitemaps(
             Ok(Sitemap::Pages(pages)) | Ok(Sitemap::Index(pages)) => pages.len(),
             Err(_) => 0,
         };
-        let error = outcome.as_ref().err().cloned();
-        let mut progress = lock_progress(state);
+        found.read.push(SitemapRead {
+            url: sitemap.to_string(),
+            entries,
+            error: outcome.as_ref().err().cloned(),
+        });
         match outcome {
             Ok(Sitemap::Index(children)) => {
-                let room = MAX_SITEMAPS.saturating_sub(read.len() + queue.len());
+                let room = MAX_SITEMAPS.saturating_sub(visited.len() + queue.len());
                 queue.extend(
                     children
                         .iter()
@@ -517,27 +516,81 @@ async fn read_sitemaps(
                 );
             }
             Ok(Sitemap::Pages(pages)) => {
-                for page_url in pages {
-                    if offered >= MAX_SITEMAP_PAGES {
-                        break;
-                    }
-                    offered += 1;
-                    progress.frontier.offer(
-                        &page_url,
-                        &sitemap,
-                        1,
-                        Source::Sitemap {
-                            sitemap: sitemap.to_string(),
-                        },
-                    );
-                }
+                let room = MAX_SITEMAP_PAGES.saturating_sub(found.pages.len());
+                found.pages.extend(
+                    pages
+                        .into_iter()
+                        .take(room)
+                        .map(|page| (sitemap.to_string(), page)),
+                );
             }
             Err(_) => {}
         }
-        progress.sitemaps.push(SitemapRead {
-            url: sitemap.to_string(),
-            entries,
-            error,
-        });
     }
+    found
+}
+
+/// Offers what the sitemaps listed to the frontier (as one click from the start).
+pub fn offer_sitemap_pages(frontier: &mut Frontier, found: &SitemapsRead) {
+    for (sitemap, page) in &found.pages {
+        let Ok(base) = Url::parse(sitemap) else {
+            continue;
+        };
+        frontier.offer(
+            page,
+            &base,
+            1,
+            Source::Sitemap {
+                sitemap: sitemap.clone(),
+            },
+        );
+    }
+}
+
+/// Offers a page's links to the frontier; returns how many were first-party (usable and on the
+/// site, whatever became of them).
+pub fn offer_links(frontier: &mut Frontier, links: &[String], page: &Url, depth: u32) -> usize {
+    let mut first_party = 0;
+    for link in links.iter().take(MAX_LINKS) {
+        let offer = frontier.offer(
+            link,
+            page,
+            depth + 1,
+            Source::Link {
+                on: page.to_string(),
+            },
+        );
+        if !matches!(
+            offer,
+            Offer::Unusable | Offer::Skipped(crate::crawl::SkipReason::OtherSite)
+        ) {
+            first_party += 1;
+        }
+    }
+    first_party
+}
+
+/// Reads the site's `robots.txt`: its rules apply from now on. Returns the sitemaps it names.
+async fn read_robots(journey: &Journey<'_>, state: &Mutex<Progress>, page: &Url) -> Vec<String> {
+    let Some(read) = fetch_robots(journey, page).await else {
+        return Vec::new();
+    };
+    let named = read.robots.sitemaps.clone();
+    lock_progress(state)
+        .frontier
+        .set_robots(read.origin, read.robots);
+    named
+}
+
+/// Reads the sitemaps and offers their pages.
+async fn read_sitemaps(
+    journey: &Journey<'_>,
+    state: &Mutex<Progress>,
+    page: &Url,
+    named: Vec<String>,
+) {
+    let found = fetch_sitemaps(journey, page, &named).await;
+    let mut progress = lock_progress(state);
+    offer_sitemap_pages(&mut progress.frontier, &found);
+    progress.sitemaps.extend(found.read);
 }
