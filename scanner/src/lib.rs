@@ -23,8 +23,8 @@ pub use browser::{BrowserOptions, Identity, NOBODY, Supervisor};
 pub use error::ScanError;
 pub use options::{DEFAULT_MIN_DWELL, DEFAULT_QUIET_PERIOD, Limits, ScanOptions};
 pub use scan::{
-    Activity, ActivityMark, CrawlOutput, CrawlStep, FrameInfo, Journey, NavigationRule,
-    RobotsRead, ScanOutput, Scanner, Settled, SitemapsRead, Stage, ends_the_session, fetch_robots,
+    Activity, ActivityMark, CrawlOutput, CrawlStep, FrameInfo, Journey, NavigationRule, RobotsRead,
+    ScanOutput, Scanner, Settled, SitemapsRead, Stage, ends_the_session, fetch_robots,
     fetch_sitemaps, offer_links, offer_sitemap_pages, page_links, validate_url,
 };
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, Snapshot};

@@ -11,8 +11,10 @@ use actix_web::web;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use scanner::crawl::{CrawlRecord, Frontier, SiteSnapshot, SitemapRead, Source, Unreachable, VisitedPage};
 use scanner::Snapshot;
+use scanner::crawl::{
+    CrawlRecord, Frontier, SiteSnapshot, SitemapRead, Source, Unreachable, VisitedPage,
+};
 use time::OffsetDateTime;
 
 use super::progress::ASSEMBLE_JOB;
@@ -69,21 +71,28 @@ struct PageRow {
 /// Builds and stores the site snapshot of crawl `id`, if it is waiting for one.
 pub async fn assemble(state: &AppState, id: i64) -> Result<(), AppError> {
     let mut conn = state.conn().await?;
-    let found: Option<(i64, i64, String, String, serde_json::Value, serde_json::Value, OffsetDateTime)> =
-        crawls::table
-            .find(id)
-            .select((
-                crawls::org_id,
-                crawls::target_id,
-                crawls::state,
-                crawls::start_url,
-                crawls::frontier,
-                crawls::sitemaps,
-                crawls::created_at,
-            ))
-            .first(&mut conn)
-            .await
-            .optional()?;
+    let found: Option<(
+        i64,
+        i64,
+        String,
+        String,
+        serde_json::Value,
+        serde_json::Value,
+        OffsetDateTime,
+    )> = crawls::table
+        .find(id)
+        .select((
+            crawls::org_id,
+            crawls::target_id,
+            crawls::state,
+            crawls::start_url,
+            crawls::frontier,
+            crawls::sitemaps,
+            crawls::created_at,
+        ))
+        .first(&mut conn)
+        .await
+        .optional()?;
     let Some((org_id, target_id, crawl_state, start_url, frontier, sitemaps, created_at)) = found
     else {
         return Ok(()); // Its target was deleted meanwhile.
@@ -124,8 +133,7 @@ pub async fn assemble(state: &AppState, id: i64) -> Result<(), AppError> {
     for (index, row) in rows.iter().enumerate() {
         match (row.outcome.as_deref(), row.snapshot_id) {
             (Some("visited"), Some(snapshot_id)) => {
-                let doc =
-                    crate::scans::analysis::load_document(state, org_id, snapshot_id).await?;
+                let doc = crate::scans::analysis::load_document(state, org_id, snapshot_id).await?;
                 documents.push((index, doc));
             }
             _ => unreachable.push(Unreachable {
@@ -188,10 +196,7 @@ pub async fn assemble(state: &AppState, id: i64) -> Result<(), AppError> {
 
     let mut conn = state.conn().await?;
     if site.pages.is_empty() {
-        let first = site
-            .unreachable
-            .iter()
-            .next()
+        let first = <[Unreachable]>::first(&site.unreachable)
             .map(|u| format!("{}: {}", u.url, u.reason))
             .unwrap_or_else(|| "no page was handed out".into());
         diesel::update(crawls::table.find(id))
@@ -210,9 +215,10 @@ pub async fn assemble(state: &AppState, id: i64) -> Result<(), AppError> {
         return Ok(());
     }
     let before = match previous {
-        Some((previous_id, Some(sha256))) => {
-            Some((previous_id, read_site(state, org_id, previous_id, &sha256).await?))
-        }
+        Some((previous_id, Some(sha256))) => Some((
+            previous_id,
+            read_site(state, org_id, previous_id, &sha256).await?,
+        )),
         _ => None,
     };
     let changes: Vec<SiteChange> = before

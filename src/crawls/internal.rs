@@ -80,10 +80,9 @@ async fn next(
     // Only the attempt holding the lane may take pages; asking renews its lease.
     if !queue::heartbeat(&mut conn, lane_job, &token, lease).await? {
         return match queue::kind(&mut conn, lane_job).await? {
-            Some(kind) if kind == crate::runner::protocol::CRAWL_JOB => Err(AppError::Conflict(
-                "the job is not running under this attempt".into(),
-            )
-            .into()),
+            Some(kind) if kind == crate::runner::protocol::CRAWL_JOB => {
+                Err(AppError::Conflict("the job is not running under this attempt".into()).into())
+            }
             _ => Err(AppError::NotFound.into()),
         };
     }

@@ -76,7 +76,11 @@ pub async fn request(
     let start = Url::parse(&target.url).map_err(AppError::internal)?;
     let lanes = limits.lanes.min(rules.max_pages).max(1);
     let deadline = OffsetDateTime::now_utc()
-        + budget(rules.max_pages, lanes, scanner::ScanOptions::default().load_timeout);
+        + budget(
+            rules.max_pages,
+            lanes,
+            scanner::ScanOptions::default().load_timeout,
+        );
     let frontier = Frontier::new(start.clone(), rules);
     let crawl_id: i64 = diesel::insert_into(crawls::table)
         .values((
@@ -112,7 +116,11 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, AppError
     serde_json::to_value(value).map_err(AppError::internal)
 }
 
-async fn save(conn: &mut AsyncPgConnection, crawl_id: i64, frontier: &Frontier) -> Result<(), AppError> {
+async fn save(
+    conn: &mut AsyncPgConnection,
+    crawl_id: i64,
+    frontier: &Frontier,
+) -> Result<(), AppError> {
     diesel::update(crawls::table.find(crawl_id))
         .set(crawls::frontier.eq(to_json(frontier)?))
         .execute(conn)
@@ -131,7 +139,8 @@ async fn hand_out(
 ) -> Result<(), AppError> {
     while let Some(Planned { url, depth, source }) = frontier.next_page() {
         let number = frontier.handed_out() as i32;
-        let scan_id = scans::request_crawl_page(conn, target, asked, crawl_id, url.as_str()).await?;
+        let scan_id =
+            scans::request_crawl_page(conn, target, asked, crawl_id, url.as_str()).await?;
         diesel::insert_into(crawl_pages::table)
             .values((
                 crawl_pages::crawl_id.eq(crawl_id),
@@ -233,7 +242,12 @@ pub async fn page_visited(
             scanner::offer_sitemap_pages(frontier, found);
             let mut read: Vec<serde_json::Value> =
                 serde_json::from_value(locked.sitemaps.clone()).unwrap_or_default();
-            read.extend(found.read.iter().filter_map(|r| serde_json::to_value(r).ok()));
+            read.extend(
+                found
+                    .read
+                    .iter()
+                    .filter_map(|r| serde_json::to_value(r).ok()),
+            );
             diesel::update(crawls::table.find(crawl_id))
                 .set(crawls::sitemaps.eq(serde_json::Value::Array(read)))
                 .execute(conn)
@@ -250,7 +264,14 @@ pub async fn page_visited(
         .execute(conn)
         .await?;
     if locked.state == "running" {
-        hand_out(conn, crawl_id, &locked.target, &locked.asked, &mut locked.frontier).await?;
+        hand_out(
+            conn,
+            crawl_id,
+            &locked.target,
+            &locked.asked,
+            &mut locked.frontier,
+        )
+        .await?;
         save(conn, crawl_id, &locked.frontier).await?;
     }
     finish_if_done(conn, crawl_id).await
@@ -390,7 +411,10 @@ pub async fn claim_page(
         return Ok(None);
     };
     let number: i32 = crawl_pages::table
-        .inner_join(crate::db::schema::scans::table.on(crate::db::schema::scans::id.eq(crawl_pages::scan_id)))
+        .inner_join(
+            crate::db::schema::scans::table
+                .on(crate::db::schema::scans::id.eq(crawl_pages::scan_id)),
+        )
         .filter(crate::db::schema::scans::job_id.eq(job.id))
         .select(crawl_pages::number)
         .first(conn)
@@ -412,8 +436,7 @@ pub async fn pages_under_way(conn: &mut AsyncPgConnection, crawl_id: i64) -> Que
     .bind::<BigInt, _>(crawl_id)
     .get_result::<Count>(conn)
     .await?
-    .n
-        > 0)
+    .n > 0)
 }
 
 /// The rules a site target's crawls follow.

@@ -155,11 +155,18 @@ pub fn compare(before: &SiteSnapshot, after: &SiteSnapshot) -> Vec<SiteChange> {
             host: (*host).to_owned(),
         });
     }
-    let key = |name: &str, domain: &str| (name.to_owned(), domain.trim_start_matches('.').to_owned());
-    let cookies_before: BTreeSet<(String, String)> =
-        before.cookies.iter().map(|c| key(&c.name, &c.domain)).collect();
-    let cookies_after: BTreeSet<(String, String)> =
-        after.cookies.iter().map(|c| key(&c.name, &c.domain)).collect();
+    let key =
+        |name: &str, domain: &str| (name.to_owned(), domain.trim_start_matches('.').to_owned());
+    let cookies_before: BTreeSet<(String, String)> = before
+        .cookies
+        .iter()
+        .map(|c| key(&c.name, &c.domain))
+        .collect();
+    let cookies_after: BTreeSet<(String, String)> = after
+        .cookies
+        .iter()
+        .map(|c| key(&c.name, &c.domain))
+        .collect();
     for cookie in &after.cookies {
         if !cookies_before.contains(&key(&cookie.name, &cookie.domain)) {
             changes.push(SiteChange::CookieAdded {
@@ -223,9 +230,10 @@ pub fn findings(changes: &[SiteChange]) -> Vec<SiteFinding> {
             SiteChange::ThirdPartyHostAdded { host, .. } => {
                 found.push(finding("new_third_party_host", format!("host:{host}")))
             }
-            SiteChange::CookieAdded { name, domain, .. } => {
-                found.push(finding("cookie_before_consent", format!("cookie:{name}@{domain}")))
-            }
+            SiteChange::CookieAdded { name, domain, .. } => found.push(finding(
+                "cookie_before_consent",
+                format!("cookie:{name}@{domain}"),
+            )),
             _ => {}
         }
     }

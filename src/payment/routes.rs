@@ -358,7 +358,8 @@ async fn inventory_of(
     let scripts = queries::inventory(&mut conn, ctx, target_id).await?;
     let window = super::cadence::window(&mut conn, &target).await?;
     let latest =
-        crate::scans::queries::previous_snapshot(&mut conn, target_id, None, None, i64::MAX).await?;
+        crate::scans::queries::previous_snapshot(&mut conn, target_id, None, None, i64::MAX)
+            .await?;
     drop(conn);
     let (page_url, current_csp) = match latest {
         Some(id) => {

@@ -271,8 +271,7 @@ pub async fn record_snapshot(
             crate::compliance::queries::visit_finished(conn, compliance_scan_id).await?;
         }
         if let (Some(crawl_id), Some(result)) = (attempt.crawl_id, crawl_page) {
-            crate::crawls::progress::page_visited(conn, crawl_id, attempt.scan_id, result)
-                .await?;
+            crate::crawls::progress::page_visited(conn, crawl_id, attempt.scan_id, result).await?;
         }
         Ok(Some(attempt.snapshot_id))
     })

@@ -12,9 +12,9 @@ use super::ingest::{self, Standing};
 use super::runner_tokens::RunnerCtx;
 use crate::checkouts;
 use crate::client_reports;
+use crate::crawls;
 use crate::db::schema::snapshots;
 use crate::queue::{self, FailOutcome};
-use crate::crawls;
 use crate::runner::protocol::{
     ATTEMPT_HEADER, CHECKOUT_JOB, CRAWL_JOB, CRAWL_PAGE_JOB, CheckoutOrder, ClaimRequest,
     ClaimedJob, Completed, CrawlPageResult, FailReply, FailRequest, MAX_ARTIFACT_BYTES,
@@ -433,7 +433,8 @@ async fn fail(
     if queue::kind(&mut conn, job_id).await?.as_deref() == Some(CRAWL_PAGE_JOB) {
         // The runner's verdict on a page of a crawl is final: another attempt would meet the
         // same page (a dead runner's page, in contrast, comes back through its lapsed lease).
-        return Ok(HttpResponse::Ok().json(crawls::internal::page_failed(&mut conn, job_id, &token, &error).await?));
+        return Ok(HttpResponse::Ok()
+            .json(crawls::internal::page_failed(&mut conn, job_id, &token, &error).await?));
     }
     let reply = match queue::fail(&mut conn, job_id, &token, &error).await? {
         FailOutcome::Retrying(at) => FailReply {

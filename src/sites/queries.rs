@@ -346,8 +346,15 @@ pub async fn insert_target(
             targets::ignore_selectors
                 .eq(serde_json::to_value(&v.ignore_selectors).unwrap_or_default()),
             targets::ignore_regions.eq(serde_json::to_value(&v.ignore_regions).unwrap_or_default()),
-            targets::kind.eq(if v.crawl_rules.is_some() { "site" } else { "page" }),
-            targets::crawl_rules.eq(v.crawl_rules.as_ref().and_then(|r| serde_json::to_value(r).ok())),
+            targets::kind.eq(if v.crawl_rules.is_some() {
+                "site"
+            } else {
+                "page"
+            }),
+            targets::crawl_rules.eq(v
+                .crawl_rules
+                .as_ref()
+                .and_then(|r| serde_json::to_value(r).ok())),
         ))
         .returning(Target::as_returning())
         .get_result(conn)
@@ -385,8 +392,15 @@ pub async fn update_target(
         targets::visual_threshold.eq(v.visual_threshold),
         targets::ignore_selectors.eq(serde_json::to_value(&v.ignore_selectors).unwrap_or_default()),
         targets::ignore_regions.eq(serde_json::to_value(&v.ignore_regions).unwrap_or_default()),
-        targets::kind.eq(if v.crawl_rules.is_some() { "site" } else { "page" }),
-        targets::crawl_rules.eq(v.crawl_rules.as_ref().and_then(|r| serde_json::to_value(r).ok())),
+        targets::kind.eq(if v.crawl_rules.is_some() {
+            "site"
+        } else {
+            "page"
+        }),
+        targets::crawl_rules.eq(v
+            .crawl_rules
+            .as_ref()
+            .and_then(|r| serde_json::to_value(r).ok())),
         targets::updated_at.eq(OffsetDateTime::now_utc()),
     ))
     .returning(Target::as_returning())

@@ -263,7 +263,10 @@ async fn save_target(
         let limits = crate::crawls::progress::org_limits(&mut conn, ctx.org_id).await?;
         if let Err(error) = rules.validate(limits.max_pages) {
             let mut errors = crate::web::FieldErrors::default();
-            errors.add("crawl.max_pages", format!("{error} (your organization's cap)"));
+            errors.add(
+                "crawl.max_pages",
+                format!("{error} (your organization's cap)"),
+            );
             return Err(AppError::Invalid(errors));
         }
     }

@@ -167,7 +167,12 @@ fn read_crawl(input: &CrawlInput, rules: &mut CrawlRules, errors: &mut FieldErro
         MAX_PAGES_CEILING as i64,
         &mut rules.max_pages,
     );
-    count(input.per_template, "crawl.per_template", 1_000, &mut rules.per_template);
+    count(
+        input.per_template,
+        "crawl.per_template",
+        1_000,
+        &mut rules.per_template,
+    );
     if let Some(depth) = input.max_depth {
         match u32::try_from(depth) {
             Ok(depth) if depth <= 20 => rules.max_depth = depth,

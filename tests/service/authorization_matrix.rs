@@ -329,7 +329,7 @@ impl World {
             .unwrap();
         // A runner prints its PDF (and finishes whatever else waits in the queue).
         let runner = RunnerApi::new(&self.app, &runner_token(&self.app, "matrix").await);
-        while let Some(job) = runner.claim(0).await {
+        while let Some(job) = runner.claim_no_lanes(0).await {
             let finished = if job.scan_id == 0 {
                 runner.finish_checkout(&job, "passed").await
             } else {
@@ -435,7 +435,10 @@ impl World {
                 // Complete queued scans (oldest first) until this one has its snapshot.
                 let runner = RunnerApi::new(&self.app, &runner_token(&self.app, "matrix").await);
                 loop {
-                    let job = runner.claim(0).await.expect("the scan's job is queued");
+                    let job = runner
+                        .claim_no_lanes(0)
+                        .await
+                        .expect("the scan's job is queued");
                     let finished = if job.scan_id == 0 {
                         runner.finish_checkout(&job, "passed").await
                     } else {
@@ -509,7 +512,10 @@ impl World {
                 // Complete queued jobs (oldest first) until this run has reported.
                 let runner = RunnerApi::new(&self.app, &runner_token(&self.app, "matrix").await);
                 loop {
-                    let job = runner.claim(0).await.expect("the run's job is queued");
+                    let job = runner
+                        .claim_no_lanes(0)
+                        .await
+                        .expect("the run's job is queued");
                     if job.scan_id != 0 {
                         assert_eq!(runner.finish(&job).await.status(), StatusCode::OK);
                         continue;

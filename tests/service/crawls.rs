@@ -76,7 +76,12 @@ async fn lanes_take_pages_from_the_app_and_the_site_snapshot_and_its_alerts_name
     let api = owner_api(&app).await;
     let start = "https://www.outdoor.example/";
     let target = new_target(&api, start).await;
-    let response = make_site(&api, target, serde_json::json!({"max_pages": 5, "per_template": 1})).await;
+    let response = make_site(
+        &api,
+        target,
+        serde_json::json!({"max_pages": 5, "per_template": 1}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let crawl = crawl_now(&api, target).await;
     let crawl_id = crawl["id"].as_i64().unwrap();
@@ -100,7 +105,11 @@ async fn lanes_take_pages_from_the_app_and_the_site_snapshot_and_its_alerts_name
         assert!(other.body["crawl"].is_object(), "{}", other.body);
         lanes.push(other);
     }
-    assert_eq!(lanes.len(), 4, "the organization's default: four pages at once");
+    assert_eq!(
+        lanes.len(),
+        4,
+        "the organization's default: four pages at once"
+    );
     let lane = &lanes[0];
 
     // The start page: its links, robots.txt and sitemap come in with it.
@@ -130,7 +139,12 @@ async fn lanes_take_pages_from_the_app_and_the_site_snapshot_and_its_alerts_name
         )
         .await;
     assert_eq!(finished_first.status(), StatusCode::OK);
-    let now: serde_json::Value = api.get(&format!("/api/v1/crawls/{crawl_id}")).await.json().await.unwrap();
+    let now: serde_json::Value = api
+        .get(&format!("/api/v1/crawls/{crawl_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         page_urls(&now, "queued"),
         [
@@ -146,23 +160,39 @@ async fn lanes_take_pages_from_the_app_and_the_site_snapshot_and_its_alerts_name
     // A page the runner cannot visit is unreachable at once, with its reason.
     let second = runner.crawl_page(lane).await.unwrap();
     let failed = runner
-        .request(Method::POST, &format!("/internal/v1/jobs/{}/fail", second.id))
+        .request(
+            Method::POST,
+            &format!("/internal/v1/jobs/{}/fail", second.id),
+        )
         .header("siteward-attempt", &second.token)
         .json(&serde_json::json!({"error": "net::ERR_NAME_NOT_RESOLVED"}))
         .send()
         .await
         .unwrap();
     assert_eq!(failed.status(), StatusCode::OK);
-    assert_eq!(failed.json::<serde_json::Value>().await.unwrap()["outcome"], "dead");
+    assert_eq!(
+        failed.json::<serde_json::Value>().await.unwrap()["outcome"],
+        "dead"
+    );
     // Only the attempt holding the lane takes pages.
     let mut stale = lanes[1].clone();
     stale.token = "not-the-token".into();
-    assert_eq!(runner.crawl_next(&stale).await.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        runner.crawl_next(&stale).await.status(),
+        StatusCode::CONFLICT
+    );
 
     // The rest, one of them with a tracker no page had.
     while let Some(page) = runner.crawl_page(lane).await {
-        let response = runner.finish_crawl_page(&page, |s| s, serde_json::json!({})).await;
-        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        let response = runner
+            .finish_crawl_page(&page, |s| s, serde_json::json!({}))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{}",
+            response.text().await.unwrap()
+        );
     }
     let done = finished(&api, crawl_id, Duration::from_secs(30)).await;
     assert_eq!(done["state"], "done", "{done}");
@@ -171,13 +201,24 @@ async fn lanes_take_pages_from_the_app_and_the_site_snapshot_and_its_alerts_name
     let site = &done["site"];
     assert_eq!(site["site"], "outdoor.example");
     assert_eq!(site["pages"].as_array().unwrap().len(), 4);
-    assert_eq!(site["unreachable"][0]["url"], "https://www.outdoor.example/a");
-    assert_eq!(site["unreachable"][0]["reason"], "net::ERR_NAME_NOT_RESOLVED");
+    assert_eq!(
+        site["unreachable"][0]["url"],
+        "https://www.outdoor.example/a"
+    );
+    assert_eq!(
+        site["unreachable"][0]["reason"],
+        "net::ERR_NAME_NOT_RESOLVED"
+    );
     let skipped: BTreeSet<(String, String)> = site["skipped"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["url"].as_str().unwrap().to_owned(), s["reason"].as_str().unwrap().to_owned()))
+        .map(|s| {
+            (
+                s["url"].as_str().unwrap().to_owned(),
+                s["reason"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     for expected in [
         ("https://www.outdoor.example/private/x", "robots"),
@@ -240,9 +281,11 @@ async fn lanes_take_pages_from_the_app_and_the_site_snapshot_and_its_alerts_name
     assert_eq!(done["previous_crawl_id"], crawl_id);
     let changes = done["changes"].as_array().unwrap();
     assert!(
-        changes.iter().any(|c| c["change"] == "third_party_host_added"
-            && c["host"] == "pixel.tracker.example"
-            && c["pages"] == serde_json::json!(["https://blog.outdoor.example/"])),
+        changes
+            .iter()
+            .any(|c| c["change"] == "third_party_host_added"
+                && c["host"] == "pixel.tracker.example"
+                && c["pages"] == serde_json::json!(["https://blog.outdoor.example/"])),
         "{changes:?}"
     );
     let alerts: serde_json::Value = api
@@ -251,14 +294,21 @@ async fn lanes_take_pages_from_the_app_and_the_site_snapshot_and_its_alerts_name
         .json()
         .await
         .unwrap();
-    let alerts = alerts["items"].as_array().or(alerts.as_array()).cloned().unwrap_or_default();
+    let alerts = alerts["items"]
+        .as_array()
+        .or(alerts.as_array())
+        .cloned()
+        .unwrap_or_default();
     let pixel: Vec<&serde_json::Value> = alerts
         .iter()
         .filter(|a| a["rule"] == "new_third_party_host")
         .collect();
     assert_eq!(pixel.len(), 1, "one alert for the new host: {alerts:?}");
     assert!(
-        pixel[0]["title"].as_str().unwrap().contains("on 1 page (/)"),
+        pixel[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("on 1 page (/)"),
         "{:?}",
         pixel[0]["title"]
     );
@@ -268,11 +318,16 @@ async fn lanes_take_pages_from_the_app_and_the_site_snapshot_and_its_alerts_name
             tracked_page.unwrap()
         ))
         .await;
-    assert_eq!(pixel[0]["first_snapshot_id"], tracked_snapshot, "the alert points to the page");
+    assert_eq!(
+        pixel[0]["first_snapshot_id"], tracked_snapshot,
+        "the alert points to the page"
+    );
     // A crawl page's own comparison raised nothing besides: the site speaks for its pages.
     assert_eq!(
-        app.count(&format!("SELECT count(*) AS n FROM alerts WHERE target_id = {target}"))
-            .await,
+        app.count(&format!(
+            "SELECT count(*) AS n FROM alerts WHERE target_id = {target}"
+        ))
+        .await,
         1
     );
 }
@@ -289,14 +344,23 @@ async fn bad_crawl_rules_are_refused_with_reasons_and_a_page_target_is_not_crawl
         (serde_json::json!({"max_depth": -1}), "crawl.max_depth"),
     ] {
         let response = make_site(&api, target, crawl.clone()).await;
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{crawl}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{crawl}"
+        );
         let body = response.text().await.unwrap();
         assert!(body.contains(field), "{crawl}: {body}");
     }
     let unknown = make_site(&api, target, serde_json::json!({"max_pagez": 3})).await;
     assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     // Nothing was saved: it is still a page target, and a page target is not crawled.
-    let saved: serde_json::Value = api.get(&format!("/api/v1/targets/{target}")).await.json().await.unwrap();
+    let saved: serde_json::Value = api
+        .get(&format!("/api/v1/targets/{target}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(saved["kind"], "page");
     assert_eq!(saved["crawl_rules"], serde_json::Value::Null);
     let refused = api
@@ -306,17 +370,27 @@ async fn bad_crawl_rules_are_refused_with_reasons_and_a_page_target_is_not_crawl
         .unwrap();
     assert_eq!(refused.status(), StatusCode::CONFLICT);
     // The organization's cap is the limit, not the ceiling.
-    app.count("WITH c AS (UPDATE orgs SET max_crawl_pages = 10 RETURNING 1) SELECT count(*) AS n FROM c")
-        .await;
+    app.count(
+        "WITH c AS (UPDATE orgs SET max_crawl_pages = 10 RETURNING 1) SELECT count(*) AS n FROM c",
+    )
+    .await;
     let over = make_site(&api, target, serde_json::json!({"max_pages": 11})).await;
     assert_eq!(over.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(over.text().await.unwrap().contains("organization's cap"));
-    let within = make_site(&api, target, serde_json::json!({"max_pages": 10, "exclude": ["/cart*"]})).await;
+    let within = make_site(
+        &api,
+        target,
+        serde_json::json!({"max_pages": 10, "exclude": ["/cart*"]}),
+    )
+    .await;
     assert_eq!(within.status(), StatusCode::OK);
     let saved: serde_json::Value = within.json().await.unwrap();
     assert_eq!(saved["kind"], "site");
     assert_eq!(saved["crawl_rules"]["max_pages"], 10);
-    assert_eq!(saved["crawl_rules"]["exclude"], serde_json::json!(["/cart*"]));
+    assert_eq!(
+        saved["crawl_rules"]["exclude"],
+        serde_json::json!(["/cart*"])
+    );
     // A plain scan of a site target is a crawl, asked for as one.
     let scan = api
         .request(Method::POST, &format!("/api/v1/targets/{target}/scans"))
@@ -327,7 +401,12 @@ async fn bad_crawl_rules_are_refused_with_reasons_and_a_page_target_is_not_crawl
 }
 
 /// Starts `siteward runner` against the app, allowed to reach the fixture sites on loopback.
-fn spawn_runner(app: &TestApp, name_token: &str, sites: &FixtureSites, slots: usize) -> tokio::process::Child {
+fn spawn_runner(
+    app: &TestApp,
+    name_token: &str,
+    sites: &FixtureSites,
+    slots: usize,
+) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_siteward"))
         .arg("runner")
         .args(["--allow-private", "--deliver-for", "90s"])
@@ -379,7 +458,10 @@ async fn runners_crawl_the_outdoor_site_and_one_killed_mid_crawl_loses_only_its_
         if busy > 0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "the doomed runner never took a page");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the doomed runner never took a page"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     doomed.kill().await.expect("SIGKILL the doomed runner");
@@ -429,7 +511,10 @@ async fn runners_crawl_the_outdoor_site_and_one_killed_mid_crawl_loses_only_its_
         .map(|u| format!("{} {}", short(u["url"].as_str().unwrap()), u["reason"]))
         .collect();
     assert_eq!(unreachable.len(), 1, "{unreachable:?}");
-    assert!(unreachable[0].starts_with(&www("/loop-a")) && unreachable[0].contains("REDIRECT"), "{unreachable:?}");
+    assert!(
+        unreachable[0].starts_with(&www("/loop-a")) && unreachable[0].contains("REDIRECT"),
+        "{unreachable:?}"
+    );
 
     // The killed runner's page was visited again, by a lane of the survivor.
     assert!(
@@ -475,15 +560,17 @@ async fn runners_crawl_the_outdoor_site_and_one_killed_mid_crawl_loses_only_its_
         .find(|p| p["final_url"] == contact.as_str())
         .expect("the contact page");
     let har = api
-        .get(&format!("/api/v1/snapshots/{}/har", contact_page["snapshot_id"]))
+        .get(&format!(
+            "/api/v1/snapshots/{}/har",
+            contact_page["snapshot_id"]
+        ))
         .await;
     assert_eq!(har.status(), StatusCode::OK);
     let har: serde_json::Value = har.json().await.unwrap();
-    assert!(
-        har["log"]["entries"]
-            .as_array()
+    assert!(har["log"]["entries"].as_array().unwrap().iter().any(|e| {
+        e["request"]["url"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|e| e["request"]["url"].as_str().unwrap().contains(fixture_sites::ADS))
-    );
+            .contains(fixture_sites::ADS)
+    }));
 }

@@ -645,6 +645,19 @@ impl RunnerApi {
         }
     }
 
+    /// Claims the next scan or checkout job; lanes of crawls queued meanwhile (by tests that
+    /// start crawls only for their rows) are completed on the way.
+    pub async fn claim_no_lanes(&self, wait_seconds: u32) -> Option<TestJob> {
+        loop {
+            let job = self.claim(wait_seconds).await?;
+            if !job.body["crawl"].is_object() {
+                return Some(job);
+            }
+            let done = self.complete(&job, &serde_json::json!({})).await;
+            assert_eq!(done.status(), StatusCode::OK);
+        }
+    }
+
     /// Delivers a claimed PDF job: a minimal PDF, then completion.
     async fn print_pdf(&self, body: &serde_json::Value) {
         let id = body["job_id"].as_i64().unwrap();
@@ -753,8 +766,14 @@ impl RunnerApi {
     ) -> reqwest::Response {
         let viewport = fake_png(&format!("viewport {}", page.id));
         let full = fake_png(&format!("full {}", page.id));
-        assert_eq!(self.upload(page, "viewport.png", &viewport).await.status(), StatusCode::CREATED);
-        assert_eq!(self.upload(page, "fullpage.png", &full).await.status(), StatusCode::CREATED);
+        assert_eq!(
+            self.upload(page, "viewport.png", &viewport).await.status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            self.upload(page, "fullpage.png", &full).await.status(),
+            StatusCode::CREATED
+        );
         let mut body = serde_json::json!({
             "snapshot": snapshot(sample_snapshot(&page.url, &viewport, &full)),
             "links": [],

@@ -194,13 +194,9 @@ impl Frontier {
             })
         } else if !self.rules.included(&url) {
             Some(SkipReason::NotIncluded)
-        } else if self
-            .robots
-            .as_ref()
-            .is_some_and(|(origin, robots)| {
-                url.origin().ascii_serialization() == *origin && !robots.allows(&url)
-            })
-        {
+        } else if self.robots.as_ref().is_some_and(|(origin, robots)| {
+            url.origin().ascii_serialization() == *origin && !robots.allows(&url)
+        }) {
             Some(SkipReason::Robots)
         } else if depth > self.rules.max_depth {
             Some(SkipReason::TooDeep)

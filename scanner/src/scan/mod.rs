@@ -28,11 +28,11 @@ use crate::options::ScanOptions;
 use crate::snapshot::*;
 
 use consent::*;
+pub use crawl::ends_the_session;
 pub use crawl::{
     CrawlOutput, CrawlStep, RobotsRead, SitemapsRead, fetch_robots, fetch_sitemaps, offer_links,
     offer_sitemap_pages, page_links,
 };
-pub use crawl::ends_the_session;
 use drive::*;
 use events::*;
 pub use frames::FrameInfo;
