@@ -33,6 +33,27 @@ pub const POSTS: usize = 10;
 /// Every page the site has, on both hosts, redirect loop included.
 pub const PAGES: usize = 65;
 
+/// The pages a crawl with the default rules visits, as (host, path and query): every page
+/// linked from the start, two of each template (the sitemap's `item-07` and the catalogue's
+/// first product; two posts), the two pages only the gzipped sitemap lists, and the products'
+/// add-to-cart link. `/account/` is disallowed by robots.txt and `/loop-a` never loads.
+pub const DEFAULT_CRAWL: [(&str, &str); 14] = [
+    (OUTDOOR, "/"),
+    (OUTDOOR, "/products"),
+    (OUTDOOR_BLOG, "/"),
+    (OUTDOOR, "/contact"),
+    (OUTDOOR, "/about"),
+    (OUTDOOR, "/cart"),
+    (OUTDOOR, "/checkout"),
+    (OUTDOOR, "/faq"),
+    (OUTDOOR, "/shipping"),
+    (OUTDOOR, "/product/item-07"),
+    (OUTDOOR, "/product/item-01"),
+    (OUTDOOR_BLOG, "/2026/11/post-01"),
+    (OUTDOOR_BLOG, "/2026/11/post-02"),
+    (OUTDOOR, "/cart?add=1"),
+];
+
 const HTML: &str = "text/html; charset=utf-8";
 
 /// The URL paths of the main host's pages linked from `/`, in order.

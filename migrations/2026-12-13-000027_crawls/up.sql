@@ -75,3 +75,15 @@ CREATE TABLE crawl_pages (
 ALTER TABLE snapshots ADD COLUMN page_key TEXT;
 DROP INDEX snapshots_by_target;
 CREATE INDEX snapshots_by_target ON snapshots (target_id, visit, page_key, id DESC);
+
+-- A deleted crawl (its target deleted) queues its site snapshot's folder for deletion, as a
+-- compliance scan does; an organization being erased deletes its whole folder instead.
+CREATE FUNCTION queue_crawl_folders() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO blob_deletions (org_id, key, whole_folder)
+    SELECT org_id, 'org/' || org_id || '/crawl/' || id || '/', true FROM gone
+    WHERE org_id::TEXT IS DISTINCT FROM current_setting('siteward.erasing_org', true);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER crawls_queue_blob_deletions AFTER DELETE ON crawls
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION queue_crawl_folders();

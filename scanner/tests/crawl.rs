@@ -52,28 +52,10 @@ async fn a_default_crawl_visits_the_site_as_a_visitor_with_sampling_sitemaps_and
     let h = Harness::start().await;
     let output = crawl(&h, CrawlRules::default()).await;
     let www = |p: &str| format!("{OUTDOOR}{p}");
-    let blog = |p: &str| format!("{OUTDOOR_BLOG}{p}");
-    let expected: BTreeSet<String> = [
-        www("/"),
-        www("/products"),
-        blog("/"),
-        www("/contact"),
-        www("/about"),
-        www("/cart"),
-        www("/checkout"),
-        // From the gzipped sitemap behind the sitemap index: linked from nowhere.
-        www("/faq"),
-        www("/shipping"),
-        www("/product/item-07"),
-        // Two of each template: the sitemap's item-07 and the catalogue's first; two posts.
-        www("/product/item-01"),
-        blog("/2026/11/post-01"),
-        blog("/2026/11/post-02"),
-        // The product pages' add-to-cart link: the cart's second page of its template.
-        www("/cart?add=1"),
-    ]
-    .into_iter()
-    .collect();
+    let expected: BTreeSet<String> = fixture_sites::outdoor::DEFAULT_CRAWL
+        .iter()
+        .map(|(host, path)| format!("{host}{path}"))
+        .collect();
     assert_eq!(visited(&output), expected);
     assert_eq!(output.pages.len(), expected.len());
     assert_eq!(output.site.pages[0].url, h.sites.url(OUTDOOR, "/"));

@@ -161,7 +161,7 @@ impl Api {
     }
 
     /// Polls until the scan has succeeded.
-    async fn finished(&self, scan: i64) -> Result<(), String> {
+    pub async fn finished(&self, scan: i64) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             let body = self.get(&format!("/api/v1/scans/{scan}")).await?;
@@ -217,27 +217,7 @@ async fn bench_in(url: &SecretString, args: &BenchScansArgs) -> Result<(), Strin
     let mut conn = AsyncPgConnection::establish(url.expose_secret())
         .await
         .map_err(|e| e.to_string())?;
-    let (_, token) = crate::scans::runner_tokens::create(&mut conn, "bench")
-        .await
-        .map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut runner = tokio::process::Command::new(exe)
-        .arg("runner")
-        .args([
-            "--concurrency",
-            &args.concurrency.to_string(),
-            "--allow-private",
-        ])
-        .arg("--resolve")
-        .arg(sites.resolve_args().join(","))
-        .arg("--chromium")
-        .arg(&args.browser.chromium)
-        .env("SITEWARD_APP_URL", &base)
-        .env("SITEWARD_RUNNER_TOKEN", token.expose_secret())
-        .env_remove("DATABASE_URL")
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start the runner: {e}"))?;
+    let runner = spawn_runner(&mut conn, &base, &sites, &args.browser, args.concurrency).await?;
     let api = Arc::new(Api {
         http: reqwest::Client::new(),
         base,
@@ -250,6 +230,44 @@ async fn bench_in(url: &SecretString, args: &BenchScansArgs) -> Result<(), Strin
     } else {
         Err("skipped".into())
     };
+    stop_runner(runner).await;
+    app.stop().await;
+    drop(conn);
+    let (latency, throughput) = outcome?;
+    let direct = baseline?;
+    report(args, &latency, throughput, direct);
+    Ok(())
+}
+
+/// A `siteward runner` process with `concurrency` slots, on a fresh runner token.
+pub(super) async fn spawn_runner(
+    conn: &mut AsyncPgConnection,
+    base: &str,
+    sites: &FixtureSites,
+    browser: &BrowserArgs,
+    concurrency: usize,
+) -> Result<tokio::process::Child, String> {
+    let (_, token) = crate::scans::runner_tokens::create(conn, &format!("bench-{concurrency}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    tokio::process::Command::new(exe)
+        .arg("runner")
+        .args(["--concurrency", &concurrency.to_string(), "--allow-private"])
+        .arg("--resolve")
+        .arg(sites.resolve_args().join(","))
+        .arg("--chromium")
+        .arg(&browser.chromium)
+        .env("SITEWARD_APP_URL", base)
+        .env("SITEWARD_RUNNER_TOKEN", token.expose_secret())
+        .env_remove("DATABASE_URL")
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the runner: {e}"))
+}
+
+/// Stops a runner started by [`spawn_runner`]: SIGTERM (it closes its Chromium), then kill.
+pub(super) async fn stop_runner(mut runner: tokio::process::Child) {
     if let Some(pid) = runner
         .id()
         .and_then(|id| rustix::process::Pid::from_raw(id as i32))
@@ -258,12 +276,6 @@ async fn bench_in(url: &SecretString, args: &BenchScansArgs) -> Result<(), Strin
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), runner.wait()).await;
     let _ = runner.start_kill();
-    app.stop().await;
-    drop(conn);
-    let (latency, throughput) = outcome?;
-    let direct = baseline?;
-    report(args, &latency, throughput, direct);
-    Ok(())
 }
 
 /// The app on a scratch database, in this process, with blobs in a temporary folder; no

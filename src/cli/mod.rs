@@ -6,6 +6,7 @@ mod bench_checkout;
 mod bench_compliance;
 mod bench_corpus;
 mod bench_crawl;
+mod bench_crawl_service;
 mod bench_crypto;
 mod bench_diff;
 mod bench_purge;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Measure a 20-page crawl, one page and four pages at a time, against the same pages
     /// scanned as separate scans.
     BenchCrawl(bench_crawl::BenchCrawlArgs),
+    /// Measure a 20-page crawl through the service (API, queue, runner process, site snapshot)
+    /// at runner concurrency 1 and 4 against the same pages as separate page targets.
+    BenchCrawlService(bench_crawl_service::BenchCrawlServiceArgs),
     /// Measure rendering a client report of 10 pages and 30 days, and printing it to PDF as a
     /// runner does against a bare printToPDF of the same document.
     BenchReports(bench_reports::BenchReportsArgs),
@@ -284,6 +288,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::BenchCheckout(args) => bench_checkout::run(args).await,
         Command::BenchCompliance(args) => bench_compliance::run(args).await,
         Command::BenchCrawl(args) => bench_crawl::run(args).await,
+        Command::BenchCrawlService(args) => bench_crawl_service::run(args).await,
         Command::BenchReports(args) => bench_reports::run(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Migrate(args) => serve::migrate(args).await,

@@ -44,7 +44,7 @@ pub async fn lane_order(
         .find(crawl_id)
         .select((
             crawls::state,
-            crawls::frontier,
+            diesel::dsl::sql::<diesel::sql_types::Jsonb>("frontier->'rules'"),
             diesel::dsl::sql::<diesel::sql_types::BigInt>(
                 "greatest(0, extract(epoch FROM deadline - now()))::bigint",
             ),
@@ -52,13 +52,13 @@ pub async fn lane_order(
         .first(conn)
         .await
         .optional()?;
-    let Some((state, frontier, seconds_left)) = found else {
+    let Some((state, rules, seconds_left)) = found else {
         return Ok(None);
     };
     if state != "running" {
         return Ok(None);
     }
-    let one_session = frontier["rules"]["one_session"].as_bool().unwrap_or(true);
+    let one_session = rules["one_session"].as_bool().unwrap_or(true);
     Ok(Some(CrawlOrder {
         crawl_id,
         lane,
@@ -111,9 +111,11 @@ async fn next(
         let rules = progress::rules_of(
             &crawls::table
                 .find(crawl_id)
-                .select(crawls::frontier)
+                .select(diesel::dsl::sql::<diesel::sql_types::Jsonb>(
+                    "frontier->'rules'",
+                ))
                 .first::<serde_json::Value>(&mut conn)
-                .await?["rules"],
+                .await?,
         )
         .unwrap_or_default();
         let page = ClaimedJob {

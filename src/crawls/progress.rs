@@ -28,6 +28,10 @@ pub const ASSEMBLE_JOB: &str = "crawl_site";
 const PAGE_ATTEMPTS: i32 = 3;
 /// Attempts a lane gets: each runner dying under it costs one.
 const LANE_ATTEMPTS: i32 = 10;
+/// Sitemap documents and sitemap pages taken from a start page's result at most (what a runner
+/// reads at most).
+const MAX_SITEMAPS: usize = 20;
+const MAX_SITEMAP_PAGES: usize = 10_000;
 /// Why a page still queued at the crawl's deadline was not visited.
 pub const OUT_OF_TIME: &str = "the crawl's time budget ran out before this page";
 
@@ -239,7 +243,17 @@ pub async fn page_visited(
         if let Some(found) = &result.sitemaps
             && frontier.rules().sitemaps
         {
-            scanner::offer_sitemap_pages(frontier, found);
+            // As many as a runner reads: a runner's result is bounded, not trusted to be small.
+            let found = scanner::SitemapsRead {
+                read: found.read.iter().take(MAX_SITEMAPS).cloned().collect(),
+                pages: found
+                    .pages
+                    .iter()
+                    .take(MAX_SITEMAP_PAGES)
+                    .cloned()
+                    .collect(),
+            };
+            scanner::offer_sitemap_pages(frontier, &found);
             let mut read: Vec<serde_json::Value> =
                 serde_json::from_value(locked.sitemaps.clone()).unwrap_or_default();
             read.extend(
@@ -248,6 +262,7 @@ pub async fn page_visited(
                     .iter()
                     .filter_map(|r| serde_json::to_value(r).ok()),
             );
+            read.truncate(MAX_SITEMAPS);
             diesel::update(crawls::table.find(crawl_id))
                 .set(crawls::sitemaps.eq(serde_json::Value::Array(read)))
                 .execute(conn)

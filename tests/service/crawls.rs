@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use fixture_sites::FixtureSites;
-use fixture_sites::outdoor::{OUTDOOR, OUTDOOR_BLOG};
+use fixture_sites::outdoor::OUTDOOR;
 use reqwest::{Method, StatusCode};
 
+use super::runner::spawn_runner_with;
 use super::support::*;
 
 async fn owner_api(app: &TestApp) -> ApiClient {
@@ -400,32 +401,6 @@ async fn bad_crawl_rules_are_refused_with_reasons_and_a_page_target_is_not_crawl
     assert_eq!(scan.status(), StatusCode::CONFLICT);
 }
 
-/// Starts `siteward runner` against the app, allowed to reach the fixture sites on loopback.
-fn spawn_runner(
-    app: &TestApp,
-    name_token: &str,
-    sites: &FixtureSites,
-    slots: usize,
-) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_siteward"))
-        .arg("runner")
-        .args(["--allow-private", "--deliver-for", "90s"])
-        .args(["--concurrency", &slots.to_string()])
-        .arg("--resolve")
-        .arg(sites.resolve_args().join(","))
-        .args(["--trust-spki", sites.spki()])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", std::env::var_os("HOME").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .env("SITEWARD_APP_URL", &app.base)
-        .env("SITEWARD_RUNNER_TOKEN", name_token)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("siteward runner starts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runners_crawl_the_outdoor_site_and_one_killed_mid_crawl_loses_only_its_page() {
     let sites = FixtureSites::start().await.unwrap();
@@ -441,8 +416,8 @@ async fn runners_crawl_the_outdoor_site_and_one_killed_mid_crawl_loses_only_its_
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let mut doomed = spawn_runner(&app, &runner_token(&app, "doomed").await, &sites, 2);
-    let _survivor = spawn_runner(&app, &runner_token(&app, "survivor").await, &sites, 2);
+    let mut doomed = spawn_runner_with(&app, &runner_token(&app, "doomed").await, &sites, 2);
+    let _survivor = spawn_runner_with(&app, &runner_token(&app, "survivor").await, &sites, 2);
     let crawl_id = crawl_now(&api, target).await["id"].as_i64().unwrap();
 
     // Kill the doomed runner while it visits a page (after the start page).
@@ -464,7 +439,7 @@ async fn runners_crawl_the_outdoor_site_and_one_killed_mid_crawl_loses_only_its_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    doomed.kill().await.expect("SIGKILL the doomed runner");
+    doomed.kill_hard().await;
 
     let done = finished(&api, crawl_id, Duration::from_secs(240)).await;
     assert_eq!(done["state"], "done", "{done}");
@@ -476,26 +451,11 @@ async fn runners_crawl_the_outdoor_site_and_one_killed_mid_crawl_loses_only_its_
         }
     };
     let www = |p: &str| format!("{OUTDOOR}{p}");
-    let blog = |p: &str| format!("{OUTDOOR_BLOG}{p}");
     // The same pages a crawl on the command line visits (scanner/tests/crawl.rs).
-    let expected: BTreeSet<String> = [
-        www("/"),
-        www("/products"),
-        blog("/"),
-        www("/contact"),
-        www("/about"),
-        www("/cart"),
-        www("/checkout"),
-        www("/faq"),
-        www("/shipping"),
-        www("/product/item-07"),
-        www("/product/item-01"),
-        blog("/2026/11/post-01"),
-        blog("/2026/11/post-02"),
-        www("/cart?add=1"),
-    ]
-    .into_iter()
-    .collect();
+    let expected: BTreeSet<String> = fixture_sites::outdoor::DEFAULT_CRAWL
+        .iter()
+        .map(|(host, path)| format!("{host}{path}"))
+        .collect();
     let site = &done["site"];
     let visited: BTreeSet<String> = site["pages"]
         .as_array()

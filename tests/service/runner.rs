@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use super::support::*;
 
 /// A `siteward runner` process. Dropping it sends SIGTERM, so the runner closes its Chromium.
-struct Runner(tokio::process::Child);
+pub(super) struct Runner(tokio::process::Child);
 
 impl Runner {
     fn pid(&self) -> Option<rustix::process::Pid> {
@@ -22,7 +22,7 @@ impl Runner {
 
     /// kill -9, as the OOM killer or a crashed supervisor would; returns the processes the
     /// runner had started (its Chromium and the browser's own), for the caller to watch.
-    async fn kill_hard(&mut self) -> Vec<rustix::process::Pid> {
+    pub(super) async fn kill_hard(&mut self) -> Vec<rustix::process::Pid> {
         let descendants = self.pid().map(descendants_of).unwrap_or_default();
         self.0.kill().await.expect("SIGKILL the runner");
         descendants
@@ -89,7 +89,7 @@ fn spawn_runner(app: &TestApp, token: &str, sites: &FixtureSites) -> Runner {
     spawn_runner_with(app, token, sites, 2)
 }
 
-fn spawn_runner_with(
+pub(super) fn spawn_runner_with(
     app: &TestApp,
     token: &str,
     sites: &FixtureSites,
