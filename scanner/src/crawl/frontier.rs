@@ -305,6 +305,45 @@ mod tests {
     }
 
     #[test]
+    fn a_frontier_read_back_from_json_goes_on_where_it_was() {
+        let mut frontier = Frontier::new(
+            start(),
+            CrawlRules {
+                max_pages: 3,
+                per_template: 1,
+                ..CrawlRules::default()
+            },
+        );
+        frontier.set_robots(
+            start().origin().ascii_serialization(),
+            Robots::parse("User-agent: *\nDisallow: /private/\n"),
+        );
+        assert!(frontier.next_page().is_some());
+        assert_eq!(link(&mut frontier, "/product/a", 1), Offer::Queued);
+        assert_eq!(
+            link(&mut frontier, "/private/x", 1),
+            Offer::Skipped(SkipReason::Robots)
+        );
+        let json = serde_json::to_string(&frontier).unwrap();
+        let mut back: Frontier = serde_json::from_str(&json).unwrap();
+        assert_eq!(link(&mut back, "/product/a", 1), Offer::Known);
+        assert_eq!(
+            link(&mut back, "/product/b", 1),
+            Offer::Skipped(SkipReason::Sampled {
+                template: "www.shop.test/product/{slug}".into()
+            })
+        );
+        assert_eq!(
+            link(&mut back, "/private/y", 1),
+            Offer::Skipped(SkipReason::Robots)
+        );
+        assert_eq!(back.handed_out(), 1);
+        assert_eq!(back.next_page().unwrap().url.path(), "/product/a");
+        let (_, counts) = back.finish();
+        assert_eq!(counts[&SkipReason::Robots], 2);
+    }
+
+    #[test]
     fn first_party_links_are_queued_once_breadth_first_within_the_cap() {
         let mut frontier = Frontier::new(
             start(),
